@@ -1,0 +1,29 @@
+# The two commands: `make demo` and `make test`. Both set everything up first (idempotent).
+PY := .venv/bin/python
+export PYO3_PYTHON := $(CURDIR)/.venv/bin/python
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: setup demo test test-rust test-python lint bench clean
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	$(PY) -m dael.cli demo
+
+test: setup lint test-rust test-python
+
+lint:
+	.venv/bin/ruff check python tests benches
+
+test-rust:
+	cargo test --release --quiet
+
+test-python:
+	$(PY) -m pytest -q tests
+
+bench: setup
+	$(PY) benches/neighbors.py
+
+clean:
+	rm -rf target .venv .cargo python/dael/*.so

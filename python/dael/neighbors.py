@@ -1,0 +1,83 @@
+"""Full periodic neighbour lists with the semantics of `ase.neighborlist.neighbor_list`.
+
+Pairs are every (i, j, S) with D = r_j - r_i + S·cell, |D| < cutoff, except i == j with S == 0;
+computed by cell lists in Rust (O(N), GIL released, rayon over structures or atoms).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms
+
+from dael import _core
+from dael.structures import Batch
+from dael.threads import resolve
+
+_SHAPES = {"i": (np.int64, ()), "j": (np.int64, ()), "S": (np.int64, (3,)), "d": (np.float64, ()),
+           "D": (np.float64, (3,))}
+
+
+def _check(quantities: str, cutoff: float) -> float:
+    bad = set(quantities) - set(_SHAPES)
+    if not quantities or bad:
+        raise ValueError(f"quantities must be letters of 'ijSdD'; got {quantities!r}")
+    if isinstance(cutoff, dict | list | tuple | np.ndarray):
+        raise ValueError("cutoff must be one distance in Å; per-element cutoffs are not supported")
+    cutoff = float(cutoff)
+    if not np.isfinite(cutoff) or cutoff < 0:
+        raise ValueError(f"cutoff must be a finite, non-negative distance in Å; got {cutoff}")
+    return cutoff
+
+
+@dataclass(frozen=True)
+class NeighborLists:
+    """Pairs of a batch, concatenated: arrays `i`, `j` (indices within each structure), `S` (n, 3),
+    `d` (n,) Å, `D` (n, 3) Å (absent quantities are None) and `offsets` (S + 1,) into the pairs."""
+
+    i: np.ndarray
+    j: np.ndarray
+    S: np.ndarray | None
+    d: np.ndarray | None
+    D: np.ndarray | None
+    offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, k: int) -> dict[str, np.ndarray]:
+        """The pairs of structure k as a dict of the computed quantities."""
+        lo, hi = self.offsets[k], self.offsets[k + 1]
+        return {q: getattr(self, q)[lo:hi] for q in "ijSdD" if getattr(self, q) is not None}
+
+
+def neighbor_lists(structures: Atoms | Sequence[Atoms], cutoff: float, quantities: str = "ijSdD",
+                   threads: int | None = None) -> NeighborLists:
+    """Neighbour lists of many structures in one native call (cutoff in Å)."""
+    cutoff = _check(quantities, cutoff)
+    batch = structures if isinstance(structures, Batch) else Batch.from_atoms(structures)
+    raw = _core.neighbor_lists(batch.positions, batch.cells, batch.pbc, batch.offsets, cutoff, quantities,
+                               resolve(threads))
+    out = {}
+    for q, (dtype, tail) in _SHAPES.items():
+        arr = np.frombuffer(raw[q], dtype=dtype)
+        out[q] = arr.reshape((-1, *tail)) if (q in quantities or q in "ij") else None
+    offsets = np.zeros(len(batch) + 1, dtype=np.int64)
+    np.cumsum(np.frombuffer(raw["counts"], dtype=np.int64), out=offsets[1:])
+    return NeighborLists(**out, offsets=offsets)
+
+
+def neighbor_list(atoms: Atoms, cutoff: float, quantities: str = "ijSdD",
+                  threads: int | None = None) -> np.ndarray | tuple[np.ndarray, ...]:
+    """Drop-in for `ase.neighborlist.neighbor_list(quantities, atoms, cutoff)`.
+
+    Returns the arrays named by `quantities` in that order (one array for one letter):
+    i, j (n,) int64; S (n, 3) int64 cell shifts; d (n,) Å; D (n, 3) Å.
+    """
+    if not isinstance(atoms, Atoms):
+        raise TypeError(f"atoms must be an ase.Atoms, not {type(atoms).__name__}")
+    pairs = neighbor_lists([atoms], cutoff, quantities, threads)[0]
+    result = tuple(pairs[q] for q in quantities)
+    return result[0] if len(result) == 1 else result
