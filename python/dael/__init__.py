@@ -4,6 +4,7 @@ The numeric core (neighbour lists, fingerprints, entropies) is Rust (`dael._core
 holds the orchestration around it.
 """
 
+from dael.fingerprint import FingerprintSettings, Fingerprints, fingerprint
 from dael.neighbors import NeighborLists, neighbor_list, neighbor_lists
 from dael.structures import Batch
 from dael.threads import get_num_threads, set_num_threads
@@ -12,6 +13,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Batch",
+    "FingerprintSettings",
+    "Fingerprints",
+    "fingerprint",
     "NeighborLists",
     "get_num_threads",
     "neighbor_list",

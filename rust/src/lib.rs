@@ -4,15 +4,21 @@
 //! and leave as `bytearray`s that the Python side views with `numpy.frombuffer`. All numeric work
 //! runs with the GIL released, on a rayon pool of the requested size.
 
+pub mod fingerprint;
 pub mod linalg;
 pub mod neighbors;
 
 use pyo3::buffer::{Element, PyBuffer};
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyBufferError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyDict};
+use pyo3::AsPyPointer;
+use pyo3::types::PyDict;
+use rayon::prelude::*;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::ffi::CString;
+use std::os::raw::{c_int, c_void};
+use std::sync::{Arc, Mutex};
 
 fn value_error(msg: String) -> PyErr {
     PyValueError::new_err(msg)
@@ -25,11 +31,99 @@ fn read<T: Element + Copy>(py: Python, obj: &PyAny, name: &str) -> PyResult<Vec<
     buf.to_vec(py)
 }
 
-/// A Vec of plain numbers as a bytearray (one copy, no per-element work).
-fn bytes<'py, T: Copy>(py: Python<'py>, v: &[T]) -> &'py PyByteArray {
-    // SAFETY: T is a plain-old-data numeric type (f64, i64, [i64; 3], [f64; 3]).
-    let raw = unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) };
-    PyByteArray::new(py, raw)
+/// An owned native array handed to Python without copying: it exposes its bytes through the buffer
+/// protocol (writable), and `numpy.frombuffer(array, dtype)` views them.
+#[pyclass(module = "dael._core")]
+struct Array {
+    data: Store,
+}
+
+enum Store {
+    F64(Vec<f64>),
+    I64(Vec<i64>),
+}
+
+impl Store {
+    fn raw(&self) -> (*mut u8, usize) {
+        match self {
+            Store::F64(v) => (v.as_ptr() as *mut u8, std::mem::size_of_val(v.as_slice())),
+            Store::I64(v) => (v.as_ptr() as *mut u8, std::mem::size_of_val(v.as_slice())),
+        }
+    }
+}
+
+#[pymethods]
+impl Array {
+    /// # Safety
+    /// Called by CPython with a valid `Py_buffer`; the Vec is never touched after construction, so the
+    /// pointer stays valid while the exporter (kept alive through `view.obj`) lives.
+    unsafe fn __getbuffer__(slf: &PyCell<Self>, view: *mut ffi::Py_buffer, flags: c_int) -> PyResult<()> {
+        if view.is_null() {
+            return Err(PyBufferError::new_err("null buffer view"));
+        }
+        let (ptr, len) = slf.borrow().data.raw();
+        (*view).obj = slf.as_ptr();
+        ffi::Py_INCREF((*view).obj);
+        (*view).buf = ptr as *mut c_void;
+        (*view).len = len as isize;
+        (*view).readonly = 0;
+        (*view).itemsize = 1;
+        (*view).format = if flags & ffi::PyBUF_FORMAT == ffi::PyBUF_FORMAT {
+            CString::new("B").unwrap().into_raw()
+        } else {
+            std::ptr::null_mut()
+        };
+        (*view).ndim = 1;
+        (*view).shape = if flags & ffi::PyBUF_ND == ffi::PyBUF_ND { &mut (*view).len } else { std::ptr::null_mut() };
+        (*view).strides =
+            if flags & ffi::PyBUF_STRIDES == ffi::PyBUF_STRIDES { &mut (*view).itemsize } else { std::ptr::null_mut() };
+        (*view).suboffsets = std::ptr::null_mut();
+        (*view).internal = std::ptr::null_mut();
+        Ok(())
+    }
+
+    /// # Safety
+    /// Releases the format string allocated in `__getbuffer__`.
+    unsafe fn __releasebuffer__(&self, view: *mut ffi::Py_buffer) {
+        if !(*view).format.is_null() {
+            drop(CString::from_raw((*view).format));
+        }
+    }
+}
+
+fn f64s(py: Python, v: Vec<f64>) -> PyResult<Py<Array>> {
+    Py::new(py, Array { data: Store::F64(v) })
+}
+
+fn i64s(py: Python, v: Vec<i64>) -> PyResult<Py<Array>> {
+    Py::new(py, Array { data: Store::I64(v) })
+}
+
+/// View a slice of `[T; K]` as a flat slice of T.
+fn flat<T, const K: usize>(v: &[[T; K]]) -> &[T] {
+    // SAFETY: [T; K] is K contiguous Ts with the alignment of T.
+    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const T, v.len() * K) }
+}
+
+/// Concatenate slices in parallel into one Vec.
+fn concat<T: Copy + Send + Sync>(parts: &[&[T]]) -> Vec<T> {
+    let total = parts.iter().map(|p| p.len()).sum();
+    let mut out: Vec<T> = Vec::with_capacity(total);
+    let mut chunks = Vec::with_capacity(parts.len());
+    let mut rest = &mut out.spare_capacity_mut()[..total];
+    for p in parts {
+        let (head, tail) = rest.split_at_mut(p.len());
+        chunks.push((head, *p));
+        rest = tail;
+    }
+    chunks.into_par_iter().for_each(|(dst, src)| {
+        for (d, s) in dst.iter_mut().zip(src.iter()) {
+            d.write(*s);
+        }
+    });
+    // SAFETY: every element of 0..total was written above.
+    unsafe { out.set_len(total) };
+    out
 }
 
 /// Run `f` on a rayon pool with `threads` workers (0 = the global pool: all cores or RAYON_NUM_THREADS).
@@ -37,11 +131,11 @@ fn on_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     if threads == 0 {
         return f();
     }
-    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+    static POOLS: Mutex<Option<HashMap<usize, Arc<rayon::ThreadPool>>>> = Mutex::new(None);
     let pool = POOLS
-        .get_or_init(Default::default)
         .lock()
         .unwrap()
+        .get_or_insert_with(HashMap::new)
         .entry(threads)
         .or_insert_with(|| Arc::new(rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap()))
         .clone();
@@ -118,46 +212,118 @@ fn neighbor_lists<'py>(
     let pbc = read::<i64>(py, pbc, "pbc")?;
     let offsets = read::<i64>(py, offsets, "offsets")?;
     let frames = frames(&positions, &cells, &pbc, &offsets)?;
-    let lists = py
-        .allow_threads(|| on_pool(threads, || neighbors::neighbor_lists(&frames, cutoff, want)))
+    let (i, j, shift, distance, vector, counts) = py
+        .allow_threads(|| {
+            on_pool(threads, || {
+                let lists = neighbors::neighbor_lists(&frames, cutoff, want)?;
+                let cat = |f: &dyn Fn(&neighbors::Pairs) -> &[f64]| concat(&lists.iter().map(f).collect::<Vec<_>>());
+                let cati = |f: &dyn Fn(&neighbors::Pairs) -> &[i64]| concat(&lists.iter().map(f).collect::<Vec<_>>());
+                Ok::<_, String>((
+                    cati(&|p| &p.i),
+                    cati(&|p| &p.j),
+                    cati(&|p| flat(&p.shift)),
+                    cat(&|p| &p.distance),
+                    cat(&|p| flat(&p.vector)),
+                    lists.iter().map(|p| p.len() as i64).collect::<Vec<_>>(),
+                ))
+            })
+        })
         .map_err(value_error)?;
-    let total: usize = lists.iter().map(|p| p.len()).sum();
-    let mut all = neighbors::Pairs::default();
-    let mut counts = Vec::with_capacity(lists.len());
-    all.i.reserve(total);
-    all.j.reserve(total);
-    for p in lists {
-        counts.push(p.len() as i64);
-        all.i.extend_from_slice(&p.i);
-        all.j.extend_from_slice(&p.j);
-        all.shift.extend_from_slice(&p.shift);
-        all.distance.extend_from_slice(&p.distance);
-        all.vector.extend_from_slice(&p.vector);
-    }
     let out = PyDict::new(py);
-    out.set_item("i", bytes(py, &all.i))?;
-    out.set_item("j", bytes(py, &all.j))?;
-    out.set_item("S", bytes(py, &all.shift))?;
-    out.set_item("d", bytes(py, &all.distance))?;
-    out.set_item("D", bytes(py, &all.vector))?;
-    out.set_item("counts", bytes(py, &counts))?;
+    out.set_item("i", i64s(py, i)?)?;
+    out.set_item("j", i64s(py, j)?)?;
+    out.set_item("S", i64s(py, shift)?)?;
+    out.set_item("d", f64s(py, distance)?)?;
+    out.set_item("D", f64s(py, vector)?)?;
+    out.set_item("counts", i64s(py, counts)?)?;
+    Ok(out)
+}
+
+/// OMFP fingerprints of a batch (layout as for `neighbor_lists`, plus numbers: int64 (n_atoms,)).
+///
+/// natx: largest sphere allowed (0 = size to the largest sphere). orbital: "s" or "sp".
+/// Returns a dict: natx (int), fp (n_atoms, len), sphere (n_atoms,) and, with gradients, pairs
+/// (n_entries, 2) batch-global (centre, atom) indices, grad (n_entries, 3, len), counts (entries per
+/// structure) and, with stress, strain (n_atoms, 6, len).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn fingerprints<'py>(
+    py: Python<'py>,
+    positions: &PyAny,
+    numbers: &PyAny,
+    cells: &PyAny,
+    pbc: &PyAny,
+    offsets: &PyAny,
+    cutoff: f64,
+    natx: usize,
+    orbital: &str,
+    gradients: bool,
+    stress: bool,
+    threads: usize,
+) -> PyResult<&'py PyDict> {
+    let set = fingerprint::Settings {
+        cutoff,
+        natx,
+        orbital: fingerprint::Orbital::parse(orbital).map_err(value_error)?,
+        gradients,
+        stress,
+    };
+    let positions = as_vec3(&read::<f64>(py, positions, "positions")?, "positions")?;
+    let numbers = read::<i64>(py, numbers, "numbers")?;
+    let cells = read::<f64>(py, cells, "cells")?;
+    let pbc = read::<i64>(py, pbc, "pbc")?;
+    let offsets = read::<i64>(py, offsets, "offsets")?;
+    if numbers.len() != positions.len() {
+        return Err(value_error(format!("{} numbers for {} positions", numbers.len(), positions.len())));
+    }
+    let frames = frames(&positions, &cells, &pbc, &offsets)?;
+    let z: Vec<&[i64]> = offsets.windows(2).map(|w| &numbers[w[0] as usize..w[1] as usize]).collect();
+    let (natx, fp, sphere, pairs, grad, strain, counts) = py
+        .allow_threads(|| {
+            on_pool(threads, || {
+                let (outs, natx) = fingerprint::fingerprints(&frames, &z, &set)?;
+                let mut pairs = concat(&outs.iter().map(|o| flat(&o.pairs)).collect::<Vec<_>>());
+                let counts: Vec<i64> = outs.iter().map(|o| o.pairs.len() as i64).collect();
+                let mut start = 0usize;
+                for (k, &c) in counts.iter().enumerate() {
+                    for e in &mut pairs[2 * start..2 * (start + c as usize)] {
+                        *e += offsets[k];
+                    }
+                    start += c as usize;
+                }
+                let cat = |f: &dyn Fn(&fingerprint::Output) -> &[f64]| concat(&outs.iter().map(f).collect::<Vec<_>>());
+                let sphere = concat(&outs.iter().map(|o| o.sphere.as_slice()).collect::<Vec<_>>());
+                Ok::<_, String>((natx, cat(&|o| &o.fp), sphere, pairs, cat(&|o| &o.grad), cat(&|o| &o.strain), counts))
+            })
+        })
+        .map_err(value_error)?;
+    let out = PyDict::new(py);
+    out.set_item("natx", natx)?;
+    out.set_item("fp", f64s(py, fp)?)?;
+    out.set_item("sphere", i64s(py, sphere)?)?;
+    out.set_item("pairs", i64s(py, pairs)?)?;
+    out.set_item("grad", f64s(py, grad)?)?;
+    out.set_item("strain", f64s(py, strain)?)?;
+    out.set_item("counts", i64s(py, counts)?)?;
     Ok(out)
 }
 
 /// Eigenvalues (ascending) and eigenvectors (rows) of a symmetric float64 (n, n) matrix.
 #[pyfunction]
-fn eigh<'py>(py: Python<'py>, a: &PyAny, n: usize, vectors: bool) -> PyResult<(&'py PyByteArray, &'py PyByteArray)> {
+fn eigh(py: Python, a: &PyAny, n: usize, vectors: bool) -> PyResult<(Py<Array>, Py<Array>)> {
     let a = read::<f64>(py, a, "a")?;
     if a.len() != n * n {
         return Err(value_error(format!("a must be {n}×{n}; got {} numbers", a.len())));
     }
     let (vals, vecs) = py.allow_threads(|| linalg::eigh(&a, n, vectors));
-    Ok((bytes(py, &vals), bytes(py, &vecs)))
+    Ok((f64s(py, vals)?, f64s(py, vecs)?))
 }
 
 #[pymodule]
 fn _core(_py: Python, m: &PyModule) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(neighbor_lists, m)?)?;
     m.add_function(wrap_pyfunction!(eigh, m)?)?;
+    m.add_function(wrap_pyfunction!(fingerprints, m)?)?;
+    m.add_class::<Array>()?;
     Ok(())
 }
