@@ -4,7 +4,7 @@ The numeric core (neighbour lists, fingerprints, entropies) is Rust (`dael._core
 holds the orchestration around it.
 """
 
-from dael.fingerprint import FingerprintSettings, Fingerprints, fingerprint
+from dael.fingerprint import Fingerprints, FingerprintSettings, fingerprint
 from dael.neighbors import NeighborLists, neighbor_list, neighbor_lists
 from dael.structures import Batch
 from dael.threads import get_num_threads, set_num_threads

@@ -133,7 +133,8 @@ def _per_config(fp, settings, offsets, sphere, pairs, grad, strain) -> Fingerpri
     """Average per-atom fingerprints (and their derivatives) over each structure."""
     counts = np.diff(offsets)
     if np.any(counts == 0):
-        raise ValueError(f"structure {int(np.argmin(counts))} has no atoms: it has no per-configuration fingerprint")
+        empty = int(np.argmin(counts))
+        raise ValueError(f"structure {empty} has no atoms, so it has no per-configuration fingerprint")
     owner = np.repeat(np.arange(len(counts)), counts)
     values = np.add.reduceat(fp, offsets[:-1], axis=0) / counts[:, None]
     if grad is not None:
