@@ -9,7 +9,7 @@ setup:
 	bash scripts/setup.sh
 
 demo: setup
-	$(PY) -m dael.cli demo
+	.venv/bin/dael demo
 
 test: setup lint test-rust test-python
 

@@ -131,8 +131,9 @@ fn overlap(s: &Sphere, orbital: Orbital) -> Vec<f64> {
     let w = orbital.width();
     let nid = w * n;
     let mut o = vec![0.0; nid * nid];
+    // symmetric: fill the upper triangle of atom pairs, mirror the blocks
     for j in 0..n {
-        for k in 0..n {
+        for k in j..n {
             let (rj, rk) = (s.rcov[j], s.rcov[k]);
             let x = [s.x[k][0] - s.x[j][0], s.x[k][1] - s.x[j][1], s.x[k][2] - s.x[j][2]];
             let d2 = x[0] * x[0] + x[1] * x[1] + x[2] * x[2];
@@ -140,12 +141,14 @@ fn overlap(s: &Sphere, orbital: Orbital) -> Vec<f64> {
             let sjk = (4.0 * r * rj * rk).sqrt().powi(3) * (-d2 * r).exp();
             if orbital == Orbital::S {
                 o[j * n + k] = sjk;
+                o[k * n + j] = sjk;
                 continue;
             }
             let b = sp_block(x, r, rj, rk, sjk);
             for a in 0..4 {
                 for c in 0..4 {
                     o[(4 * j + a) * nid + 4 * k + c] = b[a][c];
+                    o[(4 * k + c) * nid + 4 * j + a] = b[a][c];
                 }
             }
         }
