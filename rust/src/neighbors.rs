@@ -146,6 +146,8 @@ struct Grid {
     bin_of: Vec<usize>,
     bin_start: Vec<usize>,
     bin_atoms: Vec<usize>,
+    /// Expected neighbours per atom at the mean density (0 when not fully periodic), to size outputs.
+    pairs_per_atom: f64,
 }
 
 impl Grid {
@@ -241,7 +243,12 @@ impl Grid {
                 r
             })
             .collect();
-        Grid { cell, nbins, reach, wrapped, image, bin_of, bin_start, bin_atoms }
+        let pairs_per_atom = if frame.pbc.iter().all(|&p| p) {
+            n as f64 / volume * 4.0 / 3.0 * std::f64::consts::PI * cutoff.powi(3)
+        } else {
+            0.0
+        };
+        Grid { cell, nbins, reach, wrapped, image, bin_of, bin_start, bin_atoms, pairs_per_atom }
     }
 
     fn bin_coords(&self, idx: usize) -> [i64; 3] {
@@ -261,6 +268,18 @@ fn pairs_of(
     atoms: std::ops::Range<usize>,
 ) -> Pairs {
     let mut out = Pairs::default();
+    let guess = (atoms.len() as f64 * grid.pairs_per_atom * 1.1) as usize;
+    out.i.reserve(guess);
+    out.j.reserve(guess);
+    if want.shift {
+        out.shift.reserve(guess);
+    }
+    if want.distance {
+        out.distance.reserve(guess);
+    }
+    if want.vector {
+        out.vector.reserve(guess);
+    }
     let cut2 = cutoff * cutoff;
     let loose2 = cut2 * (1.0 + 1e-9) + 1e-12;
     let cell = &frame.cell;
