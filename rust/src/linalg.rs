@@ -177,6 +177,17 @@ fn tred2(v: &mut [f64], d: &mut [f64], e: &mut [f64], n: usize, accumulate: bool
     e[0] = 0.0;
 }
 
+/// √(a² + b²) without libm's slow overflow-safe path when the squares cannot overflow or underflow.
+#[inline]
+fn hypot(a: f64, b: f64) -> f64 {
+    let m = a.abs().max(b.abs());
+    if m > 1e-150 && m < 1e150 {
+        (a * a + b * b).sqrt()
+    } else {
+        a.hypot(b)
+    }
+}
+
 /// Implicit QL iterations on the tridiagonal matrix; `w` holds eigenvectors as rows.
 fn tql2(w: &mut [f64], d: &mut [f64], e: &mut [f64], n: usize, vectors: bool) {
     for i in 1..n {
@@ -201,7 +212,7 @@ fn tql2(w: &mut [f64], d: &mut [f64], e: &mut [f64], n: usize, vectors: bool) {
                 iter += 1;
                 let mut g = d[l];
                 let mut p = (d[l + 1] - g) / (2.0 * e[l]);
-                let mut r = p.hypot(1.0);
+                let mut r = hypot(p, 1.0);
                 if p < 0.0 {
                     r = -r;
                 }
@@ -226,7 +237,7 @@ fn tql2(w: &mut [f64], d: &mut [f64], e: &mut [f64], n: usize, vectors: bool) {
                     s2 = s;
                     g = c * e[i];
                     h = c * p;
-                    r = p.hypot(e[i]);
+                    r = hypot(p, e[i]);
                     e[i + 1] = s * r;
                     s = e[i] / r;
                     c = p / r;
