@@ -24,6 +24,7 @@ test-python:
 
 bench: setup
 	$(PY) benches/neighbors.py
+	$(PY) benches/fingerprints.py
 
 clean:
 	rm -rf target .venv .cargo python/dael/*.so
