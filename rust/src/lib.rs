@@ -189,6 +189,18 @@ fn as_vec3(flat: &[f64], name: &str) -> PyResult<Vec<[f64; 3]>> {
     Ok(flat.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect())
 }
 
+/// The flat batch arrays (see `neighbor_lists`), copied out of their buffers.
+type BatchArrays = (Vec<[f64; 3]>, Vec<f64>, Vec<i64>, Vec<i64>);
+
+fn read_batch(py: Python, positions: &PyAny, cells: &PyAny, pbc: &PyAny, offsets: &PyAny) -> PyResult<BatchArrays> {
+    Ok((
+        as_vec3(&read::<f64>(py, positions, "positions")?, "positions")?,
+        read::<f64>(py, cells, "cells")?,
+        read::<i64>(py, pbc, "pbc")?,
+        read::<i64>(py, offsets, "offsets")?,
+    ))
+}
+
 /// Neighbour lists of a batch of structures.
 ///
 /// positions: float64 (n_atoms, 3) Å; cells: float64 (n_struct, 3, 3) rows Å; pbc: int64 (n_struct, 3);
@@ -207,10 +219,7 @@ fn neighbor_lists<'py>(
     threads: usize,
 ) -> PyResult<&'py PyDict> {
     let want = neighbors::Want::parse(quantities).map_err(value_error)?;
-    let positions = as_vec3(&read::<f64>(py, positions, "positions")?, "positions")?;
-    let cells = read::<f64>(py, cells, "cells")?;
-    let pbc = read::<i64>(py, pbc, "pbc")?;
-    let offsets = read::<i64>(py, offsets, "offsets")?;
+    let (positions, cells, pbc, offsets) = read_batch(py, positions, cells, pbc, offsets)?;
     let frames = frames(&positions, &cells, &pbc, &offsets)?;
     let (i, j, shift, distance, vector, counts) = py
         .allow_threads(|| {
@@ -268,11 +277,8 @@ fn fingerprints<'py>(
         gradients,
         stress,
     };
-    let positions = as_vec3(&read::<f64>(py, positions, "positions")?, "positions")?;
+    let (positions, cells, pbc, offsets) = read_batch(py, positions, cells, pbc, offsets)?;
     let numbers = read::<i64>(py, numbers, "numbers")?;
-    let cells = read::<f64>(py, cells, "cells")?;
-    let pbc = read::<i64>(py, pbc, "pbc")?;
-    let offsets = read::<i64>(py, offsets, "offsets")?;
     if numbers.len() != positions.len() {
         return Err(value_error(format!("{} numbers for {} positions", numbers.len(), positions.len())));
     }
