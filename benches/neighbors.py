@@ -122,30 +122,25 @@ def vesin_loop(threads: int, cutoff: float) -> Runner:
     return run
 
 
+def per_structure(pairs_of: Callable[[Atoms], int]) -> Runner:
+    """A runner that calls a single-threaded tool once per structure; `pairs_of` returns the pair count."""
+
+    def run(structures: Sequence[Atoms]) -> int:
+        return sum(pairs_of(atoms) for atoms in structures)
+
+    return run
+
+
 def matscipy_loop(threads: int, cutoff: float) -> Runner:
     """One `matscipy.neighbours.neighbour_list` per structure (single-threaded; `threads` unused)."""
     del threads
-
-    def run(structures: Sequence[Atoms]) -> int:
-        total = 0
-        for atoms in structures:
-            total += len(matscipy.neighbours.neighbour_list(QUANTITIES, atoms, cutoff)[0])
-        return total
-
-    return run
+    return per_structure(lambda atoms: len(matscipy.neighbours.neighbour_list(QUANTITIES, atoms, cutoff)[0]))
 
 
 def ase_loop(threads: int, cutoff: float) -> Runner:
     """One `ase.neighborlist.neighbor_list` per structure (single-threaded; `threads` unused)."""
     del threads
-
-    def run(structures: Sequence[Atoms]) -> int:
-        total = 0
-        for atoms in structures:
-            total += len(ase.neighborlist.neighbor_list(QUANTITIES, atoms, cutoff)[0])
-        return total
-
-    return run
+    return per_structure(lambda atoms: len(ase.neighborlist.neighbor_list(QUANTITIES, atoms, cutoff)[0]))
 
 
 def in_thread_pool(make: Callable[[int, float], Runner], cutoff: float, executor: ThreadPoolExecutor,
