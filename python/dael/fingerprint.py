@@ -88,6 +88,23 @@ class Fingerprints:
         return out
 
 
+    def chain(self, k: int, dfp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Chain rule for a scalar F of structure k's per-atom fingerprints: dfp = ∂F/∂fp (n_k, L) →
+        (∂F/∂r (n_k, 3) in units of F per Å, ∂F/∂ε (6,) Voigt; zeros without stress)."""
+        if self.per != "atom" or self.grad is None:
+            raise ValueError("the chain rule needs per-atom fingerprints computed with gradients=True")
+        lo, hi = int(self.offsets[k]), int(self.offsets[k + 1])
+        length = self.settings.length
+        dfp = np.ascontiguousarray(dfp, dtype=np.float64)
+        if dfp.shape != (hi - lo, length):
+            raise ValueError(f"dfp must have shape {(hi - lo, length)} for structure {k}; got {dfp.shape}")
+        rows = slice(*np.searchsorted(self.pairs[:, 0], [lo, hi]))
+        strain = self.strain[lo:hi] if self.strain is not None else np.zeros(0)
+        pairs = np.ascontiguousarray(self.pairs[rows] - lo)
+        dr, de = _core.chain(dfp, length, pairs, self.grad[rows], strain)
+        return np.frombuffer(dr, dtype=np.float64).reshape(-1, 3), np.frombuffer(de, dtype=np.float64)
+
+
 def fingerprint(
     structures: Atoms | Sequence[Atoms],
     cutoff: float = 5.0,

@@ -421,6 +421,54 @@ pub fn fingerprints(
     Ok((outputs, natx))
 }
 
+/// Chain rule through the fingerprints: given c = ∂F/∂fp (n_atoms×len) for a scalar F of one structure's
+/// fingerprints, return ∂F/∂r (n_atoms×3, eV-free: units of F per Å) and the strain derivative ∂F/∂ε
+/// (Voigt xx yy zz yz xz xy) from the sparse gradients (`pairs` local (centre, atom), `grad` (E,3,len))
+/// and `strain` ((n_atoms, 6, len); empty to skip).
+pub fn chain(
+    coef: &[f64],
+    len: usize,
+    pairs: &[[i64; 2]],
+    grad: &[f64],
+    strain: &[f64],
+) -> Result<(Vec<[f64; 3]>, [f64; 6]), String> {
+    let n = coef.len() / len.max(1);
+    if len == 0 || coef.len() != n * len || grad.len() != pairs.len() * 3 * len {
+        return Err(format!(
+            "chain rule: {} coefficients, {} gradient entries and {} numbers do not fit rows of {len}",
+            coef.len(),
+            pairs.len(),
+            grad.len()
+        ));
+    }
+    if !strain.is_empty() && strain.len() != n * 6 * len {
+        return Err(format!("chain rule: strain derivative must hold {n}×6×{len} numbers"));
+    }
+    let mut out = vec![[0.0; 3]; n];
+    for (e, &[c, a]) in pairs.iter().enumerate() {
+        let (c, a) = (c as usize, a as usize);
+        if c >= n || a >= n {
+            return Err(format!("chain rule: gradient entry {e} refers to atom {} of {n}", c.max(a)));
+        }
+        let w = &coef[c * len..(c + 1) * len];
+        for x in 0..3 {
+            let g = &grad[(e * 3 + x) * len..(e * 3 + x + 1) * len];
+            out[a][x] += g.iter().zip(w).map(|(p, q)| p * q).sum::<f64>();
+        }
+    }
+    let mut virial = [0.0; 6];
+    if !strain.is_empty() {
+        for c in 0..n {
+            let w = &coef[c * len..(c + 1) * len];
+            for (v, acc) in virial.iter_mut().enumerate() {
+                let g = &strain[(c * 6 + v) * len..(c * 6 + v + 1) * len];
+                *acc += g.iter().zip(w).map(|(p, q)| p * q).sum::<f64>();
+            }
+        }
+    }
+    Ok((out, virial))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 //! and leave as `bytearray`s that the Python side views with `numpy.frombuffer`. All numeric work
 //! runs with the GIL released, on a rayon pool of the requested size.
 
+pub mod entropy;
 pub mod fingerprint;
 pub mod linalg;
 pub mod neighbors;
@@ -325,11 +326,165 @@ fn eigh(py: Python, a: &PyAny, n: usize, vectors: bool) -> PyResult<(Py<Array>, 
     Ok((f64s(py, vals)?, f64s(py, vecs)?))
 }
 
+/// Block offsets (int64, candidates + 1) as usize.
+fn block_offsets(py: Python, offsets: &PyAny) -> PyResult<Vec<usize>> {
+    let o = read::<i64>(py, offsets, "offsets")?;
+    if o.iter().any(|&v| v < 0) {
+        return Err(value_error("offsets must not be negative".into()));
+    }
+    Ok(o.into_iter().map(|v| v as usize).collect())
+}
+
+/// The dataset covariance state of `entropy::Covariance` (fingerprint rows of `d` numbers).
+#[pyclass(module = "dael._core")]
+#[derive(Clone)]
+struct Covariance {
+    inner: entropy::Covariance,
+}
+
+#[pymethods]
+impl Covariance {
+    /// A state of dimension d with diagonal shift eps; `n`, `mean` (d,), `scatter` (d, d) restore a saved one.
+    #[new]
+    fn new(py: Python, d: usize, eps: f64, n: f64, mean: Option<&PyAny>, scatter: Option<&PyAny>) -> PyResult<Self> {
+        let inner = match (mean, scatter) {
+            (Some(m), Some(s)) => {
+                entropy::Covariance::from_parts(d, eps, n, read(py, m, "mean")?, read(py, s, "scatter")?)
+            }
+            (None, None) if n == 0.0 => entropy::Covariance::new(d, eps),
+            _ => Err("restore a state with n, mean and scatter together".into()),
+        }
+        .map_err(value_error)?;
+        Ok(Covariance { inner })
+    }
+
+    #[getter]
+    fn d(&self) -> usize {
+        self.inner.d
+    }
+    #[getter]
+    fn eps(&self) -> f64 {
+        self.inner.eps
+    }
+    #[getter]
+    fn n(&self) -> f64 {
+        self.inner.n
+    }
+    #[getter]
+    fn mean(&self, py: Python) -> PyResult<Py<Array>> {
+        f64s(py, self.inner.mean.clone())
+    }
+    #[getter]
+    fn scatter(&self, py: Python) -> PyResult<Py<Array>> {
+        f64s(py, self.inner.scatter.clone())
+    }
+
+    fn copy(&self) -> Self {
+        self.clone()
+    }
+
+    /// H = log det(scatter/N + εI), nats.
+    fn logdet(&self) -> f64 {
+        self.inner.logdet()
+    }
+
+    /// Add rows x (m, d).
+    fn add(&mut self, py: Python, x: &PyAny) -> PyResult<()> {
+        let x = read::<f64>(py, x, "x")?;
+        let offsets = [0, x.len() / self.inner.d.max(1)];
+        entropy::Blocks::new(&x, &offsets, self.inner.d).map_err(value_error)?;
+        self.inner.add(&x);
+        Ok(())
+    }
+
+    /// Exact gains ΔH of candidate blocks (rows x (total, d), offsets (candidates + 1,)).
+    fn gains(&self, py: Python, x: &PyAny, offsets: &PyAny, threads: usize) -> PyResult<Py<Array>> {
+        let (x, offsets) = (read::<f64>(py, x, "x")?, block_offsets(py, offsets)?);
+        let blocks = entropy::Blocks::new(&x, &offsets, self.inner.d).map_err(value_error)?;
+        let g = py.allow_threads(|| on_pool(threads, || self.inner.gains(&blocks)));
+        f64s(py, g)
+    }
+
+    /// Streaming acceptance in order (ΔH > h_min, at most `budget`): returns (gains, accepted as int64).
+    fn stream(&mut self, py: Python, x: &PyAny, offsets: &PyAny, h_min: f64, budget: usize) -> PyResult<(Py<Array>, Py<Array>)> {
+        let (x, offsets) = (read::<f64>(py, x, "x")?, block_offsets(py, offsets)?);
+        let blocks = entropy::Blocks::new(&x, &offsets, self.inner.d).map_err(value_error)?;
+        let inner = &mut self.inner;
+        let (g, a) = py.allow_threads(|| inner.stream(&blocks, h_min, budget));
+        Ok((f64s(py, g)?, i64s(py, a.into_iter().map(i64::from).collect())?))
+    }
+
+    /// Greedy selection of up to `budget` candidates with ΔH > h_min: returns (picks int64, gains).
+    #[allow(clippy::too_many_arguments)]
+    fn greedy(
+        &mut self,
+        py: Python,
+        x: &PyAny,
+        offsets: &PyAny,
+        budget: usize,
+        h_min: f64,
+        lazy: bool,
+        threads: usize,
+    ) -> PyResult<(Py<Array>, Py<Array>)> {
+        let (x, offsets) = (read::<f64>(py, x, "x")?, block_offsets(py, offsets)?);
+        let blocks = entropy::Blocks::new(&x, &offsets, self.inner.d).map_err(value_error)?;
+        let inner = &mut self.inner;
+        let picks = py.allow_threads(|| on_pool(threads, || inner.greedy(&blocks, budget, h_min, lazy)));
+        Ok((i64s(py, picks.iter().map(|p| p.0 as i64).collect())?, f64s(py, picks.iter().map(|p| p.1).collect())?))
+    }
+
+    /// H after adding rows x (m, d), and ∂H/∂x (m, d).
+    fn logdet_with(&self, py: Python, x: &PyAny) -> PyResult<(f64, Py<Array>)> {
+        let x = read::<f64>(py, x, "x")?;
+        let offsets = [0, x.len() / self.inner.d.max(1)];
+        entropy::Blocks::new(&x, &offsets, self.inner.d).map_err(value_error)?;
+        let (h, g) = py.allow_threads(|| self.inner.logdet_with(&x));
+        Ok((h, f64s(py, g)?))
+    }
+}
+
+/// Distance of every row of x (n, d) to its k-th nearest other row (exact).
+#[pyfunction]
+fn knn_distances(py: Python, x: &PyAny, n: usize, d: usize, k: usize, threads: usize) -> PyResult<Py<Array>> {
+    let x = read::<f64>(py, x, "x")?;
+    let r = py.allow_threads(|| on_pool(threads, || entropy::knn_distances(&x, n, d, k))).map_err(value_error)?;
+    f64s(py, r)
+}
+
+/// Local entropy of one structure's fingerprints fp (n, len) and ∂S/∂fp (n, len).
+#[pyfunction]
+fn local_entropy(py: Python, fp: &PyAny, n: usize, len: usize, floor: f64) -> PyResult<(f64, Py<Array>)> {
+    let fp = read::<f64>(py, fp, "fp")?;
+    let (s, g) = py.allow_threads(|| entropy::local_entropy(&fp, n, len, floor)).map_err(value_error)?;
+    Ok((s, f64s(py, g)?))
+}
+
+/// Chain rule through one structure's fingerprint gradients: coef = ∂F/∂fp (n, len), pairs (E, 2) local,
+/// grad (E, 3, len), strain (n, 6, len) or empty → (∂F/∂r (n, 3), ∂F/∂ε (6,) Voigt).
+#[pyfunction]
+fn chain(py: Python, coef: &PyAny, len: usize, pairs: &PyAny, grad: &PyAny, strain: &PyAny) -> PyResult<(Py<Array>, Py<Array>)> {
+    let coef = read::<f64>(py, coef, "coef")?;
+    let pairs = read::<i64>(py, pairs, "pairs")?;
+    if pairs.len() % 2 != 0 {
+        return Err(value_error("pairs must have shape (E, 2)".into()));
+    }
+    let pairs: Vec<[i64; 2]> = pairs.chunks_exact(2).map(|p| [p[0], p[1]]).collect();
+    let (grad, strain) = (read::<f64>(py, grad, "grad")?, read::<f64>(py, strain, "strain")?);
+    let (f, v) = py
+        .allow_threads(|| fingerprint::chain(&coef, len, &pairs, &grad, &strain))
+        .map_err(value_error)?;
+    Ok((f64s(py, flat(&f).to_vec())?, f64s(py, v.to_vec())?))
+}
+
 #[pymodule]
 fn _core(_py: Python, m: &PyModule) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(neighbor_lists, m)?)?;
     m.add_function(wrap_pyfunction!(eigh, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprints, m)?)?;
+    m.add_function(wrap_pyfunction!(knn_distances, m)?)?;
+    m.add_function(wrap_pyfunction!(local_entropy, m)?)?;
+    m.add_function(wrap_pyfunction!(chain, m)?)?;
     m.add_class::<Array>()?;
+    m.add_class::<Covariance>()?;
     Ok(())
 }

@@ -1,0 +1,666 @@
+//! Entropies of fingerprint sets.
+//!
+//! - [`Covariance`]: the dataset state (N, mean, scatter) of DESIGN §3, its entropy
+//!   H = log det Σ with Σ = scatter/N + εI (population covariance plus ε on the diagonal), the exact gain
+//!   ΔH of adding a block of samples, streaming acceptance and budgeted greedy selection (exact or lazy).
+//! - [`knn_distances`]: exact k-th nearest-neighbour distances of a point set (kd-tree on principal axes),
+//!   the input of the Kozachenko–Leonenko entropy.
+//! - [`local_entropy`]: S_loc of one configuration (DESIGN §2) and its derivative w.r.t. the fingerprints.
+//!
+//! Samples are rows of `d` numbers; a block (one candidate structure) is `m` consecutive rows.
+//! The gain is computed without forming Σ': with C = scatter/N = Q diag(λ) Qᵀ, a = N/(N+m),
+//! M = aC + εI and the block centred on the old mean (Y), Σ' = M + Yᵀ G Y with
+//! G = I/N' − 11ᵀ/N'² (N' = N + m), so ΔH = Σ_k ln((aλ_k+ε)/(λ_k+ε)) + log det(I + W Wᵀ),
+//! W = G^½ Y M^-½ (m×d). One eigendecomposition per state serves every candidate; each candidate then
+//! costs m·d² + min(m, d)³/3 flops.
+
+use crate::linalg::{cholesky_logdet, eigh};
+use rayon::prelude::*;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+/// Running sums of a sample set in `d` dimensions (Chan et al.'s pairwise update: no cancellation).
+#[derive(Clone, Debug)]
+pub struct Covariance {
+    pub d: usize,
+    pub eps: f64,
+    /// Number of samples.
+    pub n: f64,
+    /// (d,) mean of the samples (zeros when empty).
+    pub mean: Vec<f64>,
+    /// (d, d) scatter Σ (x − mean)(x − mean)ᵀ.
+    pub scatter: Vec<f64>,
+}
+
+/// Rows `offsets[c]..offsets[c+1]` of `x` form candidate c.
+pub struct Blocks<'a> {
+    pub x: &'a [f64],
+    pub offsets: &'a [usize],
+    pub d: usize,
+}
+
+impl<'a> Blocks<'a> {
+    pub fn new(x: &'a [f64], offsets: &'a [usize], d: usize) -> Result<Self, String> {
+        if d == 0 {
+            return Err("fingerprint dimension must be positive".into());
+        }
+        if x.len() % d != 0 {
+            return Err(format!("{} numbers do not make rows of {d}", x.len()));
+        }
+        if offsets.first() != Some(&0) || *offsets.last().unwrap() != x.len() / d {
+            return Err(format!("block offsets must run from 0 to the number of rows ({})", x.len() / d));
+        }
+        if let Some(c) = offsets.windows(2).position(|w| w[1] <= w[0]) {
+            return Err(format!("candidate {c} has no rows"));
+        }
+        if let Some(r) = x.iter().position(|v| !v.is_finite()) {
+            return Err(format!("row {} holds a non-finite value ({})", r / d, x[r]));
+        }
+        Ok(Blocks { x, offsets, d })
+    }
+
+    pub fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn rows(&self, c: usize) -> &'a [f64] {
+        &self.x[self.offsets[c] * self.d..self.offsets[c + 1] * self.d]
+    }
+}
+
+/// The eigendecomposition of the current covariance, shared by every gain evaluation of one state.
+pub struct Basis {
+    lambda: Vec<f64>,
+    q: Vec<f64>,
+}
+
+impl Covariance {
+    pub fn new(d: usize, eps: f64) -> Result<Self, String> {
+        if d == 0 {
+            return Err("fingerprint dimension must be positive".into());
+        }
+        if !(eps.is_finite() && eps > 0.0) {
+            return Err(format!("eps must be positive (it keeps Σ invertible); got {eps}"));
+        }
+        Ok(Covariance { d, eps, n: 0.0, mean: vec![0.0; d], scatter: vec![0.0; d * d] })
+    }
+
+    /// Rebuild a saved state, checking shapes and values.
+    pub fn from_parts(d: usize, eps: f64, n: f64, mean: Vec<f64>, scatter: Vec<f64>) -> Result<Self, String> {
+        let mut c = Covariance::new(d, eps)?;
+        if mean.len() != d || scatter.len() != d * d {
+            return Err(format!("state of dimension {d} needs {d} means and {} scatter entries", d * d));
+        }
+        if !(n.is_finite() && n >= 0.0) || mean.iter().chain(&scatter).any(|v| !v.is_finite()) {
+            return Err("state holds a negative count or non-finite sums".into());
+        }
+        c.n = n;
+        c.mean = mean;
+        c.scatter = scatter;
+        Ok(c)
+    }
+
+    /// Σ = scatter/N + εI (row-major d×d); εI when empty.
+    pub fn matrix(&self) -> Vec<f64> {
+        let d = self.d;
+        let inv = if self.n > 0.0 { 1.0 / self.n } else { 0.0 };
+        let mut s: Vec<f64> = self.scatter.iter().map(|v| v * inv).collect();
+        for k in 0..d {
+            s[k * d + k] += self.eps;
+        }
+        s
+    }
+
+    /// H = log det Σ (nats).
+    pub fn logdet(&self) -> f64 {
+        cholesky_logdet(&mut self.matrix(), self.d).expect("Σ + εI is positive definite")
+    }
+
+    /// Add the rows of `x` (m×d) to the state.
+    pub fn add(&mut self, x: &[f64]) {
+        let d = self.d;
+        let m = (x.len() / d) as f64;
+        if m == 0.0 {
+            return;
+        }
+        let mut mu = vec![0.0; d];
+        for row in x.chunks_exact(d) {
+            for (a, v) in mu.iter_mut().zip(row) {
+                *a += v;
+            }
+        }
+        mu.iter_mut().for_each(|a| *a /= m);
+        let n1 = self.n + m;
+        let delta: Vec<f64> = mu.iter().zip(&self.mean).map(|(a, b)| a - b).collect();
+        let w = self.n * m / n1;
+        let mut y = vec![0.0; d];
+        for row in x.chunks_exact(d) {
+            for k in 0..d {
+                y[k] = row[k] - mu[k];
+            }
+            rank1(&mut self.scatter, &y, 1.0);
+        }
+        rank1(&mut self.scatter, &delta, w);
+        for k in 0..d {
+            self.mean[k] += delta[k] * m / n1;
+        }
+        self.n = n1;
+    }
+
+    /// Eigendecomposition of the population covariance (zero when empty).
+    pub fn basis(&self) -> Basis {
+        let inv = if self.n > 0.0 { 1.0 / self.n } else { 0.0 };
+        let c: Vec<f64> = self.scatter.iter().map(|v| v * inv).collect();
+        let (lambda, q) = eigh(&c, self.d, true);
+        Basis { lambda: lambda.into_iter().map(|l| l.max(0.0)).collect(), q }
+    }
+
+    /// Exact ΔH = H(state ∪ rows) − H(state) for the m×d block `x`, given this state's basis.
+    pub fn gain(&self, basis: &Basis, x: &[f64]) -> f64 {
+        let d = self.d;
+        let m = x.len() / d;
+        let n1 = self.n + m as f64;
+        let shrink = m as f64 / n1; // 1 − a
+        let mut base = 0.0;
+        let mut scale = vec![0.0; d];
+        for k in 0..d {
+            let l = basis.lambda[k];
+            base += (-shrink * l / (l + self.eps)).ln_1p();
+            scale[k] = 1.0 / ((1.0 - shrink) * l + self.eps).sqrt();
+        }
+        // Z = Y M^-½ in the eigenbasis, then W = G^½ Z = (Z − c·1·colsum(Z)) / √N'
+        let mut z = vec![0.0; m * d];
+        let mut y = vec![0.0; d];
+        let mut colsum = vec![0.0; d];
+        for (row, zr) in x.chunks_exact(d).zip(z.chunks_exact_mut(d)) {
+            for j in 0..d {
+                y[j] = row[j] - self.mean[j];
+            }
+            for k in 0..d {
+                let q = &basis.q[k * d..(k + 1) * d];
+                zr[k] = dotn(q, &y) * scale[k];
+                colsum[k] += zr[k];
+            }
+        }
+        let c = 1.0 / (n1 * (1.0 + (self.n / n1).sqrt()));
+        let s = 1.0 / n1.sqrt();
+        for zr in z.chunks_exact_mut(d) {
+            for k in 0..d {
+                zr[k] = (zr[k] - c * colsum[k]) * s;
+            }
+        }
+        base + logdet_identity_plus_gram(&z, m, d)
+    }
+
+    /// Gains of every candidate against this state (parallel over candidates).
+    pub fn gains(&self, blocks: &Blocks) -> Vec<f64> {
+        let basis = self.basis();
+        (0..blocks.len()).into_par_iter().map(|c| self.gain(&basis, blocks.rows(c))).collect()
+    }
+
+    /// Streaming acceptance in order: a candidate joins the state at once when ΔH > h_min (and while
+    /// the state holds fewer than two samples, whose covariance carries no spread). Returns (gains, accepted).
+    pub fn stream(&mut self, blocks: &Blocks, h_min: f64, budget: usize) -> (Vec<f64>, Vec<bool>) {
+        let mut basis = self.basis();
+        let mut gains = Vec::with_capacity(blocks.len());
+        let mut accepted = vec![false; blocks.len()];
+        let mut taken = 0;
+        for c in 0..blocks.len() {
+            let g = self.gain(&basis, blocks.rows(c));
+            gains.push(g);
+            if taken < budget && (self.n < 2.0 || g > h_min) {
+                self.add(blocks.rows(c));
+                basis = self.basis();
+                accepted[c] = true;
+                taken += 1;
+            }
+        }
+        (gains, accepted)
+    }
+
+    /// Budgeted greedy selection: repeatedly add the candidate of largest ΔH until `budget` are taken
+    /// or the best gain is ≤ h_min. `lazy` re-evaluates only the top of a priority queue of previous
+    /// gains (exact when gains never grow as the state grows; see the Python docs for the comparison
+    /// with exact greedy). With an empty state and single-row candidates every gain is 0: the seed is
+    /// the candidate farthest from the candidates' mean. Returns the picks in order with their gains.
+    pub fn greedy(&mut self, blocks: &Blocks, budget: usize, h_min: f64, lazy: bool) -> Vec<(usize, f64)> {
+        let mut picks = Vec::new();
+        let mut taken = vec![false; blocks.len()];
+        if blocks.is_empty() || budget == 0 {
+            return picks;
+        }
+        if self.n == 0.0 && blocks.offsets.windows(2).all(|w| w[1] - w[0] == 1) {
+            let seed = farthest_from_mean(blocks);
+            self.add(blocks.rows(seed));
+            taken[seed] = true;
+            picks.push((seed, 0.0));
+        }
+        if lazy {
+            self.lazy_greedy(blocks, budget, h_min, &mut taken, &mut picks);
+        } else {
+            while picks.len() < budget {
+                let basis = self.basis();
+                let best = (0..blocks.len())
+                    .into_par_iter()
+                    .filter(|&c| !taken[c])
+                    .map(|c| Scored(self.gain(&basis, blocks.rows(c)), c, 0))
+                    .max();
+                match best {
+                    Some(Scored(g, c, _)) if g > h_min => {
+                        self.add(blocks.rows(c));
+                        taken[c] = true;
+                        picks.push((c, g));
+                    }
+                    _ => break,
+                }
+            }
+        }
+        picks
+    }
+
+    fn lazy_greedy(
+        &mut self,
+        blocks: &Blocks,
+        budget: usize,
+        h_min: f64,
+        taken: &mut [bool],
+        picks: &mut Vec<(usize, f64)>,
+    ) {
+        let mut round = 0usize;
+        let mut basis = self.basis();
+        let mut heap: BinaryHeap<Scored> = (0..blocks.len())
+            .into_par_iter()
+            .filter(|&c| !taken[c])
+            .map(|c| Scored(self.gain(&basis, blocks.rows(c)), c, round))
+            .collect::<Vec<_>>()
+            .into();
+        while picks.len() < budget {
+            let Some(Scored(g, c, stamp)) = heap.pop() else { break };
+            if stamp != round {
+                heap.push(Scored(self.gain(&basis, blocks.rows(c)), c, round));
+                continue;
+            }
+            if g <= h_min {
+                break;
+            }
+            self.add(blocks.rows(c));
+            taken[c] = true;
+            picks.push((c, g));
+            round += 1;
+            basis = self.basis();
+        }
+    }
+
+    /// Entropy after adding the block `x` (m×d) and its derivative w.r.t. every row:
+    /// ∂H'/∂x_j = (2/N') Σ'⁻¹ (x_j − μ'). Returns (H', (m×d) derivative).
+    pub fn logdet_with(&self, x: &[f64]) -> (f64, Vec<f64>) {
+        let d = self.d;
+        let mut next = self.clone();
+        next.add(x);
+        let mut l = next.matrix();
+        let h = cholesky_logdet(&mut l, d).expect("Σ + εI is positive definite");
+        let two_over_n = 2.0 / next.n;
+        let mut out = vec![0.0; x.len()];
+        for (row, o) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+            for k in 0..d {
+                o[k] = row[k] - next.mean[k];
+            }
+            cholesky_solve(&l, d, o);
+            o.iter_mut().for_each(|v| *v *= two_over_n);
+        }
+        (h, out)
+    }
+}
+
+/// A gain with its candidate and the round it was computed in; ordered by gain, then lower index.
+#[derive(PartialEq)]
+struct Scored(f64, usize, usize);
+
+impl Eq for Scored {}
+
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scored {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0).then_with(|| other.1.cmp(&self.1))
+    }
+}
+
+fn farthest_from_mean(blocks: &Blocks) -> usize {
+    let d = blocks.d;
+    let rows = blocks.x.len() / d;
+    let mut mean = vec![0.0; d];
+    for row in blocks.x.chunks_exact(d) {
+        for (a, v) in mean.iter_mut().zip(row) {
+            *a += v / rows as f64;
+        }
+    }
+    (0..blocks.len())
+        .map(|c| {
+            let r = blocks.rows(c);
+            Scored(r.iter().zip(&mean).map(|(a, b)| (a - b) * (a - b)).sum(), c, 0)
+        })
+        .max()
+        .map(|s| s.1)
+        .unwrap_or(0)
+}
+
+#[inline]
+fn dotn(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// a += w · y yᵀ (row-major d×d).
+fn rank1(a: &mut [f64], y: &[f64], w: f64) {
+    let d = y.len();
+    for r in 0..d {
+        let wy = w * y[r];
+        for (acc, v) in a[r * d..(r + 1) * d].iter_mut().zip(y) {
+            *acc += wy * v;
+        }
+    }
+}
+
+/// log det(I + W Wᵀ) = log det(I + Wᵀ W) for W (m×d), via the smaller Gram matrix.
+fn logdet_identity_plus_gram(w: &[f64], m: usize, d: usize) -> f64 {
+    let k = m.min(d);
+    let mut g = vec![0.0; k * k];
+    if m <= d {
+        for a in 0..m {
+            for b in 0..=a {
+                let v = dotn(&w[a * d..(a + 1) * d], &w[b * d..(b + 1) * d]);
+                g[a * k + b] = v;
+                g[b * k + a] = v;
+            }
+        }
+    } else {
+        for row in w.chunks_exact(d) {
+            rank1(&mut g, row, 1.0);
+        }
+    }
+    for a in 0..k {
+        g[a * k + a] += 1.0;
+    }
+    cholesky_logdet(&mut g, k).expect("I + WWᵀ is positive definite")
+}
+
+/// Solve (L Lᵀ) x = b in place, L the lower triangle of `l` (row-major d×d) from `cholesky_logdet`.
+fn cholesky_solve(l: &[f64], d: usize, b: &mut [f64]) {
+    for i in 0..d {
+        let s = b[i] - dotn(&l[i * d..i * d + i], &b[..i]);
+        b[i] = s / l[i * d + i];
+    }
+    for i in (0..d).rev() {
+        let mut s = b[i];
+        for k in i + 1..d {
+            s -= l[k * d + i] * b[k];
+        }
+        b[i] = s / l[i * d + i];
+    }
+}
+
+/// Local entropy of one configuration, S = (1/n) Σ_i ln(n·δ_i), δ_i = max(min_{j≠i} ‖fp_i − fp_j‖, floor),
+/// and ∂S/∂fp (n×len). The nearest neighbour j*(i) is held fixed (piecewise smooth); a clamped δ_i
+/// contributes no derivative. Needs n ≥ 2.
+pub fn local_entropy(fp: &[f64], n: usize, len: usize, floor: f64) -> Result<(f64, Vec<f64>), String> {
+    if n < 2 || fp.len() != n * len {
+        return Err(format!("local entropy needs at least 2 atoms of {len} numbers each; got {} numbers", fp.len()));
+    }
+    let nearest: Vec<(usize, f64)> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let a = &fp[i * len..(i + 1) * len];
+            let mut best = (usize::MAX, f64::INFINITY);
+            for j in (0..n).filter(|&j| j != i) {
+                let d2: f64 = a.iter().zip(&fp[j * len..(j + 1) * len]).map(|(x, y)| (x - y) * (x - y)).sum();
+                if d2 < best.1 {
+                    best = (j, d2);
+                }
+            }
+            (best.0, best.1.sqrt())
+        })
+        .collect();
+    let nf = n as f64;
+    let mut s = 0.0;
+    let mut grad = vec![0.0; n * len];
+    for (i, &(j, delta)) in nearest.iter().enumerate() {
+        s += (nf * delta.max(floor)).ln() / nf;
+        if delta <= floor {
+            continue;
+        }
+        let w = 1.0 / (nf * delta * delta);
+        for k in 0..len {
+            let g = w * (fp[i * len + k] - fp[j * len + k]);
+            grad[i * len + k] += g;
+            grad[j * len + k] -= g;
+        }
+    }
+    Ok((s, grad))
+}
+
+/// Exact distances from every point of `x` (n×d) to its k-th nearest other point.
+///
+/// The points are rotated onto their principal axes (distances unchanged) and put in a kd-tree split at
+/// the median of the widest axis; the search prunes with the incremental box distance of Arya & Mount.
+/// Parallel over query points.
+pub fn knn_distances(x: &[f64], n: usize, d: usize, k: usize) -> Result<Vec<f64>, String> {
+    if d == 0 || x.len() != n * d {
+        return Err(format!("expected {n} points of dimension {d}; got {} numbers", x.len()));
+    }
+    if k == 0 || k >= n {
+        return Err(format!("k must be between 1 and n - 1 = {}; got {k}", n.saturating_sub(1)));
+    }
+    if let Some(r) = x.iter().position(|v| !v.is_finite()) {
+        return Err(format!("point {} holds a non-finite value ({})", r / d, x[r]));
+    }
+    let tree = KdTree::build(&principal_axes(x, n, d), n, d);
+    let mut out = vec![0.0; n];
+    let found: Vec<(usize, f64)> = (0..n)
+        .into_par_iter()
+        .with_min_len(256)
+        .map_init(
+            || (vec![0.0; d], Vec::with_capacity(k + 1)),
+            |(off, best), p| (tree.index[p], tree.kth(p, k, off, best)),
+        )
+        .collect();
+    for (i, r) in found {
+        out[i] = r;
+    }
+    Ok(out)
+}
+
+/// Centre the points and express them in the eigenbasis of their covariance.
+fn principal_axes(x: &[f64], n: usize, d: usize) -> Vec<f64> {
+    let mean: Vec<f64> = (0..d).map(|k| x.iter().skip(k).step_by(d).sum::<f64>() / n as f64).collect();
+    let scatter = x
+        .par_chunks(d * 4096)
+        .map(|chunk| {
+            let mut s = vec![0.0; d * d];
+            let mut y = vec![0.0; d];
+            for row in chunk.chunks_exact(d) {
+                for k in 0..d {
+                    y[k] = row[k] - mean[k];
+                }
+                rank1(&mut s, &y, 1.0);
+            }
+            s
+        })
+        .reduce(|| vec![0.0; d * d], |a, b| a.iter().zip(&b).map(|(u, v)| u + v).collect());
+    let (_, q) = eigh(&scatter, d, true);
+    let mut out = vec![0.0; n * d];
+    out.par_chunks_mut(d).zip(x.par_chunks(d)).for_each(|(o, row)| {
+        let y: Vec<f64> = row.iter().zip(&mean).map(|(a, b)| a - b).collect();
+        for k in 0..d {
+            // largest variance first
+            o[k] = dotn(&q[(d - 1 - k) * d..(d - k) * d], &y);
+        }
+    });
+    out
+}
+
+const LEAF: usize = 12;
+
+enum Node {
+    Leaf { lo: usize, hi: usize },
+    Split { dim: usize, at: f64, left: usize, right: usize },
+}
+
+/// kd-tree whose points are stored in tree order (`pts`, row-major), `index[p]` = original index.
+struct KdTree {
+    d: usize,
+    pts: Vec<f64>,
+    index: Vec<usize>,
+    nodes: Vec<Node>,
+}
+
+impl KdTree {
+    fn build(x: &[f64], n: usize, d: usize) -> Self {
+        let mut index: Vec<usize> = (0..n).collect();
+        let mut nodes = Vec::new();
+        Self::split(x, d, &mut index, 0, &mut nodes);
+        let mut pts = vec![0.0; n * d];
+        pts.par_chunks_mut(d).zip(index.par_iter()).for_each(|(o, &i)| o.copy_from_slice(&x[i * d..(i + 1) * d]));
+        KdTree { d, pts, index, nodes }
+    }
+
+    /// Build the subtree over `idx` (positions `lo..` of the index array); returns its node id.
+    fn split(x: &[f64], d: usize, idx: &mut [usize], lo: usize, nodes: &mut Vec<Node>) -> usize {
+        let id = nodes.len();
+        nodes.push(Node::Leaf { lo, hi: lo + idx.len() });
+        if idx.len() <= LEAF {
+            return id;
+        }
+        let (mut dim, mut spread) = (0, 0.0);
+        for k in 0..d {
+            let (mut a, mut b) = (f64::INFINITY, f64::NEG_INFINITY);
+            for &i in idx.iter() {
+                a = a.min(x[i * d + k]);
+                b = b.max(x[i * d + k]);
+            }
+            if b - a > spread {
+                (dim, spread) = (k, b - a);
+            }
+        }
+        if spread == 0.0 {
+            return id; // all points equal: one leaf
+        }
+        let mid = idx.len() / 2;
+        idx.select_nth_unstable_by(mid, |&a, &b| x[a * d + dim].total_cmp(&x[b * d + dim]));
+        let at = x[idx[mid] * d + dim];
+        let (l, r) = idx.split_at_mut(mid);
+        let left = Self::split(x, d, l, lo, nodes);
+        let right = Self::split(x, d, r, lo + mid, nodes);
+        nodes[id] = Node::Split { dim, at, left, right };
+        id
+    }
+
+    /// Distance from stored point p to its k-th nearest other point.
+    fn kth(&self, p: usize, k: usize, off: &mut [f64], best: &mut Vec<f64>) -> f64 {
+        off.iter_mut().for_each(|v| *v = 0.0);
+        best.clear();
+        best.resize(k, f64::INFINITY); // squared distances, ascending
+        let q = &self.pts[p * self.d..(p + 1) * self.d];
+        self.search(0, p, q, off, 0.0, best);
+        best[k - 1].sqrt()
+    }
+
+    fn search(&self, node: usize, p: usize, q: &[f64], off: &mut [f64], rd: f64, best: &mut [f64]) {
+        match self.nodes[node] {
+            Node::Leaf { lo, hi } => {
+                let d = self.d;
+                for o in lo..hi {
+                    let worst = best[best.len() - 1];
+                    if worst == 0.0 {
+                        return;
+                    }
+                    if o == p {
+                        continue;
+                    }
+                    let r = &self.pts[o * d..(o + 1) * d];
+                    let mut s = 0.0;
+                    let mut k = 0;
+                    while k < d {
+                        let end = (k + 8).min(d);
+                        for t in k..end {
+                            let u = q[t] - r[t];
+                            s += u * u;
+                        }
+                        if s >= worst {
+                            break;
+                        }
+                        k = end;
+                    }
+                    if s < worst {
+                        let mut at = best.len() - 1;
+                        while at > 0 && best[at - 1] > s {
+                            best[at] = best[at - 1];
+                            at -= 1;
+                        }
+                        best[at] = s;
+                    }
+                }
+            }
+            Node::Split { dim, at, left, right } => {
+                let diff = q[dim] - at;
+                let (near, far) = if diff < 0.0 { (left, right) } else { (right, left) };
+                self.search(near, p, q, off, rd, best);
+                let old = off[dim];
+                let far_rd = rd - old * old + diff * diff;
+                if far_rd < best[best.len() - 1] {
+                    off[dim] = diff;
+                    self.search(far, p, q, off, far_rd, best);
+                    off[dim] = old;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(seed: &mut u64) -> f64 {
+        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((*seed >> 11) as f64) / ((1u64 << 53) as f64) - 0.5
+    }
+
+    #[test]
+    fn gain_equals_recomputed_logdet() {
+        let d = 5;
+        let mut seed = 7;
+        let data: Vec<f64> = (0..40 * d).map(|_| lcg(&mut seed)).collect();
+        let mut state = Covariance::new(d, 1e-3).unwrap();
+        state.add(&data[..30 * d]);
+        let block = &data[30 * d..];
+        let predicted = state.gain(&state.basis(), block);
+        let before = state.logdet();
+        let mut after = state.clone();
+        after.add(block);
+        assert!((after.logdet() - before - predicted).abs() < 1e-10 * predicted.abs().max(1.0));
+    }
+
+    #[test]
+    fn knn_matches_brute_force() {
+        let (n, d, k) = (500, 6, 3);
+        let mut seed = 3;
+        let x: Vec<f64> = (0..n * d).map(|_| lcg(&mut seed)).collect();
+        let got = knn_distances(&x, n, d, k).unwrap();
+        for i in 0..n {
+            let mut ds: Vec<f64> = (0..n)
+                .filter(|&j| j != i)
+                .map(|j| (0..d).map(|t| (x[i * d + t] - x[j * d + t]).powi(2)).sum::<f64>().sqrt())
+                .collect();
+            ds.sort_by(f64::total_cmp);
+            assert!((ds[k - 1] - got[i]).abs() < 1e-12);
+        }
+    }
+}
