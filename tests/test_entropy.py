@@ -243,3 +243,37 @@ def test_local_entropy_and_gradient(si64, nacl64, rng):
 def test_local_entropy_of_perfect_crystal_is_floored(si64):
     fp = dael.fingerprint(si64, cutoff=4.0, natx=None).of(0)
     assert local_entropy(fp) == pytest.approx(np.log(64 * 1e-8), rel=1e-6)
+
+
+def test_select_by_gain_with_dataset_anchors_and_methods(si_pool, rng):
+    from ase.build import bulk
+
+    si8 = bulk("Si", "diamond", a=5.43, cubic=True)
+    cands = [skewed(si8, rng, strain=0.04, rattle=r) for r in np.linspace(0.01, 0.3, 30)]
+    data = [skewed(si8, rng, strain=0.01, rattle=0.02) for _ in range(3)]
+    anchors = [skewed(si8, rng, strain=0.0, rattle=0.01) for _ in range(6)]
+    kw = dict(cutoff=4.5, natx=32)
+    sel = dael.select(cands, dataset=data, budget=10, min_gain=0.0, mode="atom", anchor_fraction=0.2,
+                      anchors=anchors, **kw)
+    assert len(sel.anchors) == 2 and 5 <= len(sel.indices) <= 8  # stops once no gain is positive
+    # the same picks by hand: dataset, then greedy anchors, then greedy candidates
+    fp = lambda s: dael.fingerprint(s, **kw)  # noqa: E731
+    state = GlobalEntropy("atom")
+    state.add(fp(data))
+    assert sel.logdet_before == pytest.approx(state.logdet, rel=1e-12)
+    a, _ = state.greedy(fp(anchors), 2, min_gain=-np.inf)
+    c, g = state.greedy(fp(cands), 8, min_gain=0.0)
+    np.testing.assert_array_equal(sel.anchors, a)
+    np.testing.assert_array_equal(sel.indices, c)
+    assert sel.logdet_after == pytest.approx(state.logdet, rel=1e-12) and sel.logdet_after > sel.logdet_before
+    # the most rattled candidates carry the most information
+    assert np.mean(sel.indices) > 15
+    lazy = dael.select(cands, dataset=data, budget=8, min_gain=0.0, method="lazy", **kw)
+    exact = dael.select(cands, dataset=data, budget=8, min_gain=0.0, method="exact", **kw)
+    np.testing.assert_array_equal(lazy.indices, exact.indices)
+    stream = dael.select(cands, budget=30, min_gain=1.0, method="stream", mode="config", **kw)
+    assert 0 < len(stream) < 30 and np.all(stream.gains[2:] > 1.0)
+    with pytest.raises(ValueError, match="needs anchors="):
+        dael.select(cands, budget=5, anchor_fraction=0.2, **kw)
+    with pytest.raises(ValueError, match="no candidates"):
+        dael.select([], budget=5, **kw)

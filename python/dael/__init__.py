@@ -4,8 +4,10 @@ The numeric core (neighbour lists, fingerprints, entropies) is Rust (`dael._core
 holds the orchestration around it.
 """
 
+from dael.entropy import GlobalEntropy, knn_entropy, local_entropy
 from dael.fingerprint import Fingerprints, FingerprintSettings, fingerprint
 from dael.neighbors import NeighborLists, neighbor_list, neighbor_lists
+from dael.selection import Selection, select
 from dael.structures import Batch
 from dael.threads import get_num_threads, set_num_threads
 
@@ -16,9 +18,14 @@ __all__ = [
     "FingerprintSettings",
     "Fingerprints",
     "fingerprint",
+    "GlobalEntropy",
+    "knn_entropy",
+    "local_entropy",
     "NeighborLists",
     "get_num_threads",
     "neighbor_list",
     "neighbor_lists",
+    "select",
+    "Selection",
     "set_num_threads",
 ]

@@ -88,6 +88,21 @@ class Fingerprints:
         return out
 
 
+    def subset(self, lo: int, hi: int) -> Fingerprints:
+        """Structures lo..hi (exclusive) as a batch of their own."""
+        a, b = int(self.offsets[lo]), int(self.offsets[hi])
+        offsets = self.offsets[lo : hi + 1] - a
+        values = self.values[lo:hi] if self.per == "config" else self.values[a:b]
+        pairs = grad = strain = None
+        if self.grad is not None and self.per == "atom":
+            rows = slice(*np.searchsorted(self.pairs[:, 0], [a, b]))
+            pairs, grad = self.pairs[rows] - a, self.grad[rows]
+        elif self.grad is not None:
+            grad = self.grad[a:b]
+        if self.strain is not None:
+            strain = self.strain[lo:hi] if self.per == "config" else self.strain[a:b]
+        return Fingerprints(values, self.settings, self.per, offsets, self.sphere[a:b], pairs, grad, strain)
+
     def chain(self, k: int, dfp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Chain rule for a scalar F of structure k's per-atom fingerprints: dfp = ∂F/∂fp (n_k, L) →
         (∂F/∂r (n_k, 3) in units of F per Å, ∂F/∂ε (6,) Voigt; zeros without stress)."""
