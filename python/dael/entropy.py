@@ -207,16 +207,27 @@ class GlobalEntropy:
         return np.frombuffer(picks, dtype=np.int64).copy(), np.frombuffer(gains, dtype=np.float64).copy()
 
     # -- persistence ---------------------------------------------------------------------------------
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The running sums: n (samples), mean (d,), scatter (d, d)."""
+        cov = self._state()
+        return {"n": np.float64(cov.n), "mean": np.frombuffer(cov.mean, dtype=np.float64).copy(),
+                "scatter": np.frombuffer(cov.scatter, dtype=np.float64).reshape(cov.d, cov.d).copy()}
+
+    def restored(self, n: float, mean: np.ndarray, scatter: np.ndarray) -> GlobalEntropy:
+        """A copy of this state (mode, ε, settings) holding the given running sums."""
+        state = GlobalEntropy(self.mode, self.eps, self.settings)
+        mean, scatter = (np.ascontiguousarray(a, dtype=np.float64) for a in (mean, scatter))
+        state._cov = _core.Covariance(len(mean), self.eps, float(n), mean, scatter)
+        return state
+
     def save(self, path: str | os.PathLike) -> None:
         """Write the state (mode, ε, N, mean, scatter, fingerprint settings) atomically to an .npz file."""
         path = Path(path)
-        cov = self._state()
         meta = {"mode": self.mode, "eps": self.eps,
                 "settings": None if self.settings is None else self.settings.to_dict()}
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as f:
-            np.savez(f, meta=json.dumps(meta), n=cov.n, mean=np.frombuffer(cov.mean, dtype=np.float64),
-                     scatter=np.frombuffer(cov.scatter, dtype=np.float64).reshape(cov.d, cov.d))
+            np.savez(f, meta=json.dumps(meta), **self.arrays())
         os.replace(tmp, path)
 
     @classmethod
@@ -229,10 +240,7 @@ class GlobalEntropy:
         except (OSError, KeyError, ValueError) as e:
             raise ValueError(f"{path}: not a dael entropy state ({e})") from e
         settings = FingerprintSettings(**meta["settings"]) if meta["settings"] else None
-        state = cls(meta["mode"], meta["eps"], settings)
-        state._cov = _core.Covariance(len(mean), state.eps, n, np.ascontiguousarray(mean),
-                                      np.ascontiguousarray(scatter))
-        return state
+        return cls(meta["mode"], meta["eps"], settings).restored(n, mean, scatter)
 
     def __repr__(self) -> str:
         return (f"GlobalEntropy(mode={self.mode!r}, eps={self.eps}, n={self.n}, dim={self.dim}, "

@@ -1,0 +1,307 @@
+"""Screen structure pools of any size against a dataset's global entropy (DESIGN §4).
+
+The pool (any files ASE reads: extxyz, ASE db, trajectories, ...) is streamed in chunks of `chunk`
+structures, so memory stays bounded; each chunk is fingerprinted (in this process, or on Dask workers)
+and its structures are judged by their exact entropy gain ΔH against the dataset state:
+
+- method 'stream' (the authors' filter): in pool order, a structure with ΔH > min_gain joins the state at
+  once, until `budget` are taken. Every finished chunk is committed to the work folder (accepted
+  structures, then the state), so an interrupted run resumes after its last committed chunk.
+- method 'greedy': a first pass keeps the `shortlist` structures of largest ΔH against the dataset (a
+  bounded heap, checkpointed), then greedy selection (lazy beyond 5000) picks `budget` of them, and a
+  last pass over the pool copies the picks out.
+
+An optional `NoveltyIndex` of the dataset skips structures whose fingerprints all lie within
+`min_distance` of dataset entries before any gain is computed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from dael.entropy import GlobalEntropy
+from dael.fingerprint import Fingerprints, FingerprintSettings, fingerprint
+from dael.index import NoveltyIndex
+from dael.selection import EXACT_UP_TO
+
+Tagged = tuple[int, int, Atoms]
+"""(file number, frame number within the file, structure)."""
+
+
+def iter_pool(paths: Sequence[str | os.PathLike]) -> Iterator[Tagged]:
+    """Every structure of every file, lazily, tagged with where it came from."""
+    from ase.io import iread
+
+    for f, path in enumerate(paths):
+        if not Path(path).is_file():
+            raise ValueError(f"{path}: no such file")
+        if Path(path).stat().st_size == 0:
+            raise ValueError(f"{path}: the file is empty; it holds no structures")
+        try:
+            for i, atoms in enumerate(iread(path, index=":")):
+                yield f, i, atoms
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"{path}: ASE cannot read it ({exc})") from exc
+        except Exception as exc:  # ASE's readers raise many types for malformed input
+            raise ValueError(f"{path}: ASE cannot read it ({type(exc).__name__}: {exc})") from exc
+
+
+def chunks(items: Iterable, size: int) -> Iterator[list]:
+    it = iter(items)
+    while block := list(islice(it, size)):
+        yield block
+
+
+def fingerprint_chunk(structures: list[Atoms], settings: FingerprintSettings) -> Fingerprints:
+    """Per-atom fingerprints of one chunk (runs on Dask workers too; one native thread there)."""
+    return fingerprint(structures, cutoff=settings.cutoff, natx=settings.natx, orbital=settings.orbital)
+
+
+def fingerprinted(blocks: Iterator[list[Tagged]], settings: FingerprintSettings,
+                  dask: str | None = None) -> Iterator[tuple[list[Tagged], Fingerprints]]:
+    """Fingerprint chunks in order, locally or on a Dask cluster (address, or 'local' for a LocalCluster
+    of one single-threaded worker per core), keeping at most two chunks per worker in flight."""
+    if dask is None:
+        for block in blocks:
+            yield block, fingerprint_chunk([a for _, _, a in block], settings)
+        return
+    from dask.distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                           dashboard_address=None) if dask == "local" else None
+    with Client(cluster if cluster is not None else dask) as client:
+        window = 2 * max(1, len(client.scheduler_info()["workers"]))
+        pending: list = []
+        for block in blocks:
+            job = client.submit(fingerprint_chunk, [a for _, _, a in block], settings, pure=False)
+            pending.append((block, job))
+            if len(pending) >= window:
+                done, fut = pending.pop(0)
+                yield done, fut.result()
+        for done, fut in pending:
+            yield done, fut.result()
+    if cluster is not None:
+        cluster.close()
+
+
+@dataclass
+class ScreenResult:
+    """What a screen kept: (file, frame) of each pick, its gain (nats), the counts seen and skipped."""
+
+    picks: list[tuple[int, int]]
+    gains: list[float]
+    seen: int
+    skipped: int
+    state: GlobalEntropy
+    seconds: float
+    extra: dict = field(default_factory=dict)
+
+
+class Screen:
+    """One screening run with its work folder `work` (created; reused to resume)."""
+
+    def __init__(self, pool: Sequence[str | os.PathLike], out: str | os.PathLike, state: GlobalEntropy,
+                 settings: FingerprintSettings, budget: int, min_gain: float = 0.01, method: str = "stream",
+                 chunk: int = 500, shortlist: int | None = None, index: NoveltyIndex | None = None,
+                 min_distance: float = 0.0, dask: str | None = None):
+        if method not in ("stream", "greedy"):
+            raise ValueError(f"method must be 'stream' or 'greedy'; got {method!r}")
+        if budget < 1 or chunk < 1:
+            raise ValueError("budget and chunk must be positive numbers of structures")
+        if index is not None and index.settings != settings:
+            raise ValueError(f"the novelty index was built with {index.settings}, not {settings}")
+        self.pool = [str(p) for p in pool]
+        self.out = Path(out)
+        self.work = self.out.with_name(self.out.name + ".work")
+        self.state, self.settings = state, settings
+        self.budget, self.min_gain, self.method, self.chunk = int(budget), float(min_gain), method, int(chunk)
+        self.shortlist = int(shortlist or max(20 * budget, 1000))
+        self.index, self.min_distance, self.dask = index, float(min_distance), dask
+        if state.settings is None:
+            state.settings = settings
+        elif state.settings != settings:
+            raise ValueError(f"the dataset state was built with {state.settings}, not {settings}")
+
+    # -- bookkeeping ---------------------------------------------------------------------------------
+    def _options(self) -> dict:
+        return {"pool": self.pool, "budget": self.budget, "min_gain": self.min_gain, "method": self.method,
+                "chunk": self.chunk, "shortlist": self.shortlist, "mode": self.state.mode,
+                "settings": self.settings.to_dict(), "min_distance": self.min_distance,
+                "state_n": self.state.n, "state_logdet": round(self.state.logdet, 9)}
+
+    def _open_work(self) -> None:
+        self.work.mkdir(parents=True, exist_ok=True)
+        run = self.work / "run.json"
+        if run.exists():
+            if json.loads(run.read_text()) != self._options():
+                raise ValueError(f"{self.work} holds an interrupted run with other options or another "
+                                 "dataset; rerun with the same options to resume, or delete the folder")
+        else:
+            _write_atomic(run, json.dumps(self._options(), indent=1).encode())
+
+    def _keep(self, fps: Fingerprints) -> np.ndarray:
+        """Mask of the chunk's structures that pass the novelty pre-filter."""
+        if self.index is None or self.min_distance <= 0 or len(self.index) == 0:
+            return np.ones(len(fps), dtype=bool)
+        return self.index.novelty(fps) > self.min_distance
+
+    # -- run -----------------------------------------------------------------------------------------
+    def run(self, progress: Callable[[int, int], None] | None = None) -> ScreenResult:
+        """Screen the pool and write the picks to `out` (extxyz with file, frame, gain in atoms.info).
+        progress(seen, picked) is called after every chunk."""
+        start = time.perf_counter()
+        self._open_work()
+        result = self._stream(progress) if self.method == "stream" else self._greedy(progress)
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _stream(self, progress) -> ScreenResult:
+        done = sorted(self.work.glob("chunk-*.npz"))
+        picks: list[tuple[int, int]] = []
+        gains: list[float] = []
+        seen = skipped = 0
+        if done:
+            with np.load(done[-1]) as z:
+                self.state = self.state.restored(z["n"], z["mean"], z["scatter"])
+                seen, skipped = int(z["seen"]), int(z["skipped"])
+            for path in done:
+                with np.load(path) as z:
+                    picks += [tuple(p) for p in z["picks"].tolist()]
+                    gains += z["gains"].tolist()
+        first = len(done)
+        blocks = islice(chunks(iter_pool(self.pool), self.chunk), first, None)
+        for k, (block, fps) in enumerate(fingerprinted(blocks, self.settings, self.dask), start=first):
+            if len(picks) >= self.budget:
+                break
+            keep = np.flatnonzero(self._keep(fps))
+            chosen: list[int] = []
+            g = np.zeros(0)
+            if len(keep):
+                g, accepted = self.state.stream([fps.of(int(i)) for i in keep], self.min_gain,
+                                                self.budget - len(picks))
+                chosen = keep[accepted].tolist()
+                g = g[accepted]
+            seen, skipped = seen + len(block), skipped + len(block) - len(keep)
+            tags = [(block[i][0], block[i][1]) for i in chosen]
+            _write_picks(self.work / f"chunk-{k:06d}.extxyz", [block[i] for i in chosen], g)
+            _commit(self.work / f"chunk-{k:06d}.npz", self.state,
+                    picks=np.array(tags, np.int64).reshape(-1, 2), gains=g, seen=seen, skipped=skipped)
+            picks += tags
+            gains += g.tolist()
+            if progress:
+                progress(seen, len(picks))
+        parts = sorted(self.work.glob("chunk-*.extxyz"))
+        _concat_files(parts, self.out)
+        return ScreenResult(picks, gains, seen, skipped, self.state, 0.0)
+
+    def _greedy(self, progress) -> ScreenResult:
+        ckpt = self.work / "shortlist.npz"
+        rows, offsets, scores = np.zeros((0, self.settings.length)), np.zeros(1, np.int64), np.zeros(0)
+        tags: list = []
+        first = seen = skipped = 0
+        if ckpt.exists():
+            with np.load(ckpt) as z:
+                rows, offsets, scores = z["rows"], z["offsets"], z["scores"]
+                tags = [tuple(t) for t in z["tags"].tolist()]
+                first, seen, skipped = int(z["chunks"]), int(z["seen"]), int(z["skipped"])
+        shortlist = _Shortlist(rows, offsets, scores, tags, self.shortlist)
+        last_save = time.monotonic()
+        blocks = islice(chunks(iter_pool(self.pool), self.chunk), first, None)
+        for k, (block, fps) in enumerate(fingerprinted(blocks, self.settings, self.dask), start=first):
+            keep = np.flatnonzero(self._keep(fps))
+            if len(keep):
+                sub = [fps.of(int(i)) for i in keep]
+                shortlist.offer(sub, self.state.gains(sub), [(block[i][0], block[i][1]) for i in keep])
+            seen, skipped = seen + len(block), skipped + len(block) - len(keep)
+            if time.monotonic() - last_save > 30:
+                shortlist.save(ckpt, chunks=k + 1, seen=seen, skipped=skipped)
+                last_save = time.monotonic()
+            if progress:
+                progress(seen, 0)
+        shortlist.save(ckpt, chunks=first + 10**9, seen=seen, skipped=skipped)
+        cands = shortlist.blocks()
+        picks, gains = self.state.greedy(cands, self.budget, self.min_gain, lazy=len(cands) > EXACT_UP_TO)
+        chosen = {shortlist.tags[int(p)]: float(g) for p, g in zip(picks, gains, strict=True)}
+        found = [(f, i, a) for f, i, a in iter_pool(self.pool) if (f, i) in chosen]
+        order = {t: n for n, t in enumerate(chosen)}
+        found.sort(key=lambda t: order[(t[0], t[1])])
+        _write_picks(self.out, found, np.array([chosen[(f, i)] for f, i, _ in found]))
+        return ScreenResult(list(chosen), list(chosen.values()), seen, skipped, self.state, 0.0,
+                            {"shortlist": len(shortlist.scores)})
+
+
+class _Shortlist:
+    """The `size` candidate blocks of largest score seen so far."""
+
+    def __init__(self, rows, offsets, scores, tags, size: int):
+        self.parts = [np.asarray(rows)[offsets[c]:offsets[c + 1]] for c in range(len(scores))]
+        self.scores, self.tags, self.size = np.asarray(scores, dtype=np.float64), list(tags), size
+
+    def offer(self, parts: list[np.ndarray], scores: np.ndarray, tags: list) -> None:
+        self.parts += [np.asarray(p) for p in parts]
+        self.scores = np.concatenate([self.scores, scores])
+        self.tags += tags
+        if len(self.scores) > self.size:
+            top = np.sort(np.argsort(-self.scores, kind="stable")[: self.size])
+            self.parts = [self.parts[t] for t in top]
+            self.scores = self.scores[top]
+            self.tags = [self.tags[t] for t in top]
+
+    def blocks(self) -> list[np.ndarray]:
+        return self.parts
+
+    def save(self, path: Path, **counts) -> None:
+        offsets = np.concatenate([[0], np.cumsum([len(p) for p in self.parts])]).astype(np.int64)
+        rows = np.concatenate(self.parts) if self.parts else np.zeros((0, 1))
+        _savez_atomic(path, rows=rows, offsets=offsets, scores=self.scores,
+                      tags=np.array(self.tags, np.int64).reshape(-1, 2), **counts)
+
+
+def _commit(path: Path, state: GlobalEntropy, **arrays) -> None:
+    _savez_atomic(path, **state.arrays(), **arrays)
+
+
+def _savez_atomic(path: Path, **arrays) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _write_picks(path: Path, tagged: list[Tagged], gains: np.ndarray) -> None:
+    """Write picked structures as extxyz (atomically), recording file, frame and gain in atoms.info."""
+    from ase.io import write
+
+    structures = []
+    for (f, i, atoms), g in zip(tagged, gains, strict=True):
+        atoms = atoms.copy()
+        atoms.info.update({"pool_file": int(f), "pool_frame": int(i), "gain": float(g)})
+        structures.append(atoms)
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp, structures, format="extxyz")
+    os.replace(tmp, path)
+
+
+def _concat_files(parts: list[Path], out: Path) -> None:
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "wb") as dst:
+        for part in parts:
+            dst.write(part.read_bytes())
+    os.replace(tmp, out)
