@@ -195,10 +195,11 @@ class GlobalEntropy:
         """Greedy selection (adds the picks to the state): repeatedly the candidate of largest ΔH, until
         `budget` are taken or no gain exceeds min_gain. Returns (candidate indices in pick order, gains).
 
-        lazy=True keeps the previous gains in a priority queue and re-evaluates only its top (lazy
-        greedy, Minoux 1978): exact while gains only shrink as the dataset grows, which holds in
-        practice but is not guaranteed for log det of a covariance (the mean moves); measured against
-        exact greedy in tests/benches (equal picks or log det within 1e-3 relative on 10⁴ candidates)."""
+        lazy=True (lazy greedy, Minoux 1978) splits ΔH into a part shared by every block of the same size
+        (recomputed each round) and the block's own part, kept in priority queues and re-evaluated only
+        at the top: exact while that own part never grows as the dataset grows, which holds in practice
+        (not guaranteed: the mean moves); on 10⁴ candidates its 60 picks equal exact greedy's (tested),
+        and 800 on 10⁴ as well (benches/entropy.py)."""
         rows, offsets = self.blocks(xs)
         if len(offsets) == 1 or budget <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
