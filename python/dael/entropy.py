@@ -243,6 +243,16 @@ class GlobalEntropy:
         settings = FingerprintSettings(**meta["settings"]) if meta["settings"] else None
         return cls(meta["mode"], meta["eps"], settings).restored(n, mean, scatter)
 
+    def __getstate__(self) -> dict:
+        return {"mode": self.mode, "eps": self.eps, "settings": self.settings,
+                "arrays": None if self._cov is None else self.arrays()}
+
+    def __setstate__(self, saved: dict) -> None:
+        self.__init__(saved["mode"], saved["eps"])
+        self.settings = saved["settings"]
+        if saved["arrays"] is not None:
+            self._cov = self.restored(**saved["arrays"])._cov
+
     def __repr__(self) -> str:
         return (f"GlobalEntropy(mode={self.mode!r}, eps={self.eps}, n={self.n}, dim={self.dim}, "
                 f"logdet={self.logdet:.6g})")

@@ -1,0 +1,267 @@
+"""The explorer: entropy-biased MD over a grid of phases, pressures, temperatures and bias strengths, whose
+snapshots pass through the global filter (DESIGN §5).
+
+For each (phase, pressure, temperature, k) a trajectory is run by `dael.md.run_md` with the driver wrapped
+in the entropy biases (global k_g, optional local k_l); trajectories run in parallel worker processes (one
+native/torch thread each). As each finishes, its snapshots go through the streaming filter in order —
+ΔH > min_gain joins the dataset state at once — so trajectories started later see them in their global
+bias. The random-MD baseline is the same grid with k = 0 and snapshots at uniformly random steps.
+
+Everything is kept in the output folder: one extxyz per finished trajectory (snapshots with phase,
+pressure_GPa, temperature_K, k_local, k_global, mode, step, driver, source, gain, accepted), the state
+after it, and a JSON line with its status; a rerun skips finished trajectories. `snapshots.extxyz` and
+`accepted.extxyz` are rebuilt at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from itertools import product
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+
+from dael.entropy import GlobalEntropy
+from dael.fingerprint import FingerprintSettings, fingerprint
+from dael.md import GlobalEntropyBias, LocalEntropyBias, MDSettings, run_md
+from dael.screen import _concat_files, _savez_atomic
+
+DRIVERS = "reference | chgnet | sevennet | allegro:PATH | ase:module:Class"
+
+
+PACKAGES = {"chgnet": "chgnet", "sevennet": "sevenn", "7net-0": "sevenn"}
+
+
+def check_driver(name: str) -> None:
+    """Fail early, without loading a model, if the driver `name` cannot be built here."""
+    import importlib.util
+
+    if name in PACKAGES:
+        if importlib.util.find_spec(PACKAGES[name]) is None:
+            package = PACKAGES[name]
+            raise ValueError(f"driver {name!r} needs the {package} package: pip install {package}")
+    elif name.startswith("allegro:"):
+        if not Path(name.split(":", 1)[1]).exists():
+            raise ValueError(f"driver {name!r}: {name.split(':', 1)[1]} does not exist "
+                             "(a model folder or .nequip.zip file)")
+    elif name != "reference" and not name.startswith("ase:"):
+        raise ValueError(f"unknown driver {name!r}; use one of: {DRIVERS}")
+
+
+def make_driver(name: str) -> Calculator:
+    """The MD driver called `name`: 'reference' (the embedded oracle), 'chgnet' (CHGNet 0.3 universal
+    potential; weights ship with the PyPI package), 'sevennet' (SevenNet 7net-0), 'allegro:PATH' (a model
+    trained or packaged by dael/nequip), or 'ase:module:Class' (any ASE calculator)."""
+    if name == "reference" or name.startswith("ase:"):
+        from dael.oracles import make_oracle
+
+        return make_oracle(name)
+    check_driver(name)
+    if name == "chgnet":
+        from chgnet.model.dynamics import CHGNetCalculator
+
+        return CHGNetCalculator(use_device="cpu")
+    if name in ("sevennet", "7net-0"):
+        from sevenn.calculator import SevenNetCalculator
+
+        return SevenNetCalculator("7net-0", device="cpu")
+    from dael.train import load_calculator
+
+    return load_calculator(Path(name.split(":", 1)[1]))
+
+
+@dataclass
+class Job:
+    """One trajectory of the grid."""
+
+    phase: str
+    structure: Atoms
+    md: MDSettings
+    k_global: float = 2.0
+    k_local: float = 0.0
+    source: str = "entropy"
+
+    @property
+    def name(self) -> str:
+        return (f"{self.phase}_P{self.md.pressure:g}_T{self.md.temperature:g}_kg{self.k_global:g}"
+                f"_kl{self.k_local:g}_{self.md.ensemble}_{self.source}_s{self.md.seed}")
+
+
+def grid(phases: dict[str, Atoms], pressures: Sequence[float], temperatures: Sequence[float],
+         k_global: Sequence[float], k_local: Sequence[float] = (0.0,), md: MDSettings | None = None,
+         random_baseline: bool = False, seed: int = 0) -> list[Job]:
+    """Every (phase, P GPa, T K, k_g eV, k_l eV) trajectory; random_baseline: the same with k = 0 and
+    random snapshot steps (each combination once per distinct k, so equal step counts)."""
+    md = md or MDSettings()
+    jobs = []
+    for n, (phase, p, t, kg, kl) in enumerate(product(phases, pressures, temperatures, k_global, k_local)):
+        settings = replace(md, pressure=float(p), temperature=float(t), seed=seed + n,
+                           random_snapshots=random_baseline)
+        if random_baseline:
+            kg, kl = 0.0, 0.0
+        jobs.append(Job(phase, phases[phase], settings, float(kg), float(kl),
+                        "random" if random_baseline else "entropy"))
+    return jobs
+
+
+_DRIVERS: dict[str, Calculator] = {}
+
+
+def _init_worker(threads: int) -> None:
+    """One native, BLAS and torch thread per worker process."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    from dael.threads import set_num_threads
+
+    set_num_threads(threads)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+
+
+def run_job(job: Job, driver_name: str, state: GlobalEntropy) -> dict:
+    """Run one trajectory in this process; returns its snapshots (tagged) and status."""
+    start = time.perf_counter()
+    if driver_name not in _DRIVERS:
+        _DRIVERS[driver_name] = make_driver(driver_name)
+    driver = _DRIVERS[driver_name]
+    calc: Calculator = driver
+    if job.k_local:
+        calc = LocalEntropyBias(calc, k=job.k_local)
+    if job.k_global:
+        calc = GlobalEntropyBias(calc, dataset=state, k=job.k_global, mode=state.mode)
+    try:
+        traj = run_md(job.structure, driver, calc, job.md)
+        snapshots, status = traj.snapshots, traj.status
+    except Exception as exc:  # a failing driver must not stop the other trajectories
+        snapshots, status = [], f"failed: {type(exc).__name__}: {exc}"
+    tags = {"phase": job.phase, "pressure_GPa": job.md.pressure, "temperature_K": job.md.temperature,
+            "k_global": job.k_global, "k_local": job.k_local, "mode": state.mode, "driver": driver_name,
+            "source": job.source, "ensemble": job.md.ensemble}
+    for snap in snapshots:
+        snap.calc = None
+        snap.info.update(tags)
+    seconds = time.perf_counter() - start
+    return {"name": job.name, "snapshots": snapshots, "status": status, "seconds": seconds}
+
+
+@dataclass
+class ExploreResult:
+    """Per trajectory: name, status, snapshots, accepted, seconds; the final state."""
+
+    trajectories: list[dict] = field(default_factory=list)
+    state: GlobalEntropy | None = None
+
+    @property
+    def accepted(self) -> int:
+        return sum(t["accepted"] for t in self.trajectories)
+
+
+class Explorer:
+    """Run a grid of jobs with `driver` (a name, see `make_driver`), filtering snapshots into `state`."""
+
+    def __init__(self, driver: str, state: GlobalEntropy, folder: str | os.PathLike, min_gain: float = 0.01,
+                 workers: int = 1, settings: FingerprintSettings | None = None):
+        self.driver, self.state, self.folder = driver, state, Path(folder)
+        self.min_gain, self.workers = float(min_gain), max(1, int(workers))
+        if state.settings is None:
+            if settings is None:
+                raise ValueError("the dataset state has no fingerprint settings yet: pass settings=")
+            state.settings = settings
+
+    def _finish(self, result: dict, log) -> dict:
+        """Filter one trajectory's snapshots into the state and commit them (extxyz, state, log line)."""
+        snaps = result["snapshots"]
+        gains, accepted = np.zeros(0), np.zeros(0, dtype=bool)
+        if snaps:
+            s = self.state.settings
+            fps = fingerprint(snaps, cutoff=s.cutoff, natx=s.natx, orbital=s.orbital)
+            gains, accepted = self.state.stream(fps, self.min_gain)
+        for snap, g, a in zip(snaps, gains, accepted, strict=True):
+            snap.info.update({"gain": float(g), "accepted": bool(a)})
+        path = self.folder / "trajectories" / f"{result['name']}.extxyz"
+        _write_extxyz(path, snaps)
+        _savez_atomic(self.folder / "state.npz", **self.state.arrays())
+        entry = {"name": result["name"], "status": result["status"], "snapshots": len(snaps),
+                 "accepted": int(accepted.sum()), "seconds": round(result["seconds"], 2),
+                 "logdet": self.state.logdet}
+        log.write(json.dumps(entry) + "\n")
+        log.flush()
+        os.fsync(log.fileno())
+        return entry
+
+    def run(self, jobs: Sequence[Job], progress: Callable[[dict], None] | None = None) -> ExploreResult:
+        """Run the jobs not finished before; write snapshots.extxyz and accepted.extxyz."""
+        (self.folder / "trajectories").mkdir(parents=True, exist_ok=True)
+        log_path = self.folder / "trajectories.jsonl"
+        done = {}
+        if log_path.exists():
+            for line in log_path.read_text().splitlines():
+                entry = json.loads(line)
+                done[entry["name"]] = entry
+            saved = self.folder / "state.npz"
+            if saved.exists():
+                with np.load(saved) as z:
+                    self.state = self.state.restored(z["n"], z["mean"], z["scatter"])
+        todo = [j for j in jobs if j.name not in done]
+        result = ExploreResult(list(done.values()), self.state)
+        with open(log_path, "a") as log:
+            if self.workers == 1:
+                _init_worker(1)
+                for job in todo:
+                    entry = self._finish(run_job(job, self.driver, self.state), log)
+                    result.trajectories.append(entry)
+                    if progress:
+                        progress(entry)
+            else:
+                self._parallel(todo, log, result, progress)
+        result.state = self.state
+        self._merge(jobs)
+        return result
+
+    def _parallel(self, todo: list[Job], log, result: ExploreResult, progress) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker, initargs=(1,))
+        with pool:
+            queue = list(todo)
+            running = set()
+            while queue or running:
+                while queue and len(running) < self.workers:
+                    # each trajectory starts from the state as it is now (accepted snapshots included)
+                    running.add(pool.submit(run_job, queue.pop(0), self.driver, self.state.copy()))
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    entry = self._finish(fut.result(), log)
+                    result.trajectories.append(entry)
+                    if progress:
+                        progress(entry)
+
+    def _merge(self, jobs: Sequence[Job]) -> None:
+        from ase.io import read
+
+        parts = [self.folder / "trajectories" / f"{j.name}.extxyz" for j in jobs]
+        parts = [p for p in parts if p.exists() and p.stat().st_size]
+        _concat_files(parts, self.folder / "snapshots.extxyz")
+        accepted = [a for p in parts for a in read(p, ":") if a.info.get("accepted")] if parts else []
+        _write_extxyz(self.folder / "accepted.extxyz", accepted)
+
+
+def _write_extxyz(path: Path, structures: list[Atoms]) -> None:
+    from ase.io import write
+
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp, structures, format="extxyz")
+    os.replace(tmp, path)
+
