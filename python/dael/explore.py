@@ -30,7 +30,7 @@ from ase.calculators.calculator import Calculator
 
 from dael.entropy import GlobalEntropy
 from dael.fingerprint import FingerprintSettings, fingerprint
-from dael.md import GlobalEntropyBias, LocalEntropyBias, MDSettings, run_md
+from dael.md import GlobalEntropyBias, LocalEntropyBias, MDSettings, relax, run_md
 from dael.screen import _concat_files, _savez_atomic
 
 DRIVERS = "reference | chgnet | sevennet | allegro:PATH | ase:module:Class"
@@ -265,3 +265,36 @@ def _write_extxyz(path: Path, structures: list[Atoms]) -> None:
     write(tmp, structures, format="extxyz")
     os.replace(tmp, path)
 
+
+
+def anchors(phases: dict[str, Atoms], driver: str, pressures: Sequence[float],
+            strains: Sequence[float] = (0.95, 0.97, 1.03, 1.05), thermal: int = 2, temperature: float = 300.0,
+            seed: int = 0) -> list[Atoms]:
+    """Near-equilibrium structures (DESIGN §3, the mixed pool): each phase relaxed with the driver at each
+    pressure (GPa), its isotropic strains (linear factors), and `thermal` snapshots of 200 steps of plain
+    NVT MD at `temperature` K. Tagged phase, pressure_GPa, source='anchor', kind."""
+    calc = make_driver(driver)
+    out: list[Atoms] = []
+    for n, (phase, pressure) in enumerate(product(phases, pressures)):
+        tags = {"phase": phase, "pressure_GPa": float(pressure), "source": "anchor", "driver": driver}
+        relaxed = relax(phases[phase], calc, float(pressure), fmax=0.05, steps=200)
+        relaxed.calc = None
+        out.append(_tagged(relaxed, tags, "relaxed"))
+        for f in strains:
+            strained = relaxed.copy()
+            strained.set_cell(relaxed.cell.array * f, scale_atoms=True)
+            out.append(_tagged(strained, tags, f"strain {f:g}"))
+        if thermal:
+            md = MDSettings(temperature=temperature, pressure=float(pressure), steps=200, snapshots=thermal,
+                            relax_steps=0, seed=seed + n)
+            traj = run_md(relaxed, calc, calc, md)
+            out += [_tagged(s, tags, "thermal") for s in traj.snapshots]
+    return out
+
+
+def _tagged(atoms: Atoms, tags: dict, kind: str) -> Atoms:
+    atoms = atoms.copy()
+    atoms.calc = None
+    atoms.info.update(tags)
+    atoms.info["kind"] = kind
+    return atoms

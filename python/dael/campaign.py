@@ -1,0 +1,240 @@
+"""Campaign configuration: one YAML file (campaign.yaml) and the seed phases (seeds.extxyz) in a folder.
+
+Presets for Si, C and NaCl follow the authors' exploration grids (DESIGN §5), scaled to what a 2-core
+machine runs in minutes: 8-atom cells instead of 54-64 atoms, 500 biased MD steps instead of 1000,
+pressures around the reference oracle's own transitions (Si diamond → β-Sn at 6 GPa, NaCl B1 → B2 at
+19 GPa, C graphite → diamond above 2.4 GPa) and temperatures below/around melting.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.build import bulk
+
+CONFIG = "campaign.yaml"
+SEEDS = "seeds.extxyz"
+
+
+def _hexagonal(a: float, c: float, symbols: str, frac: list) -> Atoms:
+    cell = [[a, 0, 0], [-a / 2, a * np.sqrt(3) / 2, 0], [0, 0, c]]
+    return Atoms(symbols, scaled_positions=frac, cell=cell, pbc=True)
+
+
+def phases(system: str) -> dict[str, Atoms]:
+    """The seed phases of a preset system, 8 atoms each, at ambient lattice constants (Å)."""
+    if system == "Si":
+        beta_tin = Atoms("Si4", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5], [0, 0.5, 0.25], [0.5, 0, 0.75]],
+                         cell=[4.80, 4.80, 2.65], pbc=True)
+        return {"diamond": bulk("Si", "diamond", a=5.43, cubic=True), "beta-tin": beta_tin * (1, 1, 2)}
+    if system == "NaCl":
+        return {"B1": bulk("NaCl", "rocksalt", a=5.64, cubic=True),
+                "B2": bulk("NaCl", "cesiumchloride", a=3.30) * (2, 2, 1)}
+    if system == "C":
+        graphite = _hexagonal(2.46, 6.70, "C4", [[0, 0, 0.25], [0, 0, 0.75], [1 / 3, 2 / 3, 0.25],
+                                                  [2 / 3, 1 / 3, 0.75]])
+        lonsdaleite = _hexagonal(2.52, 4.12, "C4", [[1 / 3, 2 / 3, 0], [2 / 3, 1 / 3, 0.5],
+                                                    [1 / 3, 2 / 3, 0.375], [2 / 3, 1 / 3, 0.875]])
+        return {"diamond": bulk("C", "diamond", a=3.57, cubic=True), "graphite": graphite * (2, 1, 1),
+                "lonsdaleite": lonsdaleite * (2, 1, 1)}
+    raise ValueError(f"no preset for system {system!r}; presets: Si, C, NaCl")
+
+
+@dataclass
+class Explore:
+    """MD grid (DESIGN §5): pressures GPa, temperatures K, global/local bias strengths eV."""
+
+    pressures: list[float] = field(default_factory=lambda: [0.0])
+    temperatures: list[float] = field(default_factory=lambda: [300.0, 1000.0])
+    k_global: list[float] = field(default_factory=lambda: [2.0])
+    k_local: list[float] = field(default_factory=lambda: [0.0])
+    ensemble: str = "nvt"
+    steps: int = 500
+    snapshots: int = 10
+    thermalize: int = 100
+    relax_steps: int = 100
+    dt: float = 1.0
+    friction: float = 0.01
+    workers: int = 2
+
+
+@dataclass
+class Filter:
+    """Global-entropy filter: mode, smallest gain (nats), fingerprint settings, ε."""
+
+    mode: str = "atom"
+    min_gain: float = 0.01
+    cutoff: float = 5.0
+    natx: int = 0
+    eps: float = 1e-3
+
+
+@dataclass
+class Budget:
+    """Structures to label: in all, at most per round, and the share given to near-equilibrium anchors."""
+
+    total: int = 200
+    per_round: int = 100
+    anchor_fraction: float = 0.0
+
+
+@dataclass
+class Label:
+    """Oracle (name + parameters, see dael.oracles.make_oracle) and the labelling workers."""
+
+    oracle: str = "reference"
+    params: dict[str, Any] = field(default_factory=dict)
+    workers: int = 2
+    timeout: float | None = None
+    retries: int = 1
+
+
+@dataclass
+class Train:
+    """Training settings passed to dael.train.TrainSettings (epochs, r_max, stress_weight, ...)."""
+
+    epochs: int = 60
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Benchmark:
+    """Learning-curve benchmark: training-set sizes, draws, epochs, pool size factor."""
+
+    sizes: list[int] = field(default_factory=lambda: [100, 200, 400, 800])
+    draws: int = 3
+    epochs: int = 60
+    repeats: int = 4
+    snapshots: int = 25
+    anchor_fraction: float = 0.2
+    workers: int = 2
+
+
+@dataclass
+class Campaign:
+    system: str
+    name: str = "campaign"
+    driver: str = "reference"
+    seed: int = 0
+    explore: Explore = field(default_factory=Explore)
+    filter: Filter = field(default_factory=Filter)
+    budget: Budget = field(default_factory=Budget)
+    label: Label = field(default_factory=Label)
+    train: Train = field(default_factory=Train)
+    benchmark: Benchmark = field(default_factory=Benchmark)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = CONFIG) -> Campaign:
+        """Build from a parsed YAML mapping; unknown keys and wrong types are errors that name the key."""
+        sections = {f.name: f.type for f in fields(cls)}
+        unknown = set(data) - set(sections)
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(sections)}")
+        if "system" not in data:
+            raise ValueError(f"{where}: 'system' is missing")
+        kwargs: dict[str, Any] = {}
+        for name, value in data.items():
+            klass = SECTIONS.get(name)
+            if klass is None:
+                kwargs[name] = value
+                continue
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}: '{name}' must be a mapping")
+            known = {f.name for f in fields(klass)}
+            bad = set(value) - known
+            if bad:
+                raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(bad))} in '{name}'; "
+                                 f"known: {', '.join(sorted(known))}")
+            kwargs[name] = klass(**value)
+        campaign = cls(**kwargs)
+        campaign.check(where)
+        return campaign
+
+    def check(self, where: str = CONFIG) -> None:
+        """Values in range, or one ValueError naming the key."""
+        e, f, b = self.explore, self.filter, self.budget
+        problems = {
+            "filter.mode must be 'atom' or 'config'": f.mode not in ("atom", "config"),
+            "explore.ensemble must be 'nvt' or 'npt'": e.ensemble not in ("nvt", "npt"),
+            "explore.temperatures must be positive (K)": any(t <= 0 for t in e.temperatures),
+            "explore.steps and explore.snapshots must satisfy 1 <= snapshots <= steps":
+                not 1 <= e.snapshots <= e.steps,
+            "budget.total and budget.per_round must be positive": b.total < 1 or b.per_round < 1,
+            "budget.anchor_fraction must lie in [0, 1]": not 0 <= b.anchor_fraction <= 1,
+            "benchmark.sizes must be positive and benchmark.draws >= 1":
+                any(n < 1 for n in self.benchmark.sizes) or self.benchmark.draws < 1,
+        }
+        for message, bad in problems.items():
+            if bad:
+                raise ValueError(f"{where}: {message}")
+
+
+SECTIONS = {"explore": Explore, "filter": Filter, "budget": Budget, "label": Label, "train": Train,
+            "benchmark": Benchmark}
+
+
+def preset(system: str) -> Campaign:
+    """The preset campaign of Si, C or NaCl (see the module docstring for how it is scaled)."""
+    grids = {
+        "Si": ([0.0, 8.0, 15.0], [300.0, 1000.0, 2000.0]),
+        "NaCl": ([0.0, 20.0, 30.0], [300.0, 1000.0]),
+        "C": ([0.0, 20.0, 50.0], [300.0, 1500.0, 3000.0]),
+    }
+    if system not in grids:
+        raise ValueError(f"no preset for system {system!r}; presets: Si, C, NaCl")
+    pressures, temperatures = grids[system]
+    anchors = 0.2 if system == "C" else 0.0  # carbon's near-equilibrium forces need anchors (DESIGN §3)
+    return Campaign(system, name=f"{system}-entropy", explore=Explore(pressures, temperatures),
+                    budget=Budget(anchor_fraction=anchors))
+
+
+def write(folder: str | os.PathLike, campaign: Campaign, seeds: dict[str, Atoms],
+          force: bool = False) -> Path:
+    """Write campaign.yaml and seeds.extxyz into `folder`; refuses to overwrite unless force."""
+    import yaml
+    from ase.io import write as write_structures
+
+    folder = Path(folder)
+    path = folder / CONFIG
+    if path.exists() and not force:
+        raise ValueError(f"{path} exists; pass --force to overwrite it")
+    folder.mkdir(parents=True, exist_ok=True)
+    structures = []
+    for name, atoms in seeds.items():
+        atoms = atoms.copy()
+        atoms.info["phase"] = name
+        structures.append(atoms)
+    write_structures(folder / SEEDS, structures, format="extxyz")
+    header = (f"# dael campaign for {campaign.system}: edit and run `dael run` in this folder.\n"
+              f"# Seed phases are in {SEEDS} (atoms.info['phase']). Units: GPa, K, eV, Å, fs.\n")
+    path.write_text(header + yaml.safe_dump(campaign.to_dict(), sort_keys=False))
+    return path
+
+
+def load(folder: str | os.PathLike) -> tuple[Campaign, dict[str, Atoms]]:
+    """Read campaign.yaml and the seed phases of a campaign folder."""
+    import yaml
+    from ase.io import read
+
+    folder = Path(folder)
+    path = folder / CONFIG
+    if not path.exists():
+        raise ValueError(f"{path} not found: create a campaign with `dael init SYSTEM --dir {folder}`")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({exc})") from exc
+    campaign = Campaign.from_dict(data, str(path))
+    if not (folder / SEEDS).exists():
+        raise ValueError(f"{folder / SEEDS} not found: the seed phases of the campaign")
+    seeds = {a.info.get("phase", f"seed{n}"): a for n, a in enumerate(read(folder / SEEDS, ":"))}
+    return campaign, seeds

@@ -1,0 +1,154 @@
+"""Learning curves and the HTML report of a benchmark.
+
+Input: one record per trained model and evaluation set — pool ('entropy', 'random', 'mixed'), size N,
+draw, set ('holdout' or 'test'), and the errors energy_mae (meV/atom), force_mae (meV/Å), stress_mae
+(meV/Å³) (plus *_rmse). Output: learning-curve PNGs (log-log, mean ± standard deviation over draws), a
+table as CSV and Markdown, and report.html that shows them with the settings used.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+METRICS = {"energy_mae": "energy MAE (meV/atom)", "force_mae": "force MAE (meV/Å)",
+           "stress_mae": "stress MAE (meV/Å³)"}
+POOLS = ("entropy", "mixed", "random")
+COLOURS = {"entropy": "#1f77b4", "mixed": "#2ca02c", "random": "#d62728"}
+
+
+def summarize(records: Sequence[dict]) -> list[dict]:
+    """Mean and standard deviation over draws of every metric, per (set, pool, size)."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in records:
+        groups[(r["set"], r["pool"], int(r["size"]))].append(r)
+    rows = []
+    for (which, pool, size), rs in sorted(groups.items(), key=lambda g: (g[0][0], POOLS.index(g[0][1])
+                                                                        if g[0][1] in POOLS else 9, g[0][2])):
+        row = {"set": which, "pool": pool, "size": size, "draws": len(rs)}
+        for m in METRICS:
+            values = np.array([r[m] for r in rs if r.get(m) is not None and np.isfinite(r[m])], dtype=float)
+            row[m] = float(values.mean()) if len(values) else float("nan")
+            row[m + "_std"] = float(values.std()) if len(values) > 1 else 0.0
+        rows.append(row)
+    return rows
+
+
+def ratios(rows: Sequence[dict], numerator: str = "random", denominator: str = "entropy") -> list[dict]:
+    """Per set and size: mean error of `numerator` / mean error of `denominator` for each metric."""
+    by = {(r["set"], r["pool"], r["size"]): r for r in rows}
+    out = []
+    for (which, pool, size), r in by.items():
+        other = by.get((which, numerator, size))
+        if pool != denominator or other is None:
+            continue
+        ratio = {m: other[m] / r[m] if r[m] else float("nan") for m in METRICS}
+        out.append({"set": which, "size": size, **ratio})
+    return sorted(out, key=lambda r: (r["set"], r["size"]))
+
+
+def write_tables(rows: Sequence[dict], folder: Path) -> tuple[Path, Path]:
+    """results.csv and results.md."""
+    columns = ["set", "pool", "size", "draws"] + [c for m in METRICS for c in (m, m + "_std")]
+    csv_path, md_path = folder / "results.csv", folder / "results.md"
+    with open(csv_path, "w", newline="") as f:
+        w = csv.DictWriter(f, columns)
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: r[c] for c in columns})
+    md_path.write_text(markdown_table(rows))
+    return csv_path, md_path
+
+
+def markdown_table(rows: Sequence[dict]) -> str:
+    head = "| set | pool | N | draws | " + " | ".join(METRICS.values()) + " |\n"
+    head += "|---|---|---:|---:|" + "---:|" * len(METRICS) + "\n"
+    lines = [f"| {r['set']} | {r['pool']} | {r['size']} | {r['draws']} | "
+             + " | ".join(f"{r[m]:.2f} ± {r[m + '_std']:.2f}" for m in METRICS) + " |" for r in rows]
+    return head + "\n".join(lines) + "\n"
+
+
+def plot(rows: Sequence[dict], which: str, title: str, path: Path) -> Path:
+    """One PNG with a log-log learning curve per metric for evaluation set `which`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 3.6), constrained_layout=True)
+    for ax, (m, label) in zip(axes, METRICS.items(), strict=True):
+        for pool in POOLS:
+            sel = [r for r in rows if (r["set"], r["pool"]) == (which, pool) and r[m] > 0]
+            sel.sort(key=lambda r: r["size"])
+            if not sel:
+                continue
+            x = [r["size"] for r in sel]
+            ax.errorbar(x, [r[m] for r in sel], yerr=[r[m + "_std"] for r in sel], marker="o", capsize=3,
+                        color=COLOURS[pool], label=pool)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("training structures N")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(title)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _image(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.name)}" style="max-width:100%">'
+
+
+def write_report(records: Sequence[dict], folder: str | os.PathLike, title: str, settings: dict,
+                 notes: Sequence[str] = ()) -> Path:
+    """Write results.csv, results.md, curves-<set>.png and report.html into `folder`; returns the HTML."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = summarize(records)
+    write_tables(rows, folder)
+    sets = sorted({r["set"] for r in rows})
+    images = [plot(rows, s, f"{title}: {s} set", folder / f"curves-{s}.png") for s in sets]
+    ratio_rows = ratios(rows)
+    ratio_html = "".join(
+        f"<tr><td>{r['set']}</td><td>{r['size']}</td>"
+        + "".join(f"<td>{r[m]:.2f}×</td>" for m in METRICS) + "</tr>" for r in ratio_rows)
+    table_html = "".join(
+        f"<tr><td>{r['set']}</td><td>{r['pool']}</td><td>{r['size']}</td><td>{r['draws']}</td>"
+        + "".join(f"<td>{r[m]:.2f} ± {r[m + '_std']:.2f}</td>" for m in METRICS) + "</tr>" for r in rows)
+    heads = "".join(f"<th>{html.escape(v)}</th>" for v in METRICS.values())
+    settings_html = "".join(f"<tr><td>{html.escape(str(k))}</td><td><code>{html.escape(str(v))}</code>"
+                            "</td></tr>" for k, v in settings.items())
+    notes_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><body>
+<h1>{html.escape(title)}</h1><ul>{notes_html}</ul>
+<h2>Learning curves</h2>{''.join(_image(p) for p in images)}
+<h2>Random / entropy error ratio (mean over draws)</h2>
+<table><tr><th>set</th><th>N</th>{heads}</tr>{ratio_html}</table>
+<h2>All results (mean ± standard deviation over draws)</h2>
+<table><tr><th>set</th><th>pool</th><th>N</th><th>draws</th>{heads}</tr>{table_html}</table>
+<h2>Settings</h2><table>{settings_html}</table></body></html>"""
+    out = folder / "report.html"
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(page)
+    os.replace(tmp, out)
+    return out
+
+
+def records_from_csv(path: str | os.PathLike) -> list[dict]:
+    """Read per-model records written by the benchmark (records.csv)."""
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return [{k: (v if k in ("pool", "set") else float(v)) for k, v in r.items()} for r in rows]
+
