@@ -308,9 +308,8 @@ def test_make_oracle() -> None:
     assert np.isfinite(atoms.get_potential_energy())
     for name, match in [
         ("nope", "unknown oracle"),
-        ("vasp", "not implemented yet"),
-        ("gpaw", "not implemented yet"),
-        ("qe", "not implemented yet"),
+        ("vasp", "needs the command"),
+        ("qe", "needs the command"),
         ("ase:no_such_module_xyz:Calc", "cannot import"),
         ("ase:ase.calculators.emt:Nope", "no attribute"),
         ("ase:numpy:ndarray", "not an ASE calculator"),
