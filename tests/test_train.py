@@ -1,0 +1,186 @@
+"""Allegro training through nequip: a real (tiny) run on reference-labelled Si, deployment, metrics, warm
+starts and the errors of bad input. The whole file takes about a minute and a half on one CPU thread."""
+
+import json
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.db import connect
+from ase.io import write
+from typer.testing import CliRunner
+
+from dael.cli import app
+from dael.oracles import reference_calculator
+from dael.train import (
+    MeanBaseline,
+    TrainSettings,
+    evaluate,
+    load_calculator,
+    load_structures,
+    resolve_parent,
+    train,
+)
+
+from conftest import skewed
+
+pytest.importorskip("nequip")
+pytest.importorskip("allegro")
+
+runner = CliRunner()
+
+
+def labelled_si(n: int, seed: int) -> list:
+    """`n` strained, rattled 8-atom Si cells labelled by the reference (SNAP) oracle."""
+    rng = np.random.default_rng(seed)
+    calc = reference_calculator("Si")
+    frames = []
+    for _ in range(n):
+        atoms = skewed(bulk("Si", "diamond", a=5.43, cubic=True), rng, strain=0.03, rattle=0.1)
+        atoms.calc = calc
+        energy, forces, stress = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
+        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces, stress=stress)
+        frames.append(atoms)
+    return frames
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> tuple:
+    """(ASE database of 40 training structures, extxyz of 12 test structures)."""
+    folder = tmp_path_factory.mktemp("data")
+    with connect(folder / "dataset.db") as db:
+        for atoms in labelled_si(40, seed=1):
+            db.write(atoms)
+    write(folder / "test.extxyz", labelled_si(12, seed=2))
+    return folder / "dataset.db", folder / "test.extxyz"
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory):
+    db, test = dataset
+    lines = []
+    result = train(db, tmp_path_factory.mktemp("models") / "round-01", settings=TrainSettings(epochs=15),
+                   test=test, progress=lines.append)
+    return result, lines
+
+
+def test_training_writes_a_model_directory_with_metrics(trained):
+    result, lines = trained
+    out = result.model_dir
+    for name in ("config.yaml", "model.nequip.zip", "run/best.ckpt", "data/train.extxyz", "data/val.extxyz",
+                 "data/test.extxyz", "train.log", "history.json"):
+        assert (out / name).exists(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics == json.loads(json.dumps(result.metrics))
+    assert metrics["n_train"] == 36 and metrics["n_val"] == 4 and metrics["epochs"] == 15
+    assert metrics["seconds_per_epoch"] > 0 and metrics["inference"]["threads"] == 1
+    assert sum("epoch" in line and "meV/atom" in line for line in lines) == 15  # progress, one line per epoch
+    for key in ("energy_mae", "energy_rmse", "force_mae", "force_rmse", "stress_mae", "stress_rmse"):
+        assert np.isfinite(metrics["validation"][key]) and np.isfinite(metrics["test"][key])
+
+
+def test_trained_model_beats_the_mean_baseline(trained, dataset):
+    result, _ = trained
+    test = load_structures(dataset[1])
+    errors = evaluate(result.model_dir, test)
+    baseline = evaluate(MeanBaseline(load_structures(dataset[0])), test)
+    assert errors == pytest.approx(result.metrics["test"], rel=1e-6)
+    for quantity in ("energy", "force", "stress"):
+        assert errors[f"{quantity}_mae"] < 0.7 * baseline[f"{quantity}_mae"], quantity
+        assert errors[f"{quantity}_rmse"] < 0.7 * baseline[f"{quantity}_rmse"], quantity
+
+
+def test_deployed_calculator_is_finite_and_its_stress_is_the_strain_derivative(trained):
+    calc = load_calculator(trained[0].model_dir)
+    atoms = skewed(bulk("Si", "diamond", a=5.43, cubic=True) * (2, 1, 1), np.random.default_rng(3), 0.02)
+    atoms.calc = calc
+    energy, forces, stress = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
+    assert np.isfinite(energy) and forces.shape == (16, 3) and np.isfinite(forces).all()
+    assert stress.shape == (6,) and np.isfinite(stress).all()
+    h, cell = 1e-3, atoms.cell.array.copy()
+    for voigt, (a, b) in enumerate([(0, 0), (1, 1), (2, 2)]):
+        energies = []
+        for sign in (1, -1):
+            strain = np.eye(3)
+            strain[a, b] += sign * h
+            atoms.set_cell(cell @ strain, scale_atoms=True)
+            energies.append(atoms.get_potential_energy())
+        atoms.set_cell(cell, scale_atoms=True)
+        derivative = (energies[0] - energies[1]) / (2 * h) / atoms.get_volume()
+        assert derivative == pytest.approx(stress[voigt], abs=1e-4)
+
+
+def test_warm_start_from_the_packaged_previous_round(trained, dataset, tmp_path):
+    db, test = dataset
+    parent = trained[0].model_dir
+    out = tmp_path / "round-02"
+    args = ["train", "--db", str(db), "--out", str(out), "--from", str(parent), "--epochs", "2",
+            "--test", str(test), "--seed", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "warm start" in result.output and "epoch    2/2" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["parent"] == str(parent / "model.nequip.zip") and metrics["epochs"] == 2
+    for quantity in ("energy", "force", "stress"):  # starts from the parent, not from nothing
+        assert metrics["test"][f"{quantity}_mae"] < 0.7 * metrics["test_baseline"][f"{quantity}_mae"]
+    again = runner.invoke(app, args)  # a finished round is never overwritten by accident
+    assert again.exit_code == 2 and "already holds a training run" in again.output
+
+
+def test_bad_warm_start_sources_are_clear_errors(dataset, tmp_path):
+    db = str(dataset[0])
+    cases = {
+        str(tmp_path / "missing.nequip.zip"): "no such file",
+        "nequip.net:mir-group/Allegro-OAM-L:0.1": "looks like a model id",
+        "mir-group/Allegro-OAM-L:0.1": "looks like a model id",
+        "https://www.nequip.net/models/Allegro-OAM-L": "looks like a model id",
+        str(tmp_path): "not a dael model directory",
+        db: "expected a .nequip.zip package",
+    }
+    for source, message in cases.items():
+        result = runner.invoke(app, ["train", "--db", db, "--out", str(tmp_path / "m"), "--from", source])
+        assert result.exit_code == 2 and message in result.output, (source, result.output)
+        if message in ("no such file", "looks like a model id"):  # says how to get a foundation model
+            assert "pass its local path" in result.output
+    missing = runner.invoke(app, ["train", "--db", str(tmp_path / "none.db"), "--out", str(tmp_path / "m")])
+    assert missing.exit_code == 2 and "no such dataset file" in missing.output
+    with pytest.raises(ValueError, match="model id"):
+        resolve_parent("nequip.net:mir-group/NequIP-OAM-L:0.1")
+
+
+def test_datasets_need_labels_and_read_every_format(dataset, tmp_path):
+    frames = labelled_si(3, seed=4)
+    from_db = load_structures(dataset[0])
+    assert len(from_db) == 40 and np.isfinite(from_db[0].calc.results["stress"]).all()
+    write(tmp_path / "three.extxyz", frames)
+    for loaded in (load_structures(tmp_path / "three.extxyz"), load_structures(frames)):
+        energies = [a.calc.results["energy"] for a in loaded]
+        assert energies == pytest.approx([a.get_potential_energy() for a in frames])
+    bare = frames[0].copy()
+    with pytest.raises(ValueError, match="structure 0 of the dataset has no reference energy"):
+        load_structures([bare])
+    with pytest.raises(ValueError, match="at least 2"):
+        train(frames[:1], tmp_path / "one")
+    with pytest.raises(ValueError, match="val_fraction"):
+        train(frames, tmp_path / "bad", settings=TrainSettings(val_fraction=1.5))
+
+
+def test_mean_baseline_fits_per_type_energies():
+    rng = np.random.default_rng(5)
+    e_na, e_cl = -2.5, -4.0
+    frames = []
+    for size in (1, 2, 2):
+        atoms = bulk("NaCl", "rocksalt", a=5.64) * (size, 1, 1)
+        atoms.symbols[0] = "Cl" if size == 2 else "Na"  # vary the composition
+        n_na = atoms.get_chemical_symbols().count("Na")
+        energy = e_na * n_na + e_cl * (len(atoms) - n_na)
+        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=rng.normal(size=(len(atoms), 3)),
+                                           stress=np.full(6, 0.01 * size))
+        frames.append(atoms)
+    baseline = MeanBaseline(frames)
+    assert baseline.per_type["Na"] == pytest.approx(e_na) and baseline.per_type["Cl"] == pytest.approx(e_cl)
+    errors = evaluate(baseline, frames)
+    assert errors["energy_mae"] == pytest.approx(0, abs=1e-9) and errors["stress_structures"] == 3
+    assert errors["force_mae"] == pytest.approx(1e3 * np.mean(np.abs(np.concatenate(
+        [a.calc.results["forces"].ravel() for a in frames]))))
