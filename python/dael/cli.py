@@ -193,79 +193,350 @@ def entropy(
 
 
 @app.command()
-def demo() -> None:
-    """What dael does today, on real structures: neighbour lists and fingerprints of Si, NaCl and C
-    phases, timed against ASE and libfp where installed, and how far apart the phases are."""
-    from ase.build import bulk
-    from ase.neighborlist import neighbor_list as ase_neighbor_list
+def train(
+    db: Annotated[Path, typer.Option(help="labelled dataset: ASE database or extxyz")],
+    out: Annotated[Path, typer.Option(help="model directory to create (e.g. models/round-03)")],
+    from_: Annotated[str | None, typer.Option(
+        "--from", help="warm start: a local .nequip.zip (foundation model or previous round), a .ckpt or a "
+                       "dael model directory; hub ids are not fetched")] = None,
+    epochs: Annotated[int, typer.Option(help="most epochs (early stopping may end sooner)")] = 200,
+    seed: Annotated[int, typer.Option(help="seed of the split, shuffling and initialisation")] = 0,
+    test: Annotated[Path | None, typer.Option(help="extra labelled structures to evaluate on")] = None,
+    lr: Annotated[float | None, typer.Option(help="learning rate (default: 1e-2 new, 3e-3 warm)")] = None,
+    stress_weight: Annotated[float, typer.Option(help="loss weight of stress (energy, forces: 1)")] = 100.0,
+    val_fraction: Annotated[float, typer.Option(help="share of structures held out for validation")] = 0.1,
+    threads: Annotated[int, typer.Option(help="torch/OpenMP threads of the training process")] = 1,
+    overwrite: Annotated[bool, typer.Option(help="replace a previous run in --out")] = False,
+) -> None:
+    """Train an Allegro potential on a labelled dataset (new, or fine-tuned with --from); writes the model
+    directory with model.nequip.zip and metrics.json."""
+    from dael.train import TrainSettings
+    from dael.train import train as run
 
-    import dael
-
-    rng = np.random.default_rng(0)
-    phases = {
-        "Si diamond": bulk("Si", "diamond", a=5.43, cubic=True) * (2, 2, 2),
-        "Si beta-tin": _beta_tin() * (2, 2, 4),
-        "NaCl B1": bulk("NaCl", "rocksalt", a=5.64, cubic=True) * (2, 2, 2),
-        "NaCl B2": bulk("NaCl", "cesiumchloride", a=3.0) * (4, 4, 4),
-        "C diamond": bulk("C", "diamond", a=3.57, cubic=True) * (2, 2, 2),
-        "C graphite": _graphite() * (4, 4, 2),
-    }
-    for atoms in phases.values():
-        atoms.rattle(0.05, rng=rng)
-
-    table = Table(title="Neighbour lists, cutoff 5 Å (full lists, pairs equal to ASE's)")
-    for col in ("phase", "atoms", "pairs", "ASE ms", "dael ms", "speed-up"):
-        table.add_column(col, justify="right" if col != "phase" else "left")
-    for name, atoms in phases.items():
-        t0 = time.perf_counter()
-        ref = ase_neighbor_list("ij", atoms, 5.0)
-        t1 = time.perf_counter()
-        i, j = dael.neighbor_list(atoms, 5.0, "ij")
-        t2 = time.perf_counter()
-        assert len(i) == len(ref[0]), "pair counts differ from ASE"
-        table.add_row(name, str(len(atoms)), str(len(i)), f"{(t1 - t0) * 1e3:.1f}", f"{(t2 - t1) * 1e3:.2f}",
-                      f"{(t1 - t0) / (t2 - t1):.0f}x")
+    try:
+        settings = TrainSettings(epochs=epochs, seed=seed, lr=lr, stress_weight=stress_weight,
+                                 val_fraction=val_fraction, threads=threads)
+        result = run(db, out, parent=from_, settings=settings, test=test, overwrite=overwrite,
+                     progress=lambda line: console.print(line, markup=False, highlight=False))
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        raise fail(str(exc)) from exc
+    table = Table(title=f"Errors of {result.package} (MAE / RMSE)")
+    for col in ("set", "structures", "E meV/atom", "F meV/Å", "S meV/Å³"):
+        table.add_column(col, justify="right" if col != "set" else "left")
+    for name in ("validation", "validation_baseline", "test", "test_baseline"):
+        if name in result.metrics:
+            m = result.metrics[name]
+            cells = [f"{m[f'{q}_mae']:.{d}f} / {m[f'{q}_rmse']:.{d}f}" if m[f"{q}_mae"] is not None else "n/a"
+                     for q, d in (("energy", 2), ("force", 1), ("stress", 2))]
+            table.add_row(name.replace("_", " "), str(m["structures"]), *cells)
     console.print(table)
 
-    structures = list(phases.values())
-    natx = dael.fingerprint(structures, 5.0, natx=None).settings.natx
-    t0 = time.perf_counter()
-    fps = dael.fingerprint(structures, 5.0, natx=natx, per="config")
-    seconds = time.perf_counter() - t0
-    n_atoms = sum(len(a) for a in structures)
-    console.print(f"\nOMFP (s, cutoff 5 Å, natx {natx} = largest sphere): {n_atoms} atoms in "
-                  f"{seconds * 1e3:.1f} ms ({n_atoms / seconds:,.0f} atoms/s)")
-    names = list(phases)
-    dist = Table(title="Distance between per-configuration fingerprints (same element only)")
-    dist.add_column("phase A")
-    dist.add_column("phase B")
-    dist.add_column("|X_A - X_B|", justify="right")
-    for a in range(len(names)):
-        for b in range(a + 1, len(names)):
-            if names[a].split()[0] == names[b].split()[0]:
-                d = np.linalg.norm(fps.values[a] - fps.values[b])
-                dist.add_row(names[a], names[b], f"{d:.3f}")
-    console.print(dist)
 
-    grads = dael.fingerprint(phases["Si diamond"], 5.0, natx=natx, gradients=True, stress=True)
-    console.print(f"Si diamond gradients: {len(grads.pairs)} sparse (centre, atom) blocks of shape "
-                  f"{grads.grad.shape[1:]}, strain derivative {grads.strain.shape}")
+@app.command()
+def explore(
+    seeds: Annotated[list[Path], typer.Argument(help="seed structures, one phase each (atoms.info['phase'] "
+                                                     "or the file name)")],
+    out: Annotated[Path, typer.Option(help="output folder (resumable)")] = Path("explore"),
+    driver: Annotated[str, typer.Option(help="reference | chgnet | sevennet | allegro:PATH | ase:mod:Class")]
+    = "chgnet",
+    pressure: Annotated[list[float], typer.Option(help="pressures, GPa (repeat the option)")] = [0.0],  # noqa: B006
+    temperature: Annotated[list[float], typer.Option(help="temperatures, K")] = [300.0],  # noqa: B006
+    k_global: Annotated[list[float], typer.Option(help="global-entropy bias strengths, eV")] = [2.0],  # noqa: B006
+    k_local: Annotated[list[float], typer.Option(help="local-entropy bias strengths, eV")] = [0.0],  # noqa: B006
+    mode: Mode = "atom",
+    ensemble: Annotated[str, typer.Option(help="'nvt' (Langevin) or 'npt' (MTK)")] = "nvt",
+    steps: Annotated[int, typer.Option(help="biased MD steps per trajectory")] = 1000,
+    snapshots: Annotated[int, typer.Option(help="snapshots per trajectory")] = 10,
+    dt: Annotated[float, typer.Option(help="time step, fs")] = 1.0,
+    friction: Annotated[float, typer.Option(help="Langevin friction, 1/fs")] = 0.01,
+    relax_steps: Annotated[int, typer.Option(help="FIRE steps of the relaxation under pressure")] = 200,
+    thermalize: Annotated[int, typer.Option(help="unbiased MD steps before the biased run")] = 100,
+    random: Annotated[bool, typer.Option(help="random-MD baseline: k = 0, random snapshot steps")] = False,
+    dataset: Annotated[Path | None, typer.Option(help="ASE database of the labelled dataset")] = None,
+    state: Annotated[Path | None, typer.Option(help="saved entropy state instead of --dataset")] = None,
+    min_gain: Annotated[float, typer.Option(help="smallest entropy gain ΔH to accept, nats")] = 0.01,
+    workers: Annotated[int, typer.Option(help="trajectories run in parallel (one thread each)")] = 1,
+    cutoff: Annotated[float, typer.Option(help="fingerprint sphere radius, Å")] = 5.0,
+    natx: Annotated[int, typer.Option(help="fingerprint length (0: 1.5× the seeds' largest sphere)")] = 0,
+    eps: Annotated[float, typer.Option(help="ε added to the covariance diagonal")] = 1e-3,
+    seed: Annotated[int, typer.Option(help="random seed of the first trajectory")] = 0,
+) -> None:
+    """Entropy-biased MD over phases × pressures × temperatures × k; snapshots through the global filter."""
+    from dael.explore import Explorer, check_driver, grid
+    from dael.md import MDSettings
+
+    structures = _read(seeds, ":")
+    phases = {}
+    for n, atoms in enumerate(structures):
+        name = str(atoms.info.get("phase", seeds[0].stem if len(structures) == 1 else f"seed{n}"))
+        phases[name if name not in phases else f"{name}{n}"] = atoms
+    try:
+        check_driver(driver)
+        md = MDSettings(temperature=temperature[0], ensemble=ensemble, steps=steps, snapshots=snapshots,
+                        dt=dt, friction=friction, thermalize=thermalize, relax_steps=relax_steps)
+        settings = _fingerprint_settings(structures, cutoff, natx, "s", margin=1.5)
+        current = _dataset_state(dataset, state, mode, eps, settings, 500)
+        jobs = grid(phases, pressure, temperature, k_global, k_local, md, random_baseline=random, seed=seed)
+        explorer = Explorer(driver, current, out, min_gain, workers, settings)
+        with console.status(f"exploring: {len(jobs)} trajectories") as status:
+            result = explorer.run(jobs, lambda e: status.update(
+                f"{e['name']}: {e['status']}, {e['accepted']}/{e['snapshots']} accepted"))
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    failed = [t for t in result.trajectories if t["status"] != "ok"]
+    for t in failed:
+        errors.print(f"{t['name']}: {t['status']}", highlight=False)
+    console.print(f"{len(result.trajectories)} trajectories ({len(failed)} stopped early), {result.accepted} "
+                  f"snapshots accepted -> {out}/accepted.extxyz (all in {out}/snapshots.extxyz); "
+                  f"log det {result.state.logdet:.3f} nats")
 
 
-def _beta_tin():
-    from ase import Atoms
+def _oracle_params(items: list[str] | None) -> dict:
+    """``--param key=value`` pairs; a value is JSON when it parses (500, true, {"Si": ...}), else text."""
+    import json
 
-    frac = [[0, 0, 0], [0.5, 0.5, 0.5], [0, 0.5, 0.25], [0.5, 0, 0.75]]
-    return Atoms("Si4", scaled_positions=frac, cell=[4.80, 4.80, 2.65], pbc=True)
+    params = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise fail(f"--param {item!r}: expected key=value, e.g. --param system=Si or --param ecut=500")
+        try:
+            params[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key.strip()] = value
+    return params
 
 
-def _graphite():
-    from ase import Atoms
+def _fingerprint_option(text: str | None):
+    """``CUTOFF,NATX,ORBITAL`` (e.g. 5.0,50,s) as FingerprintSettings; None when not given."""
+    from dael.fingerprint import FingerprintSettings
 
-    a, c = 2.46, 6.70
-    cell = [[a, 0, 0], [-a / 2, a * np.sqrt(3) / 2, 0], [0, 0, c]]
-    frac = [[0, 0, 0.25], [0, 0, 0.75], [1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]]
-    return Atoms("C4", scaled_positions=frac, cell=cell, pbc=True)
+    if text is None:
+        return None
+    parts = text.split(",")
+    try:
+        return FingerprintSettings(float(parts[0]), int(parts[1]), parts[2].strip())
+    except (IndexError, ValueError) as exc:
+        raise ValueError(f"--fingerprint {text!r}: expected CUTOFF,NATX,ORBITAL (5.0,50,s); {exc}") from None
+
+
+@app.command("label")
+def label_(
+    db: Annotated[Path, typer.Option(help="the dataset: an ASE SQLite database (.db), created if missing")],
+    candidates: Annotated[list[Path] | None, typer.Argument(
+        help="candidate files (extxyz, ASE db, ...); none: only label the pending rows")] = None,
+    oracle: Annotated[str, typer.Option(help="'reference', 'gpaw', 'vasp', 'qe' or 'ase:module:Class'")]
+    = "reference",
+    param: Annotated[list[str] | None, typer.Option(
+        help="oracle parameter key=value (value read as JSON, else text); repeatable")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="worker processes, 1 OpenMP thread each (0: this process) [default: 1]")] = None,
+    dask: Annotated[str | None, typer.Option(
+        help="Dask scheduler address (e.g. a dask-jobqueue SLURMCluster's), or 'local'")] = None,
+    source: Annotated[str, typer.Option(help="entropy | random | anchor | test")] = "entropy",
+    round_: Annotated[int, typer.Option("--round", help="active-learning round")] = 0,
+    campaign: Annotated[str, typer.Option(help="campaign name")] = "default",
+    timeout: Annotated[float | None, typer.Option(help="seconds per oracle call [default: no limit]")] = None,
+    retries: Annotated[int, typer.Option(help="extra calls after a failure that is not bad input")] = 0,
+    retry_failed: Annotated[bool, typer.Option(help="put this oracle's failed rows back to pending")] = False,
+    fingerprint: Annotated[str | None, typer.Option(
+        help="fingerprint settings the selection used, CUTOFF,NATX,ORBITAL (e.g. 5.0,50,s)")] = None,
+) -> None:
+    """Label candidate structures with an oracle into the dataset; rerun the same command to resume."""
+    from collections import Counter
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from dael.dataset import SOURCES, Dataset, oracle_spec
+    from dael.label import check_options, label_dataset
+    from dael.oracles import make_oracle
+
+    params = _oracle_params(param)
+    if workers is not None and dask is not None:
+        raise fail("give --workers or --dask, not both")
+    workers = 1 if workers is None else workers
+    if not candidates and not db.exists():
+        raise fail(f"{db} does not exist yet: give the candidate files to label")
+    try:  # everything is checked before the dataset is touched
+        check_options(workers, timeout, retries)
+        if source not in SOURCES:
+            raise ValueError(f"--source must be one of {', '.join(SOURCES)}; got {source!r}")
+        settings = _fingerprint_option(fingerprint)
+        make_oracle(oracle, **params)
+        dataset = Dataset(db)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    structures = _read(candidates, ":") if candidates else []
+    spec = oracle_spec(oracle, params)
+    try:
+        added = dataset.add(structures, oracle=spec, campaign=campaign, round=round_, source=source,
+                            fingerprint=settings)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    if retry_failed:
+        dataset.retry_failed(spec)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task(f"labelling with {oracle}", total=None)
+        try:
+            summary = label_dataset(
+                dataset, oracle, params, workers=workers, dask=dask, timeout=timeout, retries=retries,
+                progress=lambda s, total: bar.update(task, total=total, completed=s.labeled + s.failed,
+                                                     description=f"labelling, {s.failed} failed"))
+        except KeyboardInterrupt:
+            bar.stop()
+            errors.print("interrupted: every finished label is saved; rerun the same command to resume")
+            raise typer.Exit(130) from None
+        except (OSError, RuntimeError) as exc:  # no Dask scheduler there, workers that cannot start
+            bar.stop()
+            raise fail(f"labelling stopped ({exc}); finished labels are saved, rerun to resume") from exc
+    counts = dataset.counts()
+    rate = (summary.labeled + summary.failed) / max(summary.seconds, 1e-9)
+    console.print(f"{summary.labeled} labeled, {summary.failed} failed, {len(added.duplicates)} duplicates "
+                  f"skipped, {summary.seconds:.1f} s ({rate:.1f} structures/s) -> {db} (rows: "
+                  f"{counts['labeled']} labeled, {counts['failed']} failed, {counts['pending']} pending)")
+    for message, n in Counter(summary.errors).most_common(3):
+        console.print(f"  [yellow]{n} failed:[/] {message}", highlight=False)
+    if counts["pending"]:
+        others = sorted({a.info["oracle"] for a in dataset.structures("pending")})
+        console.print(f"  {counts['pending']} rows wait for other oracles ({'; '.join(others)}): rerun with "
+                      "that --oracle and --param", highlight=False)
+
+
+@app.command()
+def export(
+    db: Annotated[Path, typer.Option(help="the dataset (ASE database)")],
+    out: Annotated[Path, typer.Option(help="extxyz with energy, forces, stress (nequip reads it as is)")]
+    = Path("train.extxyz"),
+    status: Annotated[str, typer.Option(help="labeled | pending | failed | all")] = "labeled",
+    source: Annotated[list[str] | None, typer.Option(help="only rows of this source; repeatable")] = None,
+    campaign: Annotated[str | None, typer.Option(help="only rows of this campaign")] = None,
+    round_: Annotated[int | None, typer.Option("--round", help="only rows of this round")] = None,
+) -> None:
+    """Write dataset rows to an extxyz training file."""
+    from dael.dataset import Dataset
+
+    if not db.is_file():
+        raise fail(f"{db}: no such dataset")
+    query = {k: v for k, v in {"campaign": campaign, "round": round_}.items() if v is not None}
+    try:
+        n = Dataset(db).export(out, None if status == "all" else status, source, **query)
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"{n} structures -> {out}")
+
+
+@app.command()
+def init(
+    system: Annotated[str, typer.Argument(help="preset: Si, C or NaCl")],
+    dir: Annotated[Path, typer.Option(help="campaign folder")] = Path("."),
+    force: Annotated[bool, typer.Option(help="overwrite an existing campaign.yaml")] = False,
+) -> None:
+    """Write a campaign (campaign.yaml + seeds.extxyz) with the preset of SYSTEM."""
+    from dael.campaign import phases, preset, write
+
+    try:
+        path = write(dir, preset(system), phases(system), force=force)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"{path}: {system} campaign; edit it, then `dael run --dir {dir}`")
+
+
+@app.command()
+def run(
+    dir: Annotated[Path, typer.Option(help="campaign folder")] = Path("."),
+    rounds: Annotated[int, typer.Option(help="stop after this many rounds (0: until the budget is spent)")] = 0,
+) -> None:
+    """Explore → filter → label → train until the budget is spent (resumable: rerun after any interruption)."""
+    from dael.loop import run as run_campaign
+
+    try:
+        state = run_campaign(dir, say=lambda line: console.print(line, highlight=False), max_rounds=rounds or None)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    _print_status(state)
+
+
+@app.command()
+def status(dir: Annotated[Path, typer.Option(help="campaign folder")] = Path(".")) -> None:
+    """Round, budget used, dataset, entropy, latest model errors and failures of a campaign."""
+    from dael.loop import status as campaign_status
+
+    try:
+        _print_status(campaign_status(dir))
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+
+
+def _print_status(state: dict) -> None:
+    table = Table(title=f"campaign: {state['system']}", show_header=False)
+    logdet = "n/a" if state["logdet"] is None else f"{state['logdet']:.3f} nats"
+    validation = state["validation"] or {}
+    rows = {"round": state["round"], "budget used": f"{state['budget']['used']} / {state['budget']['total']}",
+            "dataset": ", ".join(f"{k} {v}" for k, v in state["dataset"].items()) or "empty",
+            "log det (dataset)": logdet, "latest model": state["model"] or "none",
+            "validation MAE": ", ".join(f"{k} {v:.2f}" for k, v in validation.items() if v is not None) or "n/a",
+            "label failures": state["label_failures"],
+            "trajectories stopped early": len(state["trajectories_stopped"])}
+    for key, value in rows.items():
+        table.add_row(key, str(value))
+    console.print(table)
+    for line in state["trajectories_stopped"][:10]:
+        errors.print(f"  {line}", highlight=False)
+
+
+@app.command()
+def benchmark(
+    system: Annotated[str, typer.Argument(help="preset (Si, C, NaCl) or a campaign folder")],
+    out: Annotated[Path | None, typer.Option(help="benchmark folder (default: benchmark-SYSTEM)")] = None,
+    sizes: Annotated[list[int] | None, typer.Option(help="training-set sizes (repeat the option)")] = None,
+    draws: Annotated[int, typer.Option(help="independent draws per size (0: the config's)")] = 0,
+    epochs: Annotated[int, typer.Option(help="training epochs per model (0: the config's)")] = 0,
+    anchor_fraction: Annotated[float, typer.Option(help="anchor share of the mixed pool")] = -1.0,
+) -> None:
+    """Entropy-selected vs random-MD (and mixed) training sets: learning curves and an HTML report."""
+    from dael.benchmark import run_benchmark
+    from dael.campaign import load, phases, preset
+
+    try:
+        if Path(system).is_dir():
+            campaign, seeds = load(system)
+        else:
+            campaign, seeds = preset(system), phases(system)
+        b = campaign.benchmark
+        b.sizes = sizes or b.sizes
+        b.draws = draws or b.draws
+        b.epochs = epochs or b.epochs
+        b.anchor_fraction = b.anchor_fraction if anchor_fraction < 0 else anchor_fraction
+        campaign.check()
+        report = run_benchmark(campaign, seeds, out or Path(f"benchmark-{campaign.system}"),
+                               say=lambda line: console.print(line, highlight=False))
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"report: {report}")
+
+
+@app.command()
+def demo(dir: Annotated[Path, typer.Option(help="folder of the demo campaign")] = Path("demo")) -> None:
+    """A small real campaign on Si with the embedded reference oracle: two rounds of explore → filter →
+    label → train, then a small entropy-vs-random benchmark and its HTML report (about 10 min on 2 cores)."""
+    from dael.benchmark import run_benchmark
+    from dael.campaign import Benchmark, Budget, Explore, phases, preset, write
+    from dael.loop import run as run_campaign
+
+    campaign = preset("Si")
+    campaign.name = "Si-demo"
+    campaign.explore = Explore(pressures=[0.0, 10.0], temperatures=[600.0, 1500.0], steps=200, snapshots=10,
+                               thermalize=50, relax_steps=50)
+    campaign.budget = Budget(total=80, per_round=40)
+    campaign.train.epochs = 40
+    campaign.benchmark = Benchmark(sizes=[20, 40, 80], draws=2, epochs=40, repeats=2, snapshots=20)
+    write(dir, campaign, phases("Si"), force=True)
+    say = lambda line: console.print(line, highlight=False)  # noqa: E731
+    start = time.perf_counter()
+    _print_status(run_campaign(dir, say=say))
+    report = run_benchmark(campaign, phases("Si"), dir / "benchmark", say=say)
+    console.print(f"demo finished in {(time.perf_counter() - start) / 60:.1f} min; report: {report}")
 
 
 if __name__ == "__main__":

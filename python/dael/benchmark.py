@@ -1,0 +1,218 @@
+"""Entropy-selected vs random-MD training sets: learning curves with the same oracle and training (DESIGN §6).
+
+Protocol (`run_benchmark`), all in one folder, every stage resumable:
+
+1. Pools. *Entropy*: biased MD (k_g, k_l of the campaign's grid) over phases × pressures × temperatures,
+   `repeats` seeds each, `snapshots` per trajectory. *Random*: the same grid and step counts with k = 0
+   and snapshots at uniformly random steps (random-MD). *Anchors*: each phase relaxed at each pressure,
+   isotropic strains 0.95/0.97/1.03/1.05, short 300 K MD (the mixed pool's near-equilibrium share).
+   *Test* (independent): plain MD at every phase/pressure/temperature with other seeds, plus strains
+   0.92/1.08 of the relaxed phases.
+2. Everything is labelled by the campaign's oracle (one database, tagged by source).
+3. In-distribution holdout: 10 % of each of the entropy and random pools, set aside before selection.
+4. Training sets per draw d (nested over sizes N): entropy = greedy ΔH picks (per-atom mode) from a random
+   80 % of the entropy pool; random = a random permutation of the random pool; mixed = a fraction
+   `anchor_fraction` of N greedy picks among the anchors, the rest greedy from the entropy pool.
+5. One model per (pool, N, draw), trained identically (dael.train, from scratch, `epochs`), run in parallel
+   single-thread processes; errors on the holdout and the test set go to records.csv, then the report.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from dael.campaign import Campaign
+from dael.entropy import GlobalEntropy
+from dael.fingerprint import fingerprint
+
+Say = Callable[[str], None]
+POOL_SOURCES = {"entropy": "entropy", "random": "random", "anchor": "anchor", "test": "test"}
+
+
+def _pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, say: Say) -> dict[str, list]:
+    """Explore (biased and plain), anchors and test structures; cached as extxyz in folder/pools."""
+    from ase.io import read, write
+
+    from dael.explore import Explorer, anchors, grid
+    from dael.md import MDSettings
+
+    e, bench = campaign.explore, campaign.benchmark
+    out = folder / "pools"
+    out.mkdir(parents=True, exist_ok=True)
+    pools: dict[str, list] = {}
+    md = MDSettings(ensemble=e.ensemble, steps=e.steps, snapshots=bench.snapshots, dt=e.dt, friction=e.friction,
+                    thermalize=e.thermalize, relax_steps=e.relax_steps)
+    for name, random in (("entropy", False), ("random", True)):
+        path = out / f"{name}.extxyz"
+        if not path.exists():
+            offset = campaign.seed + (5000 if random else 0)
+            jobs = [job for rep in range(bench.repeats)
+                    for job in grid(seeds, e.pressures, e.temperatures, e.k_global, e.k_local, md,
+                                    random_baseline=random, seed=offset + 10_000 * rep)]
+            say(f"benchmark: {name} pool, {len(jobs)} trajectories")
+            state = GlobalEntropy(campaign.filter.mode, campaign.filter.eps, settings)
+            Explorer(campaign.driver, state, out / f"{name}-md", min_gain=-np.inf, workers=e.workers).run(jobs)
+            snaps = read(out / f"{name}-md" / "snapshots.extxyz", ":")
+            write(path, snaps, format="extxyz")
+        pools[name] = read(path, ":")
+    path = out / "anchor.extxyz"
+    if not path.exists():
+        say("benchmark: anchors")
+        write(path, anchors(seeds, campaign.driver, e.pressures, seed=campaign.seed), format="extxyz")
+    pools["anchor"] = read(path, ":")
+    path = out / "test.extxyz"
+    if not path.exists():
+        say("benchmark: independent test set")
+        test_md = MDSettings(ensemble="nvt", steps=e.steps, snapshots=5, thermalize=e.thermalize,
+                             relax_steps=e.relax_steps)
+        jobs = grid(seeds, e.pressures, e.temperatures, [0.0], md=test_md, random_baseline=True,
+                    seed=campaign.seed + 99_000)
+        state = GlobalEntropy(campaign.filter.mode, campaign.filter.eps, settings)
+        Explorer(campaign.driver, state, out / "test-md", min_gain=-np.inf, workers=e.workers).run(jobs)
+        test = read(out / "test-md" / "snapshots.extxyz", ":")
+        test += anchors(seeds, campaign.driver, e.pressures, strains=(0.92, 1.08), thermal=0)
+        for a in test:
+            a.info["source"] = "test"
+        write(path, test, format="extxyz")
+    pools["test"] = read(path, ":")
+    return pools
+
+
+def _labelled(campaign: Campaign, pools: dict[str, list], folder: Path, say: Say) -> dict[str, list]:
+    """Label every pool with the campaign's oracle (resumable); returns the labelled structures per pool."""
+    from dael.dataset import Dataset, oracle_spec
+    from dael.label import label_dataset
+
+    lab = campaign.label
+    db = Dataset(folder / "labels.db")
+    spec = oracle_spec(lab.oracle, lab.params)
+    if not (folder / "labels.done").exists():
+        for name, structures in pools.items():
+            db.add(structures, oracle=spec, campaign=campaign.name, source=POOL_SOURCES[name])
+        say(f"benchmark: labelling {len(db.pending(spec))} structures with {lab.oracle}")
+        label_dataset(db, lab.oracle, lab.params, workers=lab.workers, timeout=lab.timeout, retries=lab.retries)
+        (folder / "labels.done").write_text("done")
+    return {name: list(db.structures(status="labeled", sources=[POOL_SOURCES[name]])) for name in pools}
+
+
+def _training_sets(campaign: Campaign, data: dict[str, list], settings, folder: Path) -> tuple[dict, list]:
+    """{(pool, draw): structure order} for nested training sets, and the in-distribution holdout."""
+    path = folder / "sets.json"
+    bench = campaign.benchmark
+    n_max = max(bench.sizes)
+    rng = np.random.default_rng(campaign.seed)
+    hold = {name: rng.permutation(len(data[name]))[: max(1, len(data[name]) // 10)] for name in ("entropy", "random")}
+    holdout = [data[name][i] for name in hold for i in hold[name]]
+    if path.exists():
+        saved = json.loads(path.read_text())
+        return {tuple(k.split("/")): v for k, v in saved.items()}, holdout
+    rest = {name: np.setdiff1d(np.arange(len(data[name])), hold[name]) for name in hold}
+    fps = {name: fingerprint(data[name], cutoff=settings.cutoff, natx=settings.natx)
+           for name in ("entropy", "anchor")}
+    sets: dict[tuple, list] = {}
+    for d in range(bench.draws):
+        draw_rng = np.random.default_rng(campaign.seed + 1 + d)
+        sets[("random", str(d))] = [int(i) for i in draw_rng.permutation(rest["random"])[:n_max]]
+        sub = np.sort(draw_rng.choice(rest["entropy"], size=int(0.8 * len(rest["entropy"])), replace=False))
+        state = GlobalEntropy(campaign.filter.mode, campaign.filter.eps, settings)
+        picks, _ = state.greedy(_rows(fps["entropy"], sub), n_max, min_gain=-np.inf, lazy=len(sub) > 5000)
+        sets[("entropy", str(d))] = [int(sub[i]) for i in picks]
+        n_anchor = int(round(bench.anchor_fraction * n_max))
+        state = GlobalEntropy(campaign.filter.mode, campaign.filter.eps, settings)
+        a_sub = np.sort(draw_rng.choice(len(data["anchor"]), size=max(1, int(0.8 * len(data["anchor"]))),
+                                        replace=False))
+        a_picks, _ = state.greedy(_rows(fps["anchor"], a_sub), n_anchor, min_gain=-np.inf)
+        e_picks, _ = state.greedy(_rows(fps["entropy"], sub), n_max - len(a_picks), min_gain=-np.inf,
+                                  lazy=len(sub) > 5000)
+        # interleave so that every prefix of size N holds about anchor_fraction·N anchors
+        sets[("mixed", str(d))] = _interleave([f"a{a_sub[i]}" for i in a_picks], [f"e{sub[i]}" for i in e_picks],
+                                              bench.anchor_fraction)
+    path.write_text(json.dumps({"/".join(k): v for k, v in sets.items()}))
+    return sets, holdout
+
+
+def _rows(fps, subset: np.ndarray) -> list[np.ndarray]:
+    return [fps.of(int(i)) for i in subset]
+
+
+def _interleave(anchors: list, rest: list, fraction: float) -> list:
+    out, a, r = [], 0, 0
+    while a < len(anchors) or r < len(rest):
+        if a < len(anchors) and (r >= len(rest) or a < fraction * (len(out) + 1)):
+            out.append(anchors[a])
+            a += 1
+        else:
+            out.append(rest[r])
+            r += 1
+    return out
+
+
+def _members(pool: str, order: list, data: dict[str, list], n: int) -> list[Atoms]:
+    if pool != "mixed":
+        return [data[pool][i] for i in order[:n]]
+    return [data["anchor" if key[0] == "a" else "entropy"][int(key[1:])] for key in order[:n]]
+
+
+def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.PathLike, say: Say = print,
+                  pools_only: bool = False) -> Path:
+    """Run (or resume) the benchmark of `campaign` in `folder`; returns report.html."""
+    from dael.loop import fingerprint_settings
+    from dael.report import write_report
+    from dael.train import TrainSettings, evaluate, train
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    bench = campaign.benchmark
+    settings = fingerprint_settings(campaign, seeds)
+    start = time.perf_counter()
+    pools = _pools(campaign, seeds, folder, settings, say)
+    data = _labelled(campaign, pools, folder, say)
+    if pools_only:
+        return folder
+    sets, holdout = _training_sets(campaign, data, settings, folder)
+    jobs = [(pool, n, d) for d in range(bench.draws) for n in sorted(bench.sizes)
+            for pool in ("entropy", "mixed", "random") if len(sets[(pool, str(d))]) >= n]
+    train_settings = {"epochs": bench.epochs, "seed": campaign.seed, **campaign.train.settings}
+
+    def one(job: tuple) -> list[dict]:
+        pool, n, d = job
+        out = folder / "models" / f"{pool}-N{n}-d{d}"
+        done = out / "evaluation.json"
+        if not done.exists():
+            members = _members(pool, sets[(pool, str(d))], data, n)
+            train(members, out, settings=TrainSettings(**train_settings), progress=None, overwrite=True)
+            result = {"holdout": evaluate(out, holdout), "test": evaluate(out, data["test"])}
+            done.write_text(json.dumps(result))
+        result = json.loads(done.read_text())
+        say(f"benchmark: {pool} N={n} draw {d}: holdout E {result['holdout']['energy_mae']:.2f} meV/atom, "
+            f"F {result['holdout']['force_mae']:.1f} meV/Å")
+        return [{"pool": pool, "size": n, "draw": d, "set": which,
+                 **{k: v for k, v in r.items() if k.endswith(("_mae", "_rmse"))}} for which, r in result.items()]
+
+    say(f"benchmark: training {len(jobs)} models ({bench.workers} at a time, {bench.epochs} epochs)")
+    with ThreadPoolExecutor(bench.workers) as pool:
+        records = [r for rs in pool.map(one, jobs) for r in rs]
+    with open(folder / "records.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, list(records[0]))
+        w.writeheader()
+        w.writerows(records)
+    minutes = (time.perf_counter() - start) / 60
+    sizes = {name: len(v) for name, v in data.items()}
+    notes = [f"System {campaign.system}; oracle {campaign.label.oracle} (a stand-in for DFT, see dael.oracles); "
+             f"MD driver {campaign.driver}.",
+             f"Pools (labelled structures): {sizes}; in-distribution holdout {len(holdout)}.",
+             f"Sizes {sorted(bench.sizes)}, {bench.draws} draws, {bench.epochs} epochs per model; "
+             f"this run (resumed parts excluded) took {minutes:.1f} min."]
+    settings_table = {"explore": asdict(campaign.explore), "filter": asdict(campaign.filter),
+                      "benchmark": asdict(bench), "train": train_settings, "fingerprint": settings.to_dict()}
+    return write_report(records, folder, f"dael benchmark: {campaign.system}", settings_table, notes)

@@ -1,0 +1,212 @@
+"""The active-learning loop of a campaign folder: explore → filter → label → train, round after round.
+
+Folder layout (everything a run used sits beside what it made):
+
+    campaign.yaml, seeds.extxyz      the configuration and the seed phases (`dael init`)
+    dataset.db                       every structure sent to the oracle, with its labels and status
+    rounds/round-NN/explore/         the round's trajectories and snapshots (resumable, see dael.explore)
+    rounds/round-NN/selected.extxyz  the structures chosen for labelling; state.npz: the entropy state of
+                                     the dataset with them; done-*: the stages finished
+    models/round-NN/                 the model trained on all labels so far (dael.train)
+    log.jsonl                        one line per finished stage
+
+Round 1 is driven by `driver` (a foundation model or the reference oracle); round r > 1 by the model of round
+r − 1. Each round picks at most `budget.per_round` structures (never beyond `budget.total` in all) from the
+snapshots its filter accepted, by greedy ΔH against the labelled dataset (with `anchor_fraction` of them
+drawn from near-equilibrium anchors), labels them and fine-tunes the previous model on everything labelled.
+Killed at any point, `dael run` resumes at the first unfinished stage; nothing labelled is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dael.campaign import Campaign, load
+from dael.entropy import GlobalEntropy
+from dael.fingerprint import FingerprintSettings
+from dael.md import MDSettings
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Paths:
+    root: Path
+
+    @property
+    def dataset(self) -> Path:
+        return self.root / "dataset.db"
+
+    def round(self, r: int) -> Path:
+        return self.root / "rounds" / f"round-{r:02d}"
+
+    def model(self, r: int) -> Path:
+        return self.root / "models" / f"round-{r:02d}"
+
+    def done(self, r: int, stage: str) -> Path:
+        return self.round(r) / f"done-{stage}"
+
+
+def fingerprint_settings(campaign: Campaign, seeds: dict) -> FingerprintSettings:
+    """The campaign's fingerprint settings; natx 0 → 1.5× the seeds' largest sphere (fixed for the run)."""
+    from dael.fingerprint import fingerprint
+
+    f = campaign.filter
+    if f.natx:
+        return FingerprintSettings(f.cutoff, f.natx, "s")
+    largest = fingerprint(list(seeds.values()), cutoff=f.cutoff, natx=None).settings.natx
+    return FingerprintSettings(f.cutoff, int(np.ceil(1.5 * largest)), "s")
+
+
+def current_state(paths: Paths, campaign: Campaign, settings: FingerprintSettings) -> tuple[GlobalEntropy, int]:
+    """The entropy state after the last round that selected, and that round's number (0: none)."""
+    rounds = sorted(paths.root.glob("rounds/round-*/done-select"))
+    if not rounds:
+        return GlobalEntropy(campaign.filter.mode, campaign.filter.eps, settings), 0
+    state = GlobalEntropy.load(rounds[-1].parent / "state.npz")
+    return state, int(rounds[-1].parent.name.split("-")[1])
+
+
+def _mark(paths: Paths, r: int, stage: str, entry: dict) -> None:
+    entry = {"round": r, "stage": stage, "time": time.strftime("%Y-%m-%d %H:%M:%S"), **entry}
+    with open(paths.root / "log.jsonl", "a") as log:
+        log.write(json.dumps(entry) + "\n")
+    paths.done(r, stage).write_text(json.dumps(entry))
+
+
+def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = None) -> dict:
+    """Run (or resume) the campaign in `folder` until its budget is spent; returns `status(folder)`."""
+    from dael.dataset import Dataset
+
+    campaign, seeds = load(folder)
+    paths = Paths(Path(folder))
+    settings = fingerprint_settings(campaign, seeds)
+    dataset = Dataset(paths.dataset)
+    rounds = -(-campaign.budget.total // campaign.budget.per_round)
+    for r in range(1, min(rounds, max_rounds or rounds) + 1):
+        used = len(dataset)
+        if used >= campaign.budget.total and not paths.done(r, "select").exists():
+            break
+        paths.round(r).mkdir(parents=True, exist_ok=True)
+        driver = campaign.driver if r == 1 else f"allegro:{paths.model(r - 1)}"
+        if not paths.done(r, "select").exists():
+            n = _explore_and_select(campaign, seeds, paths, r, driver, settings, used, say)
+            if n == 0:
+                say(f"round {r}: nothing new worth labelling; stopping")
+                break
+        if not paths.done(r, "label").exists():
+            _label(campaign, paths, r, dataset, settings, say)
+        if not paths.done(r, "train").exists():
+            _train(campaign, paths, r, dataset, say)
+    return status(folder)
+
+
+def _explore_and_select(campaign: Campaign, seeds: dict, paths: Paths, r: int, driver: str,
+                        settings: FingerprintSettings, used: int, say: Say) -> int:
+    from ase.io import read, write
+
+    from dael.explore import Explorer, anchors, grid
+    from dael.selection import select
+
+    e, b = campaign.explore, campaign.budget
+    state, _ = current_state(paths, campaign, settings)
+    md = MDSettings(ensemble=e.ensemble, steps=e.steps, snapshots=e.snapshots, dt=e.dt, friction=e.friction,
+                    thermalize=e.thermalize, relax_steps=e.relax_steps)
+    jobs = grid(seeds, e.pressures, e.temperatures, e.k_global, e.k_local, md, seed=campaign.seed + 1000 * r)
+    say(f"round {r}: exploring {len(jobs)} trajectories with driver {driver}")
+    explorer = Explorer(driver, state.copy(), paths.round(r) / "explore", campaign.filter.min_gain, e.workers)
+    result = explorer.run(jobs, lambda t: say(f"  {t['name']}: {t['status']}, "
+                                              f"{t['accepted']}/{t['snapshots']} accepted"))
+    accepted_path = paths.round(r) / "explore" / "accepted.extxyz"
+    accepted = read(accepted_path, ":") if accepted_path.stat().st_size else []
+    budget = min(b.per_round, b.total - used)
+    pool_anchors = None
+    if b.anchor_fraction > 0:
+        pool_anchors = anchors(seeds, driver, e.pressures, seed=campaign.seed + r)
+    picked = []
+    if accepted and budget > 0:
+        # every accepted snapshot passed the filter (ΔH > min_gain when it arrived); rank them by greedy ΔH
+        sel = select(accepted, dataset=state, budget=budget, min_gain=-np.inf,
+                     anchor_fraction=b.anchor_fraction, anchors=pool_anchors)
+        picked = [pool_anchors[i] for i in sel.anchors] + [accepted[i] for i in sel.indices]
+        state = sel.state
+    write(paths.round(r) / "selected.extxyz", picked, format="extxyz")
+    state.save(paths.round(r) / "state.npz")
+    _mark(paths, r, "select", {"driver": driver, "trajectories": len(result.trajectories),
+                               "accepted": result.accepted, "selected": len(picked), "logdet": state.logdet})
+    say(f"round {r}: {result.accepted} snapshots accepted, {len(picked)} selected for labelling "
+        f"(log det {state.logdet:.3f} nats)")
+    return len(picked)
+
+
+def _label(campaign: Campaign, paths: Paths, r: int, dataset, settings: FingerprintSettings, say: Say) -> None:
+    from ase.io import read
+
+    from dael.dataset import oracle_spec
+    from dael.label import label_dataset
+
+    lab = campaign.label
+    picked = read(paths.round(r) / "selected.extxyz", ":")
+    spec = oracle_spec(lab.oracle, lab.params)
+    for source in ("entropy", "anchor"):
+        group = [a for a in picked if a.info.get("source", "entropy") == source]
+        if group:
+            dataset.add(group, oracle=spec, campaign=campaign.name, round=r, source=source, fingerprint=settings)
+    summary = label_dataset(dataset, lab.oracle, lab.params, workers=lab.workers, timeout=lab.timeout,
+                            retries=lab.retries)
+    _mark(paths, r, "label", {"labeled": summary.labeled, "failed": summary.failed,
+                              "seconds": round(summary.seconds, 1)})
+    say(f"round {r}: labelled {summary.labeled} with {lab.oracle} ({summary.failed} failed) "
+        f"in {summary.seconds:.1f} s")
+
+
+def _train(campaign: Campaign, paths: Paths, r: int, dataset, say: Say) -> None:
+    from dael.train import TrainSettings, train
+
+    labelled = list(dataset.structures(status="labeled"))
+    if len(labelled) < 4:
+        raise ValueError(f"round {r}: only {len(labelled)} labelled structures; too few to train a model")
+    parent = paths.model(r - 1) if r > 1 and (paths.model(r - 1) / "metrics.json").exists() else None
+    settings = TrainSettings(epochs=campaign.train.epochs, seed=campaign.seed, **campaign.train.settings)
+    say(f"round {r}: training on {len(labelled)} structures" + (f", warm start from {parent}" if parent else ""))
+    result = train(labelled, paths.model(r), parent=parent, settings=settings, progress=None, overwrite=True)
+    val = result.metrics["validation"]
+    _mark(paths, r, "train", {"model": str(paths.model(r)), "structures": len(labelled),
+                              "validation": {k: v for k, v in val.items() if k.endswith("_mae")}})
+    say(f"round {r}: model {paths.model(r)}; validation " +
+        ", ".join(f"{k} {v:.2f}" for k, v in val.items() if k.endswith("_mae") and v is not None))
+
+
+def status(folder: str | os.PathLike) -> dict:
+    """Round, budget used, dataset counts, entropy and errors of a campaign folder."""
+    from dael.dataset import Dataset
+
+    campaign, _ = load(folder)
+    paths = Paths(Path(folder))
+    log = [json.loads(x) for x in (paths.root / "log.jsonl").read_text().splitlines()] \
+        if (paths.root / "log.jsonl").exists() else []
+    dataset = Dataset(paths.dataset)
+    counts = dict(dataset.counts()) if paths.dataset.exists() else {}
+    selects = [e for e in log if e["stage"] == "select"]
+    trains = [e for e in log if e["stage"] == "train"]
+    stopped = []
+    for f in sorted(paths.root.glob("rounds/round-*/explore/trajectories.jsonl")):
+        stopped += [json.loads(x) for x in f.read_text().splitlines() if json.loads(x)["status"] != "ok"]
+    return {
+        "system": campaign.system,
+        "round": max((e["round"] for e in log), default=0),
+        "budget": {"total": campaign.budget.total, "used": sum(counts.values())},
+        "dataset": counts,
+        "logdet": selects[-1]["logdet"] if selects else None,
+        "model": trains[-1]["model"] if trains else None,
+        "validation": trains[-1]["validation"] if trains else None,
+        "trajectories_stopped": [f"{t['name']}: {t['status']}" for t in stopped],
+        "label_failures": counts.get("failed", 0),
+    }
