@@ -27,3 +27,10 @@ def si64() -> Atoms:
 @pytest.fixture
 def nacl64() -> Atoms:
     return bulk("NaCl", "rocksalt", a=5.64, cubic=True) * (2, 2, 2)
+
+
+def si8_cells(n: int, seed: int, strain: float, rattle: float) -> list[Atoms]:
+    """n strained and rattled copies of the 8-atom cubic diamond Si cell."""
+    rng = np.random.default_rng(seed)
+    si8 = bulk("Si", "diamond", a=5.43, cubic=True)
+    return [skewed(si8, rng, strain=strain, rattle=rattle) for _ in range(n)]

@@ -10,7 +10,7 @@ from scipy.special import digamma, gammaln
 import dael
 from dael.entropy import GlobalEntropy, knn_distances, knn_entropy, local_entropy, local_entropy_gradient
 
-from conftest import skewed
+from conftest import si8_cells, skewed
 
 EPS = 1e-3
 
@@ -27,12 +27,7 @@ def ref_logdet(samples: np.ndarray, d: int, eps: float = EPS) -> float:
 @pytest.fixture(scope="module")
 def si_pool():
     """Per-atom fingerprints (cutoff 4.5 Å, natx 32) of 24 rattled/strained 8-atom Si cells."""
-    from ase.build import bulk
-
-    rng = np.random.default_rng(5)
-    si8 = bulk("Si", "diamond", a=5.43, cubic=True)
-    cells = [skewed(si8, rng, strain=0.05, rattle=0.15) for _ in range(24)]
-    return dael.fingerprint(cells, cutoff=4.5, natx=32)
+    return dael.fingerprint(si8_cells(24, seed=5, strain=0.05, rattle=0.15), cutoff=4.5, natx=32)
 
 
 def blocks(fps):

@@ -7,17 +7,14 @@ from ase.build import bulk
 import dael
 from dael.index import NoveltyIndex
 
-from conftest import skewed
+from conftest import si8_cells
 
 pytest.importorskip("faiss")
 
 
 @pytest.fixture(scope="module")
 def fps():
-    rng = np.random.default_rng(4)
-    si8 = bulk("Si", "diamond", a=5.43, cubic=True)
-    cells = [skewed(si8, rng, strain=0.03, rattle=0.1) for _ in range(40)]
-    return dael.fingerprint(cells, cutoff=4.5, natx=32)
+    return dael.fingerprint(si8_cells(40, seed=4, strain=0.03, rattle=0.1), cutoff=4.5, natx=32)
 
 
 @pytest.mark.parametrize("mode", ["atom", "config"])
