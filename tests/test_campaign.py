@@ -64,24 +64,27 @@ def test_interleave_keeps_the_anchor_share_in_every_prefix():
         assert sum(k[0] == "a" for k in order[:n]) == n // 5
 
 
-def test_one_round_runs_and_resumes_without_relabelling(tmp_path):
+def test_two_rounds_run_and_resume_without_relabelling(tmp_path):
     campaign = preset("Si")
     campaign.explore.pressures, campaign.explore.temperatures = [0.0], [900.0]
     campaign.explore.steps, campaign.explore.snapshots, campaign.explore.thermalize = 40, 4, 10
     campaign.explore.relax_steps = 10
-    campaign.budget.total = campaign.budget.per_round = 6
+    campaign.budget.total, campaign.budget.per_round = 10, 5
     campaign.train.epochs = 2
     write(tmp_path, campaign, phases("Si"))
     res = CliRunner().invoke(app, ["run", "--dir", str(tmp_path)])
     assert res.exit_code == 0, res.output
-    state = json.loads((tmp_path / "rounds" / "round-01" / "done-train").read_text())
-    assert state["structures"] == 6 and "energy_mae" in state["validation"]
+    first = json.loads((tmp_path / "rounds" / "round-01" / "done-train").read_text())
+    assert first["structures"] == 5 and "energy_mae" in first["validation"]
+    second = json.loads((tmp_path / "rounds" / "round-02" / "done-select").read_text())
+    assert second["driver"] == f"allegro:{tmp_path / 'models' / 'round-01'}"  # the trained model drove round 2
     log = (tmp_path / "log.jsonl").read_text()
-    (tmp_path / "rounds" / "round-01" / "done-label").unlink()  # as if killed after labelling
+    (tmp_path / "rounds" / "round-02" / "done-label").unlink()  # as if killed after labelling
     res = CliRunner().invoke(app, ["run", "--dir", str(tmp_path)])
     assert res.exit_code == 0, res.output
     new = (tmp_path / "log.jsonl").read_text()[len(log):]
     assert '"labeled": 0' in new and '"stage": "train"' not in new  # nothing relabelled or retrained
     res = CliRunner().invoke(app, ["status", "--dir", str(tmp_path)])
-    assert res.exit_code == 0 and "6 / 6" in res.output and "labeled 6" in res.output
-    assert np.isfinite(json.loads((tmp_path / "rounds" / "round-01" / "done-select").read_text())["logdet"])
+    labelled = 5 + second["selected"]
+    assert res.exit_code == 0 and f"{labelled} / 10" in res.output and f"labeled {labelled}" in res.output
+    assert np.isfinite(second["logdet"])

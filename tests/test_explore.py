@@ -92,3 +92,13 @@ def test_biased_md_is_more_diverse_than_plain_md(tmp_path):
         state.add(dael.fingerprint(snaps, cutoff=4.5, natx=40))
         logdets[k] = state.logdet
     assert logdets[5.0] > logdets[0.0]
+
+
+@pytest.mark.parametrize("name", ["chgnet", "sevennet"])
+def test_foundation_model_drivers_work_offline(name):
+    pytest.importorskip({"chgnet": "chgnet", "sevennet": "sevenn"}[name])
+    atoms = bulk("Si", "diamond", a=5.43)
+    atoms.rattle(0.05, seed=1)
+    atoms.calc = make_driver(name)
+    assert -6.0 < atoms.get_potential_energy() / len(atoms) < -4.5  # PBE-like Si: about -5.4 eV/atom
+    assert np.all(np.isfinite(atoms.get_forces())) and np.all(np.isfinite(atoms.get_stress()))

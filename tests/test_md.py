@@ -103,3 +103,14 @@ def test_bad_settings():
         MDSettings(ensemble="nve")
     with pytest.raises(ValueError, match="snapshots"):
         MDSettings(steps=5, snapshots=10)
+
+
+def test_npt_at_100_gpa_compresses_carbon():
+    from dael.oracles import reference_calculator
+
+    atoms = bulk("C", "diamond", a=3.57, cubic=True)
+    md = MDSettings(temperature=1000, pressure=100.0, ensemble="npt", steps=30, snapshots=3, relax_steps=50,
+                    pdamp=100.0)
+    traj = run_md(atoms, reference_calculator(atoms), reference_calculator(atoms), md)
+    assert traj.status == "ok"
+    assert traj.snapshots[-1].get_volume() < 0.93 * atoms.get_volume()  # diamond C: B ≈ 440 GPa

@@ -20,13 +20,14 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from itertools import product
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import Calculator
+from ase.calculators.calculator import Calculator, all_changes
 
 from dael.entropy import GlobalEntropy
 from dael.fingerprint import FingerprintSettings, fingerprint
@@ -67,14 +68,45 @@ def make_driver(name: str) -> Calculator:
     if name == "chgnet":
         from chgnet.model.dynamics import CHGNetCalculator
 
-        return CHGNetCalculator(use_device="cpu")
+        with float32():
+            return Float32(CHGNetCalculator(use_device="cpu"))
     if name in ("sevennet", "7net-0"):
         from sevenn.calculator import SevenNetCalculator
 
-        return SevenNetCalculator("7net-0", device="cpu")
+        with float32():
+            return Float32(SevenNetCalculator("7net-0", device="cpu"))
     from dael.train import load_calculator
 
     return load_calculator(Path(name.split(":", 1)[1]))
+
+
+@contextmanager
+def float32():
+    """torch's default dtype set to float32 inside the block."""
+    import torch
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+class Float32(Calculator):
+    """Runs a float32 torch model with torch's default dtype set to float32 during each call (loading a
+    nequip model sets float64 for the whole process, which float32 models like CHGNet cannot take)."""
+
+    def __init__(self, calc: Calculator):
+        super().__init__()
+        self.calc = calc
+        self.implemented_properties = list(calc.implemented_properties)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        with float32():
+            wanted = set(properties) | {"energy", "forces"}
+            self.results = {k: self.calc.get_property(k, self.atoms) for k in wanted}
 
 
 @dataclass
