@@ -71,14 +71,11 @@ def fingerprint(
 Mode = Annotated[str, typer.Option(help="'atom' (per-atom samples, disordered) or 'config' (per structure)")]
 
 
-def _fingerprint_settings(structures: list, cutoff: float, natx: int, orbital: str, margin: float = 1.0):
-    """Settings for a run: natx as given, or (natx 0) the largest sphere of `structures` times `margin`."""
-    from dael.fingerprint import FingerprintSettings, fingerprint
+def _fingerprint_settings(structures: list, cutoff: float, natx: int, orbital: str):
+    """Settings for a run: natx as given, or (natx 0) NATX_MARGIN × the largest sphere of `structures`."""
+    from dael.fingerprint import FingerprintSettings, padded_settings
 
-    if natx:
-        return FingerprintSettings(cutoff, natx, orbital)
-    largest = fingerprint(structures, cutoff=cutoff, natx=None, orbital=orbital).settings.natx
-    return FingerprintSettings(cutoff, int(np.ceil(largest * margin)), orbital)
+    return FingerprintSettings(cutoff, natx, orbital) if natx else padded_settings(structures, cutoff, orbital)
 
 
 def _dataset_state(dataset: Path | None, state: Path | None, mode: str, eps: float, settings, chunk: int):
@@ -120,7 +117,7 @@ def filter_(
     min_distance: Annotated[float, typer.Option(help="skip structures closer than this to the index")] = 0.0,
     dask: Annotated[str | None, typer.Option(help="Dask scheduler address, or 'local'")] = None,
     cutoff: Annotated[float, typer.Option(help="fingerprint sphere radius, Å")] = 5.0,
-    natx: Annotated[int, typer.Option(help="fingerprint length (0: first chunk's largest sphere +25%)")] = 0,
+    natx: Annotated[int, typer.Option(help="fingerprint length (0: 2× the first chunk's largest sphere)")] = 0,
     orbital: Annotated[str, typer.Option(help="'s' or 'sp'")] = "s",
     eps: Annotated[float, typer.Option(help="ε added to the covariance diagonal")] = 1e-3,
     save_state: Annotated[Path | None, typer.Option(help="write the final entropy state here")] = None,
@@ -135,7 +132,7 @@ def filter_(
         first = [a for _, _, a in next(chunks(iter_pool(pool), chunk), [])]
         if not first:
             raise fail("the pool holds no structures")
-        settings = _fingerprint_settings(first, cutoff, natx, orbital, margin=1.25)
+        settings = _fingerprint_settings(first, cutoff, natx, orbital)
         if state is not None and natx == 0:
             from dael.entropy import GlobalEntropy
 
@@ -257,7 +254,7 @@ def explore(
     min_gain: Annotated[float, typer.Option(help="smallest entropy gain ΔH to accept, nats")] = 0.01,
     workers: Annotated[int, typer.Option(help="trajectories run in parallel (one thread each)")] = 1,
     cutoff: Annotated[float, typer.Option(help="fingerprint sphere radius, Å")] = 5.0,
-    natx: Annotated[int, typer.Option(help="fingerprint length (0: 1.5× the seeds' largest sphere)")] = 0,
+    natx: Annotated[int, typer.Option(help="fingerprint length (0: 2× the seeds' largest sphere)")] = 0,
     eps: Annotated[float, typer.Option(help="ε added to the covariance diagonal")] = 1e-3,
     seed: Annotated[int, typer.Option(help="random seed of the first trajectory")] = 0,
 ) -> None:
@@ -274,7 +271,7 @@ def explore(
         check_driver(driver)
         md = MDSettings(temperature=temperature[0], ensemble=ensemble, steps=steps, snapshots=snapshots,
                         dt=dt, friction=friction, thermalize=thermalize, relax_steps=relax_steps)
-        settings = _fingerprint_settings(structures, cutoff, natx, "s", margin=1.5)
+        settings = _fingerprint_settings(structures, cutoff, natx, "s")
         current = _dataset_state(dataset, state, mode, eps, settings, 500)
         jobs = grid(phases, pressure, temperature, k_global, k_local, md, random_baseline=random, seed=seed)
         explorer = Explorer(driver, current, out, min_gain, workers, settings)

@@ -55,14 +55,11 @@ class Paths:
 
 
 def fingerprint_settings(campaign: Campaign, seeds: dict) -> FingerprintSettings:
-    """The campaign's fingerprint settings; natx 0 → 1.5× the seeds' largest sphere (fixed for the run)."""
-    from dael.fingerprint import fingerprint
+    """The campaign's fingerprint settings; natx 0 → NATX_MARGIN × the seeds' largest sphere (fixed for the run)."""
+    from dael.fingerprint import padded_settings
 
     f = campaign.filter
-    if f.natx:
-        return FingerprintSettings(f.cutoff, f.natx, "s")
-    largest = fingerprint(list(seeds.values()), cutoff=f.cutoff, natx=None).settings.natx
-    return FingerprintSettings(f.cutoff, int(np.ceil(1.5 * largest)), "s")
+    return FingerprintSettings(f.cutoff, f.natx, "s") if f.natx else padded_settings(list(seeds.values()), f.cutoff)
 
 
 def current_state(paths: Paths, campaign: Campaign, settings: FingerprintSettings) -> tuple[GlobalEntropy, int]:

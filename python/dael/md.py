@@ -26,7 +26,7 @@ from ase import Atoms, units
 from ase.calculators.calculator import Calculator, all_changes
 
 from dael.entropy import GlobalEntropy, local_entropy_gradient
-from dael.fingerprint import FingerprintSettings, fingerprint
+from dael.fingerprint import FingerprintSettings, fingerprint, padded_settings
 
 GPA = units.GPa
 """eV/Å³ per GPa."""
@@ -96,7 +96,7 @@ class GlobalEntropyBias(EntropyBias):
     """E = E_driver − k·log det Σ(D ∪ current) (DESIGN §3), D the dataset state (None: empty).
 
     The fingerprint settings are the dataset's; for an empty dataset, (cutoff, natx, orbital), with natx
-    None sized once, at the first call, to 1.5× the largest sphere (zero padding adds a constant to H).
+    None sized once, at the first call, to NATX_MARGIN × the largest sphere (zero padding adds a constant to H).
     mode: 'atom' or 'config' (the dataset's mode wins). The state is read at each call, so structures
     added to it during a run bias the rest of the run."""
 
@@ -111,9 +111,7 @@ class GlobalEntropyBias(EntropyBias):
 
     def settings(self, atoms: Atoms) -> FingerprintSettings:
         if self.dataset.settings is None:
-            largest = fingerprint(atoms, cutoff=self.cutoff, natx=None, orbital=self.orbital).settings.natx
-            natx = int(np.ceil(1.5 * largest))
-            self.dataset.settings = FingerprintSettings(self.cutoff, natx, self.orbital)
+            self.dataset.settings = padded_settings(atoms, self.cutoff, self.orbital)
         return self.dataset.settings
 
     def entropy(self, atoms: Atoms, stress: bool) -> tuple[float, np.ndarray, np.ndarray]:
