@@ -13,7 +13,8 @@ Protocol (`run_benchmark`), all in one folder, every stage resumable:
 4. Training sets per draw d (nested over sizes N): entropy = greedy ΔH picks (per-atom mode) from a random
    80 % of the entropy pool; random = a random permutation of the random pool; mixed = a fraction
    `anchor_fraction` of N greedy picks among the anchors, the rest greedy from the entropy pool.
-5. One model per (pool, N, draw), trained identically (dael.train, from scratch, `epochs`), run in parallel
+5. One model per (pool, N, draw), trained identically (dael.train, from scratch, at least `epochs` and at
+   least `min_steps` optimizer steps, so small sets are not under-trained), run in parallel
    single-thread processes; errors on the holdout and the test set go to records.csv, then the report.
 """
 
@@ -163,6 +164,13 @@ def _members(pool: str, order: list, data: dict[str, list], n: int) -> list[Atom
     return [data["anchor" if key[0] == "a" else "entropy"][int(key[1:])] for key in order[:n]]
 
 
+def epochs_for(n: int, settings, epochs: int, min_steps: int) -> int:
+    """At least `epochs`, and enough that n structures (less the validation share) give `min_steps` optimizer
+    steps at the settings' batch size: small training sets are trained as long, not as few times, as large."""
+    steps_per_epoch = max(1, int(np.ceil(n * (1 - settings.val_fraction) / settings.batch_size)))
+    return max(epochs, int(np.ceil(min_steps / steps_per_epoch)))
+
+
 def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.PathLike, say: Say = print,
                   pools_only: bool = False) -> Path:
     """Run (or resume) the benchmark of `campaign` in `folder`; returns report.html."""
@@ -190,7 +198,9 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
         done = out / "evaluation.json"
         if not done.exists():
             members = _members(pool, sets[(pool, str(d))], data, n)
-            train(members, out, settings=TrainSettings(**train_settings), progress=None, overwrite=True)
+            settings = TrainSettings(**train_settings)
+            settings.epochs = epochs_for(n, settings, bench.epochs, bench.min_steps)
+            train(members, out, settings=settings, progress=None, overwrite=True)
             result = {"holdout": evaluate(out, holdout), "test": evaluate(out, data["test"])}
             done.write_text(json.dumps(result))
         result = json.loads(done.read_text())
@@ -199,7 +209,8 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
         return [{"pool": pool, "size": n, "draw": d, "set": which,
                  **{k: v for k, v in r.items() if k.endswith(("_mae", "_rmse"))}} for which, r in result.items()]
 
-    say(f"benchmark: training {len(jobs)} models ({bench.workers} at a time, {bench.epochs} epochs)")
+    say(f"benchmark: training {len(jobs)} models ({bench.workers} at a time, ≥ {bench.epochs} epochs, "
+        f"≥ {bench.min_steps} steps)")
     with ThreadPoolExecutor(bench.workers) as pool:
         records = [r for rs in pool.map(one, jobs) for r in rs]
     with open(folder / "records.csv", "w", newline="") as f:
@@ -211,7 +222,8 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     notes = [f"System {campaign.system}; oracle {campaign.label.oracle} (a stand-in for DFT, see dael.oracles); "
              f"MD driver {campaign.driver}.",
              f"Pools (labelled structures): {sizes}; in-distribution holdout {len(holdout)}.",
-             f"Sizes {sorted(bench.sizes)}, {bench.draws} draws, {bench.epochs} epochs per model; "
+             f"Sizes {sorted(bench.sizes)}, {bench.draws} draws, ≥ {bench.epochs} epochs and ≥ {bench.min_steps} "
+             "optimizer steps per model; "
              f"this run (resumed parts excluded) took {minutes:.1f} min."]
     settings_table = {"explore": asdict(campaign.explore), "filter": asdict(campaign.filter),
                       "benchmark": asdict(bench), "train": train_settings, "fingerprint": settings.to_dict()}

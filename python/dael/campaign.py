@@ -104,11 +104,13 @@ class Train:
 
 @dataclass
 class Benchmark:
-    """Learning-curve benchmark: training-set sizes, draws, epochs, pool size factor."""
+    """Learning-curve benchmark: training-set sizes, draws, epochs (at least; small sets get more so that every
+    model takes at least `min_steps` optimizer steps), MD repeats and snapshots per trajectory of the pools."""
 
     sizes: list[int] = field(default_factory=lambda: [100, 200, 400, 800])
     draws: int = 3
     epochs: int = 60
+    min_steps: int = 2000
     repeats: int = 4
     snapshots: int = 25
     anchor_fraction: float = 0.2

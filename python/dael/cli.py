@@ -488,7 +488,8 @@ def benchmark(
     out: Annotated[Path | None, typer.Option(help="benchmark folder (default: benchmark-SYSTEM)")] = None,
     sizes: Annotated[list[int] | None, typer.Option(help="training-set sizes (repeat the option)")] = None,
     draws: Annotated[int, typer.Option(help="independent draws per size (0: the config's)")] = 0,
-    epochs: Annotated[int, typer.Option(help="training epochs per model (0: the config's)")] = 0,
+    epochs: Annotated[int, typer.Option(help="training epochs per model, at least (0: the config's)")] = 0,
+    min_steps: Annotated[int, typer.Option(help="optimizer steps per model, at least (-1: the config's)")] = -1,
     anchor_fraction: Annotated[float, typer.Option(help="anchor share of the mixed pool")] = -1.0,
 ) -> None:
     """Entropy-selected vs random-MD (and mixed) training sets: learning curves and an HTML report."""
@@ -504,6 +505,7 @@ def benchmark(
         b.sizes = sizes or b.sizes
         b.draws = draws or b.draws
         b.epochs = epochs or b.epochs
+        b.min_steps = b.min_steps if min_steps < 0 else min_steps
         b.anchor_fraction = b.anchor_fraction if anchor_fraction < 0 else anchor_fraction
         campaign.check()
         report = run_benchmark(campaign, seeds, out or Path(f"benchmark-{campaign.system}"),
@@ -527,7 +529,7 @@ def demo(dir: Annotated[Path, typer.Option(help="folder of the demo campaign")] 
                                thermalize=50, relax_steps=50)
     campaign.budget = Budget(total=80, per_round=40)
     campaign.train.epochs = 40
-    campaign.benchmark = Benchmark(sizes=[20, 40, 80], draws=2, epochs=40, repeats=2, snapshots=20)
+    campaign.benchmark = Benchmark(sizes=[20, 40, 80], draws=2, epochs=40, min_steps=400, repeats=2, snapshots=20)
     write(dir, campaign, phases("Si"), force=True)
     say = lambda line: console.print(line, highlight=False)  # noqa: E731
     start = time.perf_counter()
