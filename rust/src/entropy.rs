@@ -267,9 +267,12 @@ impl Covariance {
         picks
     }
 
-    /// Lazy greedy on the block-specific part of ΔH, one priority queue per block size m: the shared
-    /// part is recomputed every round (it changes with N for everyone alike), the specific part is
-    /// re-evaluated only for a queue's top when stale.
+    /// Lazy greedy with one priority queue per block size m. ΔH = shared(m) + specific; the shared part is
+    /// recomputed every round. Queued keys bound the specific part from above, so the picks equal exact
+    /// greedy's: for m > 1 the specific part itself (it shrinks as N grows, in practice); for m = 1 (with
+    /// N > 0) a provable bound on the Mahalanobis term q of ln(1 + N/(N+1)² · q): adding a sample u makes
+    /// M' ⪰ (N+1)/(N+2)·M and moves the mean by u/(N+1), so √q' ≤ α(√q + √q_u/(N+1)), α = √((N+2)/(N+1));
+    /// these affine maps compose, and a key k = (√q − b_r)/a_r stays comparable across rounds.
     fn lazy_greedy(
         &mut self,
         blocks: &Blocks,
@@ -278,13 +281,22 @@ impl Covariance {
         taken: &mut [bool],
         picks: &mut Vec<(usize, f64)>,
     ) {
-        let mut round = 0usize;
         let mut basis = self.basis();
         let size = |c: usize| blocks.offsets[c + 1] - blocks.offsets[c];
+        // single-row candidates only (every pick then updates the bound): the affine Mahalanobis bound
+        let mahalanobis = self.n > 0.0 && blocks.offsets.windows(2).all(|w| w[1] - w[0] == 1);
+        let (mut a, mut b) = (1.0f64, 0.0f64); // √q bound at this round = a·key + b
+        let key = |me: &Self, s: f64, m: usize, a: f64, b: f64| {
+            if m == 1 && mahalanobis {
+                ((s.exp_m1() * (me.n + 1.0).powi(2) / me.n).sqrt() - b) / a
+            } else {
+                s
+            }
+        };
         let fresh: Vec<(usize, Scored)> = (0..blocks.len())
             .into_par_iter()
             .filter(|&c| !taken[c])
-            .map(|c| (size(c), Scored(self.specific(&basis, blocks.rows(c)), c, round)))
+            .map(|c| (size(c), Scored(key(self, self.specific(&basis, blocks.rows(c)), size(c), a, b), c, 0)))
             .collect();
         let mut queues: Vec<(usize, BinaryHeap<Scored>)> = Vec::new();
         for (m, s) in fresh {
@@ -293,26 +305,46 @@ impl Covariance {
                 None => queues.push((m, BinaryHeap::from(vec![s]))),
             }
         }
+        let mut round = 0usize;
+        let mut shared: Vec<f64> = queues.iter().map(|(m, _)| self.shared(&basis, *m)).collect();
         while picks.len() < budget {
+            let bound = |me: &Self, k: f64, m: usize| {
+                if m == 1 && mahalanobis {
+                    let root = (a * k + b).max(0.0);
+                    (me.n / (me.n + 1.0).powi(2) * root * root).ln_1p()
+                } else {
+                    k
+                }
+            };
             let best = queues
                 .iter()
                 .enumerate()
-                .filter_map(|(k, (m, q))| q.peek().map(|s| (k, self.shared(&basis, *m) + s.0)))
-                .max_by(|a, b| a.1.total_cmp(&b.1));
+                .filter_map(|(k, (m, q))| q.peek().map(|s| (k, shared[k] + bound(self, s.0, *m))))
+                .max_by(|x, y| x.1.total_cmp(&y.1));
             let Some((k, g)) = best else { break };
+            let m = queues[k].0;
             let Scored(_, c, stamp) = queues[k].1.pop().unwrap();
             if stamp != round {
-                queues[k].1.push(Scored(self.specific(&basis, blocks.rows(c)), c, round));
+                let fresh = key(self, self.specific(&basis, blocks.rows(c)), m, a, b);
+                queues[k].1.push(Scored(fresh, c, round));
                 continue;
             }
             if g <= h_min {
                 break;
+            }
+            if m == 1 && mahalanobis {
+                // the bound's update for this pick: q_u is the pick's own Mahalanobis term
+                let n = self.n;
+                let q_u = (g - shared[k]).exp_m1() * (n + 1.0).powi(2) / n;
+                let alpha = ((n + 2.0) / (n + 1.0)).sqrt();
+                (a, b) = (alpha * a, alpha * (b + q_u.max(0.0).sqrt() / (n + 1.0)));
             }
             self.add(blocks.rows(c));
             taken[c] = true;
             picks.push((c, g));
             round += 1;
             basis = self.basis();
+            shared = queues.iter().map(|(m, _)| self.shared(&basis, *m)).collect();
         }
     }
 
