@@ -7,7 +7,7 @@
 //! the eigenvalues of A = diag(a) O diag(a), sorted descending and zero-padded to `natx` (`4·natx` for sp).
 //! Gradients follow Hellmann–Feynman, ∂λ/∂r = vᵀ (∂A/∂r) v; images are summed onto their atom.
 
-use crate::linalg::eigh;
+use crate::linalg::{dotv, Eigen};
 use crate::neighbors::{neighbor_list, Frame, Pairs, Want};
 use rayon::prelude::*;
 
@@ -106,54 +106,45 @@ fn sphere_of(i: usize, pairs: &Pairs, start: usize, end: usize, rcov: &[f64]) ->
     s
 }
 
-/// Dot product with four accumulators (lets the compiler vectorise).
-#[inline]
-fn dotv(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0.0; 4];
-    let chunks = n / 4;
-    for c in 0..chunks {
-        for l in 0..4 {
-            acc[l] += a[4 * c + l] * b[4 * c + l];
-        }
-    }
-    let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    for k in 4 * chunks..n {
-        s += a[k] * b[k];
-    }
-    s
-}
-
-/// Overlap matrix O (nid×nid, row-major) of the sphere, libfp's normalisation.
-fn overlap(s: &Sphere, orbital: Orbital) -> Vec<f64> {
+/// Upper triangle (row-major nid×nid, column ≥ row) of diag(w) O diag(w), O the sphere's overlap matrix
+/// in libfp's normalisation and w a weight per atom (the amplitudes, or ones for O itself). Entries below
+/// the diagonal are left as they are, except inside the 4×4 diagonal blocks of `sp`.
+fn weighted_overlap(s: &Sphere, orbital: Orbital, weight: &[f64], out: &mut Vec<f64>) {
     let n = s.x.len();
-    let w = orbital.width();
-    let nid = w * n;
-    let mut o = vec![0.0; nid * nid];
-    // symmetric: fill the upper triangle of atom pairs, mirror the blocks
+    let nid = orbital.width() * n;
+    out.clear();
+    out.resize(nid * nid, 0.0);
     for j in 0..n {
+        let (rj, xj, wj) = (s.rcov[j], s.x[j], weight[j]);
         for k in j..n {
-            let (rj, rk) = (s.rcov[j], s.rcov[k]);
-            let x = [s.x[k][0] - s.x[j][0], s.x[k][1] - s.x[j][1], s.x[k][2] - s.x[j][2]];
+            let rk = s.rcov[k];
+            let x = [s.x[k][0] - xj[0], s.x[k][1] - xj[1], s.x[k][2] - xj[2]];
             let d2 = x[0] * x[0] + x[1] * x[1] + x[2] * x[2];
             let r = 0.5 / (rj * rj + rk * rk);
             let sjk = (4.0 * r * rj * rk).sqrt().powi(3) * (-d2 * r).exp();
+            let wjk = wj * weight[k];
             if orbital == Orbital::S {
-                o[j * n + k] = sjk;
-                o[k * n + j] = sjk;
+                out[j * n + k] = wjk * sjk;
                 continue;
             }
             let b = sp_block(x, r, rj, rk, sjk);
-            for a in 0..4 {
-                for c in 0..4 {
-                    o[(4 * j + a) * nid + 4 * k + c] = b[a][c];
-                    o[(4 * k + c) * nid + 4 * j + a] = b[a][c];
+            for (a, row) in b.iter().enumerate() {
+                let dst = &mut out[(4 * j + a) * nid + 4 * k..][..4];
+                for (d, v) in dst.iter_mut().zip(row) {
+                    *d = wjk * v;
                 }
             }
         }
     }
-    o
+}
+
+/// Copy the upper triangle of a row-major n×n matrix onto its lower triangle.
+fn mirror_upper(m: &mut [f64], n: usize) {
+    for r in 1..n {
+        for c in 0..r {
+            m[r * n + c] = m[c * n + r];
+        }
+    }
 }
 
 /// 4×4 s/p overlap block between row atom j and column atom k, x = r_k − r_j (libfp's `creat_om`).
@@ -197,9 +188,26 @@ fn sp_block_grad(x: [f64; 3], r: f64, rj: f64, rk: f64, sjk: f64) -> [[[f64; 4];
     g
 }
 
-/// Fingerprint (descending eigenvalues) of one sphere and, if asked, ∂λ/∂x_s for every sphere atom s
-/// as grad[q][s] = [3] (q in descending order; length nid).
-fn sphere_fp(s: &Sphere, cutoff: f64, orbital: Orbital, gradients: bool) -> (Vec<f64>, Vec<Vec<[f64; 3]>>) {
+/// Per-thread buffers of `sphere_fp`, reused from sphere to sphere.
+#[derive(Default)]
+struct Scratch {
+    eigen: Eigen,
+    /// A = diag(a) O diag(a), upper triangle (the eigensolver overwrites it).
+    a: Vec<f64>,
+    /// O, full (gradients only).
+    o: Vec<f64>,
+}
+
+/// Fingerprint of one sphere (eigenvalues, descending) into fp[..nid] and, if asked, ∂λ/∂x_s for every
+/// sphere atom s as grad[q][s] = [3] (q in descending order; length nid; empty without gradients).
+fn sphere_fp(
+    s: &Sphere,
+    cutoff: f64,
+    orbital: Orbital,
+    gradients: bool,
+    ws: &mut Scratch,
+    fp: &mut [f64],
+) -> Vec<Vec<[f64; 3]>> {
     let n = s.x.len();
     let w = orbital.width();
     let nid = w * n;
@@ -212,18 +220,17 @@ fn sphere_fp(s: &Sphere, cutoff: f64, orbital: Orbital, gradients: bool) -> (Vec
         amp[k] = t * (1.0 - d2 * fc);
         damp[k] = -2.0 * fc * NC as f64 * t;
     }
-    let o = overlap(s, orbital);
-    let mut a = o.clone();
-    for r in 0..nid {
-        for c in 0..nid {
-            a[r * nid + c] *= amp[r / w] * amp[c / w];
-        }
+    weighted_overlap(s, orbital, &amp, &mut ws.a);
+    ws.eigen.solve(&mut ws.a, nid, gradients);
+    for (f, v) in fp.iter_mut().zip(ws.eigen.values().iter().rev()) {
+        *f = *v;
     }
-    let (vals, vecs) = eigh(&a, nid, gradients);
-    let fp: Vec<f64> = vals.iter().rev().copied().collect();
     if !gradients {
-        return (fp, vec![]);
+        return vec![];
     }
+    weighted_overlap(s, orbital, &vec![1.0; n], &mut ws.o);
+    mirror_upper(&mut ws.o, nid);
+    let (o, vecs) = (&ws.o, ws.eigen.vectors());
     let mut grads = vec![vec![[0.0; 3]; n]; nid];
     let mut u = vec![0.0; nid];
     let mut ou = vec![0.0; nid];
@@ -294,8 +301,11 @@ fn sphere_fp(s: &Sphere, cutoff: f64, orbital: Orbital, gradients: bool) -> (Vec
         }
         g[0] = gc;
     }
-    (fp, grads)
+    grads
 }
+
+/// Gradient entries of one centre: its atoms, (atoms, 3, len) ∂fp/∂r and (6, len) strain derivative.
+type CentreGrad = (Vec<[i64; 2]>, Vec<f64>, Vec<f64>);
 
 /// Fingerprints of one structure, given its neighbour pairs (sorted by i, with vectors).
 fn structure_fp(
@@ -315,50 +325,63 @@ fn structure_fp(
     for k in 0..n {
         starts[k + 1] += starts[k];
     }
-    let one = |i: usize| -> (Vec<f64>, Vec<[i64; 2]>, Vec<f64>, Vec<f64>) {
+    // fingerprint row of centre i (written in place) and its gradient entries
+    let one = |ws: &mut Scratch, (i, fp): (usize, &mut [f64])| -> CentreGrad {
         let sphere = sphere_of(i, pairs, starts[i], starts[i + 1], rcov);
-        let (vals, grads) = sphere_fp(&sphere, set.cutoff, set.orbital, set.gradients);
-        let mut fp = vec![0.0; len];
-        fp[..vals.len()].copy_from_slice(&vals);
-        if !set.gradients {
-            return (fp, vec![], vec![], vec![]);
+        let grads = sphere_fp(&sphere, set.cutoff, set.orbital, set.gradients, ws, fp);
+        if set.gradients {
+            centre_gradient(i, &sphere, &grads, len, set.stress)
+        } else {
+            Default::default()
         }
-        let mut atoms = sphere.atom.clone();
-        atoms.sort_unstable();
-        atoms.dedup();
-        let mut grad = vec![0.0; atoms.len() * 3 * len];
-        let mut strain = vec![0.0; if set.stress { 6 * len } else { 0 }];
-        const VOIGT: [(usize, usize); 6] = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)];
-        for (s, &atom) in sphere.atom.iter().enumerate() {
-            let slot = atoms.binary_search(&atom).unwrap();
-            let x = sphere.x[s];
-            for (q, gq) in grads.iter().enumerate() {
-                let g = gq[s];
-                for c in 0..3 {
-                    grad[(slot * 3 + c) * len + q] += g[c];
-                }
-                if set.stress {
-                    for (v, &(a, b)) in VOIGT.iter().enumerate() {
-                        let e = if a == b { g[a] * x[a] } else { g[a] * x[b] + g[b] * x[a] };
-                        strain[v * len + q] += e;
-                    }
+    };
+    let mut out = Output {
+        fp: vec![0.0; n * len],
+        sphere: (0..n).map(|i| (starts[i + 1] - starts[i] + 1) as i64).collect(),
+        ..Default::default()
+    };
+    let results: Vec<CentreGrad> = if parallel {
+        out.fp.par_chunks_mut(len.max(1)).enumerate().map_init(Scratch::default, one).collect()
+    } else {
+        let mut ws = Scratch::default();
+        out.fp.chunks_mut(len.max(1)).enumerate().map(|row| one(&mut ws, row)).collect()
+    };
+    if set.gradients {
+        for (entries, grad, strain) in results {
+            out.pairs.extend_from_slice(&entries);
+            out.grad.extend_from_slice(&grad);
+            out.strain.extend_from_slice(&strain);
+        }
+    }
+    out
+}
+
+/// Sphere gradients summed onto their atoms (images of one atom add up), and the strain derivative.
+fn centre_gradient(i: usize, sphere: &Sphere, grads: &[Vec<[f64; 3]>], len: usize, stress: bool) -> CentreGrad {
+    let mut atoms = sphere.atom.clone();
+    atoms.sort_unstable();
+    atoms.dedup();
+    let mut grad = vec![0.0; atoms.len() * 3 * len];
+    let mut strain = vec![0.0; if stress { 6 * len } else { 0 }];
+    const VOIGT: [(usize, usize); 6] = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)];
+    for (s, &atom) in sphere.atom.iter().enumerate() {
+        let slot = atoms.binary_search(&atom).unwrap();
+        let x = sphere.x[s];
+        for (q, gq) in grads.iter().enumerate() {
+            let g = gq[s];
+            for c in 0..3 {
+                grad[(slot * 3 + c) * len + q] += g[c];
+            }
+            if stress {
+                for (v, &(a, b)) in VOIGT.iter().enumerate() {
+                    let e = if a == b { g[a] * x[a] } else { g[a] * x[b] + g[b] * x[a] };
+                    strain[v * len + q] += e;
                 }
             }
         }
-        let entries = atoms.iter().map(|&j| [i as i64, j as i64]).collect();
-        (fp, entries, grad, strain)
-    };
-    let results: Vec<_> =
-        if parallel { (0..n).into_par_iter().map(one).collect() } else { (0..n).map(one).collect() };
-    let mut out = Output { sphere: (0..n).map(|i| (starts[i + 1] - starts[i] + 1) as i64).collect(), ..Default::default() };
-    out.fp.reserve(n * len);
-    for (fp, entries, grad, strain) in results {
-        out.fp.extend_from_slice(&fp);
-        out.pairs.extend_from_slice(&entries);
-        out.grad.extend_from_slice(&grad);
-        out.strain.extend_from_slice(&strain);
     }
-    out
+    let entries = atoms.iter().map(|&j| [i as i64, j as i64]).collect();
+    (entries, grad, strain)
 }
 
 /// Fingerprints of a batch. `numbers` gives Z per atom (same layout as the frames' positions).
@@ -437,7 +460,12 @@ mod tests {
     fn gradients_match_finite_differences() {
         for orbital in [Orbital::S, Orbital::Sp] {
             let s = cluster();
-            let (fp, g) = sphere_fp(&s, 4.0, orbital, true);
+            let fp_of = |s: &Sphere| {
+                let mut fp = vec![0.0; s.x.len() * orbital.width()];
+                let g = sphere_fp(s, 4.0, orbital, true, &mut Scratch::default(), &mut fp);
+                (fp, g)
+            };
+            let (fp, g) = fp_of(&s);
             let h = 1e-6;
             for p in 0..s.x.len() {
                 for c in 0..3 {
@@ -455,8 +483,8 @@ mod tests {
                             }
                         }
                     }
-                    let (fpp, _) = sphere_fp(&plus, 4.0, orbital, false);
-                    let (fpm, _) = sphere_fp(&minus, 4.0, orbital, false);
+                    let (fpp, _) = fp_of(&plus);
+                    let (fpm, _) = fp_of(&minus);
                     for q in 0..fp.len() {
                         let fd = (fpp[q] - fpm[q]) / (2.0 * h);
                         assert!((fd - g[q][p][c]).abs() < 1e-6, "{orbital:?} q={q} p={p} c={c}: {fd} vs {}", g[q][p][c]);
