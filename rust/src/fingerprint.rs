@@ -99,7 +99,7 @@ fn sphere_of(i: usize, pairs: &Pairs, start: usize, end: usize, rcov: &[f64]) ->
     s.rcov.push(rcov[i]);
     for p in start..end {
         let j = pairs.j[p] as usize;
-        s.x.push(pairs.vector[p]);
+        s.x.push(pairs.vector_of(p));
         s.atom.push(j);
         s.rcov.push(rcov[j]);
     }

@@ -14,7 +14,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::AsPyPointer;
 use pyo3::types::PyDict;
-use rayon::prelude::*;
+use neighbors::concat;
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::raw::{c_int, c_void};
@@ -103,27 +103,6 @@ fn i64s(py: Python, v: Vec<i64>) -> PyResult<Py<Array>> {
 fn flat<T, const K: usize>(v: &[[T; K]]) -> &[T] {
     // SAFETY: [T; K] is K contiguous Ts with the alignment of T.
     unsafe { std::slice::from_raw_parts(v.as_ptr() as *const T, v.len() * K) }
-}
-
-/// Concatenate slices in parallel into one Vec.
-fn concat<T: Copy + Send + Sync>(parts: &[&[T]]) -> Vec<T> {
-    let total = parts.iter().map(|p| p.len()).sum();
-    let mut out: Vec<T> = Vec::with_capacity(total);
-    let mut chunks = Vec::with_capacity(parts.len());
-    let mut rest = &mut out.spare_capacity_mut()[..total];
-    for p in parts {
-        let (head, tail) = rest.split_at_mut(p.len());
-        chunks.push((head, *p));
-        rest = tail;
-    }
-    chunks.into_par_iter().for_each(|(dst, src)| {
-        for (d, s) in dst.iter_mut().zip(src.iter()) {
-            d.write(*s);
-        }
-    });
-    // SAFETY: every element of 0..total was written above.
-    unsafe { out.set_len(total) };
-    out
 }
 
 /// Run `f` on a rayon pool with `threads` workers (0 = the global pool: all cores or RAYON_NUM_THREADS).
@@ -221,23 +200,10 @@ fn neighbor_lists<'py>(
     let want = neighbors::Want::parse(quantities).map_err(value_error)?;
     let (positions, cells, pbc, offsets) = read_batch(py, positions, cells, pbc, offsets)?;
     let frames = frames(&positions, &cells, &pbc, &offsets)?;
-    let (i, j, shift, distance, vector, counts) = py
-        .allow_threads(|| {
-            on_pool(threads, || {
-                let lists = neighbors::neighbor_lists(&frames, cutoff, want)?;
-                let cat = |f: &dyn Fn(&neighbors::Pairs) -> &[f64]| concat(&lists.iter().map(f).collect::<Vec<_>>());
-                let cati = |f: &dyn Fn(&neighbors::Pairs) -> &[i64]| concat(&lists.iter().map(f).collect::<Vec<_>>());
-                Ok::<_, String>((
-                    cati(&|p| &p.i),
-                    cati(&|p| &p.j),
-                    cati(&|p| flat(&p.shift)),
-                    cat(&|p| &p.distance),
-                    cat(&|p| flat(&p.vector)),
-                    lists.iter().map(|p| p.len() as i64).collect::<Vec<_>>(),
-                ))
-            })
-        })
+    let (pairs, counts) = py
+        .allow_threads(|| on_pool(threads, || neighbors::neighbor_lists(&frames, cutoff, want)))
         .map_err(value_error)?;
+    let neighbors::Pairs { i, j, shift, distance, vector } = pairs;
     let out = PyDict::new(py);
     out.set_item("i", i64s(py, i)?)?;
     out.set_item("j", i64s(py, j)?)?;
@@ -288,7 +254,7 @@ fn fingerprints<'py>(
         .allow_threads(|| {
             on_pool(threads, || {
                 let (outs, natx) = fingerprint::fingerprints(&frames, &z, &set)?;
-                let mut pairs = concat(&outs.iter().map(|o| flat(&o.pairs)).collect::<Vec<_>>());
+                let mut pairs = concat(outs.iter().map(|o| flat(&o.pairs)).collect());
                 let counts: Vec<i64> = outs.iter().map(|o| o.pairs.len() as i64).collect();
                 let mut start = 0usize;
                 for (k, &c) in counts.iter().enumerate() {
@@ -297,8 +263,8 @@ fn fingerprints<'py>(
                     }
                     start += c as usize;
                 }
-                let cat = |f: &dyn Fn(&fingerprint::Output) -> &[f64]| concat(&outs.iter().map(f).collect::<Vec<_>>());
-                let sphere = concat(&outs.iter().map(|o| o.sphere.as_slice()).collect::<Vec<_>>());
+                let cat = |f: &dyn Fn(&fingerprint::Output) -> &[f64]| concat(outs.iter().map(f).collect());
+                let sphere = concat(outs.iter().map(|o| o.sphere.as_slice()).collect());
                 Ok::<_, String>((natx, cat(&|o| &o.fp), sphere, pairs, cat(&|o| &o.grad), cat(&|o| &o.strain), counts))
             })
         })
