@@ -7,6 +7,7 @@
 pub mod fingerprint;
 pub mod linalg;
 pub mod neighbors;
+pub mod recycle;
 
 use pyo3::buffer::{Element, PyBuffer};
 use pyo3::exceptions::{PyBufferError, PyValueError};
@@ -48,6 +49,16 @@ impl Store {
         match self {
             Store::F64(v) => (v.as_ptr() as *mut u8, std::mem::size_of_val(v.as_slice())),
             Store::I64(v) => (v.as_ptr() as *mut u8, std::mem::size_of_val(v.as_slice())),
+        }
+    }
+}
+
+impl Drop for Array {
+    /// The memory goes to `recycle` for later outputs (large buffers only).
+    fn drop(&mut self) {
+        match std::mem::replace(&mut self.data, Store::I64(Vec::new())) {
+            Store::F64(v) => recycle::give(v),
+            Store::I64(v) => recycle::give(v),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! (no periodic direction, any or no cell) are handled. Work is O(N) per structure.
 
 use crate::linalg::{cross, det3, dot, inv3, norm, Mat3, Vec3};
+use crate::recycle::{self, Recycled};
 use rayon::prelude::*;
 
 /// Which outputs to fill (`"ijSdD"` in ASE's notation); i and j are always filled.
@@ -67,16 +68,16 @@ impl Pairs {
     }
     /// Empty, with room for `n` pairs in every requested output.
     fn with_capacity(n: usize, want: Want) -> Pairs {
-        fn room<T>(on: bool, len: usize) -> Vec<T> {
+        fn room<T: Recycled>(on: bool, len: usize) -> Vec<T> {
             if on {
-                Vec::with_capacity(len)
+                recycle::take(len)
             } else {
                 Vec::new()
             }
         }
         Pairs {
-            i: Vec::with_capacity(n),
-            j: Vec::with_capacity(n),
+            i: recycle::take(n),
+            j: recycle::take(n),
             shift: room(want.shift, 3 * n),
             distance: room(want.distance, n),
             vector: room(want.vector, 3 * n),
@@ -101,20 +102,32 @@ impl Pairs {
         if parts.len() <= 1 {
             return parts.pop().unwrap_or_default();
         }
-        Pairs {
+        let out = Pairs {
             i: concat(parts.iter().map(|p| &p.i[..]).collect()),
             j: concat(parts.iter().map(|p| &p.j[..]).collect()),
             shift: concat(parts.iter().map(|p| &p.shift[..]).collect()),
             distance: concat(parts.iter().map(|p| &p.distance[..]).collect()),
             vector: concat(parts.iter().map(|p| &p.vector[..]).collect()),
+        };
+        for p in parts {
+            p.recycle();
         }
+        out
+    }
+    /// Hand the buffers to `recycle` for later outputs.
+    fn recycle(self) {
+        recycle::give(self.i);
+        recycle::give(self.j);
+        recycle::give(self.shift);
+        recycle::give(self.distance);
+        recycle::give(self.vector);
     }
 }
 
-/// Slices one after the other in a new Vec, copied in parallel.
-pub(crate) fn concat<T: Copy + Send + Sync>(parts: Vec<&[T]>) -> Vec<T> {
+/// Slices one after the other in a new (recycled) Vec, copied in parallel.
+pub(crate) fn concat<T: Recycled + Sync>(parts: Vec<&[T]>) -> Vec<T> {
     let total = parts.iter().map(|p| p.len()).sum();
-    let mut out: Vec<T> = Vec::with_capacity(total);
+    let mut out: Vec<T> = recycle::take(total);
     let mut chunks = Vec::with_capacity(parts.len());
     let mut rest = &mut out.spare_capacity_mut()[..total];
     for p in parts {
