@@ -106,14 +106,12 @@ fn sphere_of(i: usize, pairs: &Pairs, start: usize, end: usize, rcov: &[f64]) ->
     s
 }
 
-/// Upper triangle (row-major nid×nid, column ≥ row) of diag(w) O diag(w), O the sphere's overlap matrix
-/// in libfp's normalisation and w a weight per atom (the amplitudes, or ones for O itself). Entries below
-/// the diagonal are left as they are, except inside the 4×4 diagonal blocks of `sp`.
-fn weighted_overlap(s: &Sphere, orbital: Orbital, weight: &[f64], out: &mut Vec<f64>) {
+/// Upper triangle (column ≥ row) of diag(w) O diag(w) into `out` (row-major, row stride `stride`), O the
+/// sphere's nid×nid overlap matrix in libfp's normalisation and w a weight per atom (the amplitudes, or
+/// ones for O itself). Entries below the diagonal are left as they are, except inside the 4×4 diagonal
+/// blocks of `sp`.
+fn weighted_overlap(s: &Sphere, orbital: Orbital, weight: &[f64], out: &mut [f64], stride: usize) {
     let n = s.x.len();
-    let nid = orbital.width() * n;
-    out.clear();
-    out.resize(nid * nid, 0.0);
     for j in 0..n {
         let (rj, xj, wj) = (s.rcov[j], s.x[j], weight[j]);
         for k in j..n {
@@ -124,12 +122,12 @@ fn weighted_overlap(s: &Sphere, orbital: Orbital, weight: &[f64], out: &mut Vec<
             let sjk = (4.0 * r * rj * rk).sqrt().powi(3) * (-d2 * r).exp();
             let wjk = wj * weight[k];
             if orbital == Orbital::S {
-                out[j * n + k] = wjk * sjk;
+                out[j * stride + k] = wjk * sjk;
                 continue;
             }
             let b = sp_block(x, r, rj, rk, sjk);
             for (a, row) in b.iter().enumerate() {
-                let dst = &mut out[(4 * j + a) * nid + 4 * k..][..4];
+                let dst = &mut out[(4 * j + a) * stride + 4 * k..][..4];
                 for (d, v) in dst.iter_mut().zip(row) {
                     *d = wjk * v;
                 }
@@ -191,9 +189,8 @@ fn sp_block_grad(x: [f64; 3], r: f64, rj: f64, rk: f64, sjk: f64) -> [[[f64; 4];
 /// Per-thread buffers of `sphere_fp`, reused from sphere to sphere.
 #[derive(Default)]
 struct Scratch {
+    /// Eigensolver, holding A = diag(a) O diag(a).
     eigen: Eigen,
-    /// A = diag(a) O diag(a), upper triangle (the eigensolver overwrites it).
-    a: Vec<f64>,
     /// O, full (gradients only).
     o: Vec<f64>,
 }
@@ -220,15 +217,18 @@ fn sphere_fp(
         amp[k] = t * (1.0 - d2 * fc);
         damp[k] = -2.0 * fc * NC as f64 * t;
     }
-    weighted_overlap(s, orbital, &amp, &mut ws.a);
-    ws.eigen.solve(&mut ws.a, nid, gradients);
+    let (a, stride) = ws.eigen.matrix(nid);
+    weighted_overlap(s, orbital, &amp, a, stride);
+    ws.eigen.solve(gradients);
     for (f, v) in fp.iter_mut().zip(ws.eigen.values().iter().rev()) {
         *f = *v;
     }
     if !gradients {
         return vec![];
     }
-    weighted_overlap(s, orbital, &vec![1.0; n], &mut ws.o);
+    ws.o.clear();
+    ws.o.resize(nid * nid, 0.0);
+    weighted_overlap(s, orbital, &vec![1.0; n], &mut ws.o, nid);
     mirror_upper(&mut ws.o, nid);
     let (o, vecs) = (&ws.o, ws.eigen.vectors());
     let mut grads = vec![vec![[0.0; 3]; n]; nid];

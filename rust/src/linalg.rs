@@ -45,26 +45,33 @@ pub fn inv3(m: &Mat3) -> Mat3 {
 pub fn eigh(a: &[f64], n: usize, vectors: bool) -> (Vec<f64>, Vec<f64>) {
     assert_eq!(a.len(), n * n, "eigh: matrix is not n×n");
     let mut ws = Eigen::default();
-    let mut m = a.to_vec();
-    ws.solve(&mut m, n, vectors);
+    let (m, stride) = ws.matrix(n);
+    for r in 0..n {
+        m[r * stride..r * stride + n].copy_from_slice(&a[r * n..(r + 1) * n]);
+    }
+    ws.solve(vectors);
     (ws.values().to_vec(), ws.vectors().to_vec())
 }
 
 /// Reusable work space of the symmetric eigensolver: one per thread avoids allocating per matrix.
 ///
-/// Householder tridiagonalisation T = Qᵀ A Q (LAPACK's dsytd2 on the upper triangle, one contiguous pass
-/// over the triangle per step, AVX2/FMA where available), then, for eigenvalues only, the
-/// square-root-free QL of Pal, Walker and Kahan (as LAPACK's dsyev calls dsterf), or, with eigenvectors,
-/// implicit QL with Wilkinson shifts (EISPACK tql2) rotating the rows of Qᵀ.
+/// Fill `matrix`, then `solve`. Householder tridiagonalisation T = Qᵀ A Q (LAPACK's dsytd2 on the upper
+/// triangle, one contiguous pass over the triangle per step, AVX2/FMA where available), then, for
+/// eigenvalues only, the square-root-free QL of Pal, Walker and Kahan (as LAPACK's dsyev calls dsterf),
+/// or, with eigenvectors, implicit QL with Wilkinson shifts (EISPACK tql2) rotating the rows of Qᵀ.
 #[derive(Default)]
 pub struct Eigen {
+    n: usize,
+    /// The matrix, row-major with row stride `stride(n)`: the padding columns stay zero, so that the
+    /// row kernel may run whole 4-wide vectors past the end of a row.
+    a: Vec<f64>,
     /// Diagonal of T, then the eigenvalues (ascending once sorted).
     d: Vec<f64>,
     /// Off-diagonal of T: e[k] = T[k][k+1].
     e: Vec<f64>,
     /// Householder scalars τ_k.
     tau: Vec<f64>,
-    /// Scratch vectors of the reduction (p = τ B v and the pending w).
+    /// Scratch vectors of the reduction (p = τ B v and the pending w), `stride(n)` long, zero-padded.
     p: Vec<f64>,
     z: Vec<f64>,
     /// Qᵀ, then the eigenvectors as rows (row-major n×n; empty without vectors).
@@ -73,24 +80,42 @@ pub struct Eigen {
     sorted: Vec<f64>,
 }
 
+/// Row stride of an n×n matrix in `Eigen`: at least 4 zero columns after each row, a multiple of 4.
+fn stride(n: usize) -> usize {
+    n.div_ceil(4) * 4 + 4
+}
+
 impl Eigen {
-    /// Eigenvalues (and, if `vectors`, eigenvectors) of the symmetric n×n matrix whose upper triangle
-    /// (row-major, j ≥ i) is in `a`; `a` is overwritten. Read them with `values` and `vectors`.
-    pub fn solve(&mut self, a: &mut [f64], n: usize, vectors: bool) {
-        assert_eq!(a.len(), n * n, "eigh: matrix is not n×n");
-        for buf in [&mut self.d, &mut self.e, &mut self.tau, &mut self.p, &mut self.z] {
+    /// The zeroed n×n matrix to fill and its row stride: entry (r, c) is at r·stride + c. Only the upper
+    /// triangle (c ≥ r) is read; the padding columns c ≥ n must stay zero.
+    pub fn matrix(&mut self, n: usize) -> (&mut [f64], usize) {
+        self.n = n;
+        self.a.clear();
+        self.a.resize(n * stride(n), 0.0);
+        (&mut self.a, stride(n))
+    }
+
+    /// Eigenvalues and, if `vectors`, eigenvectors of the matrix filled through `matrix` (which this
+    /// destroys). Read them with `values` and `vectors`.
+    pub fn solve(&mut self, vectors: bool) {
+        let n = self.n;
+        for buf in [&mut self.d, &mut self.e, &mut self.tau] {
             buf.clear();
             buf.resize(n, 0.0);
+        }
+        for buf in [&mut self.p, &mut self.z] {
+            buf.clear();
+            buf.resize(stride(n), 0.0);
         }
         self.w.clear();
         self.sorted.clear();
         if n == 0 {
             return;
         }
-        tridiagonalize(a, n, &mut self.d, &mut self.e, &mut self.tau, &mut self.p, &mut self.z);
+        tridiagonalize(&mut self.a, n, &mut self.d, &mut self.e, &mut self.tau, &mut self.p, &mut self.z);
         if vectors {
             self.w.resize(n * n, 0.0);
-            householder_qt(a, n, &self.tau, &mut self.w);
+            householder_qt(&self.a, n, &self.tau, &mut self.w);
         }
         // As LAPACK's dsterf, chase from the end whose diagonal entry is smaller (it converges in far
         // fewer sweeps here): reverse T to J T J, which permutes the rows of Qᵀ the same way.
@@ -180,14 +205,13 @@ fn reflector(x: &mut [f64]) -> (f64, f64) {
     (tau, b * scale)
 }
 
-/// The row operation at the heart of `tridiagonalize`, on slices that start at the diagonal:
-/// row ← row − u₀ z − z₀ u (the previous reflector's rank-2 update), then the symmetric product with
-/// the new reflector v: returns row·v and adds v₀·row[1..] to p[1..]. `u`, `z`, `v` and `p` hold at
-/// least `row.len() ≥ 1` elements. `phase` is p[0]'s position in its buffer modulo 4: consecutive rows
-/// overlap in p, and vector stores and loads of p stay aligned to the same 4-blocks of the buffer so
-/// that each load is forwarded from one earlier store.
+/// The row operation at the heart of `tridiagonalize`, on slices that start at the diagonal column r
+/// of row r: row ← row − u₀ z − z₀ u (the previous reflector's rank-2 update), then the symmetric
+/// product with the new reflector v: returns row·v and adds v₀·row to p (the caller takes v₀·row[0]
+/// back off p[0], which gets the returned dot instead). All five slices hold at least `len` rounded up
+/// to a multiple of 4 elements, and u, z, v are zero past `len` (so that whole vectors may run past it).
 trait RowKernel {
-    fn fused_row(&self, row: &mut [f64], u: &[f64], z: &[f64], v: &[f64], p: &mut [f64], phase: usize) -> f64;
+    fn fused_row(&self, row: &mut [f64], u: &[f64], z: &[f64], v: &[f64], p: &mut [f64], len: usize) -> f64;
 }
 
 /// Plain Rust, any CPU.
@@ -195,18 +219,15 @@ struct Portable;
 
 impl RowKernel for Portable {
     #[inline(always)]
-    fn fused_row(&self, row: &mut [f64], u: &[f64], z: &[f64], v: &[f64], p: &mut [f64], _: usize) -> f64 {
-        let len = row.len();
-        let (u, z, v, p) = (&u[..len], &z[..len], &v[..len], &mut p[..len]);
+    fn fused_row(&self, row: &mut [f64], u: &[f64], z: &[f64], v: &[f64], p: &mut [f64], len: usize) -> f64 {
+        let (row, u, z, v, p) = (&mut row[..len], &u[..len], &z[..len], &v[..len], &mut p[..len]);
         let (ur, zr, vr) = (u[0], z[0], v[0]);
         let mut dot = 0.0;
         for j in 0..len {
             let x = row[j] - ur * z[j] - zr * u[j];
             row[j] = x;
             dot += x * v[j];
-            if j > 0 {
-                p[j] += vr * x;
-            }
+            p[j] += vr * x;
         }
         dot
     }
@@ -226,64 +247,43 @@ impl Avx2 {
 #[cfg(target_arch = "x86_64")]
 impl RowKernel for Avx2 {
     #[inline(always)]
-    fn fused_row(&self, row: &mut [f64], u: &[f64], z: &[f64], v: &[f64], p: &mut [f64], phase: usize) -> f64 {
-        let len = row.len();
-        assert!(len >= 1 && u.len() >= len && z.len() >= len && v.len() >= len && p.len() >= len);
+    fn fused_row(&self, row: &mut [f64], u: &[f64], z: &[f64], v: &[f64], p: &mut [f64], len: usize) -> f64 {
+        let whole = len.div_ceil(4) * 4;
+        assert!(len >= 1 && [row.len(), u.len(), z.len(), v.len(), p.len()].iter().all(|&l| l >= whole));
         // SAFETY: `self` exists, so the CPU has AVX2 and FMA; the lengths were just checked.
-        unsafe { fused_row_avx2(row, u, z, v, p, phase) }
+        unsafe { fused_row_avx2(row, u, z, v, p, whole) }
     }
 }
 
-/// `RowKernel::fused_row` with 4-wide AVX2 vectors and fused multiply-adds.
+/// `RowKernel::fused_row` with 4-wide AVX2 vectors and fused multiply-adds over `whole` elements.
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA; `u`, `z`, `v` and `p` must hold at least `row.len() ≥ 1` elements.
+/// The CPU must support AVX2 and FMA; all five slices must hold at least `whole` (a multiple of 4,
+/// at least 4) elements.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn fused_row_avx2(row: &mut [f64], u: &[f64], z: &[f64], v: &[f64], p: &mut [f64], phase: usize) -> f64 {
+unsafe fn fused_row_avx2(row: &mut [f64], u: &[f64], z: &[f64], v: &[f64], p: &mut [f64], whole: usize) -> f64 {
     use std::arch::x86_64::*;
-    let len = row.len();
-    let (ur, zr, vr) = (u[0], z[0], v[0]);
+    let (mu, mz, mv) = (_mm256_set1_pd(-u[0]), _mm256_set1_pd(-z[0]), _mm256_set1_pd(v[0]));
     let (r, u, z, v, p) = (row.as_mut_ptr(), u.as_ptr(), z.as_ptr(), v.as_ptr(), p.as_mut_ptr());
-    let mut dot = 0.0;
-    let scalar = |j: usize| {
-        let x = *r.add(j) - ur * *z.add(j) - zr * *u.add(j);
-        *r.add(j) = x;
-        if j > 0 {
-            *p.add(j) += vr * x;
-        }
-        x * *v.add(j)
-    };
-    // scalar up to the first 4-block of p, vectors over whole blocks, scalar tail
-    let head = (1 + (4 - (phase + 1) % 4) % 4).min(len);
-    for j in 0..head {
-        dot += scalar(j);
-    }
-    let (mu, mz, mv) = (_mm256_set1_pd(-ur), _mm256_set1_pd(-zr), _mm256_set1_pd(vr));
     let mut acc = _mm256_setzero_pd();
-    let mut j = head;
-    while j + 4 <= len {
+    for j in (0..whole).step_by(4) {
         let x = _mm256_fmadd_pd(mu, _mm256_loadu_pd(z.add(j)), _mm256_loadu_pd(r.add(j)));
         let x = _mm256_fmadd_pd(mz, _mm256_loadu_pd(u.add(j)), x);
         _mm256_storeu_pd(r.add(j), x);
         acc = _mm256_fmadd_pd(x, _mm256_loadu_pd(v.add(j)), acc);
         _mm256_storeu_pd(p.add(j), _mm256_fmadd_pd(mv, x, _mm256_loadu_pd(p.add(j))));
-        j += 4;
     }
     let mut lanes = [0.0; 4];
     _mm256_storeu_pd(lanes.as_mut_ptr(), acc);
-    dot += (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-    while j < len {
-        dot += scalar(j);
-        j += 1;
-    }
-    dot
+    (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
 }
 
-/// Householder reduction of a symmetric matrix (upper triangle of row-major `a`) to tridiagonal form:
-/// diagonal in d, off-diagonal in e[..n-1]. Reflector k (acting on indices k+1..n) is left in row k,
-/// a[k][k+1..n] = v (v[0] = 1), with its τ in tau[k]. `p` and `w` are n of scratch each.
+/// Householder reduction of a symmetric matrix (upper triangle of `a`, row stride `stride(n)`, padding
+/// zero) to tridiagonal form: diagonal in d, off-diagonal in e[..n-1]. Reflector k (acting on indices
+/// k+1..n) is left in row k, a[k][k+1..n] = v (v[0] = 1), with its τ in tau[k]. `p` and `w` are
+/// `stride(n)` of zeroed scratch each.
 ///
 /// Step k turns the trailing block B = a[k+1.., k+1..] into H B H with p = τ B v, w = p − (τ/2)(pᵀv) v,
 /// B ← B − v wᵀ − w vᵀ. The rank-2 update of step k is applied lazily, row by row, in the same pass over
@@ -329,62 +329,62 @@ fn tridiagonalize_with<K: RowKernel>(
     p: &mut [f64],
     w: &mut [f64],
 ) {
-    // pending update (u, w) with u = the previous reflector; zero before the first step
-    let zeros = vec![0.0; n];
-    w.fill(0.0);
+    let ld = stride(n);
+    // the pending update (u, w), u = the previous reflector (row k-1); before the first step w = 0
+    // and u = w (any finite u would do)
     for k in 0..n.saturating_sub(2) {
-        let (done, rest) = a.split_at_mut(k * n);
-        let u = if k == 0 { &zeros[..] } else { &done[(k - 1) * n..] };
+        let (done, rest) = a.split_at_mut(k * ld);
+        let (rowk, below) = rest.split_at_mut(ld);
+        let u: &[f64] = if k == 0 { w } else { &done[(k - 1) * ld..] };
         // row k: finish its update, then it defines the reflector
-        let (rowk, below) = rest.split_at_mut(n);
         for j in k..n {
             rowk[j] -= u[k] * w[j] + w[k] * u[j];
         }
         d[k] = rowk[k];
-        let v = &mut rowk[k + 1..];
-        let (t, beta) = reflector(v);
+        let (t, beta) = reflector(&mut rowk[k + 1..n]);
         tau[k] = t;
         e[k] = beta;
-        let v = &rowk[k + 1..];
-        let pk = &mut p[k + 1..];
-        pk.fill(0.0);
+        let v = &rowk[..];
+        p[k + 1..n].fill(0.0);
         for r in k + 1..n {
-            let s = r - k - 1;
-            let row = &mut below[(r - k - 1) * n + r..(r - k) * n];
-            pk[s] += kernel.fused_row(row, &u[r..], &w[r..], &v[s..], &mut pk[s..], (k + 1 + s) % 4);
+            let row = &mut below[(r - k - 1) * ld + r..(r - k) * ld];
+            let dot = kernel.fused_row(row, &u[r..], &w[r..], &v[r..], &mut p[r..], n - r);
+            p[r] += dot - v[r] * row[0];
         }
         // w = τ p − (τ²/2)(pᵀv) v
+        let (pk, vk) = (&mut p[k + 1..n], &v[k + 1..n]);
         for x in pk.iter_mut() {
             *x *= t;
         }
-        let half = 0.5 * t * dotv(pk, v);
-        for (x, vi) in pk.iter_mut().zip(v) {
+        let half = 0.5 * t * dotv(pk, vk);
+        for (x, vi) in pk.iter_mut().zip(vk) {
             *x -= half * vi;
         }
-        w[k + 1..].copy_from_slice(pk);
+        w[k + 1..n].copy_from_slice(pk);
         w[k] = 0.0;
     }
     // the last rows still owe the final pending update
     let k = n.saturating_sub(2);
     if k > 0 {
-        let (done, rest) = a.split_at_mut(k * n);
-        let u = &done[(k - 1) * n..];
+        let (done, rest) = a.split_at_mut(k * ld);
+        let u = &done[(k - 1) * ld..];
         for r in k..n {
             for j in r..n {
-                rest[(r - k) * n + j] -= u[r] * w[j] + w[r] * u[j];
+                rest[(r - k) * ld + j] -= u[r] * w[j] + w[r] * u[j];
             }
         }
     }
     if n >= 2 {
-        d[n - 2] = a[(n - 2) * n + n - 2];
-        e[n - 2] = a[(n - 2) * n + n - 1];
+        d[n - 2] = a[(n - 2) * ld + n - 2];
+        e[n - 2] = a[(n - 2) * ld + n - 1];
     }
-    d[n - 1] = a[n * n - 1];
+    d[n - 1] = a[(n - 1) * ld + n - 1];
     e[n - 1] = 0.0;
 }
 
-/// Qᵀ = H_{n-3} ⋯ H_0 into `w` (row-major), from the reflectors that `tridiagonalize` left in `a`.
+/// Qᵀ = H_{n-3} ⋯ H_0 into `w` (row-major n×n), from the reflectors that `tridiagonalize` left in `a`.
 fn householder_qt(a: &[f64], n: usize, tau: &[f64], w: &mut [f64]) {
+    let ld = stride(n);
     w.fill(0.0);
     for r in 0..n {
         w[r * n + r] = 1.0;
@@ -395,7 +395,7 @@ fn householder_qt(a: &[f64], n: usize, tau: &[f64], w: &mut [f64]) {
         if t == 0.0 {
             continue;
         }
-        let v = &a[k * n + k + 1..(k + 1) * n];
+        let v = &a[k * ld + k + 1..k * ld + n];
         for r in k + 1..n {
             let row = &mut w[r * n + k + 1..(r + 1) * n];
             let s = t * dotv(row, v);
@@ -667,8 +667,13 @@ mod tests {
         let n = 37;
         let a = random_symmetric(n, 11);
         let run = |portable: bool| {
-            let (mut m, mut d, mut e) = (a.clone(), vec![0.0; n], vec![0.0; n]);
-            let (mut tau, mut p, mut w) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+            let ld = stride(n);
+            let mut m = vec![0.0; n * ld];
+            for r in 0..n {
+                m[r * ld..r * ld + n].copy_from_slice(&a[r * n..(r + 1) * n]);
+            }
+            let (mut d, mut e, mut tau) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+            let (mut p, mut w) = (vec![0.0; ld], vec![0.0; ld]);
             if portable {
                 tridiagonalize_with(&Portable, &mut m, n, &mut d, &mut e, &mut tau, &mut p, &mut w);
             } else {
