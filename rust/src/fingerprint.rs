@@ -114,17 +114,20 @@ fn weighted_overlap(s: &Sphere, orbital: Orbital, weight: &[f64], out: &mut [f64
     let n = s.x.len();
     for j in 0..n {
         let (rj, xj, wj) = (s.rcov[j], s.x[j], weight[j]);
+        if orbital == Orbital::S {
+            // one branch-free pass over the row (it vectorises)
+            let row = &mut out[j * stride + j..j * stride + n];
+            for (o, ((xk, &rk), &wk)) in row.iter_mut().zip(s.x[j..].iter().zip(&s.rcov[j..]).zip(&weight[j..])) {
+                let x = [xk[0] - xj[0], xk[1] - xj[1], xk[2] - xj[2]];
+                *o = wj * wk * gaussian_overlap(x[0] * x[0] + x[1] * x[1] + x[2] * x[2], rj, rk).1;
+            }
+            continue;
+        }
         for k in j..n {
             let rk = s.rcov[k];
             let x = [s.x[k][0] - xj[0], s.x[k][1] - xj[1], s.x[k][2] - xj[2]];
-            let d2 = x[0] * x[0] + x[1] * x[1] + x[2] * x[2];
-            let r = 0.5 / (rj * rj + rk * rk);
-            let sjk = (4.0 * r * rj * rk).sqrt().powi(3) * (-d2 * r).exp();
+            let (r, sjk) = gaussian_overlap(x[0] * x[0] + x[1] * x[1] + x[2] * x[2], rj, rk);
             let wjk = wj * weight[k];
-            if orbital == Orbital::S {
-                out[j * stride + k] = wjk * sjk;
-                continue;
-            }
             let b = sp_block(x, r, rj, rk, sjk);
             for (a, row) in b.iter().enumerate() {
                 let dst = &mut out[(4 * j + a) * stride + 4 * k..][..4];
@@ -134,6 +137,15 @@ fn weighted_overlap(s: &Sphere, orbital: Orbital, weight: &[f64], out: &mut [f64
             }
         }
     }
+}
+
+/// Overlap of two normalised s Gaussians of widths rj, rk at squared distance d2 (libfp's `creat_om`),
+/// and the exponent's coefficient r = 1 / (2 (rj² + rk²)): (r, (4 r rj rk)^{3/2} e^{−r d2}).
+#[inline(always)]
+fn gaussian_overlap(d2: f64, rj: f64, rk: f64) -> (f64, f64) {
+    let r = 0.5 / (rj * rj + rk * rk);
+    let norm = 4.0 * r * rj * rk;
+    (r, norm * norm.sqrt() * (-d2 * r).exp())
 }
 
 /// Copy the upper triangle of a row-major n×n matrix onto its lower triangle.
@@ -275,9 +287,7 @@ fn sphere_fp(
                     }
                     let (rp, rk) = (s.rcov[p], s.rcov[k]);
                     let x = [s.x[k][0] - s.x[p][0], s.x[k][1] - s.x[p][1], s.x[k][2] - s.x[p][2]];
-                    let r = 0.5 / (rp * rp + rk * rk);
-                    let d2 = x[0] * x[0] + x[1] * x[1] + x[2] * x[2];
-                    let spk = (4.0 * r * rp * rk).sqrt().powi(3) * (-d2 * r).exp();
+                    let (r, spk) = gaussian_overlap(x[0] * x[0] + x[1] * x[1] + x[2] * x[2], rp, rk);
                     let db = sp_block_grad(x, r, rp, rk, spk);
                     for c in 0..3 {
                         let mut acc = 0.0;
