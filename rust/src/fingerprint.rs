@@ -201,43 +201,65 @@ fn sp_block_grad(x: [f64; 3], r: f64, rj: f64, rk: f64, sjk: f64) -> [[[f64; 4];
 /// Per-thread buffers of `sphere_fp`, reused from sphere to sphere.
 #[derive(Default)]
 struct Scratch {
-    /// Eigensolver, holding A = diag(a) O diag(a).
+    /// Eigensolvers, holding A = diag(a) O diag(a) (two: values-only spheres are solved in pairs).
     eigen: Eigen,
+    eigen2: Eigen,
     /// O, full (gradients only).
     o: Vec<f64>,
 }
 
-/// Fingerprint of one sphere (eigenvalues, descending) into fp[..nid] and, if asked, ∂λ/∂x_s for every
-/// sphere atom s as grad[q][s] = [3] (q in descending order; length nid; empty without gradients).
-fn sphere_fp(
-    s: &Sphere,
-    cutoff: f64,
-    orbital: Orbital,
-    gradients: bool,
-    ws: &mut Scratch,
-    fp: &mut [f64],
-) -> Vec<Vec<[f64; 3]>> {
+/// Amplitudes a = (1 − d²/r_c²)^NC of the sphere atoms (d: distance to the centre) and
+/// (∂a/∂(d²))·2, so that ∂a/∂x = damp·x.
+fn amplitudes(s: &Sphere, cutoff: f64) -> (Vec<f64>, Vec<f64>) {
+    let fc = 1.0 / (cutoff * cutoff);
+    s.x.iter()
+        .map(|x| {
+            let d2 = x[0] * x[0] + x[1] * x[1] + x[2] * x[2];
+            let t = (1.0 - d2 * fc).powi(NC - 1);
+            (t * (1.0 - d2 * fc), -2.0 * fc * NC as f64 * t)
+        })
+        .unzip()
+}
+
+/// Fill `eigen`'s matrix with the sphere's A = diag(a) O diag(a).
+fn fill_matrix(s: &Sphere, orbital: Orbital, amp: &[f64], eigen: &mut Eigen) {
+    let (a, stride) = eigen.matrix(orbital.width() * s.x.len());
+    weighted_overlap(s, orbital, amp, a, stride);
+}
+
+/// Copy eigenvalues (ascending) into a fingerprint row, descending.
+fn write_descending(values: &[f64], fp: &mut [f64]) {
+    for (f, v) in fp.iter_mut().zip(values.iter().rev()) {
+        *f = *v;
+    }
+}
+
+/// Fingerprints of one or two spheres (values only) into consecutive rows of `fp`, `len` each; two
+/// are solved together so that their eigenvalue iterations interleave.
+fn sphere_values(spheres: &[Sphere], cutoff: f64, orbital: Orbital, ws: &mut Scratch, fp: &mut [f64], len: usize) {
+    for (s, eigen) in spheres.iter().zip([&mut ws.eigen, &mut ws.eigen2]) {
+        fill_matrix(s, orbital, &amplitudes(s, cutoff).0, eigen);
+    }
+    if spheres.len() == 2 {
+        Eigen::solve_values_pair(&mut ws.eigen, &mut ws.eigen2);
+    } else {
+        ws.eigen.solve(false);
+    }
+    for (row, eigen) in fp.chunks_mut(len).zip([&ws.eigen, &ws.eigen2]) {
+        write_descending(eigen.values(), row);
+    }
+}
+
+/// Fingerprint of one sphere (eigenvalues, descending) into fp[..nid], and ∂λ/∂x_s for every sphere
+/// atom s as grad[q][s] = [3] (q in descending order; length nid).
+fn sphere_fp(s: &Sphere, cutoff: f64, orbital: Orbital, ws: &mut Scratch, fp: &mut [f64]) -> Vec<Vec<[f64; 3]>> {
     let n = s.x.len();
     let w = orbital.width();
     let nid = w * n;
-    let fc = 1.0 / (cutoff * cutoff);
-    let mut amp = vec![0.0; n];
-    let mut damp = vec![0.0; n];
-    for (k, x) in s.x.iter().enumerate() {
-        let d2 = x[0] * x[0] + x[1] * x[1] + x[2] * x[2];
-        let t = (1.0 - d2 * fc).powi(NC - 1);
-        amp[k] = t * (1.0 - d2 * fc);
-        damp[k] = -2.0 * fc * NC as f64 * t;
-    }
-    let (a, stride) = ws.eigen.matrix(nid);
-    weighted_overlap(s, orbital, &amp, a, stride);
-    ws.eigen.solve(gradients);
-    for (f, v) in fp.iter_mut().zip(ws.eigen.values().iter().rev()) {
-        *f = *v;
-    }
-    if !gradients {
-        return vec![];
-    }
+    let (amp, damp) = amplitudes(s, cutoff);
+    fill_matrix(s, orbital, &amp, &mut ws.eigen);
+    ws.eigen.solve(true);
+    write_descending(ws.eigen.values(), fp);
     ws.o.clear();
     ws.o.resize(nid * nid, 0.0);
     weighted_overlap(s, orbital, &vec![1.0; n], &mut ws.o, nid);
@@ -335,33 +357,43 @@ fn structure_fp(
     for k in 0..n {
         starts[k + 1] += starts[k];
     }
-    // fingerprint row of centre i (written in place) and its gradient entries
-    let one = |ws: &mut Scratch, (i, fp): (usize, &mut [f64])| -> CentreGrad {
-        let sphere = sphere_of(i, pairs, starts[i], starts[i + 1], rcov);
-        let grads = sphere_fp(&sphere, set.cutoff, set.orbital, set.gradients, ws, fp);
-        if set.gradients {
-            centre_gradient(i, &sphere, &grads, len, set.stress)
-        } else {
-            Default::default()
-        }
-    };
+    let sphere = |i: usize| sphere_of(i, pairs, starts[i], starts[i + 1], rcov);
     let mut out = Output {
         fp: vec![0.0; n * len],
         sphere: (0..n).map(|i| (starts[i + 1] - starts[i] + 1) as i64).collect(),
         ..Default::default()
     };
+    let len = len.max(1);
+    if !set.gradients {
+        // rows of centres 2k and 2k+1, written in place
+        let two = |ws: &mut Scratch, (k, rows): (usize, &mut [f64])| {
+            let spheres: Vec<Sphere> = (2 * k..2 * k + rows.len() / len).map(sphere).collect();
+            sphere_values(&spheres, set.cutoff, set.orbital, ws, rows, len);
+        };
+        if parallel {
+            out.fp.par_chunks_mut(2 * len).enumerate().for_each_init(Scratch::default, two);
+        } else {
+            let mut ws = Scratch::default();
+            out.fp.chunks_mut(2 * len).enumerate().for_each(|rows| two(&mut ws, rows));
+        }
+        return out;
+    }
+    // row of centre i (written in place) and its gradient entries
+    let one = |ws: &mut Scratch, (i, fp): (usize, &mut [f64])| -> CentreGrad {
+        let sphere = sphere(i);
+        let grads = sphere_fp(&sphere, set.cutoff, set.orbital, ws, fp);
+        centre_gradient(i, &sphere, &grads, len, set.stress)
+    };
     let results: Vec<CentreGrad> = if parallel {
-        out.fp.par_chunks_mut(len.max(1)).enumerate().map_init(Scratch::default, one).collect()
+        out.fp.par_chunks_mut(len).enumerate().map_init(Scratch::default, one).collect()
     } else {
         let mut ws = Scratch::default();
-        out.fp.chunks_mut(len.max(1)).enumerate().map(|row| one(&mut ws, row)).collect()
+        out.fp.chunks_mut(len).enumerate().map(|row| one(&mut ws, row)).collect()
     };
-    if set.gradients {
-        for (entries, grad, strain) in results {
-            out.pairs.extend_from_slice(&entries);
-            out.grad.extend_from_slice(&grad);
-            out.strain.extend_from_slice(&strain);
-        }
+    for (entries, grad, strain) in results {
+        out.pairs.extend_from_slice(&entries);
+        out.grad.extend_from_slice(&grad);
+        out.strain.extend_from_slice(&strain);
     }
     out
 }
@@ -472,7 +504,7 @@ mod tests {
             let s = cluster();
             let fp_of = |s: &Sphere| {
                 let mut fp = vec![0.0; s.x.len() * orbital.width()];
-                let g = sphere_fp(s, 4.0, orbital, true, &mut Scratch::default(), &mut fp);
+                let g = sphere_fp(s, 4.0, orbital, &mut Scratch::default(), &mut fp);
                 (fp, g)
             };
             let (fp, g) = fp_of(&s);

@@ -98,6 +98,35 @@ impl Eigen {
     /// Eigenvalues and, if `vectors`, eigenvectors of the matrix filled through `matrix` (which this
     /// destroys). Read them with `values` and `vectors`.
     pub fn solve(&mut self, vectors: bool) {
+        self.reduce(vectors);
+        if !vectors {
+            ql_values(&mut self.d, &mut self.e);
+            self.d.sort_unstable_by(f64::total_cmp);
+            return;
+        }
+        let n = self.n;
+        tql2(&mut self.w, &mut self.d, &mut self.e, n);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&x, &y| self.d[x].total_cmp(&self.d[y]));
+        self.sorted.reserve(n * n);
+        for &k in &order {
+            self.sorted.extend_from_slice(&self.w[k * n..(k + 1) * n]);
+        }
+        let values: Vec<f64> = order.iter().map(|&k| self.d[k]).collect();
+        self.d.copy_from_slice(&values);
+    }
+
+    /// `solve(false)` of two work spaces at once: their eigenvalue iterations interleave.
+    pub fn solve_values_pair(one: &mut Eigen, two: &mut Eigen) {
+        one.reduce(false);
+        two.reduce(false);
+        ql_values_pair(&mut one.d, &mut one.e, &mut two.d, &mut two.e);
+        one.d.sort_unstable_by(f64::total_cmp);
+        two.d.sort_unstable_by(f64::total_cmp);
+    }
+
+    /// Tridiagonal T (and Qᵀ if `vectors`) of the filled matrix, oriented for the QL iterations.
+    fn reduce(&mut self, vectors: bool) {
         let n = self.n;
         for buf in [&mut self.d, &mut self.e, &mut self.tau] {
             buf.clear();
@@ -130,20 +159,6 @@ impl Eigen {
                 }
             }
         }
-        if !vectors {
-            ql_values(&mut self.d, &mut self.e);
-            self.d.sort_unstable_by(f64::total_cmp);
-            return;
-        }
-        tql2(&mut self.w, &mut self.d, &mut self.e, n);
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&x, &y| self.d[x].total_cmp(&self.d[y]));
-        self.sorted.reserve(n * n);
-        for &k in &order {
-            self.sorted.extend_from_slice(&self.w[k * n..(k + 1) * n]);
-        }
-        let values: Vec<f64> = order.iter().map(|&k| self.d[k]).collect();
-        self.d.copy_from_slice(&values);
     }
 
     /// Eigenvalues of the last `solve`, ascending.
@@ -493,67 +508,155 @@ fn tql2(w: &mut [f64], d: &mut [f64], e: &mut [f64], n: usize) {
 /// ignored), unsorted, into d; e is destroyed. Square-root-free implicit QL of Pal, Walker and Kahan
 /// (LAPACK dsterf's QL branch) on the squared off-diagonal, deflating when |e| ≤ ε‖T‖ (as tql2).
 fn ql_values(d: &mut [f64], e: &mut [f64]) {
-    let n = d.len();
-    if n < 2 {
-        return;
+    if let Some(ql) = Ql::new(d, e) {
+        ql.run();
     }
-    let norm = (0..n).fold(0.0f64, |m, k| m.max(d[k].abs() + e[k].abs() + if k > 0 { e[k - 1].abs() } else { 0.0 }));
-    if norm == 0.0 || !norm.is_finite() {
-        return;
+}
+
+/// `ql_values` of two matrices at once: their sweeps advance in lockstep, one step of each per turn,
+/// so that each step's chain of dependent divisions overlaps the other's.
+fn ql_values_pair(d1: &mut [f64], e1: &mut [f64], d2: &mut [f64], e2: &mut [f64]) {
+    let (mut q1, mut q2) = match (Ql::new(d1, e1), Ql::new(d2, e2)) {
+        (Some(q1), Some(q2)) => (q1, q2),
+        (Some(q), None) | (None, Some(q)) => return q.run(),
+        (None, None) => return,
+    };
+    let (mut s1, mut s2) = (q1.next_sweep(), q2.next_sweep());
+    while let (Some(a), Some(b)) = (&mut s1, &mut s2) {
+        let (done1, done2) = (q1.step(a), q2.step(b));
+        if done1 {
+            s1 = q1.next_sweep();
+        }
+        if done2 {
+            s2 = q2.next_sweep();
+        }
     }
-    // scale by a power of two (exact) so that squares neither overflow nor underflow
-    let scale = 2f64.powi(-(norm.log2().ceil() as i32));
-    for x in d.iter_mut() {
-        *x *= scale;
+    q1.run_from(s1);
+    q2.run_from(s2);
+}
+
+/// `ql_values` in progress on one matrix (scaled by a power of two, squared off-diagonal).
+struct Ql<'a> {
+    d: &'a mut [f64],
+    e: &'a mut [f64],
+    scale: f64,
+    tol2: f64,
+    /// The eigenvalue being converged, and the sweeps spent on it.
+    l: usize,
+    sweeps: usize,
+}
+
+/// One QL sweep, chasing from m down to l; `i` is the next index to reach (the sweep is done at l).
+struct Sweep {
+    i: usize,
+    l: usize,
+    m: usize,
+    sigma: f64,
+    c: f64,
+    s: f64,
+    gamma: f64,
+    p: f64,
+}
+
+impl<'a> Ql<'a> {
+    /// None when there is nothing to iterate (n < 2, a zero or non-finite matrix).
+    fn new(d: &'a mut [f64], e: &'a mut [f64]) -> Option<Self> {
+        let n = d.len();
+        if n < 2 {
+            return None;
+        }
+        let norm = (0..n).fold(0.0f64, |m, k| m.max(d[k].abs() + e[k].abs() + if k > 0 { e[k - 1].abs() } else { 0.0 }));
+        if norm == 0.0 || !norm.is_finite() {
+            return None;
+        }
+        // scale by a power of two (exact) so that squares neither overflow nor underflow
+        let scale = 2f64.powi(-(norm.log2().ceil() as i32));
+        for x in d.iter_mut() {
+            *x *= scale;
+        }
+        for x in e[..n - 1].iter_mut() {
+            *x *= scale;
+            *x *= *x;
+        }
+        e[n - 1] = 0.0;
+        let tol2 = (f64::EPSILON * norm * scale).powi(2);
+        Some(Ql { d, e, scale, tol2, l: 0, sweeps: 0 })
     }
-    for x in e[..n - 1].iter_mut() {
-        *x *= scale;
-        *x *= *x;
-    }
-    e[n - 1] = 0.0;
-    let tol2 = (f64::EPSILON * norm * scale).powi(2);
-    for l in 0..n {
-        for _ in 0..60 {
+
+    /// The next sweep, with its Wilkinson-type shift from the leading 2×2 block; None when all converged.
+    fn next_sweep(&mut self) -> Option<Sweep> {
+        let (d, e) = (&mut *self.d, &*self.e);
+        loop {
+            let l = self.l;
+            if l == d.len() {
+                return None;
+            }
             let mut m = l;
-            while e[m] > tol2 {
+            while e[m] > self.tol2 {
                 m += 1;
             }
-            if m == l {
-                break;
+            if m == l || self.sweeps == 60 {
+                self.l += 1;
+                self.sweeps = 0;
+                continue;
             }
-            // Wilkinson-type shift from the leading 2×2 block
+            self.sweeps += 1;
             let rte = e[l].sqrt();
             let t = (d[l + 1] - d[l]) / (2.0 * rte);
             let sigma = d[l] - rte / (t + hypot(t, 1.0).copysign(t));
-            // One sweep, in dsterf's quantities (c, s, γ, p) but with γ = N/r and p' = γ²/c = N²/(r p),
-            // N = p(α − σ) − b γ_old: one reciprocal and one division per step, off each other's path.
-            let (mut c, mut s) = (1.0, 0.0);
-            let mut gamma = d[m] - sigma;
-            let mut p = gamma * gamma;
-            for i in (l..m).rev() {
-                let bb = e[i];
-                let r = p + bb;
-                if i + 1 != m {
-                    e[i + 1] = s * r;
-                }
-                let alpha = d[i];
-                let num = p * (alpha - sigma) - bb * gamma;
-                let rp = r * p;
-                let rinv = 1.0 / r;
-                let cnow = p * rinv;
-                let oldgam = gamma;
-                gamma = num * rinv;
-                s = bb * rinv;
-                d[i + 1] = oldgam + (alpha - gamma);
-                p = if rp != 0.0 { num * num / rp } else { c * bb };
-                c = cnow;
-            }
-            e[l] = s * p;
-            d[l] = sigma + gamma;
+            let gamma = d[m] - sigma;
+            return Some(Sweep { i: m, l, m, sigma, c: 1.0, s: 0.0, gamma, p: gamma * gamma });
         }
     }
-    for x in d.iter_mut() {
-        *x /= scale;
+
+    /// One step of the sweep, in dsterf's quantities (c, s, γ, p) but with γ = N/r and
+    /// p' = γ²/c = N²/(r p), N = p(α − σ) − b γ_old: one reciprocal and one division, off each other's
+    /// path. True when the sweep is complete (and stored).
+    #[inline(always)]
+    fn step(&mut self, sw: &mut Sweep) -> bool {
+        let (d, e) = (&mut *self.d, &mut *self.e);
+        let i = sw.i - 1;
+        let bb = e[i];
+        let r = sw.p + bb;
+        if i + 1 != sw.m {
+            e[i + 1] = sw.s * r;
+        }
+        let alpha = d[i];
+        let num = sw.p * (alpha - sw.sigma) - bb * sw.gamma;
+        let rp = r * sw.p;
+        let rinv = 1.0 / r;
+        let c = sw.p * rinv;
+        let oldgam = sw.gamma;
+        sw.gamma = num * rinv;
+        sw.s = bb * rinv;
+        d[i + 1] = oldgam + (alpha - sw.gamma);
+        sw.p = if rp != 0.0 { num * num / rp } else { sw.c * bb };
+        sw.c = c;
+        sw.i = i;
+        if i > sw.l {
+            return false;
+        }
+        e[i] = sw.s * sw.p;
+        d[i] = sw.sigma + sw.gamma;
+        true
+    }
+
+    /// All the sweeps, then undo the scaling.
+    fn run(mut self) {
+        let first = self.next_sweep();
+        self.run_from(first);
+    }
+
+    /// The rest of the sweeps from `sweep` on, then undo the scaling.
+    fn run_from(mut self, mut sweep: Option<Sweep>) {
+        while let Some(s) = &mut sweep {
+            if self.step(s) {
+                sweep = self.next_sweep();
+            }
+        }
+        for x in self.d.iter_mut() {
+            *x /= self.scale;
+        }
     }
 }
 
@@ -700,6 +803,25 @@ mod tests {
         let diag: Vec<f64> = (0..16).map(|k| if k % 5 == 0 { 4.0 - k as f64 } else { 0.0 }).collect();
         assert_eq!(eigh(&diag, 4, false).0, vec![-11.0, -6.0, -1.0, 4.0]);
         assert_eq!(eigh(&[0.0; 9], 3, true).0, vec![0.0; 3]);
+    }
+
+    #[test]
+    fn pair_solve_matches_single() {
+        let fill = |ws: &mut Eigen, a: &[f64], n: usize| {
+            let (m, stride) = ws.matrix(n);
+            for r in 0..n {
+                m[r * stride..r * stride + n].copy_from_slice(&a[r * n..(r + 1) * n]);
+            }
+        };
+        for (n1, n2) in [(29, 88), (40, 1), (0, 7), (5, 5)] {
+            let (a1, a2) = (random_symmetric(n1, 5), if n2 == 5 { vec![0.0; 25] } else { random_symmetric(n2, 6) });
+            let (mut one, mut two) = (Eigen::default(), Eigen::default());
+            fill(&mut one, &a1, n1);
+            fill(&mut two, &a2, n2);
+            Eigen::solve_values_pair(&mut one, &mut two);
+            assert_eq!(one.values(), eigh(&a1, n1, false).0.as_slice());
+            assert_eq!(two.values(), eigh(&a2, n2, false).0.as_slice());
+        }
     }
 
     #[test]
