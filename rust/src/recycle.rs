@@ -14,7 +14,7 @@ use std::sync::Mutex;
 const MIN_BYTES: usize = 1 << 20;
 /// At most this many bytes, in at most this many buffers, are kept for reuse.
 const MAX_BYTES: usize = 1 << 30;
-const MAX_BUFFERS: usize = 32;
+const MAX_BUFFERS: usize = 256;
 /// A kept buffer serves a request only if it is at most this many times larger.
 const MAX_WASTE: usize = 8;
 /// Bytes kept in all pools.
