@@ -15,7 +15,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::AsPyPointer;
 use pyo3::types::PyDict;
-use neighbors::concat;
+use recycle::concat;
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::raw::{c_int, c_void};

@@ -6,7 +6,7 @@
 //! (no periodic direction, any or no cell) are handled. Work is O(N) per structure.
 
 use crate::linalg::{cross, det3, dot, inv3, norm, Mat3, Vec3};
-use crate::recycle::{self, Recycled};
+use crate::recycle::{self, concat, Recycled};
 use rayon::prelude::*;
 
 /// Which outputs to fill (`"ijSdD"` in ASE's notation); i and j are always filled.
@@ -122,27 +122,6 @@ impl Pairs {
         recycle::give(self.distance);
         recycle::give(self.vector);
     }
-}
-
-/// Slices one after the other in a new (recycled) Vec, copied in parallel.
-pub(crate) fn concat<T: Recycled + Sync>(parts: Vec<&[T]>) -> Vec<T> {
-    let total = parts.iter().map(|p| p.len()).sum();
-    let mut out: Vec<T> = recycle::take(total);
-    let mut chunks = Vec::with_capacity(parts.len());
-    let mut rest = &mut out.spare_capacity_mut()[..total];
-    for p in parts {
-        let (head, tail) = rest.split_at_mut(p.len());
-        chunks.push((head, p));
-        rest = tail;
-    }
-    chunks.into_par_iter().for_each(|(dst, src)| {
-        for (d, s) in dst.iter_mut().zip(src) {
-            d.write(*s);
-        }
-    });
-    // SAFETY: every element of 0..total was written above.
-    unsafe { out.set_len(total) };
-    out
 }
 
 /// One structure: Cartesian positions (Å), cell rows (Å), periodicity per lattice direction.

@@ -7,6 +7,7 @@
 //! is kept here, within fixed bounds, and the next call that needs a buffer of that size reuses it.
 //! Loops that compute and drop lists batch after batch (data pipelines, MD) then touch no fresh pages.
 
+use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -71,4 +72,25 @@ pub fn give<T: Recycled>(mut v: Vec<T>) {
         KEPT.fetch_add(size, Ordering::Relaxed);
         pool.push(v);
     }
+}
+
+/// Slices one after the other in a new (recycled) Vec, copied in parallel.
+pub fn concat<T: Recycled + Sync>(parts: Vec<&[T]>) -> Vec<T> {
+    let total = parts.iter().map(|p| p.len()).sum();
+    let mut out: Vec<T> = take(total);
+    let mut chunks = Vec::with_capacity(parts.len());
+    let mut rest = &mut out.spare_capacity_mut()[..total];
+    for p in parts {
+        let (head, tail) = rest.split_at_mut(p.len());
+        chunks.push((head, p));
+        rest = tail;
+    }
+    chunks.into_par_iter().for_each(|(dst, src)| {
+        for (d, s) in dst.iter_mut().zip(src) {
+            d.write(*s);
+        }
+    });
+    // SAFETY: every element of 0..total was written above.
+    unsafe { out.set_len(total) };
+    out
 }
