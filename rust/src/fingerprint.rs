@@ -426,12 +426,14 @@ fn centre_gradient(i: usize, sphere: &Sphere, grads: &[Vec<[f64; 3]>], len: usiz
     (entries, grad, strain)
 }
 
-/// Fingerprints of a batch. `numbers` gives Z per atom (same layout as the frames' positions).
-/// Returns the outputs and the natx used (settings.natx, or the largest sphere when it is 0).
+/// Fingerprints of a batch on `threads` threads (the current rayon pool's when more than 1; 1 makes no
+/// rayon calls). `numbers` gives Z per atom (same layout as the frames' positions). Returns the outputs
+/// and the natx used (settings.natx, or the largest sphere when it is 0).
 pub fn fingerprints(
     frames: &[Frame],
     numbers: &[&[i64]],
     set: &Settings,
+    threads: usize,
 ) -> Result<(Vec<Output>, usize), String> {
     if !(set.cutoff.is_finite() && set.cutoff > 0.0) {
         return Err(format!("cutoff must be a positive distance in Å; got {}", set.cutoff));
@@ -439,21 +441,21 @@ pub fn fingerprints(
     if set.stress && !set.gradients {
         return Err("stress (strain derivatives) needs gradients=True".into());
     }
-    let threads = rayon::current_num_threads();
+    // rayon over structures when there are enough of them, over atoms otherwise
     let by_structure = frames.len() >= 2 * threads;
+    let (over_structures, over_atoms) = (threads > 1 && by_structure, threads > 1 && !by_structure);
     let want = Want { shift: false, distance: false, vector: true };
-    let prepared: Vec<Result<(Pairs, Vec<f64>), String>> = frames
-        .par_iter()
-        .zip(numbers.par_iter())
-        .enumerate()
-        .map(|(k, (f, z))| {
-            let rcov = z.iter().map(|&z| covalent_radius(z)).collect::<Result<Vec<_>, _>>();
-            let rcov = rcov.map_err(|e| format!("structure {k}: {e}"))?;
-            let pairs = neighbor_list(f, set.cutoff, want, !by_structure).map_err(|e| format!("structure {k}: {e}"))?;
-            Ok((pairs, rcov))
-        })
-        .collect();
-    let prepared = prepared.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let prepare = |k: usize| {
+        let rcov = numbers[k].iter().map(|&z| covalent_radius(z)).collect::<Result<Vec<_>, _>>();
+        let rcov = rcov.map_err(|e| format!("structure {k}: {e}"))?;
+        let pairs = neighbor_list(&frames[k], set.cutoff, want, over_atoms).map_err(|e| format!("structure {k}: {e}"))?;
+        Ok((pairs, rcov))
+    };
+    let prepared: Vec<(Pairs, Vec<f64>)> = if over_structures {
+        (0..frames.len()).into_par_iter().map(prepare).collect::<Result<_, String>>()?
+    } else {
+        (0..frames.len()).map(prepare).collect::<Result<_, String>>()?
+    };
     // largest sphere (atoms incl. the centre) and where it is
     let mut largest = (0usize, 0usize, 0usize);
     for (k, (pairs, _)) in prepared.iter().enumerate() {
@@ -476,9 +478,9 @@ pub fn fingerprints(
         ));
     }
     let run = |(k, (pairs, rcov)): (usize, &(Pairs, Vec<f64>))| {
-        structure_fp(&frames[k], pairs, rcov, set, natx, !by_structure)
+        structure_fp(&frames[k], pairs, rcov, set, natx, over_atoms)
     };
-    let outputs = if by_structure {
+    let outputs = if over_structures {
         prepared.par_iter().enumerate().map(run).collect()
     } else {
         prepared.iter().enumerate().map(run).collect()

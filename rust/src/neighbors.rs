@@ -97,17 +97,17 @@ impl Pairs {
             self.vector.extend_from_slice(&d);
         }
     }
-    /// `parts` one after the other (moved when there is one, else copied in parallel).
-    fn concat(mut parts: Vec<Pairs>) -> Pairs {
+    /// `parts` one after the other (moved when there is one, else copied, in parallel if asked).
+    fn concat(mut parts: Vec<Pairs>, parallel: bool) -> Pairs {
         if parts.len() <= 1 {
             return parts.pop().unwrap_or_default();
         }
         let out = Pairs {
-            i: concat(parts.iter().map(|p| &p.i[..]).collect()),
-            j: concat(parts.iter().map(|p| &p.j[..]).collect()),
-            shift: concat(parts.iter().map(|p| &p.shift[..]).collect()),
-            distance: concat(parts.iter().map(|p| &p.distance[..]).collect()),
-            vector: concat(parts.iter().map(|p| &p.vector[..]).collect()),
+            i: concat(parts.iter().map(|p| &p.i[..]).collect(), parallel),
+            j: concat(parts.iter().map(|p| &p.j[..]).collect(), parallel),
+            shift: concat(parts.iter().map(|p| &p.shift[..]).collect(), parallel),
+            distance: concat(parts.iter().map(|p| &p.distance[..]).collect(), parallel),
+            vector: concat(parts.iter().map(|p| &p.vector[..]).collect(), parallel),
         };
         for p in parts {
             p.recycle();
@@ -472,7 +472,7 @@ pub fn neighbor_list(frame: &Frame, cutoff: f64, want: Want, parallel: bool) -> 
             out
         })
         .collect();
-    Ok(Pairs::concat(parts))
+    Ok(Pairs::concat(parts, true))
 }
 
 /// Append the pairs of one structure to `out`, on this thread.
@@ -485,44 +485,47 @@ fn append_pairs(frame: &Frame, cutoff: f64, want: Want, out: &mut Pairs) -> Resu
     Ok(())
 }
 
-/// Neighbour lists of many structures, concatenated in structure order, and the pair count of each.
+/// Neighbour lists of many structures, concatenated in structure order, and the pair count of each,
+/// on `threads` threads (the current rayon pool's when more than 1; 1 makes no rayon calls).
 ///
 /// With enough structures, contiguous groups of them run as rayon tasks, each appending straight
 /// into its own output (on one thread: a single group, so the pairs are written once, in place); with
 /// few structures, the atoms of each are split instead. The first error (by structure index) is
 /// returned, naming the structure.
-pub fn neighbor_lists(frames: &[Frame], cutoff: f64, want: Want) -> Result<(Pairs, Vec<i64>), String> {
+pub fn neighbor_lists(frames: &[Frame], cutoff: f64, want: Want, threads: usize) -> Result<(Pairs, Vec<i64>), String> {
     let named = |k: usize| move |e: String| format!("structure {k}: {e}");
-    let threads = rayon::current_num_threads();
+    let parallel = threads > 1;
     if frames.len() < 2 * threads {
         let parts = frames
             .iter()
             .enumerate()
-            .map(|(k, f)| neighbor_list(f, cutoff, want, true).map_err(named(k)))
+            .map(|(k, f)| neighbor_list(f, cutoff, want, parallel).map_err(named(k)))
             .collect::<Result<Vec<_>, _>>()?;
         let counts = parts.iter().map(|p| p.len() as i64).collect();
-        return Ok((Pairs::concat(parts), counts));
+        return Ok((Pairs::concat(parts, parallel), counts));
     }
     // a few groups per thread balance uneven structures
-    let groups = if threads == 1 { 1 } else { (8 * threads).min(frames.len()) };
+    let groups = if parallel { (8 * threads).min(frames.len()) } else { 1 };
     let bounds: Vec<usize> = (0..=groups).map(|g| g * frames.len() / groups).collect();
-    let parts = (0..groups)
-        .into_par_iter()
-        .map(|g| {
-            let range = bounds[g]..bounds[g + 1];
-            let expected = frames[range.clone()].iter().map(|f| expected_pairs(f, cutoff)).sum();
-            let mut out = Pairs::with_capacity(expected, want);
-            let mut counts = Vec::with_capacity(range.len());
-            for k in range {
-                let before = out.len();
-                append_pairs(&frames[k], cutoff, want, &mut out).map_err(named(k))?;
-                counts.push((out.len() - before) as i64);
-            }
-            Ok((out, counts))
-        })
-        .collect::<Result<Vec<_>, String>>()?;
+    let group = |g: usize| {
+        let range = bounds[g]..bounds[g + 1];
+        let expected = frames[range.clone()].iter().map(|f| expected_pairs(f, cutoff)).sum();
+        let mut out = Pairs::with_capacity(expected, want);
+        let mut counts = Vec::with_capacity(range.len());
+        for k in range {
+            let before = out.len();
+            append_pairs(&frames[k], cutoff, want, &mut out).map_err(named(k))?;
+            counts.push((out.len() - before) as i64);
+        }
+        Ok((out, counts))
+    };
+    let parts = if parallel {
+        (0..groups).into_par_iter().map(group).collect::<Result<Vec<_>, String>>()?
+    } else {
+        (0..groups).map(group).collect::<Result<Vec<_>, String>>()?
+    };
     let counts = parts.iter().flat_map(|(_, c)| c.iter().copied()).collect();
-    Ok((Pairs::concat(parts.into_iter().map(|(p, _)| p).collect()), counts))
+    Ok((Pairs::concat(parts.into_iter().map(|(p, _)| p).collect(), parallel), counts))
 }
 
 #[cfg(test)]

@@ -74,8 +74,9 @@ pub fn give<T: Recycled>(mut v: Vec<T>) {
     }
 }
 
-/// Slices one after the other in a new (recycled) Vec, copied in parallel.
-pub fn concat<T: Recycled + Sync>(parts: Vec<&[T]>) -> Vec<T> {
+/// Slices one after the other in a new (recycled) Vec, copied in parallel on the current rayon pool if
+/// `parallel`.
+pub fn concat<T: Recycled + Sync>(parts: Vec<&[T]>, parallel: bool) -> Vec<T> {
     let total = parts.iter().map(|p| p.len()).sum();
     let mut out: Vec<T> = take(total);
     let mut chunks = Vec::with_capacity(parts.len());
@@ -85,11 +86,16 @@ pub fn concat<T: Recycled + Sync>(parts: Vec<&[T]>) -> Vec<T> {
         chunks.push((head, p));
         rest = tail;
     }
-    chunks.into_par_iter().for_each(|(dst, src)| {
+    let copy = |(dst, src): (&mut [std::mem::MaybeUninit<T>], &[T])| {
         for (d, s) in dst.iter_mut().zip(src) {
             d.write(*s);
         }
-    });
+    };
+    if parallel {
+        chunks.into_par_iter().for_each(copy);
+    } else {
+        chunks.into_iter().for_each(copy);
+    }
     // SAFETY: every element of 0..total was written above.
     unsafe { out.set_len(total) };
     out
