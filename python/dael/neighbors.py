@@ -53,17 +53,26 @@ class NeighborLists:
         return {q: getattr(self, q)[lo:hi] for q in "ijSdD" if getattr(self, q) is not None}
 
 
+def _native(batch: Batch, cutoff: float, quantities: str, threads: int | None) -> dict:
+    """The native call: a dict of raw buffers (see `_core.neighbor_lists`)."""
+    return _core.neighbor_lists(batch.positions, batch.cells, batch.pbc, batch.offsets, cutoff, quantities,
+                                resolve(threads))
+
+
+def _array(raw: dict, q: str) -> np.ndarray:
+    """Quantity q of a native result as a numpy view of its buffer."""
+    dtype, tail = _SHAPES[q]
+    arr = np.frombuffer(raw[q], dtype=dtype)
+    return arr.reshape(-1, *tail) if tail else arr
+
+
 def neighbor_lists(structures: Atoms | Sequence[Atoms], cutoff: float, quantities: str = "ijSdD",
                    threads: int | None = None) -> NeighborLists:
     """Neighbour lists of many structures in one native call (cutoff in Å)."""
     cutoff = _check(quantities, cutoff)
     batch = structures if isinstance(structures, Batch) else Batch.from_atoms(structures)
-    raw = _core.neighbor_lists(batch.positions, batch.cells, batch.pbc, batch.offsets, cutoff, quantities,
-                               resolve(threads))
-    out = {}
-    for q, (dtype, tail) in _SHAPES.items():
-        arr = np.frombuffer(raw[q], dtype=dtype)
-        out[q] = arr.reshape((-1, *tail)) if (q in quantities or q in "ij") else None
+    raw = _native(batch, cutoff, quantities, threads)
+    out = {q: _array(raw, q) if (q in quantities or q in "ij") else None for q in _SHAPES}
     offsets = np.zeros(len(batch) + 1, dtype=np.int64)
     np.cumsum(np.frombuffer(raw["counts"], dtype=np.int64), out=offsets[1:])
     return NeighborLists(**out, offsets=offsets)
@@ -78,6 +87,6 @@ def neighbor_list(atoms: Atoms, cutoff: float, quantities: str = "ijSdD",
     """
     if not isinstance(atoms, Atoms):
         raise TypeError(f"atoms must be an ase.Atoms, not {type(atoms).__name__}")
-    pairs = neighbor_lists([atoms], cutoff, quantities, threads)[0]
-    result = tuple(pairs[q] for q in quantities)
+    raw = _native(Batch.from_atoms(atoms), _check(quantities, cutoff), quantities, threads)
+    result = tuple(_array(raw, q) for q in quantities)
     return result[0] if len(result) == 1 else result

@@ -28,7 +28,7 @@ class Batch:
     def from_atoms(cls, structures: Atoms | Sequence[Atoms]) -> Batch:
         """Pack one `ase.Atoms` or a sequence of them."""
         if isinstance(structures, Atoms):
-            structures = [structures]
+            return cls._of_one(structures)
         for k, atoms in enumerate(structures):
             if not isinstance(atoms, Atoms):
                 raise TypeError(f"structure {k} is a {type(atoms).__name__}, not an ase.Atoms")
@@ -49,6 +49,17 @@ class Batch:
             np.ascontiguousarray(cells),
             np.ascontiguousarray(pbc),
             offsets,
+        )
+
+    @classmethod
+    def _of_one(cls, atoms: Atoms) -> Batch:
+        """One structure, without the list machinery (a per-structure call pays this every time)."""
+        return cls(
+            np.ascontiguousarray(atoms.positions, dtype=np.float64).reshape(-1, 3),
+            np.ascontiguousarray(atoms.numbers, dtype=np.int64),
+            np.ascontiguousarray(atoms.cell.array, dtype=np.float64).reshape(1, 3, 3),
+            np.asarray(atoms.pbc, dtype=np.int64).reshape(1, 3),
+            np.array([0, len(atoms)], dtype=np.int64),
         )
 
     def __len__(self) -> int:

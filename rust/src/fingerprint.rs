@@ -7,7 +7,7 @@
 //! the eigenvalues of A = diag(a) O diag(a), sorted descending and zero-padded to `natx` (`4·natx` for sp).
 //! Gradients follow Hellmann–Feynman, ∂λ/∂r = vᵀ (∂A/∂r) v; images are summed onto their atom.
 
-use crate::linalg::eigh;
+use crate::linalg::{dotv, Eigen};
 use crate::neighbors::{neighbor_list, Frame, Pairs, Want};
 use rayon::prelude::*;
 
@@ -99,61 +99,62 @@ fn sphere_of(i: usize, pairs: &Pairs, start: usize, end: usize, rcov: &[f64]) ->
     s.rcov.push(rcov[i]);
     for p in start..end {
         let j = pairs.j[p] as usize;
-        s.x.push(pairs.vector[p]);
+        s.x.push(pairs.vector_of(p));
         s.atom.push(j);
         s.rcov.push(rcov[j]);
     }
     s
 }
 
-/// Dot product with four accumulators (lets the compiler vectorise).
-#[inline]
-fn dotv(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0.0; 4];
-    let chunks = n / 4;
-    for c in 0..chunks {
-        for l in 0..4 {
-            acc[l] += a[4 * c + l] * b[4 * c + l];
-        }
-    }
-    let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    for k in 4 * chunks..n {
-        s += a[k] * b[k];
-    }
-    s
-}
-
-/// Overlap matrix O (nid×nid, row-major) of the sphere, libfp's normalisation.
-fn overlap(s: &Sphere, orbital: Orbital) -> Vec<f64> {
+/// Upper triangle (column ≥ row) of diag(w) O diag(w) into `out` (row-major, row stride `stride`), O the
+/// sphere's nid×nid overlap matrix in libfp's normalisation and w a weight per atom (the amplitudes, or
+/// ones for O itself). Entries below the diagonal are left as they are, except inside the 4×4 diagonal
+/// blocks of `sp`.
+fn weighted_overlap(s: &Sphere, orbital: Orbital, weight: &[f64], out: &mut [f64], stride: usize) {
     let n = s.x.len();
-    let w = orbital.width();
-    let nid = w * n;
-    let mut o = vec![0.0; nid * nid];
-    // symmetric: fill the upper triangle of atom pairs, mirror the blocks
     for j in 0..n {
-        for k in j..n {
-            let (rj, rk) = (s.rcov[j], s.rcov[k]);
-            let x = [s.x[k][0] - s.x[j][0], s.x[k][1] - s.x[j][1], s.x[k][2] - s.x[j][2]];
-            let d2 = x[0] * x[0] + x[1] * x[1] + x[2] * x[2];
-            let r = 0.5 / (rj * rj + rk * rk);
-            let sjk = (4.0 * r * rj * rk).sqrt().powi(3) * (-d2 * r).exp();
-            if orbital == Orbital::S {
-                o[j * n + k] = sjk;
-                o[k * n + j] = sjk;
-                continue;
+        let (rj, xj, wj) = (s.rcov[j], s.x[j], weight[j]);
+        if orbital == Orbital::S {
+            // one branch-free pass over the row (it vectorises)
+            let row = &mut out[j * stride + j..j * stride + n];
+            for (o, ((xk, &rk), &wk)) in row.iter_mut().zip(s.x[j..].iter().zip(&s.rcov[j..]).zip(&weight[j..])) {
+                let x = [xk[0] - xj[0], xk[1] - xj[1], xk[2] - xj[2]];
+                *o = wj * wk * gaussian_overlap(x[0] * x[0] + x[1] * x[1] + x[2] * x[2], rj, rk).1;
             }
+            continue;
+        }
+        for k in j..n {
+            let rk = s.rcov[k];
+            let x = [s.x[k][0] - xj[0], s.x[k][1] - xj[1], s.x[k][2] - xj[2]];
+            let (r, sjk) = gaussian_overlap(x[0] * x[0] + x[1] * x[1] + x[2] * x[2], rj, rk);
+            let wjk = wj * weight[k];
             let b = sp_block(x, r, rj, rk, sjk);
-            for a in 0..4 {
-                for c in 0..4 {
-                    o[(4 * j + a) * nid + 4 * k + c] = b[a][c];
-                    o[(4 * k + c) * nid + 4 * j + a] = b[a][c];
+            for (a, row) in b.iter().enumerate() {
+                let dst = &mut out[(4 * j + a) * stride + 4 * k..][..4];
+                for (d, v) in dst.iter_mut().zip(row) {
+                    *d = wjk * v;
                 }
             }
         }
     }
-    o
+}
+
+/// Overlap of two normalised s Gaussians of widths rj, rk at squared distance d2 (libfp's `creat_om`),
+/// and the exponent's coefficient r = 1 / (2 (rj² + rk²)): (r, (4 r rj rk)^{3/2} e^{−r d2}).
+#[inline(always)]
+fn gaussian_overlap(d2: f64, rj: f64, rk: f64) -> (f64, f64) {
+    let r = 0.5 / (rj * rj + rk * rk);
+    let norm = 4.0 * r * rj * rk;
+    (r, norm * norm.sqrt() * (-d2 * r).exp())
+}
+
+/// Copy the upper triangle of a row-major n×n matrix onto its lower triangle.
+fn mirror_upper(m: &mut [f64], n: usize) {
+    for r in 1..n {
+        for c in 0..r {
+            m[r * n + c] = m[c * n + r];
+        }
+    }
 }
 
 /// 4×4 s/p overlap block between row atom j and column atom k, x = r_k − r_j (libfp's `creat_om`).
@@ -197,33 +198,73 @@ fn sp_block_grad(x: [f64; 3], r: f64, rj: f64, rk: f64, sjk: f64) -> [[[f64; 4];
     g
 }
 
-/// Fingerprint (descending eigenvalues) of one sphere and, if asked, ∂λ/∂x_s for every sphere atom s
-/// as grad[q][s] = [3] (q in descending order; length nid).
-fn sphere_fp(s: &Sphere, cutoff: f64, orbital: Orbital, gradients: bool) -> (Vec<f64>, Vec<Vec<[f64; 3]>>) {
+/// Per-thread buffers of `sphere_fp`, reused from sphere to sphere.
+#[derive(Default)]
+struct Scratch {
+    /// Eigensolvers, holding A = diag(a) O diag(a) (two: values-only spheres are solved in pairs).
+    eigen: Eigen,
+    eigen2: Eigen,
+    /// O, full (gradients only).
+    o: Vec<f64>,
+}
+
+/// Amplitudes a = (1 − d²/r_c²)^NC of the sphere atoms (d: distance to the centre) and
+/// (∂a/∂(d²))·2, so that ∂a/∂x = damp·x.
+fn amplitudes(s: &Sphere, cutoff: f64) -> (Vec<f64>, Vec<f64>) {
+    let fc = 1.0 / (cutoff * cutoff);
+    s.x.iter()
+        .map(|x| {
+            let d2 = x[0] * x[0] + x[1] * x[1] + x[2] * x[2];
+            let t = (1.0 - d2 * fc).powi(NC - 1);
+            (t * (1.0 - d2 * fc), -2.0 * fc * NC as f64 * t)
+        })
+        .unzip()
+}
+
+/// Fill `eigen`'s matrix with the sphere's A = diag(a) O diag(a).
+fn fill_matrix(s: &Sphere, orbital: Orbital, amp: &[f64], eigen: &mut Eigen) {
+    let (a, stride) = eigen.matrix(orbital.width() * s.x.len());
+    weighted_overlap(s, orbital, amp, a, stride);
+}
+
+/// Copy eigenvalues (ascending) into a fingerprint row, descending.
+fn write_descending(values: &[f64], fp: &mut [f64]) {
+    for (f, v) in fp.iter_mut().zip(values.iter().rev()) {
+        *f = *v;
+    }
+}
+
+/// Fingerprints of one or two spheres (values only) into consecutive rows of `fp`, `len` each; two
+/// are solved together so that their eigenvalue iterations interleave.
+fn sphere_values(spheres: &[Sphere], cutoff: f64, orbital: Orbital, ws: &mut Scratch, fp: &mut [f64], len: usize) {
+    for (s, eigen) in spheres.iter().zip([&mut ws.eigen, &mut ws.eigen2]) {
+        fill_matrix(s, orbital, &amplitudes(s, cutoff).0, eigen);
+    }
+    if spheres.len() == 2 {
+        Eigen::solve_values_pair(&mut ws.eigen, &mut ws.eigen2);
+    } else {
+        ws.eigen.solve(false);
+    }
+    for (row, eigen) in fp.chunks_mut(len).zip([&ws.eigen, &ws.eigen2]) {
+        write_descending(eigen.values(), row);
+    }
+}
+
+/// Fingerprint of one sphere (eigenvalues, descending) into fp[..nid], and ∂λ/∂x_s for every sphere
+/// atom s as grad[q][s] = [3] (q in descending order; length nid).
+fn sphere_fp(s: &Sphere, cutoff: f64, orbital: Orbital, ws: &mut Scratch, fp: &mut [f64]) -> Vec<Vec<[f64; 3]>> {
     let n = s.x.len();
     let w = orbital.width();
     let nid = w * n;
-    let fc = 1.0 / (cutoff * cutoff);
-    let mut amp = vec![0.0; n];
-    let mut damp = vec![0.0; n];
-    for (k, x) in s.x.iter().enumerate() {
-        let d2 = x[0] * x[0] + x[1] * x[1] + x[2] * x[2];
-        let t = (1.0 - d2 * fc).powi(NC - 1);
-        amp[k] = t * (1.0 - d2 * fc);
-        damp[k] = -2.0 * fc * NC as f64 * t;
-    }
-    let o = overlap(s, orbital);
-    let mut a = o.clone();
-    for r in 0..nid {
-        for c in 0..nid {
-            a[r * nid + c] *= amp[r / w] * amp[c / w];
-        }
-    }
-    let (vals, vecs) = eigh(&a, nid, gradients);
-    let fp: Vec<f64> = vals.iter().rev().copied().collect();
-    if !gradients {
-        return (fp, vec![]);
-    }
+    let (amp, damp) = amplitudes(s, cutoff);
+    fill_matrix(s, orbital, &amp, &mut ws.eigen);
+    ws.eigen.solve(true);
+    write_descending(ws.eigen.values(), fp);
+    ws.o.clear();
+    ws.o.resize(nid * nid, 0.0);
+    weighted_overlap(s, orbital, &vec![1.0; n], &mut ws.o, nid);
+    mirror_upper(&mut ws.o, nid);
+    let (o, vecs) = (&ws.o, ws.eigen.vectors());
     let mut grads = vec![vec![[0.0; 3]; n]; nid];
     let mut u = vec![0.0; nid];
     let mut ou = vec![0.0; nid];
@@ -268,9 +309,7 @@ fn sphere_fp(s: &Sphere, cutoff: f64, orbital: Orbital, gradients: bool) -> (Vec
                     }
                     let (rp, rk) = (s.rcov[p], s.rcov[k]);
                     let x = [s.x[k][0] - s.x[p][0], s.x[k][1] - s.x[p][1], s.x[k][2] - s.x[p][2]];
-                    let r = 0.5 / (rp * rp + rk * rk);
-                    let d2 = x[0] * x[0] + x[1] * x[1] + x[2] * x[2];
-                    let spk = (4.0 * r * rp * rk).sqrt().powi(3) * (-d2 * r).exp();
+                    let (r, spk) = gaussian_overlap(x[0] * x[0] + x[1] * x[1] + x[2] * x[2], rp, rk);
                     let db = sp_block_grad(x, r, rp, rk, spk);
                     for c in 0..3 {
                         let mut acc = 0.0;
@@ -294,8 +333,11 @@ fn sphere_fp(s: &Sphere, cutoff: f64, orbital: Orbital, gradients: bool) -> (Vec
         }
         g[0] = gc;
     }
-    (fp, grads)
+    grads
 }
+
+/// Gradient entries of one centre: its atoms, (atoms, 3, len) ∂fp/∂r and (6, len) strain derivative.
+type CentreGrad = (Vec<[i64; 2]>, Vec<f64>, Vec<f64>);
 
 /// Fingerprints of one structure, given its neighbour pairs (sorted by i, with vectors).
 fn structure_fp(
@@ -315,45 +357,40 @@ fn structure_fp(
     for k in 0..n {
         starts[k + 1] += starts[k];
     }
-    let one = |i: usize| -> (Vec<f64>, Vec<[i64; 2]>, Vec<f64>, Vec<f64>) {
-        let sphere = sphere_of(i, pairs, starts[i], starts[i + 1], rcov);
-        let (vals, grads) = sphere_fp(&sphere, set.cutoff, set.orbital, set.gradients);
-        let mut fp = vec![0.0; len];
-        fp[..vals.len()].copy_from_slice(&vals);
-        if !set.gradients {
-            return (fp, vec![], vec![], vec![]);
-        }
-        let mut atoms = sphere.atom.clone();
-        atoms.sort_unstable();
-        atoms.dedup();
-        let mut grad = vec![0.0; atoms.len() * 3 * len];
-        let mut strain = vec![0.0; if set.stress { 6 * len } else { 0 }];
-        const VOIGT: [(usize, usize); 6] = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)];
-        for (s, &atom) in sphere.atom.iter().enumerate() {
-            let slot = atoms.binary_search(&atom).unwrap();
-            let x = sphere.x[s];
-            for (q, gq) in grads.iter().enumerate() {
-                let g = gq[s];
-                for c in 0..3 {
-                    grad[(slot * 3 + c) * len + q] += g[c];
-                }
-                if set.stress {
-                    for (v, &(a, b)) in VOIGT.iter().enumerate() {
-                        let e = if a == b { g[a] * x[a] } else { g[a] * x[b] + g[b] * x[a] };
-                        strain[v * len + q] += e;
-                    }
-                }
-            }
-        }
-        let entries = atoms.iter().map(|&j| [i as i64, j as i64]).collect();
-        (fp, entries, grad, strain)
+    let sphere = |i: usize| sphere_of(i, pairs, starts[i], starts[i + 1], rcov);
+    let mut out = Output {
+        fp: vec![0.0; n * len],
+        sphere: (0..n).map(|i| (starts[i + 1] - starts[i] + 1) as i64).collect(),
+        ..Default::default()
     };
-    let results: Vec<_> =
-        if parallel { (0..n).into_par_iter().map(one).collect() } else { (0..n).map(one).collect() };
-    let mut out = Output { sphere: (0..n).map(|i| (starts[i + 1] - starts[i] + 1) as i64).collect(), ..Default::default() };
-    out.fp.reserve(n * len);
-    for (fp, entries, grad, strain) in results {
-        out.fp.extend_from_slice(&fp);
+    let len = len.max(1);
+    if !set.gradients {
+        // rows of centres 2k and 2k+1, written in place
+        let two = |ws: &mut Scratch, (k, rows): (usize, &mut [f64])| {
+            let spheres: Vec<Sphere> = (2 * k..2 * k + rows.len() / len).map(sphere).collect();
+            sphere_values(&spheres, set.cutoff, set.orbital, ws, rows, len);
+        };
+        if parallel {
+            out.fp.par_chunks_mut(2 * len).enumerate().for_each_init(Scratch::default, two);
+        } else {
+            let mut ws = Scratch::default();
+            out.fp.chunks_mut(2 * len).enumerate().for_each(|rows| two(&mut ws, rows));
+        }
+        return out;
+    }
+    // row of centre i (written in place) and its gradient entries
+    let one = |ws: &mut Scratch, (i, fp): (usize, &mut [f64])| -> CentreGrad {
+        let sphere = sphere(i);
+        let grads = sphere_fp(&sphere, set.cutoff, set.orbital, ws, fp);
+        centre_gradient(i, &sphere, &grads, len, set.stress)
+    };
+    let results: Vec<CentreGrad> = if parallel {
+        out.fp.par_chunks_mut(len).enumerate().map_init(Scratch::default, one).collect()
+    } else {
+        let mut ws = Scratch::default();
+        out.fp.chunks_mut(len).enumerate().map(|row| one(&mut ws, row)).collect()
+    };
+    for (entries, grad, strain) in results {
         out.pairs.extend_from_slice(&entries);
         out.grad.extend_from_slice(&grad);
         out.strain.extend_from_slice(&strain);
@@ -361,12 +398,42 @@ fn structure_fp(
     out
 }
 
-/// Fingerprints of a batch. `numbers` gives Z per atom (same layout as the frames' positions).
-/// Returns the outputs and the natx used (settings.natx, or the largest sphere when it is 0).
+/// Sphere gradients summed onto their atoms (images of one atom add up), and the strain derivative.
+fn centre_gradient(i: usize, sphere: &Sphere, grads: &[Vec<[f64; 3]>], len: usize, stress: bool) -> CentreGrad {
+    let mut atoms = sphere.atom.clone();
+    atoms.sort_unstable();
+    atoms.dedup();
+    let mut grad = vec![0.0; atoms.len() * 3 * len];
+    let mut strain = vec![0.0; if stress { 6 * len } else { 0 }];
+    const VOIGT: [(usize, usize); 6] = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)];
+    for (s, &atom) in sphere.atom.iter().enumerate() {
+        let slot = atoms.binary_search(&atom).unwrap();
+        let x = sphere.x[s];
+        for (q, gq) in grads.iter().enumerate() {
+            let g = gq[s];
+            for c in 0..3 {
+                grad[(slot * 3 + c) * len + q] += g[c];
+            }
+            if stress {
+                for (v, &(a, b)) in VOIGT.iter().enumerate() {
+                    let e = if a == b { g[a] * x[a] } else { g[a] * x[b] + g[b] * x[a] };
+                    strain[v * len + q] += e;
+                }
+            }
+        }
+    }
+    let entries = atoms.iter().map(|&j| [i as i64, j as i64]).collect();
+    (entries, grad, strain)
+}
+
+/// Fingerprints of a batch on `threads` threads (the current rayon pool's when more than 1; 1 makes no
+/// rayon calls). `numbers` gives Z per atom (same layout as the frames' positions). Returns the outputs
+/// and the natx used (settings.natx, or the largest sphere when it is 0).
 pub fn fingerprints(
     frames: &[Frame],
     numbers: &[&[i64]],
     set: &Settings,
+    threads: usize,
 ) -> Result<(Vec<Output>, usize), String> {
     if !(set.cutoff.is_finite() && set.cutoff > 0.0) {
         return Err(format!("cutoff must be a positive distance in Å; got {}", set.cutoff));
@@ -374,21 +441,21 @@ pub fn fingerprints(
     if set.stress && !set.gradients {
         return Err("stress (strain derivatives) needs gradients=True".into());
     }
-    let threads = rayon::current_num_threads();
+    // rayon over structures when there are enough of them, over atoms otherwise
     let by_structure = frames.len() >= 2 * threads;
+    let (over_structures, over_atoms) = (threads > 1 && by_structure, threads > 1 && !by_structure);
     let want = Want { shift: false, distance: false, vector: true };
-    let prepared: Vec<Result<(Pairs, Vec<f64>), String>> = frames
-        .par_iter()
-        .zip(numbers.par_iter())
-        .enumerate()
-        .map(|(k, (f, z))| {
-            let rcov = z.iter().map(|&z| covalent_radius(z)).collect::<Result<Vec<_>, _>>();
-            let rcov = rcov.map_err(|e| format!("structure {k}: {e}"))?;
-            let pairs = neighbor_list(f, set.cutoff, want, !by_structure).map_err(|e| format!("structure {k}: {e}"))?;
-            Ok((pairs, rcov))
-        })
-        .collect();
-    let prepared = prepared.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let prepare = |k: usize| {
+        let rcov = numbers[k].iter().map(|&z| covalent_radius(z)).collect::<Result<Vec<_>, _>>();
+        let rcov = rcov.map_err(|e| format!("structure {k}: {e}"))?;
+        let pairs = neighbor_list(&frames[k], set.cutoff, want, over_atoms).map_err(|e| format!("structure {k}: {e}"))?;
+        Ok((pairs, rcov))
+    };
+    let prepared: Vec<(Pairs, Vec<f64>)> = if over_structures {
+        (0..frames.len()).into_par_iter().map(prepare).collect::<Result<_, String>>()?
+    } else {
+        (0..frames.len()).map(prepare).collect::<Result<_, String>>()?
+    };
     // largest sphere (atoms incl. the centre) and where it is
     let mut largest = (0usize, 0usize, 0usize);
     for (k, (pairs, _)) in prepared.iter().enumerate() {
@@ -411,9 +478,9 @@ pub fn fingerprints(
         ));
     }
     let run = |(k, (pairs, rcov)): (usize, &(Pairs, Vec<f64>))| {
-        structure_fp(&frames[k], pairs, rcov, set, natx, !by_structure)
+        structure_fp(&frames[k], pairs, rcov, set, natx, over_atoms)
     };
-    let outputs = if by_structure {
+    let outputs = if over_structures {
         prepared.par_iter().enumerate().map(run).collect()
     } else {
         prepared.iter().enumerate().map(run).collect()
@@ -485,7 +552,12 @@ mod tests {
     fn gradients_match_finite_differences() {
         for orbital in [Orbital::S, Orbital::Sp] {
             let s = cluster();
-            let (fp, g) = sphere_fp(&s, 4.0, orbital, true);
+            let fp_of = |s: &Sphere| {
+                let mut fp = vec![0.0; s.x.len() * orbital.width()];
+                let g = sphere_fp(s, 4.0, orbital, &mut Scratch::default(), &mut fp);
+                (fp, g)
+            };
+            let (fp, g) = fp_of(&s);
             let h = 1e-6;
             for p in 0..s.x.len() {
                 for c in 0..3 {
@@ -503,8 +575,8 @@ mod tests {
                             }
                         }
                     }
-                    let (fpp, _) = sphere_fp(&plus, 4.0, orbital, false);
-                    let (fpm, _) = sphere_fp(&minus, 4.0, orbital, false);
+                    let (fpp, _) = fp_of(&plus);
+                    let (fpm, _) = fp_of(&minus);
                     for q in 0..fp.len() {
                         let fd = (fpp[q] - fpm[q]) / (2.0 * h);
                         assert!((fd - g[q][p][c]).abs() < 1e-6, "{orbital:?} q={q} p={p} c={c}: {fd} vs {}", g[q][p][c]);

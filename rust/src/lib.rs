@@ -8,6 +8,7 @@ pub mod entropy;
 pub mod fingerprint;
 pub mod linalg;
 pub mod neighbors;
+pub mod recycle;
 
 use pyo3::buffer::{Element, PyBuffer};
 use pyo3::exceptions::{PyBufferError, PyValueError};
@@ -15,7 +16,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::AsPyPointer;
 use pyo3::types::PyDict;
-use rayon::prelude::*;
+use recycle::concat;
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::raw::{c_int, c_void};
@@ -49,6 +50,16 @@ impl Store {
         match self {
             Store::F64(v) => (v.as_ptr() as *mut u8, std::mem::size_of_val(v.as_slice())),
             Store::I64(v) => (v.as_ptr() as *mut u8, std::mem::size_of_val(v.as_slice())),
+        }
+    }
+}
+
+impl Drop for Array {
+    /// The memory goes to `recycle` for later outputs (large buffers only).
+    fn drop(&mut self) {
+        match std::mem::replace(&mut self.data, Store::I64(Vec::new())) {
+            Store::F64(v) => recycle::give(v),
+            Store::I64(v) => recycle::give(v),
         }
     }
 }
@@ -106,41 +117,35 @@ fn flat<T, const K: usize>(v: &[[T; K]]) -> &[T] {
     unsafe { std::slice::from_raw_parts(v.as_ptr() as *const T, v.len() * K) }
 }
 
-/// Concatenate slices in parallel into one Vec.
-fn concat<T: Copy + Send + Sync>(parts: &[&[T]]) -> Vec<T> {
-    let total = parts.iter().map(|p| p.len()).sum();
-    let mut out: Vec<T> = Vec::with_capacity(total);
-    let mut chunks = Vec::with_capacity(parts.len());
-    let mut rest = &mut out.spare_capacity_mut()[..total];
-    for p in parts {
-        let (head, tail) = rest.split_at_mut(p.len());
-        chunks.push((head, *p));
-        rest = tail;
+/// Run `f(n)` with `threads` native threads, n their number: 1 on the calling thread (the native code
+/// then makes no rayon calls, which saves handing each call to a pool thread and back, ~15 µs), 0 on the
+/// global rayon pool (all cores or RAYON_NUM_THREADS), more on a cached pool of that many workers.
+fn on_pool<R: Send>(threads: usize, f: impl FnOnce(usize) -> R + Send) -> R {
+    if threads <= 1 {
+        return f(if threads == 1 { 1 } else { rayon::current_num_threads() });
     }
-    chunks.into_par_iter().for_each(|(dst, src)| {
-        for (d, s) in dst.iter_mut().zip(src.iter()) {
-            d.write(*s);
-        }
-    });
-    // SAFETY: every element of 0..total was written above.
-    unsafe { out.set_len(total) };
-    out
+    pool_of(threads).install(|| f(threads))
 }
 
-/// Run `f` on a rayon pool with `threads` workers (0 = the global pool: all cores or RAYON_NUM_THREADS).
-fn on_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+/// Run `f` on a rayon pool of `threads` workers (0 = the global pool), for code that uses rayon directly
+/// (so that threads = 1 means one thread, not the global pool).
+fn pooled<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     if threads == 0 {
         return f();
     }
+    pool_of(threads).install(f)
+}
+
+/// The cached rayon pool of `threads` workers.
+fn pool_of(threads: usize) -> Arc<rayon::ThreadPool> {
     static POOLS: Mutex<Option<HashMap<usize, Arc<rayon::ThreadPool>>>> = Mutex::new(None);
-    let pool = POOLS
+    POOLS
         .lock()
         .unwrap()
         .get_or_insert_with(HashMap::new)
         .entry(threads)
         .or_insert_with(|| Arc::new(rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap()))
-        .clone();
-    pool.install(f)
+        .clone()
 }
 
 /// Validate the flat batch layout and cut it into frames.
@@ -222,23 +227,10 @@ fn neighbor_lists<'py>(
     let want = neighbors::Want::parse(quantities).map_err(value_error)?;
     let (positions, cells, pbc, offsets) = read_batch(py, positions, cells, pbc, offsets)?;
     let frames = frames(&positions, &cells, &pbc, &offsets)?;
-    let (i, j, shift, distance, vector, counts) = py
-        .allow_threads(|| {
-            on_pool(threads, || {
-                let lists = neighbors::neighbor_lists(&frames, cutoff, want)?;
-                let cat = |f: &dyn Fn(&neighbors::Pairs) -> &[f64]| concat(&lists.iter().map(f).collect::<Vec<_>>());
-                let cati = |f: &dyn Fn(&neighbors::Pairs) -> &[i64]| concat(&lists.iter().map(f).collect::<Vec<_>>());
-                Ok::<_, String>((
-                    cati(&|p| &p.i),
-                    cati(&|p| &p.j),
-                    cati(&|p| flat(&p.shift)),
-                    cat(&|p| &p.distance),
-                    cat(&|p| flat(&p.vector)),
-                    lists.iter().map(|p| p.len() as i64).collect::<Vec<_>>(),
-                ))
-            })
-        })
+    let (pairs, counts) = py
+        .allow_threads(|| on_pool(threads, |n| neighbors::neighbor_lists(&frames, cutoff, want, n)))
         .map_err(value_error)?;
+    let neighbors::Pairs { i, j, shift, distance, vector } = pairs;
     let out = PyDict::new(py);
     out.set_item("i", i64s(py, i)?)?;
     out.set_item("j", i64s(py, j)?)?;
@@ -287,9 +279,10 @@ fn fingerprints<'py>(
     let z: Vec<&[i64]> = offsets.windows(2).map(|w| &numbers[w[0] as usize..w[1] as usize]).collect();
     let (natx, fp, sphere, pairs, grad, strain, counts) = py
         .allow_threads(|| {
-            on_pool(threads, || {
-                let (outs, natx) = fingerprint::fingerprints(&frames, &z, &set)?;
-                let mut pairs = concat(&outs.iter().map(|o| flat(&o.pairs)).collect::<Vec<_>>());
+            on_pool(threads, |n| {
+                let (outs, natx) = fingerprint::fingerprints(&frames, &z, &set, n)?;
+                let parallel = n > 1;
+                let mut pairs = concat(outs.iter().map(|o| flat(&o.pairs)).collect(), parallel);
                 let counts: Vec<i64> = outs.iter().map(|o| o.pairs.len() as i64).collect();
                 let mut start = 0usize;
                 for (k, &c) in counts.iter().enumerate() {
@@ -298,8 +291,8 @@ fn fingerprints<'py>(
                     }
                     start += c as usize;
                 }
-                let cat = |f: &dyn Fn(&fingerprint::Output) -> &[f64]| concat(&outs.iter().map(f).collect::<Vec<_>>());
-                let sphere = concat(&outs.iter().map(|o| o.sphere.as_slice()).collect::<Vec<_>>());
+                let cat = |f: &dyn Fn(&fingerprint::Output) -> &[f64]| concat(outs.iter().map(f).collect(), parallel);
+                let sphere = concat(outs.iter().map(|o| o.sphere.as_slice()).collect(), parallel);
                 Ok::<_, String>((natx, cat(&|o| &o.fp), sphere, pairs, cat(&|o| &o.grad), cat(&|o| &o.strain), counts))
             })
         })
@@ -401,7 +394,7 @@ impl Covariance {
     fn gains(&self, py: Python, x: &PyAny, offsets: &PyAny, threads: usize) -> PyResult<Py<Array>> {
         let (x, offsets) = (read::<f64>(py, x, "x")?, block_offsets(py, offsets)?);
         let blocks = entropy::Blocks::new(&x, &offsets, self.inner.d).map_err(value_error)?;
-        let g = py.allow_threads(|| on_pool(threads, || self.inner.gains(&blocks)));
+        let g = py.allow_threads(|| pooled(threads, || self.inner.gains(&blocks)));
         f64s(py, g)
     }
 
@@ -429,7 +422,7 @@ impl Covariance {
         let (x, offsets) = (read::<f64>(py, x, "x")?, block_offsets(py, offsets)?);
         let blocks = entropy::Blocks::new(&x, &offsets, self.inner.d).map_err(value_error)?;
         let inner = &mut self.inner;
-        let picks = py.allow_threads(|| on_pool(threads, || inner.greedy(&blocks, budget, h_min, lazy)));
+        let picks = py.allow_threads(|| pooled(threads, || inner.greedy(&blocks, budget, h_min, lazy)));
         Ok((i64s(py, picks.iter().map(|p| p.0 as i64).collect())?, f64s(py, picks.iter().map(|p| p.1).collect())?))
     }
 
@@ -447,7 +440,7 @@ impl Covariance {
 #[pyfunction]
 fn knn_distances(py: Python, x: &PyAny, n: usize, d: usize, k: usize, threads: usize) -> PyResult<Py<Array>> {
     let x = read::<f64>(py, x, "x")?;
-    let r = py.allow_threads(|| on_pool(threads, || entropy::knn_distances(&x, n, d, k))).map_err(value_error)?;
+    let r = py.allow_threads(|| pooled(threads, || entropy::knn_distances(&x, n, d, k))).map_err(value_error)?;
     f64s(py, r)
 }
 

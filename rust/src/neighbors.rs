@@ -6,6 +6,7 @@
 //! (no periodic direction, any or no cell) are handled. Work is O(N) per structure.
 
 use crate::linalg::{cross, det3, dot, inv3, norm, Mat3, Vec3};
+use crate::recycle::{self, concat, Recycled};
 use rayon::prelude::*;
 
 /// Which outputs to fill (`"ijSdD"` in ASE's notation); i and j are always filled.
@@ -40,17 +41,17 @@ impl Want {
     }
 }
 
-/// Pairs of one structure, sorted by the first index `i`.
+/// Pairs of one or more structures, sorted by the first index `i` within each structure.
 #[derive(Clone, Debug, Default)]
 pub struct Pairs {
     pub i: Vec<i64>,
     pub j: Vec<i64>,
-    /// Integer cell shifts S (only when requested).
-    pub shift: Vec<[i64; 3]>,
+    /// Integer cell shifts S, three a pair, flat (only when requested).
+    pub shift: Vec<i64>,
     /// Distances |D| in Å (only when requested).
     pub distance: Vec<f64>,
-    /// Vectors D = r_j − r_i + S·cell in Å (only when requested).
-    pub vector: Vec<Vec3>,
+    /// Vectors D = r_j − r_i + S·cell in Å, three a pair, flat (only when requested).
+    pub vector: Vec<f64>,
 }
 
 impl Pairs {
@@ -60,12 +61,66 @@ impl Pairs {
     pub fn is_empty(&self) -> bool {
         self.i.is_empty()
     }
-    fn append(&mut self, mut other: Pairs) {
-        self.i.append(&mut other.i);
-        self.j.append(&mut other.j);
-        self.shift.append(&mut other.shift);
-        self.distance.append(&mut other.distance);
-        self.vector.append(&mut other.vector);
+    /// D of pair p (needs `vector`).
+    #[inline]
+    pub fn vector_of(&self, p: usize) -> Vec3 {
+        [self.vector[3 * p], self.vector[3 * p + 1], self.vector[3 * p + 2]]
+    }
+    /// Empty, with room for `n` pairs in every requested output.
+    fn with_capacity(n: usize, want: Want) -> Pairs {
+        fn room<T: Recycled>(on: bool, len: usize) -> Vec<T> {
+            if on {
+                recycle::take(len)
+            } else {
+                Vec::new()
+            }
+        }
+        Pairs {
+            i: recycle::take(n),
+            j: recycle::take(n),
+            shift: room(want.shift, 3 * n),
+            distance: room(want.distance, n),
+            vector: room(want.vector, 3 * n),
+        }
+    }
+    #[inline(always)]
+    fn push(&mut self, i: usize, j: usize, shift: [i64; 3], d2: f64, d: Vec3, want: Want) {
+        self.i.push(i as i64);
+        self.j.push(j as i64);
+        if want.shift {
+            self.shift.extend_from_slice(&shift);
+        }
+        if want.distance {
+            self.distance.push(d2.sqrt());
+        }
+        if want.vector {
+            self.vector.extend_from_slice(&d);
+        }
+    }
+    /// `parts` one after the other (moved when there is one, else copied, in parallel if asked).
+    fn concat(mut parts: Vec<Pairs>, parallel: bool) -> Pairs {
+        if parts.len() <= 1 {
+            return parts.pop().unwrap_or_default();
+        }
+        let out = Pairs {
+            i: concat(parts.iter().map(|p| &p.i[..]).collect(), parallel),
+            j: concat(parts.iter().map(|p| &p.j[..]).collect(), parallel),
+            shift: concat(parts.iter().map(|p| &p.shift[..]).collect(), parallel),
+            distance: concat(parts.iter().map(|p| &p.distance[..]).collect(), parallel),
+            vector: concat(parts.iter().map(|p| &p.vector[..]).collect(), parallel),
+        };
+        for p in parts {
+            p.recycle();
+        }
+        out
+    }
+    /// Hand the buffers to `recycle` for later outputs.
+    fn recycle(self) {
+        recycle::give(self.i);
+        recycle::give(self.j);
+        recycle::give(self.shift);
+        recycle::give(self.distance);
+        recycle::give(self.vector);
     }
 }
 
@@ -139,15 +194,26 @@ struct Grid {
     cell: Mat3,
     nbins: [usize; 3],
     reach: [i64; 3],
+    /// Per direction c, for every bin offset t the search reaches (t = `wrap_lo[c]` + index):
+    /// the bin t falls in and the cell shift that brings it there.
+    wrap: [Vec<(usize, i64)>; 3],
+    wrap_lo: [i64; 3],
     /// Wrapped Cartesian positions (inside the cell along periodic directions).
     wrapped: Vec<Vec3>,
     /// Integer image of each atom: r = wrapped + image·cell.
     image: Vec<[i64; 3]>,
     bin_of: Vec<usize>,
+    /// Bin b holds slots bin_start[b] .. bin_start[b] + bin_len of `bin_atoms` and `sorted`.
     bin_start: Vec<usize>,
+    /// Slots per bin: the fullest bin's count when every bin is padded to it (then the screening loop
+    /// has a fixed trip count, which the branch predictor learns), 0 when bins are packed (too uneven).
+    padded_len: usize,
+    /// Atom of each slot (usize::MAX in padding), and the wrapped coordinates in slot order, one array
+    /// per axis (infinite in padding, so padding never passes the distance test).
     bin_atoms: Vec<usize>,
-    /// Expected neighbours per atom at the mean density (0 when not fully periodic), to size outputs.
-    pairs_per_atom: f64,
+    sorted: [Vec<f64>; 3],
+    /// Most atoms in one bin.
+    max_bin: usize,
 }
 
 impl Grid {
@@ -223,17 +289,24 @@ impl Grid {
             bin_of[a] = idx;
             counts[idx + 1] += 1;
         }
+        let max_bin = counts.iter().copied().max().unwrap_or(0);
+        // pad every bin to the fullest one unless that more than doubles the slots
+        let padded_len = if nb_total * max_bin <= 2 * n + 64 { max_bin } else { 0 };
+        if padded_len > 0 {
+            counts.iter_mut().skip(1).for_each(|c| *c = padded_len);
+        }
         for k in 0..nb_total {
             counts[k + 1] += counts[k];
         }
         let bin_start = counts.clone();
+        let slots = counts[nb_total];
         let mut fill = counts;
-        let mut bin_atoms = vec![0usize; n];
+        let mut bin_atoms = vec![usize::MAX; slots];
         for (a, &b) in bin_of.iter().enumerate() {
             bin_atoms[fill[b]] = a;
             fill[b] += 1;
         }
-        let wrapped = frac
+        let wrapped: Vec<Vec3> = frac
             .iter()
             .map(|f| {
                 let mut r = [0.0; 3];
@@ -243,12 +316,27 @@ impl Grid {
                 r
             })
             .collect();
-        let pairs_per_atom = if frame.pbc.iter().all(|&p| p) {
-            n as f64 / volume * 4.0 / 3.0 * std::f64::consts::PI * cutoff.powi(3)
-        } else {
-            0.0
-        };
-        Grid { cell, nbins, reach, wrapped, image, bin_of, bin_start, bin_atoms, pairs_per_atom }
+        let sorted = [0, 1, 2].map(|c| bin_atoms.iter().map(|&a| wrapped.get(a).map_or(f64::INFINITY, |r| r[c])).collect());
+        let wrap_lo = [0, 1, 2].map(|c| -reach[c]);
+        let wrap = [0, 1, 2].map(|c| {
+            let nb = nbins[c] as i64;
+            (-reach[c]..nb + reach[c]).map(|t| (t.rem_euclid(nb) as usize, t.div_euclid(nb))).collect()
+        });
+        Grid {
+            cell,
+            nbins,
+            reach,
+            wrap,
+            wrap_lo,
+            wrapped,
+            image,
+            bin_of,
+            bin_start,
+            padded_len,
+            bin_atoms,
+            sorted,
+            max_bin,
+        }
     }
 
     fn bin_coords(&self, idx: usize) -> [i64; 3] {
@@ -257,141 +345,187 @@ impl Grid {
         let b0 = idx / (self.nbins[1] * self.nbins[2]);
         [b0 as i64, b1 as i64, b2 as i64]
     }
+
+    /// Slots of bin b.
+    #[inline]
+    fn slots(&self, b: usize) -> std::ops::Range<usize> {
+        let lo = self.bin_start[b];
+        lo..if self.padded_len > 0 { lo + self.padded_len } else { self.bin_start[b + 1] }
+    }
+
+    /// Image blocks (bin + shift) searched around one atom, at most.
+    fn max_blocks(&self) -> usize {
+        (0..3).map(|c| (2 * self.reach[c] + 1) as usize).product()
+    }
+
+    /// Bin offsets t (per direction) that the search around bin coordinate `b` visits.
+    fn search_range(&self, b: i64, c: usize, periodic: bool) -> std::ops::RangeInclusive<i64> {
+        let (lo, hi) = (b - self.reach[c], b + self.reach[c]);
+        if periodic {
+            lo..=hi
+        } else {
+            lo.max(0)..=hi.min(self.nbins[c] as i64 - 1)
+        }
+    }
 }
 
-/// Pairs whose first atom lies in `atoms` (a contiguous range, so output stays sorted by i).
-fn pairs_of(
-    frame: &Frame,
-    grid: &Grid,
-    cutoff: f64,
-    want: Want,
-    atoms: std::ops::Range<usize>,
-) -> Pairs {
-    let mut out = Pairs::default();
-    let guess = (atoms.len() as f64 * grid.pairs_per_atom * 1.1) as usize;
-    out.i.reserve(guess);
-    out.j.reserve(guess);
-    if want.shift {
-        out.shift.reserve(guess);
-    }
-    if want.distance {
-        out.distance.reserve(guess);
-    }
-    if want.vector {
-        out.vector.reserve(guess);
-    }
+/// Append to `out` the pairs whose first atom lies in `atoms` (a contiguous range, so the pairs come
+/// sorted by i).
+///
+/// Around each atom, every image block (bin + cell shift) within reach is screened with the wrapped
+/// positions, branch-free, into a short list of candidates; those get the exact vector
+/// D = r_j − r_i + S·cell from the original positions, as ASE computes it, and the exact test.
+fn pairs_of(frame: &Frame, grid: &Grid, cutoff: f64, want: Want, atoms: std::ops::Range<usize>, out: &mut Pairs) {
     let cut2 = cutoff * cutoff;
     let loose2 = cut2 * (1.0 + 1e-9) + 1e-12;
     let cell = &frame.cell;
-    let pbc = frame.pbc;
+    let [xs, ys, zs] = &grid.sorted;
+    // per atom: the image blocks visited (their shifts) and the candidates that passed, (slot, block)
+    let mut shifts = Vec::with_capacity(grid.max_blocks());
+    let mut hits = vec![(0u32, 0u32); grid.max_blocks() * grid.max_bin];
+    let mut d2 = vec![0.0; grid.max_bin];
     for i in atoms {
         let bi = grid.bin_coords(grid.bin_of[i]);
         let ri = grid.wrapped[i];
-        let mut range = [(0i64, 0i64); 3];
-        for c in 0..3 {
-            range[c] = (bi[c] - grid.reach[c], bi[c] + grid.reach[c]);
-            if !pbc[c] {
-                range[c] = (range[c].0.max(0), range[c].1.min(grid.nbins[c] as i64 - 1));
-            }
-        }
-        for t0 in range[0].0..=range[0].1 {
-            for t1 in range[1].0..=range[1].1 {
-                for t2 in range[2].0..=range[2].1 {
-                    let t = [t0, t1, t2];
-                    let mut s = [0i64; 3];
-                    let mut b = [0usize; 3];
+        shifts.clear();
+        let mut found = 0;
+        for t0 in grid.search_range(bi[0], 0, frame.pbc[0]) {
+            let (b0, s0) = grid.wrap[0][(t0 - grid.wrap_lo[0]) as usize];
+            for t1 in grid.search_range(bi[1], 1, frame.pbc[1]) {
+                let (b1, s1) = grid.wrap[1][(t1 - grid.wrap_lo[1]) as usize];
+                for t2 in grid.search_range(bi[2], 2, frame.pbc[2]) {
+                    let (b2, s2) = grid.wrap[2][(t2 - grid.wrap_lo[2]) as usize];
+                    // where atom i sits relative to the image block (binning cell)
+                    let mut o = [0.0; 3];
                     for c in 0..3 {
-                        let nb = grid.nbins[c] as i64;
-                        b[c] = t[c].rem_euclid(nb) as usize;
-                        s[c] = t[c].div_euclid(nb);
+                        o[c] = ri[c]
+                            - (s0 as f64 * grid.cell[0][c] + s1 as f64 * grid.cell[1][c] + s2 as f64 * grid.cell[2][c]);
                     }
-                    // Cartesian offset of the image block, in the binning cell
-                    let mut off = [0.0; 3];
-                    for c in 0..3 {
-                        off[c] = s[0] as f64 * grid.cell[0][c]
-                            + s[1] as f64 * grid.cell[1][c]
-                            + s[2] as f64 * grid.cell[2][c];
+                    let block = shifts.len() as u32;
+                    shifts.push([s0, s1, s2]);
+                    let slots = grid.slots((b0 * grid.nbins[1] + b1) * grid.nbins[2] + b2);
+                    let lo = slots.start;
+                    let d2 = &mut d2[..slots.len()];
+                    for (((d2, x), y), z) in d2.iter_mut().zip(&xs[slots.clone()]).zip(&ys[slots.clone()]).zip(&zs[slots]) {
+                        let d = [x - o[0], y - o[1], z - o[2]];
+                        *d2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
                     }
-                    let bidx = (b[0] * grid.nbins[1] + b[1]) * grid.nbins[2] + b[2];
-                    for &j in &grid.bin_atoms[grid.bin_start[bidx]..grid.bin_start[bidx + 1]] {
-                        if i == j && s == [0, 0, 0] {
-                            continue;
-                        }
-                        let rj = grid.wrapped[j];
-                        let dw = [rj[0] + off[0] - ri[0], rj[1] + off[1] - ri[1], rj[2] + off[2] - ri[2]];
-                        if dot(&dw, &dw) >= loose2 {
-                            continue;
-                        }
-                        // exact vector from the original positions, as ASE computes it
-                        let (ki, kj) = (grid.image[i], grid.image[j]);
-                        let shift = [s[0] + ki[0] - kj[0], s[1] + ki[1] - kj[1], s[2] + ki[2] - kj[2]];
-                        let (pi, pj) = (frame.positions[i], frame.positions[j]);
-                        let mut d = [0.0; 3];
-                        for c in 0..3 {
-                            d[c] = pj[c] - pi[c]
-                                + shift[0] as f64 * cell[0][c]
-                                + shift[1] as f64 * cell[1][c]
-                                + shift[2] as f64 * cell[2][c];
-                        }
-                        let d2 = dot(&d, &d);
-                        if d2 >= cut2 {
-                            continue;
-                        }
-                        out.i.push(i as i64);
-                        out.j.push(j as i64);
-                        if want.shift {
-                            out.shift.push(shift);
-                        }
-                        if want.distance {
-                            out.distance.push(d2.sqrt());
-                        }
-                        if want.vector {
-                            out.vector.push(d);
-                        }
+                    for (k, &d2) in d2.iter().enumerate() {
+                        hits[found] = ((lo + k) as u32, block);
+                        found += usize::from(d2 < loose2);
                     }
                 }
             }
         }
+        let (ki, pi) = (grid.image[i], frame.positions[i]);
+        for &(slot, block) in &hits[..found] {
+            let j = grid.bin_atoms[slot as usize];
+            let s = shifts[block as usize];
+            if i == j && s == [0, 0, 0] {
+                continue;
+            }
+            let kj = grid.image[j];
+            let shift = [s[0] + ki[0] - kj[0], s[1] + ki[1] - kj[1], s[2] + ki[2] - kj[2]];
+            let pj = frame.positions[j];
+            let mut d = [0.0; 3];
+            for c in 0..3 {
+                d[c] = pj[c] - pi[c] + shift[0] as f64 * cell[0][c] + shift[1] as f64 * cell[1][c] + shift[2] as f64 * cell[2][c];
+            }
+            let d2 = dot(&d, &d);
+            if d2 < cut2 {
+                out.push(i, j, shift, d2, d, want);
+            }
+        }
     }
-    out
 }
+
+/// Pairs expected in a structure at its mean density (periodic cells; 0 otherwise), to size outputs.
+fn expected_pairs(frame: &Frame, cutoff: f64) -> usize {
+    let n = frame.positions.len() as f64;
+    let volume = det3(&frame.cell).abs();
+    if !frame.pbc.iter().all(|&p| p) || volume <= 0.0 {
+        return 0;
+    }
+    (1.1 * n * n / volume * 4.0 / 3.0 * std::f64::consts::PI * cutoff.powi(3)) as usize + 16
+}
+
+/// Atoms per parallel task when one structure is split over the rayon pool.
+const ATOM_CHUNK: usize = 256;
 
 /// Neighbour list of one structure; `parallel` splits its atoms over the rayon pool.
 pub fn neighbor_list(frame: &Frame, cutoff: f64, want: Want, parallel: bool) -> Result<Pairs, String> {
-    let cell = checked_cell(frame, cutoff)?;
     let n = frame.positions.len();
-    if n == 0 || cutoff == 0.0 {
-        return Ok(Pairs::default());
+    if !parallel || n <= ATOM_CHUNK {
+        let mut out = Pairs::with_capacity(expected_pairs(frame, cutoff), want);
+        append_pairs(frame, cutoff, want, &mut out)?;
+        return Ok(out);
     }
+    let cell = checked_cell(frame, cutoff)?;
     let grid = Grid::new(frame, cell, cutoff);
-    let chunk = 256;
-    if !parallel || n <= chunk {
-        return Ok(pairs_of(frame, &grid, cutoff, want, 0..n));
-    }
-    let parts: Vec<Pairs> = (0..n.div_ceil(chunk))
+    let per_atom = expected_pairs(frame, cutoff) / n;
+    let parts = (0..n.div_ceil(ATOM_CHUNK))
         .into_par_iter()
-        .map(|k| pairs_of(frame, &grid, cutoff, want, k * chunk..((k + 1) * chunk).min(n)))
+        .map(|k| {
+            let atoms = k * ATOM_CHUNK..((k + 1) * ATOM_CHUNK).min(n);
+            let mut out = Pairs::with_capacity(per_atom * atoms.len(), want);
+            pairs_of(frame, &grid, cutoff, want, atoms, &mut out);
+            out
+        })
         .collect();
-    let mut out = Pairs::default();
-    for p in parts {
-        out.append(p);
-    }
-    Ok(out)
+    Ok(Pairs::concat(parts, true))
 }
 
-/// Neighbour lists of many structures: rayon over structures when there are enough of them,
-/// over atoms otherwise. The first error (by structure index) is returned, naming the structure.
-pub fn neighbor_lists(frames: &[Frame], cutoff: f64, want: Want) -> Result<Vec<Pairs>, String> {
-    let threads = rayon::current_num_threads();
-    let by_structure = frames.len() >= 2 * threads;
-    let run = |(k, f): (usize, &Frame)| {
-        neighbor_list(f, cutoff, want, !by_structure).map_err(|e| format!("structure {k}: {e}"))
-    };
-    if by_structure {
-        frames.par_iter().enumerate().map(run).collect()
-    } else {
-        frames.iter().enumerate().map(run).collect()
+/// Append the pairs of one structure to `out`, on this thread.
+fn append_pairs(frame: &Frame, cutoff: f64, want: Want, out: &mut Pairs) -> Result<(), String> {
+    let cell = checked_cell(frame, cutoff)?;
+    let n = frame.positions.len();
+    if n > 0 && cutoff > 0.0 {
+        pairs_of(frame, &Grid::new(frame, cell, cutoff), cutoff, want, 0..n, out);
     }
+    Ok(())
+}
+
+/// Neighbour lists of many structures, concatenated in structure order, and the pair count of each,
+/// on `threads` threads (the current rayon pool's when more than 1; 1 makes no rayon calls).
+///
+/// With enough structures, contiguous groups of them run as rayon tasks, each appending straight
+/// into its own output (on one thread: a single group, so the pairs are written once, in place); with
+/// few structures, the atoms of each are split instead. The first error (by structure index) is
+/// returned, naming the structure.
+pub fn neighbor_lists(frames: &[Frame], cutoff: f64, want: Want, threads: usize) -> Result<(Pairs, Vec<i64>), String> {
+    let named = |k: usize| move |e: String| format!("structure {k}: {e}");
+    let parallel = threads > 1;
+    if frames.len() < 2 * threads {
+        let parts = frames
+            .iter()
+            .enumerate()
+            .map(|(k, f)| neighbor_list(f, cutoff, want, parallel).map_err(named(k)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let counts = parts.iter().map(|p| p.len() as i64).collect();
+        return Ok((Pairs::concat(parts, parallel), counts));
+    }
+    // a few groups per thread balance uneven structures
+    let groups = if parallel { (8 * threads).min(frames.len()) } else { 1 };
+    let bounds: Vec<usize> = (0..=groups).map(|g| g * frames.len() / groups).collect();
+    let group = |g: usize| {
+        let range = bounds[g]..bounds[g + 1];
+        let expected = frames[range.clone()].iter().map(|f| expected_pairs(f, cutoff)).sum();
+        let mut out = Pairs::with_capacity(expected, want);
+        let mut counts = Vec::with_capacity(range.len());
+        for k in range {
+            let before = out.len();
+            append_pairs(&frames[k], cutoff, want, &mut out).map_err(named(k))?;
+            counts.push((out.len() - before) as i64);
+        }
+        Ok((out, counts))
+    };
+    let parts = if parallel {
+        (0..groups).into_par_iter().map(group).collect::<Result<Vec<_>, String>>()?
+    } else {
+        (0..groups).map(group).collect::<Result<Vec<_>, String>>()?
+    };
+    let counts = parts.iter().flat_map(|(_, c)| c.iter().copied()).collect();
+    Ok((Pairs::concat(parts.into_iter().map(|(p, _)| p).collect(), parallel), counts))
 }
 
 #[cfg(test)]
@@ -435,7 +569,8 @@ mod tests {
         for pbc in [[true, true, true], [true, false, true], [false, false, false]] {
             let frame = Frame { positions: &positions, cell, pbc };
             let p = neighbor_list(&frame, 3.1, Want::all(), false).unwrap();
-            let mut got: Vec<_> = (0..p.len()).map(|k| (p.i[k], p.j[k], p.shift[k])).collect();
+            let mut got: Vec<_> =
+                (0..p.len()).map(|k| (p.i[k], p.j[k], [p.shift[3 * k], p.shift[3 * k + 1], p.shift[3 * k + 2]])).collect();
             got.sort();
             assert_eq!(got, brute(&frame, 3.1), "pbc {pbc:?}");
         }
