@@ -118,8 +118,11 @@ def _training_sets(campaign: Campaign, data: dict[str, list], settings, folder: 
         saved = json.loads(path.read_text())
         return {tuple(k.split("/")): v for k, v in saved.items()}, holdout
     rest = {name: np.setdiff1d(np.arange(len(data[name])), hold[name]) for name in hold}
-    fps = {name: fingerprint(data[name], cutoff=settings.cutoff, natx=settings.natx)
-           for name in ("entropy", "anchor")}
+    # natx sized to these pools (compressed phases outgrow the seeds' margin; zero padding changes no gain)
+    both = fingerprint(data["entropy"] + data["anchor"], cutoff=settings.cutoff, natx=None)
+    n_e = len(data["entropy"])
+    fps = {"entropy": both.subset(0, n_e), "anchor": both.subset(n_e, len(both))}
+    settings = both.settings
     sets: dict[tuple, list] = {}
     for d in range(bench.draws):
         draw_rng = np.random.default_rng(campaign.seed + 1 + d)
