@@ -30,9 +30,9 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
 from dael.entropy import GlobalEntropy
+from dael.files import concat_files, savez_atomic, write_extxyz
 from dael.fingerprint import FingerprintSettings, fingerprint
 from dael.md import GlobalEntropyBias, LocalEntropyBias, MDSettings, relax, run_md
-from dael.screen import _concat_files, _savez_atomic
 
 DRIVERS = "reference | chgnet | sevennet | allegro:PATH | ase:module:Class"
 
@@ -222,8 +222,8 @@ class Explorer:
         for snap, g, a in zip(snaps, gains, accepted, strict=True):
             snap.info.update({"gain": float(g), "accepted": bool(a)})
         path = self.folder / "trajectories" / f"{result['name']}.extxyz"
-        _write_extxyz(path, snaps)
-        _savez_atomic(self.folder / "state.npz", **self.state.arrays())
+        write_extxyz(path, snaps)
+        savez_atomic(self.folder / "state.npz", **self.state.arrays())
         entry = {"name": result["name"], "status": result["status"], "snapshots": len(snaps),
                  "accepted": int(accepted.sum()), "seconds": round(result["seconds"], 2),
                  "logdet": self.state.logdet}
@@ -285,18 +285,9 @@ class Explorer:
 
         parts = [self.folder / "trajectories" / f"{j.name}.extxyz" for j in jobs]
         parts = [p for p in parts if p.exists() and p.stat().st_size]
-        _concat_files(parts, self.folder / "snapshots.extxyz")
+        concat_files(parts, self.folder / "snapshots.extxyz")
         accepted = [a for p in parts for a in read(p, ":") if a.info.get("accepted")] if parts else []
-        _write_extxyz(self.folder / "accepted.extxyz", accepted)
-
-
-def _write_extxyz(path: Path, structures: list[Atoms]) -> None:
-    from ase.io import write
-
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp, structures, format="extxyz")
-    os.replace(tmp, path)
-
+        write_extxyz(self.folder / "accepted.extxyz", accepted)
 
 
 def anchors(phases: dict[str, Atoms], driver: str, pressures: Sequence[float],

@@ -29,6 +29,7 @@ import numpy as np
 from ase import Atoms
 
 from dael.entropy import GlobalEntropy
+from dael.files import concat_files, savez_atomic, write_atomic, write_extxyz
 from dael.fingerprint import Fingerprints, FingerprintSettings, fingerprint
 from dael.index import NoveltyIndex
 from dael.selection import EXACT_UP_TO
@@ -146,7 +147,7 @@ class Screen:
                 raise ValueError(f"{self.work} holds an interrupted run with other options or another "
                                  "dataset; rerun with the same options to resume, or delete the folder")
         else:
-            _write_atomic(run, json.dumps(self._options(), indent=1).encode())
+            write_atomic(run, json.dumps(self._options(), indent=1).encode())
 
     def _keep(self, fps: Fingerprints) -> np.ndarray:
         """Mask of the chunk's structures that pass the novelty pre-filter."""
@@ -200,7 +201,7 @@ class Screen:
             if progress:
                 progress(seen, len(picks))
         parts = sorted(self.work.glob("chunk-*.extxyz"))
-        _concat_files(parts, self.out)
+        concat_files(parts, self.out)
         return ScreenResult(picks, gains, seen, skipped, self.state, 0.0)
 
     def _greedy(self, progress) -> ScreenResult:
@@ -262,46 +263,19 @@ class _Shortlist:
     def save(self, path: Path, **counts) -> None:
         offsets = np.concatenate([[0], np.cumsum([len(p) for p in self.parts])]).astype(np.int64)
         rows = np.concatenate(self.parts) if self.parts else np.zeros((0, 1))
-        _savez_atomic(path, rows=rows, offsets=offsets, scores=self.scores,
+        savez_atomic(path, rows=rows, offsets=offsets, scores=self.scores,
                       tags=np.array(self.tags, np.int64).reshape(-1, 2), **counts)
 
 
 def _commit(path: Path, state: GlobalEntropy, **arrays) -> None:
-    _savez_atomic(path, **state.arrays(), **arrays)
-
-
-def _savez_atomic(path: Path, **arrays) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    savez_atomic(path, **state.arrays(), **arrays)
 
 
 def _write_picks(path: Path, tagged: list[Tagged], gains: np.ndarray) -> None:
     """Write picked structures as extxyz (atomically), recording file, frame and gain in atoms.info."""
-    from ase.io import write
-
     structures = []
     for (f, i, atoms), g in zip(tagged, gains, strict=True):
         atoms = atoms.copy()
         atoms.info.update({"pool_file": int(f), "pool_frame": int(i), "gain": float(g)})
         structures.append(atoms)
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp, structures, format="extxyz")
-    os.replace(tmp, path)
-
-
-def _concat_files(parts: list[Path], out: Path) -> None:
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "wb") as dst:
-        for part in parts:
-            dst.write(part.read_bytes())
-    os.replace(tmp, out)
+    write_extxyz(path, structures)

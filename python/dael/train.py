@@ -55,6 +55,8 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.stress import full_3x3_to_voigt_6_stress
 
+from dael.files import write_extxyz
+
 __all__ = ["MeanBaseline", "TrainResult", "TrainSettings", "evaluate", "load_calculator", "load_structures",
            "resolve_parent", "time_calls", "train"]
 
@@ -199,13 +201,6 @@ def _per_type_energies(structures: Sequence[Atoms], energies: np.ndarray, types:
     counts = np.array([[np.count_nonzero(np.array(a.get_chemical_symbols()) == t) for t in types]
                        for a in structures], dtype=float)
     return np.linalg.lstsq(counts, np.asarray(energies, dtype=float), rcond=None)[0]
-
-
-def _write_extxyz(path: Path, structures: Sequence[Atoms]) -> None:
-    from ase.io import write
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write(path, list(structures), format="extxyz")
 
 
 # ------------------------------------------------------------------------------------------------ parents
@@ -453,10 +448,10 @@ def train(dataset: Dataset, out: str | Path, parent: str | Path | None = None,
     baseline_errors = evaluate(baseline, train_set)  # RMSEs set the validation weights (see _metric_terms)
     has_stress = baseline_errors["stress_structures"] > 0
     data = out / "data"
-    _write_extxyz(data / "train.extxyz", train_set)
-    _write_extxyz(data / "val.extxyz", val_set)
+    write_extxyz(data / "train.extxyz", train_set)
+    write_extxyz(data / "val.extxyz", val_set)
     if test_structures is not None:
-        _write_extxyz(data / "test.extxyz", test_structures)
+        write_extxyz(data / "test.extxyz", test_structures)
     tested = f", {len(test_structures)} test" if test_structures is not None else ""
     say(f"{len(structures)} structures ({', '.join(types)}): {len(train_set)} train, "
         f"{len(val_set)} validation{tested}{'' if has_stress else '; no stress labels in training'}")
