@@ -262,11 +262,8 @@ def knn_entropy(x: np.ndarray, k: int = 1, threads: int | None = None) -> float:
     H = ψ(N) − ψ(k) + ln V_d + (d/N) Σ_i ln r_i,k, with V_d the volume of the unit d-ball and r_i,k the
     exact Euclidean distance from row i to its k-th nearest other row (floored at 1e-8, so duplicates
     stay finite)."""
-    x = as_rows(x)
-    n, d = x.shape
-    if not 1 <= int(k) < n:
-        raise ValueError(f"k must be between 1 and N - 1 = {n - 1}; got {k}")
-    r = np.frombuffer(_core.knn_distances(x, n, d, int(k), resolve(threads)), dtype=np.float64)
+    r = knn_distances(x, k, threads)
+    n, d = len(r), np.shape(x)[-1]
     log_ball = d / 2 * np.log(np.pi) - gammaln(d / 2 + 1)
     return float(digamma(n) - digamma(k) + log_ball + d * np.mean(np.log(np.maximum(r, FLOOR))))
 

@@ -62,13 +62,12 @@ def fingerprint_settings(campaign: Campaign, seeds: dict) -> FingerprintSettings
     return FingerprintSettings(f.cutoff, f.natx, "s") if f.natx else padded_settings(list(seeds.values()), f.cutoff)
 
 
-def current_state(paths: Paths, campaign: Campaign, settings: FingerprintSettings) -> tuple[GlobalEntropy, int]:
-    """The entropy state after the last round that selected, and that round's number (0: none)."""
+def current_state(paths: Paths, campaign: Campaign, settings: FingerprintSettings) -> GlobalEntropy:
+    """The entropy state after the last round that selected (empty before the first)."""
     rounds = sorted(paths.root.glob("rounds/round-*/done-select"))
     if not rounds:
-        return GlobalEntropy(campaign.filter.mode, campaign.filter.eps, settings), 0
-    state = GlobalEntropy.load(rounds[-1].parent / "state.npz")
-    return state, int(rounds[-1].parent.name.split("-")[1])
+        return GlobalEntropy(campaign.filter.mode, campaign.filter.eps, settings)
+    return GlobalEntropy.load(rounds[-1].parent / "state.npz")
 
 
 def _mark(paths: Paths, r: int, stage: str, entry: dict) -> None:
@@ -113,7 +112,7 @@ def _explore_and_select(campaign: Campaign, seeds: dict, paths: Paths, r: int, d
     from dael.selection import select
 
     e, b = campaign.explore, campaign.budget
-    state, _ = current_state(paths, campaign, settings)
+    state = current_state(paths, campaign, settings)
     md = MDSettings(ensemble=e.ensemble, steps=e.steps, snapshots=e.snapshots, dt=e.dt, friction=e.friction,
                     thermalize=e.thermalize, relax_steps=e.relax_steps)
     jobs = grid(seeds, e.pressures, e.temperatures, e.k_global, e.k_local, md, seed=campaign.seed + 1000 * r)
