@@ -8,7 +8,7 @@ import yaml
 from typer.testing import CliRunner
 
 from dael.benchmark import _interleave
-from dael.campaign import Campaign, load, phases, preset, write
+from dael.campaign import Benchmark, Campaign, load, phases, preset, write
 from dael.cli import app
 from dael.report import markdown_table, ratios, summarize, write_report
 
@@ -23,6 +23,23 @@ def test_presets_round_trip(system, tmp_path):
     assert back == campaign and list(back_seeds) == list(seeds)
     with pytest.raises(ValueError, match="exists; pass --force"):
         write(tmp_path, campaign, seeds)
+
+
+def test_natx_covers_the_highest_pressure():
+    """natx of a preset run exceeds every sphere of the phases relaxed (reference oracle) at the grid's highest
+    pressure by the thermal margin; the uncompressed seeds would not have given it."""
+    from dael.explore import make_driver
+    from dael.fingerprint import fingerprint, padded_settings
+    from dael.loop import fingerprint_settings
+    from dael.md import relax
+
+    campaign, seeds = preset("NaCl"), phases("NaCl")
+    p_max = max(campaign.explore.pressures)
+    settings = fingerprint_settings(campaign, seeds)
+    relaxed = [relax(a, make_driver("reference"), p_max, fmax=0.05, steps=150) for a in seeds.values()]
+    largest = fingerprint(relaxed, cutoff=settings.cutoff, natx=None).settings.natx
+    assert largest > max(fingerprint(list(seeds.values()), cutoff=settings.cutoff, natx=None).settings.natx, 27)
+    assert settings.natx >= 1.5 * largest > padded_settings(list(seeds.values()), settings.cutoff).natx
 
 
 def test_config_errors_name_the_key(tmp_path):
@@ -74,6 +91,9 @@ def test_two_rounds_run_and_resume_without_relabelling(tmp_path):
     write(tmp_path, campaign, phases("Si"))
     res = CliRunner().invoke(app, ["run", "--dir", str(tmp_path)])
     assert res.exit_code == 0, res.output
+    rounds = sorted(tmp_path.glob("rounds/round-*/done-select"))
+    selected = [json.loads(f.read_text())["selected"] for f in rounds]
+    assert sum(selected) == 10 or "nothing new worth labelling" in res.output  # rounds go on until spent
     first = json.loads((tmp_path / "rounds" / "round-01" / "done-train").read_text())
     assert first["structures"] == 5 and "energy_mae" in first["validation"]
     second = json.loads((tmp_path / "rounds" / "round-02" / "done-select").read_text())
@@ -85,6 +105,32 @@ def test_two_rounds_run_and_resume_without_relabelling(tmp_path):
     new = (tmp_path / "log.jsonl").read_text()[len(log):]
     assert '"labeled": 0' in new and '"stage": "train"' not in new  # nothing relabelled or retrained
     res = CliRunner().invoke(app, ["status", "--dir", str(tmp_path)])
-    labelled = 5 + second["selected"]
+    labelled = sum(selected)
     assert res.exit_code == 0 and f"{labelled} / 10" in res.output and f"labeled {labelled}" in res.output
     assert np.isfinite(second["logdet"])
+
+
+def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
+    """Pools → labels → nested sets → 6 trained models → report; the per-kind test errors recombine into the
+    whole test set's, and a rerun trains nothing."""
+    from dael.benchmark import run_benchmark
+    from dael.report import records_from_csv
+
+    campaign = preset("Si")
+    e = campaign.explore
+    e.pressures, e.temperatures, e.steps, e.thermalize, e.relax_steps = [0.0], [900.0], 40, 10, 10
+    campaign.benchmark = Benchmark(sizes=[8, 16], draws=1, epochs=2, min_steps=0, repeats=2, snapshots=10)
+    report = run_benchmark(campaign, phases("Si"), tmp_path, say=lambda line: None)
+    assert report.exists() and (tmp_path / "curves-test-strain.png").exists()
+    records = records_from_csv(tmp_path / "records.csv")
+    assert {(r["pool"], int(r["size"])) for r in records} == {(p, n) for p in ("entropy", "mixed", "random")
+                                                             for n in (8, 16)}
+    assert {r["set"] for r in records} == {"holdout", "test", "test-900K", "test-strain"}
+    evaluation = json.loads((tmp_path / "models" / "entropy-N16-d0" / "evaluation.json").read_text())
+    kinds = [evaluation[k] for k in ("test-900K", "test-strain")]
+    assert sum(k["structures"] for k in kinds) == evaluation["test"]["structures"]
+    combined = sum(k["energy_mae"] * k["structures"] for k in kinds) / evaluation["test"]["structures"]
+    assert combined == pytest.approx(evaluation["test"]["energy_mae"], rel=1e-6)
+    trained = {p: p.stat().st_mtime for p in tmp_path.glob("models/*/model.nequip.zip")}
+    run_benchmark(campaign, phases("Si"), tmp_path, say=lambda line: None)
+    assert {p: p.stat().st_mtime for p in tmp_path.glob("models/*/model.nequip.zip")} == trained

@@ -15,7 +15,8 @@ Protocol (`run_benchmark`), all in one folder, every stage resumable:
    `anchor_fraction` of N greedy picks among the anchors, the rest greedy from the entropy pool.
 5. One model per (pool, N, draw), trained identically (dael.train, from scratch, at least `epochs` and at
    least `min_steps` optimizer steps, so small sets are not under-trained), run in parallel
-   single-thread processes; errors on the holdout and the test set go to records.csv, then the report.
+   single-thread processes; errors on the holdout, the test set and each kind of test structure (thermal MD
+   per temperature, strain probes) go to records.csv, then the report.
 """
 
 from __future__ import annotations
@@ -161,6 +162,23 @@ def _interleave(anchors: list, rest: list, fraction: float) -> list:
     return out
 
 
+def test_groups(pool: list[Atoms], labelled: list[Atoms]) -> dict[str, list[Atoms]]:
+    """The labelled test structures by kind: 'test-<T>K' (thermal MD at T) and 'test-strain' (0.92/1.08
+    strains of the relaxed phases), matched to the unlabelled pool by content hash."""
+    from dael.dataset import structure_hash
+
+    kinds = {}
+    for atoms in pool:
+        t = atoms.info.get("temperature_K")
+        kinds[structure_hash(atoms)] = "test-strain" if t is None else f"test-{float(t):.0f}K"
+    groups: dict[str, list[Atoms]] = {}
+    for atoms in labelled:
+        kind = kinds.get(structure_hash(atoms))
+        if kind is not None:
+            groups.setdefault(kind, []).append(atoms)
+    return dict(sorted(groups.items()))
+
+
 def _members(pool: str, order: list, data: dict[str, list], n: int) -> list[Atoms]:
     if pool != "mixed":
         return [data[pool][i] for i in order[:n]]
@@ -177,9 +195,10 @@ def epochs_for(n: int, settings, epochs: int, min_steps: int) -> int:
 def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.PathLike, say: Say = print,
                   pools_only: bool = False) -> Path:
     """Run (or resume) the benchmark of `campaign` in `folder`; returns report.html."""
+    from dael.files import write_atomic
     from dael.loop import fingerprint_settings
     from dael.report import write_report
-    from dael.train import TrainSettings, evaluate, train
+    from dael.train import TrainSettings, evaluate, load_calculator, train
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -195,6 +214,8 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
             for pool in ("entropy", "mixed", "random") if len(sets[(pool, str(d))]) >= n]
     train_settings = {"epochs": bench.epochs, "seed": campaign.seed, **campaign.train.settings}
 
+    evaluation_sets = {"holdout": holdout, "test": data["test"], **test_groups(pools["test"], data["test"])}
+
     def one(job: tuple) -> list[dict]:
         pool, n, d = job
         out = folder / "models" / f"{pool}-N{n}-d{d}"
@@ -204,9 +225,12 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
             settings = TrainSettings(**train_settings)
             settings.epochs = epochs_for(n, settings, bench.epochs, bench.min_steps)
             train(members, out, settings=settings, progress=None, overwrite=True)
-            result = {"holdout": evaluate(out, holdout), "test": evaluate(out, data["test"])}
-            done.write_text(json.dumps(result))
-        result = json.loads(done.read_text())
+        result = json.loads(done.read_text()) if done.exists() else {}
+        missing = [name for name in evaluation_sets if name not in result]
+        if missing:  # a model evaluated by an earlier version of the benchmark gets the new sets only
+            calc = load_calculator(out)
+            result.update({name: evaluate(calc, evaluation_sets[name]) for name in missing})
+            write_atomic(done, json.dumps(result).encode())
         say(f"benchmark: {pool} N={n} draw {d}: holdout E {result['holdout']['energy_mae']:.2f} meV/atom, "
             f"F {result['holdout']['force_mae']:.1f} meV/Å")
         return [{"pool": pool, "size": n, "draw": d, "set": which,

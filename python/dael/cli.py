@@ -71,11 +71,14 @@ def fingerprint(
 Mode = Annotated[str, typer.Option(help="'atom' (per-atom samples, disordered) or 'config' (per structure)")]
 
 
-def _fingerprint_settings(structures: list, cutoff: float, natx: int, orbital: str):
-    """Settings for a run: natx as given, or (natx 0) NATX_MARGIN × the largest sphere of `structures`."""
+def _fingerprint_settings(structures: list, cutoff: float, natx: int, orbital: str, pressure: float = 0.0):
+    """Settings for a run: natx as given, or (natx 0) NATX_MARGIN × the largest sphere of `structures`
+    compressed to `pressure` (GPa)."""
     from dael.fingerprint import FingerprintSettings, padded_settings
 
-    return FingerprintSettings(cutoff, natx, orbital) if natx else padded_settings(structures, cutoff, orbital)
+    if natx:
+        return FingerprintSettings(cutoff, natx, orbital)
+    return padded_settings(structures, cutoff, orbital, pressure=pressure)
 
 
 def _dataset_state(dataset: Path | None, state: Path | None, mode: str, eps: float, settings, chunk: int):
@@ -117,7 +120,7 @@ def filter_(
     min_distance: Annotated[float, typer.Option(help="skip structures closer than this to the index")] = 0.0,
     dask: Annotated[str | None, typer.Option(help="Dask scheduler address, or 'local'")] = None,
     cutoff: Annotated[float, typer.Option(help="fingerprint sphere radius, Å")] = 5.0,
-    natx: Annotated[int, typer.Option(help="fingerprint length (0: 2× the first chunk's largest sphere)")] = 0,
+    natx: Annotated[int, typer.Option(help="fingerprint length (0: 1.5× the first chunk's largest sphere)")] = 0,
     orbital: Annotated[str, typer.Option(help="'s' or 'sp'")] = "s",
     eps: Annotated[float, typer.Option(help="ε added to the covariance diagonal")] = 1e-3,
     save_state: Annotated[Path | None, typer.Option(help="write the final entropy state here")] = None,
@@ -254,7 +257,8 @@ def explore(
     min_gain: Annotated[float, typer.Option(help="smallest entropy gain ΔH to accept, nats")] = 0.01,
     workers: Annotated[int, typer.Option(help="trajectories run in parallel (one thread each)")] = 1,
     cutoff: Annotated[float, typer.Option(help="fingerprint sphere radius, Å")] = 5.0,
-    natx: Annotated[int, typer.Option(help="fingerprint length (0: 2× the seeds' largest sphere)")] = 0,
+    natx: Annotated[int, typer.Option(help="fingerprint length (0: 1.5× the largest sphere of the seeds "
+                                                     "compressed to the highest pressure)")] = 0,
     eps: Annotated[float, typer.Option(help="ε added to the covariance diagonal")] = 1e-3,
     seed: Annotated[int, typer.Option(help="random seed of the first trajectory")] = 0,
 ) -> None:
@@ -271,7 +275,7 @@ def explore(
         check_driver(driver)
         md = MDSettings(temperature=temperature[0], ensemble=ensemble, steps=steps, snapshots=snapshots,
                         dt=dt, friction=friction, thermalize=thermalize, relax_steps=relax_steps)
-        settings = _fingerprint_settings(structures, cutoff, natx, "s")
+        settings = _fingerprint_settings(structures, cutoff, natx, "s", max(pressure, default=0.0))
         current = _dataset_state(dataset, state, mode, eps, settings, 500)
         jobs = grid(phases, pressure, temperature, k_global, k_local, md, random_baseline=random, seed=seed)
         explorer = Explorer(driver, current, out, min_gain, workers, settings)
@@ -533,7 +537,7 @@ def demo(dir: Annotated[Path, typer.Option(help="folder of the demo campaign")] 
     write(dir, campaign, phases("Si"), force=True)
     say = lambda line: console.print(line, highlight=False)  # noqa: E731
     start = time.perf_counter()
-    _print_status(run_campaign(dir, say=say))
+    _print_status(run_campaign(dir, say=say, max_rounds=2))
     report = run_benchmark(campaign, phases("Si"), dir / "benchmark", say=say)
     console.print(f"demo finished in {(time.perf_counter() - start) / 60:.1f} min; report: {report}")
 

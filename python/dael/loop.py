@@ -55,11 +55,14 @@ class Paths:
 
 
 def fingerprint_settings(campaign: Campaign, seeds: dict) -> FingerprintSettings:
-    """The campaign's fingerprint settings; natx 0 → NATX_MARGIN × the seeds' largest sphere (fixed for the run)."""
+    """The campaign's fingerprint settings; natx 0 → NATX_MARGIN × the largest sphere of the seeds compressed
+    to the grid's highest pressure (fixed for the run)."""
     from dael.fingerprint import padded_settings
 
     f = campaign.filter
-    return FingerprintSettings(f.cutoff, f.natx, "s") if f.natx else padded_settings(list(seeds.values()), f.cutoff)
+    if f.natx:
+        return FingerprintSettings(f.cutoff, f.natx, "s")
+    return padded_settings(list(seeds.values()), f.cutoff, pressure=max(campaign.explore.pressures, default=0.0))
 
 
 def current_state(paths: Paths, campaign: Campaign, settings: FingerprintSettings) -> GlobalEntropy:
@@ -85,18 +88,21 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
     paths = Paths(Path(folder))
     settings = fingerprint_settings(campaign, seeds)
     dataset = Dataset(paths.dataset)
-    rounds = -(-campaign.budget.total // campaign.budget.per_round)
-    for r in range(1, min(rounds, max_rounds or rounds) + 1):
+    r = 0
+    while max_rounds is None or r < max_rounds:
+        # a round takes at most per_round of what its exploration accepted, so rounds go on until the
+        # budget is spent (or a round finds nothing new); a round begun before a kill is always finished
+        r += 1
         used = len(dataset)
         if used >= campaign.budget.total and not paths.done(r, "select").exists():
             break
         paths.round(r).mkdir(parents=True, exist_ok=True)
         driver = campaign.driver if r == 1 else f"allegro:{paths.model(r - 1)}"
         if not paths.done(r, "select").exists():
-            n = _explore_and_select(campaign, seeds, paths, r, driver, settings, used, say)
-            if n == 0:
-                say(f"round {r}: nothing new worth labelling; stopping")
-                break
+            _explore_and_select(campaign, seeds, paths, r, driver, settings, used, say)
+        if json.loads(paths.done(r, "select").read_text())["selected"] == 0:
+            say(f"round {r}: nothing new worth labelling; stopping")
+            break
         if not paths.done(r, "label").exists():
             _label(campaign, paths, r, dataset, settings, say)
         if not paths.done(r, "train").exists():
@@ -105,7 +111,7 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
 
 
 def _explore_and_select(campaign: Campaign, seeds: dict, paths: Paths, r: int, driver: str,
-                        settings: FingerprintSettings, used: int, say: Say) -> int:
+                        settings: FingerprintSettings, used: int, say: Say) -> None:
     from ase.io import read, write
 
     from dael.explore import Explorer, anchors, grid
@@ -139,7 +145,6 @@ def _explore_and_select(campaign: Campaign, seeds: dict, paths: Paths, r: int, d
                                "accepted": result.accepted, "selected": len(picked), "logdet": state.logdet})
     say(f"round {r}: {result.accepted} snapshots accepted, {len(picked)} selected for labelling "
         f"(log det {state.logdet:.3f} nats)")
-    return len(picked)
 
 
 def _label(campaign: Campaign, paths: Paths, r: int, dataset, settings: FingerprintSettings, say: Say) -> None:

@@ -1,9 +1,10 @@
 """Learning curves and the HTML report of a benchmark.
 
 Input: one record per trained model and evaluation set — pool ('entropy', 'random', 'mixed'), size N,
-draw, set ('holdout' or 'test'), and the errors energy_mae (meV/atom), force_mae (meV/Å), stress_mae
-(meV/Å³) (plus *_rmse). Output: learning-curve PNGs (log-log, mean ± standard deviation over draws), a
-table as CSV and Markdown, and report.html that shows them with the settings used.
+draw, set ('holdout', 'test' or a kind of test structure such as 'test-300K'), and the errors energy_mae
+(meV/atom), force_mae (meV/Å), stress_mae (meV/Å³) (plus *_rmse). Output: learning-curve PNGs (log-log,
+mean ± standard deviation over draws), a table as CSV and Markdown, and report.html that shows them with
+the settings used.
 """
 
 from __future__ import annotations
