@@ -113,16 +113,23 @@ def test_cli_filter_and_entropy(pool_file, tmp_path):
     assert res.exit_code == 0, res.output
     assert "10 of" in res.output and len(read(out, ":")) == 10
     assert GlobalEntropy.load(state).n == 8 * 15
+    # continue from the saved state; without --natx the state's own fingerprint settings are used
+    more = ["filter", str(pool_file), "--state", str(state), "--budget", "5", "--out", str(tmp_path / "more.extxyz"),
+            "--save-state", str(tmp_path / "state2.npz"), "--method", "greedy", "--min-gain", "-1e9"]
+    res = runner.invoke(app, more)
+    assert res.exit_code == 0, res.output
+    assert "natx 40" in res.output and GlobalEntropy.load(tmp_path / "state2.npz").n == 8 * 20
     res = runner.invoke(app, ["entropy", str(out), "--cutoff", "4.5"])
     assert res.exit_code == 0 and "log det" in res.output and "config" in res.output
 
 
-@pytest.mark.parametrize("case", ["empty", "unreadable", "missing", "nan", "index", "dataset"])
+@pytest.mark.parametrize("case", ["empty", "unreadable", "missing", "nan", "index", "dataset", "state"])
 def test_cli_filter_bad_input(case, pool_file, tmp_path):
     path = tmp_path / "pool.extxyz"
     args = ["filter", str(path), "--out", str(tmp_path / "o.extxyz"), "--cutoff", "4.5", "--natx", "40"]
     message = {"empty": "holds no structures", "unreadable": "ASE cannot read it", "missing": "no such file",
-               "nan": "NaN", "index": "was built with", "dataset": "no such dataset"}[case]
+               "nan": "NaN", "index": "was built with", "dataset": "no such dataset",
+               "state": "no such entropy state file"}[case]
     if case == "empty":
         path.write_text("")
     elif case == "unreadable":
@@ -131,13 +138,15 @@ def test_cli_filter_bad_input(case, pool_file, tmp_path):
         atoms = bulk("Si", "diamond", a=5.43, cubic=True)
         atoms.positions[2, 1] = np.nan
         write(path, atoms)
-    elif case in ("index", "dataset"):
+    elif case in ("index", "dataset", "state"):
         path = pool_file
         args[1] = str(path)
         if case == "index":
             other = NoveltyIndex(dael.FingerprintSettings(4.0, 40, "s"))
             other.save(tmp_path / "idx")
             args += ["--index", str(tmp_path / "idx")]
+        elif case == "state":
+            args += ["--state", str(tmp_path / "nothing.npz")]
         else:
             args += ["--dataset", str(tmp_path / "nothing.db")]
     res = CliRunner().invoke(app, args)

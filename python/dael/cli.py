@@ -81,8 +81,10 @@ def _fingerprint_settings(structures: list, cutoff: float, natx: int, orbital: s
     return padded_settings(structures, cutoff, orbital, pressure=pressure)
 
 
-def _dataset_state(dataset: Path | None, state: Path | None, mode: str, eps: float, settings, chunk: int):
-    """The dataset's entropy state: a saved state, or the fingerprints of every row of an ASE database."""
+def _dataset_state(dataset: Path | None, state: Path | None, mode: str, eps: float, settings, chunk: int,
+                   adopt: bool = False):
+    """The dataset's entropy state: a saved state, or the fingerprints of every row of an ASE database.
+    adopt: a saved state's own fingerprint settings win over `settings` (the user gave no --natx)."""
     from dael.entropy import GlobalEntropy
     from dael.screen import chunks, fingerprint_chunk, iter_pool
 
@@ -90,7 +92,7 @@ def _dataset_state(dataset: Path | None, state: Path | None, mode: str, eps: flo
         if not state.exists():
             raise fail(f"{state}: no such entropy state file")
         loaded = GlobalEntropy.load(state)
-        if loaded.settings is not None and loaded.settings != settings:
+        if loaded.settings is not None and loaded.settings != settings and not adopt:
             raise fail(f"{state} was built with {loaded.settings}; pass the same --cutoff/--natx/--orbital")
         if loaded.mode != mode:
             raise fail(f"{state} is a '{loaded.mode}'-mode state; pass --mode {loaded.mode}")
@@ -136,11 +138,8 @@ def filter_(
         if not first:
             raise fail("the pool holds no structures")
         settings = _fingerprint_settings(first, cutoff, natx, orbital)
-        if state is not None and natx == 0:
-            from dael.entropy import GlobalEntropy
-
-            settings = GlobalEntropy.load(state).settings or settings
-        current = _dataset_state(dataset, state, mode, eps, settings, chunk)
+        current = _dataset_state(dataset, state, mode, eps, settings, chunk, adopt=natx == 0)
+        settings = current.settings or settings
         novelty = NoveltyIndex.load(index, settings) if index is not None else None
         before = current.logdet
         screen = Screen(pool, out, current, settings, budget, min_gain, method, chunk, shortlist or None,
@@ -276,7 +275,8 @@ def explore(
         md = MDSettings(temperature=temperature[0], ensemble=ensemble, steps=steps, snapshots=snapshots,
                         dt=dt, friction=friction, thermalize=thermalize, relax_steps=relax_steps)
         settings = _fingerprint_settings(structures, cutoff, natx, "s", max(pressure, default=0.0))
-        current = _dataset_state(dataset, state, mode, eps, settings, 500)
+        current = _dataset_state(dataset, state, mode, eps, settings, 500, adopt=natx == 0)
+        settings = current.settings or settings
         jobs = grid(phases, pressure, temperature, k_global, k_local, md, random_baseline=random, seed=seed)
         explorer = Explorer(driver, current, out, min_gain, workers, settings)
         with console.status(f"exploring: {len(jobs)} trajectories") as status:
