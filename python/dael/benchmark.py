@@ -5,7 +5,8 @@ Protocol (`run_benchmark`), all in one folder, every stage resumable:
 1. Pools. *Entropy*: biased MD (k_g, k_l of the campaign's grid) over phases × pressures × temperatures,
    `repeats` seeds each, `snapshots` per trajectory. *Random*: the same grid and step counts with k = 0
    and snapshots at uniformly random steps (random-MD). *Anchors*: each phase relaxed at each pressure,
-   isotropic strains 0.95/0.97/1.03/1.05, short 300 K MD (the mixed pool's near-equilibrium share).
+   isotropic strains 0.95/0.97/1.03/1.05, 300 K MD snapshots (the mixed pool's near-equilibrium share;
+   as many as its largest training set needs).
    *Test* (independent): plain MD at every phase/pressure/temperature with other seeds, plus strains
    0.92/1.08 of the relaxed phases.
 2. Everything is labelled by the campaign's oracle (one database, tagged by source).
@@ -45,7 +46,7 @@ def _pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, 
     """Explore (biased and plain), anchors and test structures; cached as extxyz in folder/pools."""
     from ase.io import read, write
 
-    from dael.explore import Explorer, anchors, grid
+    from dael.explore import ANCHOR_STRAINS, Explorer, anchors, grid
     from dael.md import MDSettings
 
     e, bench = campaign.explore, campaign.benchmark
@@ -69,8 +70,12 @@ def _pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, 
         pools[name] = read(path, ":")
     path = out / "anchor.extxyz"
     if not path.exists():
-        say("benchmark: anchors")
-        write(path, anchors(seeds, campaign.driver, e.pressures, seed=campaign.seed), format="extxyz")
+        # enough that the mixed pool's largest set holds its anchor share after the 80 % subsample of a draw
+        need = bench.anchor_fraction * max(bench.sizes) / 0.8
+        thermal = max(2, int(np.ceil(need / (len(seeds) * len(e.pressures)))) - len(ANCHOR_STRAINS) - 1)
+        say(f"benchmark: anchors ({thermal} thermal snapshots per phase and pressure)")
+        write(path, anchors(seeds, campaign.driver, e.pressures, thermal=thermal, seed=campaign.seed),
+              format="extxyz")
     pools["anchor"] = read(path, ":")
     path = out / "test.extxyz"
     if not path.exists():

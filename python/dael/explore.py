@@ -290,12 +290,15 @@ class Explorer:
         write_extxyz(self.folder / "accepted.extxyz", accepted)
 
 
+ANCHOR_STRAINS = (0.95, 0.97, 1.03, 1.05)
+
+
 def anchors(phases: dict[str, Atoms], driver: str, pressures: Sequence[float],
-            strains: Sequence[float] = (0.95, 0.97, 1.03, 1.05), thermal: int = 2, temperature: float = 300.0,
+            strains: Sequence[float] = ANCHOR_STRAINS, thermal: int = 2, temperature: float = 300.0,
             seed: int = 0) -> list[Atoms]:
     """Near-equilibrium structures (DESIGN §3, the mixed pool): each phase relaxed with the driver at each
-    pressure (GPa), its isotropic strains (linear factors), and `thermal` snapshots of 200 steps of plain
-    NVT MD at `temperature` K. Tagged phase, pressure_GPa, source='anchor', kind."""
+    pressure (GPa), its isotropic strains (linear factors), and `thermal` snapshots of plain NVT MD at
+    `temperature` K (max(200, 10·thermal) steps of 1 fs). Tagged phase, pressure_GPa, source='anchor', kind."""
     calc = make_driver(driver)
     out: list[Atoms] = []
     for n, (phase, pressure) in enumerate(product(phases, pressures)):
@@ -308,7 +311,8 @@ def anchors(phases: dict[str, Atoms], driver: str, pressures: Sequence[float],
             strained.set_cell(relaxed.cell.array * f, scale_atoms=True)
             out.append(_tagged(strained, tags, f"strain {f:g}"))
         if thermal:
-            md = MDSettings(temperature=temperature, pressure=float(pressure), steps=200, snapshots=thermal,
+            md = MDSettings(temperature=temperature, pressure=float(pressure), steps=max(200, 10 * thermal),
+                            snapshots=thermal,
                             relax_steps=0, seed=seed + n)
             traj = run_md(relaxed, calc, calc, md)
             out += [_tagged(s, tags, "thermal") for s in traj.snapshots]
