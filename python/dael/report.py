@@ -82,6 +82,7 @@ def plot(rows: Sequence[dict], which: str, title: str, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 3.6), constrained_layout=True)
     for ax, (m, label) in zip(axes, METRICS.items(), strict=True):
@@ -95,6 +96,9 @@ def plot(rows: Sequence[dict], which: str, title: str, path: Path) -> Path:
                         color=COLOURS[pool], label=pool)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        sizes = sorted({r["size"] for r in rows})
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("training structures N")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
