@@ -61,6 +61,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import BaseCalculator, Calculator, all_changes
 from ase.data import atomic_masses, atomic_numbers
+from ase.geometry import minkowski_reduce
 from ase.symbols import string2symbols
 
 __all__ = [
@@ -240,7 +241,9 @@ def _effective_cell(atoms: Atoms, system: _System) -> tuple[np.ndarray, np.ndarr
     if pbc.all():
         if abs(np.linalg.det(cell)) < 1e-6:
             raise ValueError("the cell is singular (zero volume)")
-        return cell, pos
+        # the same lattice, Minkowski-reduced: LAMMPS' tilt limits and k-space solvers need a compact cell
+        # (a strongly sheared basis of NaCl gave NaN Ewald energies); energy, forces and stress are unchanged
+        return minkowski_reduce(cell, pbc=True)[0], pos
     # orthonormal directions spanning the complement of the periodic vectors
     if periodic:
         q, _ = np.linalg.qr(np.array(periodic).T, mode="complete")
