@@ -167,7 +167,7 @@ def _interleave(anchors: list, rest: list, fraction: float) -> list:
     return out
 
 
-def test_groups(pool: list[Atoms], labelled: list[Atoms]) -> dict[str, list[Atoms]]:
+def by_test_kind(pool: list[Atoms], labelled: list[Atoms]) -> dict[str, list[Atoms]]:
     """The labelled test structures by kind: 'test-<T>K' (thermal MD at T) and 'test-strain' (0.92/1.08
     strains of the relaxed phases), matched to the unlabelled pool by content hash."""
     from dael.dataset import structure_hash
@@ -219,7 +219,7 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
             for pool in ("entropy", "mixed", "random") if len(sets[(pool, str(d))]) >= n]
     train_settings = {"epochs": bench.epochs, "seed": campaign.seed, **campaign.train.settings}
 
-    evaluation_sets = {"holdout": holdout, "test": data["test"], **test_groups(pools["test"], data["test"])}
+    evaluation_sets = {"holdout": holdout, "test": data["test"], **by_test_kind(pools["test"], data["test"])}
 
     def one(job: tuple) -> list[dict]:
         pool, n, d = job
