@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dael.benchmark import epochs_for
+from dael.benchmark import epochs_for, holdout_indices
 from dael.campaign import preset
 from dael.dataset import Dataset
 from dael.entropy import GlobalEntropy
@@ -40,8 +40,7 @@ def main() -> None:
     campaign = preset(args.system)
     db = Dataset(args.folder / "labels.db")
     data = {n: list(db.structures(status="labeled", sources=[n])) for n in ("entropy", "random", "test")}
-    rng = np.random.default_rng(campaign.seed)  # the benchmark's holdout
-    hold = {n: rng.permutation(len(data[n]))[: max(1, len(data[n]) // 10)] for n in ("entropy", "random")}
+    hold = holdout_indices(data, campaign.seed)
     rest = np.setdiff1d(np.arange(len(data["entropy"])), hold["entropy"])
     fps = fingerprint(data["entropy"], cutoff=campaign.filter.cutoff, natx=None)
     sets = {}

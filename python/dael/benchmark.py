@@ -117,8 +117,7 @@ def _training_sets(campaign: Campaign, data: dict[str, list], settings, folder: 
     path = folder / "sets.json"
     bench = campaign.benchmark
     n_max = max(bench.sizes)
-    rng = np.random.default_rng(campaign.seed)
-    hold = {name: rng.permutation(len(data[name]))[: max(1, len(data[name]) // 10)] for name in ("entropy", "random")}
+    hold = holdout_indices(data, campaign.seed)
     holdout = [data[name][i] for name in hold for i in hold[name]]
     if path.exists():
         saved = json.loads(path.read_text())
@@ -149,6 +148,12 @@ def _training_sets(campaign: Campaign, data: dict[str, list], settings, folder: 
                                               bench.anchor_fraction)
     path.write_text(json.dumps({"/".join(k): v for k, v in sets.items()}))
     return sets, holdout
+
+
+def holdout_indices(data: dict[str, list], seed: int) -> dict[str, np.ndarray]:
+    """The in-distribution holdout: a random 10 % (at least one) of the entropy and of the random pool."""
+    rng = np.random.default_rng(seed)
+    return {name: rng.permutation(len(data[name]))[: max(1, len(data[name]) // 10)] for name in ("entropy", "random")}
 
 
 def _rows(fps, subset: np.ndarray) -> list[np.ndarray]:
