@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dael.benchmark import epochs_for, holdout_indices
+from dael.benchmark import DRAW_SHARE, epochs_for, holdout_indices
 from dael.campaign import preset
 from dael.dataset import Dataset
 from dael.entropy import GlobalEntropy
@@ -46,7 +46,7 @@ def main() -> None:
     sets = {}
     for d in range(args.draws):
         draw_rng = np.random.default_rng(campaign.seed + 1000 + d)
-        sub = np.sort(draw_rng.choice(rest, size=int(0.8 * len(rest)), replace=False))
+        sub = np.sort(draw_rng.choice(rest, size=int(DRAW_SHARE * len(rest)), replace=False))
         state = GlobalEntropy("config", campaign.filter.eps, fps.settings)
         picks, _ = state.greedy([fps.of(int(i)) for i in sub], max(args.sizes), min_gain=-np.inf)
         sets[("config", d)] = [int(sub[i]) for i in picks]

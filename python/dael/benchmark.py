@@ -40,6 +40,8 @@ from dael.fingerprint import fingerprint
 
 Say = Callable[[str], None]
 POOL_SOURCES = {"entropy": "entropy", "random": "random", "anchor": "anchor", "test": "test"}
+DRAW_SHARE = 0.8
+"""Share of the entropy and anchor pools each draw selects from (draws differ by this random subsample)."""
 
 
 def _pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, say: Say) -> dict[str, list]:
@@ -70,8 +72,8 @@ def _pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, 
         pools[name] = read(path, ":")
     path = out / "anchor.extxyz"
     if not path.exists():
-        # enough that the mixed pool's largest set holds its anchor share after the 80 % subsample of a draw
-        need = bench.anchor_fraction * max(bench.sizes) / 0.8
+        # enough that the mixed pool's largest set holds its anchor share after a draw's subsample
+        need = bench.anchor_fraction * max(bench.sizes) / DRAW_SHARE
         thermal = max(2, int(np.ceil(need / (len(seeds) * len(e.pressures)))) - len(ANCHOR_STRAINS) - 1)
         say(f"benchmark: anchors ({thermal} thermal snapshots per phase and pressure)")
         write(path, anchors(seeds, campaign.driver, e.pressures, thermal=thermal, seed=campaign.seed),
@@ -132,13 +134,13 @@ def _training_sets(campaign: Campaign, data: dict[str, list], settings, folder: 
     for d in range(bench.draws):
         draw_rng = np.random.default_rng(campaign.seed + 1 + d)
         sets[("random", str(d))] = [int(i) for i in draw_rng.permutation(rest["random"])[:n_max]]
-        sub = np.sort(draw_rng.choice(rest["entropy"], size=int(0.8 * len(rest["entropy"])), replace=False))
+        sub = np.sort(draw_rng.choice(rest["entropy"], size=int(DRAW_SHARE * len(rest["entropy"])), replace=False))
         state = GlobalEntropy(campaign.filter.mode, campaign.filter.eps, settings)
         picks, _ = state.greedy(_rows(fps["entropy"], sub), n_max, min_gain=-np.inf, lazy=len(sub) > 5000)
         sets[("entropy", str(d))] = [int(sub[i]) for i in picks]
         n_anchor = int(round(bench.anchor_fraction * n_max))
         state = GlobalEntropy(campaign.filter.mode, campaign.filter.eps, settings)
-        a_sub = np.sort(draw_rng.choice(len(data["anchor"]), size=max(1, int(0.8 * len(data["anchor"]))),
+        a_sub = np.sort(draw_rng.choice(len(data["anchor"]), size=max(1, int(DRAW_SHARE * len(data["anchor"]))),
                                         replace=False))
         a_picks, _ = state.greedy(_rows(fps["anchor"], a_sub), n_anchor, min_gain=-np.inf)
         e_picks, _ = state.greedy(_rows(fps["entropy"], sub), n_max - len(a_picks), min_gain=-np.inf,
