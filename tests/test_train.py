@@ -184,3 +184,17 @@ def test_mean_baseline_fits_per_type_energies():
     assert errors["energy_mae"] == pytest.approx(0, abs=1e-9) and errors["stress_structures"] == 3
     assert errors["force_mae"] == pytest.approx(1e3 * np.mean(np.abs(np.concatenate(
         [a.calc.results["forces"].ravel() for a in frames]))))
+
+
+def test_trained_model_drives_biased_md(trained):
+    """allegro:PATH as the driver of globally biased MD (the explorer's default bias)."""
+    from dael.explore import make_driver
+    from dael.md import GlobalEntropyBias, MDSettings, run_md
+
+    result, _ = trained
+    driver = make_driver(f"allegro:{result.model_dir}")
+    calc = GlobalEntropyBias(driver, k=2.0, cutoff=4.5, natx=40)
+    traj = run_md(bulk("Si", "diamond", a=5.43, cubic=True), driver, calc,
+                  MDSettings(temperature=300, steps=10, snapshots=1, relax_steps=2))
+    assert traj.status == "ok" and len(traj.snapshots) == 1
+    assert calc.results["bias_energy"] == pytest.approx(-2.0 * calc.results["entropy"])

@@ -62,7 +62,8 @@ class EntropyBias(Calculator):
         want_stress = "stress" in properties
         wanted = ["energy", "forces"] + (["stress"] if want_stress else [])
         base = {name: np.copy(self.driver.get_property(name, atoms)) for name in wanted}
-        free = self.driver.get_property("free_energy", atoms, allow_calculation=False)
+        # free_energy only where the driver computed it (CHGNet, SevenNet and others implement none)
+        free = getattr(self.driver, "results", {}).get("free_energy")
         s, ds_dr, ds_de = self.entropy(atoms, want_stress) if self.k else (0.0, 0.0, np.zeros(6))
         energy = float(base["energy"]) - self.k * s
         self.results = {
