@@ -7,10 +7,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dael.benchmark import _interleave
 from dael.campaign import Benchmark, Campaign, load, phases, preset, write
 from dael.cli import app
 from dael.report import markdown_table, ratios, summarize, write_report
+from dael.strategies import interleave
 
 
 @pytest.mark.parametrize("system", ["Si", "C", "NaCl"])
@@ -59,23 +59,23 @@ def test_config_errors_name_the_key(tmp_path):
 
 def test_report_tables_ratios_and_html(tmp_path):
     records = []
-    for pool, scale in (("entropy", 1.0), ("random", 3.0), ("mixed", 1.5)):
+    for pool, scale in (("stream", 1.0), ("random", 3.0), ("mixed", 1.5)):
         for n in (10, 20):
             for d in range(2):
                 records.append({"pool": pool, "size": n, "draw": d, "set": "test", "energy_mae": scale * (10 + d) / n,
                                 "force_mae": scale * 100 / n, "stress_mae": scale})
     rows = summarize(records)
-    entropy10 = next(r for r in rows if r["pool"] == "entropy" and r["size"] == 10)
+    entropy10 = next(r for r in rows if r["pool"] == "stream" and r["size"] == 10)
     assert entropy10["energy_mae"] == pytest.approx(1.05) and entropy10["energy_mae_std"] == pytest.approx(0.05)
     assert all(r["energy_mae"] == pytest.approx(3.0) for r in ratios(rows))
-    assert "| test | entropy | 10 | 2 | 1.05 ± 0.05" in markdown_table(rows)
+    assert "| test | stream | 10 | 2 | 1.05 ± 0.05" in markdown_table(rows)
     html = write_report(records, tmp_path, "t", {"a": 1}, ["note"]).read_text()
     assert "3.00×" in html and (tmp_path / "curves-test.png").stat().st_size > 1000
     assert (tmp_path / "results.csv").read_text().count("\n") == 7
 
 
 def test_interleave_keeps_the_anchor_share_in_every_prefix():
-    order = _interleave([f"a{i}" for i in range(4)], [f"e{i}" for i in range(16)], 0.2)
+    order = interleave([f"a{i}" for i in range(4)], [f"e{i}" for i in range(16)], 0.2)
     assert len(order) == 20
     for n in (5, 10, 20):
         assert sum(k[0] == "a" for k in order[:n]) == n // 5
@@ -110,6 +110,34 @@ def test_two_rounds_run_and_resume_without_relabelling(tmp_path):
     assert np.isfinite(second["logdet"])
 
 
+def test_a_round_labels_exactly_what_the_streaming_filter_accepted_first(tmp_path):
+    """Budget N: exploration stops once N snapshots are accepted, and the round labels the first N of them in
+    the order the filter took them (dual mode, energy window, size-independent bias: the defaults)."""
+    from ase.io import read
+
+    campaign = preset("Si")
+    assert (campaign.filter.mode, campaign.filter.selection, campaign.explore.bias_scale) == ("dual", "stream", "kT")
+    e = campaign.explore
+    e.pressures, e.temperatures, e.steps, e.snapshots, e.thermalize, e.relax_steps = [0.0], [600.0, 1200.0], 30, 5, 5, 5
+    e.workers = 1
+    campaign.budget.total, campaign.budget.per_round = 7, 7
+    campaign.train.epochs = 1
+    write(tmp_path, campaign, phases("Si"))
+    res = CliRunner().invoke(app, ["run", "--dir", str(tmp_path), "--rounds", "1"])
+    assert res.exit_code == 0, res.output
+    folder = tmp_path / "rounds" / "round-01"
+    explored = [json.loads(x) for x in (folder / "explore" / "trajectories.jsonl").read_text().splitlines()]
+    counts = [t["accepted"] for t in explored]
+    assert sum(counts[:-1]) < 7 <= sum(counts)  # exploration stopped once the budget was accepted
+    accepted = [a for t in explored for a in read(folder / "explore" / "trajectories" / f"{t['name']}.extxyz", ":")
+                if a.info["accepted"]]
+    selected = read(folder / "selected.extxyz", ":")
+    assert len(selected) == 7 and len(accepted) >= 7
+    for a, b in zip(selected, accepted[:7], strict=True):
+        np.testing.assert_allclose(a.positions, b.positions)
+    assert {a.info["mode"] for a in accepted} <= {"atom", "config"}
+
+
 def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
     """Pools → labels → nested sets → 6 trained models → report; the per-kind test errors recombine into the
     whole test set's, and a rerun trains nothing."""
@@ -119,18 +147,24 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
     campaign = preset("Si")
     e = campaign.explore
     e.pressures, e.temperatures, e.steps, e.thermalize, e.relax_steps = [0.0], [900.0], 40, 10, 10
-    campaign.benchmark = Benchmark(sizes=[8, 16], draws=1, epochs=2, min_steps=0, repeats=2, snapshots=10)
+    campaign.benchmark = Benchmark(sizes=[8, 16], draws=1, epochs=2, min_steps=0, repeats=2, snapshots=10,
+                                   md_steps=20)
     report = run_benchmark(campaign, phases("Si"), tmp_path, say=lambda line: None)
     assert report.exists() and (tmp_path / "curves-test-strain.png").exists()
+    assert (tmp_path / "energies-hist.png").exists() and "MD stability" in report.read_text()
     records = records_from_csv(tmp_path / "records.csv")
-    assert {(r["pool"], int(r["size"])) for r in records} == {(p, n) for p in ("entropy", "mixed", "random")
-                                                             for n in (8, 16)}
-    assert {r["set"] for r in records} == {"holdout", "test", "test-900K", "test-strain"}
-    evaluation = json.loads((tmp_path / "models" / "entropy-N16-d0" / "evaluation.json").read_text())
+    assert {(r["pool"], int(r["size"])) for r in records} == {(p, n) for p in ("stream", "mixed", "entropy-random",
+                                                                              "random") for n in (8, 16)}
+    assert {r["set"] for r in records} == {"holdout", "holdout-entropy", "holdout-random", "test", "test-900K",
+                                           "test-strain", "md"}
+    evaluation = json.loads((tmp_path / "models" / "stream-N16-d0" / "evaluation.json").read_text())
     kinds = [evaluation[k] for k in ("test-900K", "test-strain")]
     assert sum(k["structures"] for k in kinds) == evaluation["test"]["structures"]
     combined = sum(k["energy_mae"] * k["structures"] for k in kinds) / evaluation["test"]["structures"]
     assert combined == pytest.approx(evaluation["test"]["energy_mae"], rel=1e-6)
+    union = evaluation["holdout"]["structures"]
+    assert union == evaluation["holdout-entropy"]["structures"] + evaluation["holdout-random"]["structures"]
+    assert 0 < evaluation["md"]["survived"] <= 1 and evaluation["md"]["energy_mae"] > 0
     trained = {p: p.stat().st_mtime for p in tmp_path.glob("models/*/model.nequip.zip")}
     run_benchmark(campaign, phases("Si"), tmp_path, say=lambda line: None)
     assert {p: p.stat().st_mtime for p in tmp_path.glob("models/*/model.nequip.zip")} == trained

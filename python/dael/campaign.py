@@ -17,7 +17,11 @@ import numpy as np
 from ase import Atoms
 from ase.build import bulk
 
+from dael.window import WINDOW
+
 CONFIG = "campaign.yaml"
+K_GLOBAL = 0.25
+"""Default global bias strength in units of k_B·T per atom (bias_scale 'kT'; docs/method.md §3)."""
 SEEDS = "seeds.extxyz"
 
 
@@ -47,12 +51,18 @@ def phases(system: str) -> dict[str, Atoms]:
 
 @dataclass
 class Explore:
-    """MD grid (DESIGN §5): pressures GPa, temperatures K, global/local bias strengths eV."""
+    """MD grid (docs/method.md §5): pressures GPa, temperatures K, global bias strengths k_global (in units of
+    k_B·T per atom with bias_scale 'kT', eV with 'paper'; see dael.md.GlobalEntropyBias), local ones eV;
+    window: the energy window on candidates, eV/atom (None: off; see dael.window); shuffle: trajectories
+    in a seeded random order of the grid."""
 
     pressures: list[float] = field(default_factory=lambda: [0.0])
     temperatures: list[float] = field(default_factory=lambda: [300.0, 1000.0])
-    k_global: list[float] = field(default_factory=lambda: [2.0])
+    k_global: list[float] = field(default_factory=lambda: [K_GLOBAL])
     k_local: list[float] = field(default_factory=lambda: [0.0])
+    bias_scale: str = "kT"
+    window: float | None = WINDOW
+    shuffle: bool = True
     ensemble: str = "nvt"
     steps: int = 500
     snapshots: int = 10
@@ -65,10 +75,16 @@ class Explore:
 
 @dataclass
 class Filter:
-    """Global-entropy filter: mode, smallest gain (nats), fingerprint settings, ε."""
+    """Global-entropy filter: mode ('dual', 'atom', 'config'), smallest gain (nats; 0, not the authors' 0.01:
+    with the population covariance ΔH ≈ (Σ_j m_j² − n·d_eff)/N' for a block of n samples of Mahalanobis
+    distances m_j, so ΔH > 0 means "farther from the dataset than its own samples", whatever its size N',
+    while a fixed 0.01 nats demands ever larger outliers as N' grows), fingerprint settings, ε;
+    selection: 'stream' (a budget of N labels the first N snapshots the filter accepted, the authors'
+    protocol) or 'greedy' (the accepted snapshots re-ranked by greedy ΔH)."""
 
-    mode: str = "atom"
-    min_gain: float = 0.01
+    mode: str = "dual"
+    selection: str = "stream"
+    min_gain: float = 0.0
     cutoff: float = 5.0
     natx: int = 0
     eps: float = 1e-3
@@ -105,7 +121,8 @@ class Train:
 @dataclass
 class Benchmark:
     """Learning-curve benchmark: training-set sizes, draws, epochs (at least; small sets get more so that every
-    model takes at least `min_steps` optimizer steps), MD repeats and snapshots per trajectory of the pools."""
+    model takes at least `min_steps` optimizer steps), MD repeats and snapshots per trajectory of the pools,
+    the mixed sets' anchor share, parallel trainings, and the steps (fs) of each MD-stability run."""
 
     sizes: list[int] = field(default_factory=lambda: [100, 200, 400, 800])
     draws: int = 3
@@ -115,6 +132,7 @@ class Benchmark:
     snapshots: int = 25
     anchor_fraction: float = 0.2
     workers: int = 2
+    md_steps: int = 300
 
 
 @dataclass
@@ -165,7 +183,10 @@ class Campaign:
         """Values in range, or one ValueError naming the key."""
         e, f, b = self.explore, self.filter, self.budget
         problems = {
-            "filter.mode must be 'atom' or 'config'": f.mode not in ("atom", "config"),
+            "filter.mode must be 'dual', 'atom' or 'config'": f.mode not in ("dual", "atom", "config"),
+            "filter.selection must be 'stream' or 'greedy'": f.selection not in ("stream", "greedy"),
+            "explore.bias_scale must be 'kT' or 'paper'": e.bias_scale not in ("kT", "paper"),
+            "explore.window must be positive (eV/atom) or null": e.window is not None and not e.window > 0,
             "explore.ensemble must be 'nvt' or 'npt'": e.ensemble not in ("nvt", "npt"),
             "explore.temperatures must be positive (K)": any(t <= 0 for t in e.temperatures),
             "explore.steps and explore.snapshots must satisfy 1 <= snapshots <= steps":

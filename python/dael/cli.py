@@ -11,6 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from dael.campaign import K_GLOBAL
+from dael.window import WINDOW
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="dael: dataset-aware, entropy-maximized active learning of interatomic potentials.")
 console = Console()
@@ -85,19 +88,21 @@ def _dataset_state(dataset: Path | None, state: Path | None, mode: str, eps: flo
                    adopt: bool = False):
     """The dataset's entropy state: a saved state, or the fingerprints of every row of an ASE database.
     adopt: a saved state's own fingerprint settings win over `settings` (the user gave no --natx)."""
-    from dael.entropy import GlobalEntropy
+    from dael.dual import load_state, new_state
     from dael.screen import chunks, fingerprint_chunk, iter_pool
 
+    if mode not in ("atom", "config", "dual"):
+        raise fail(f"--mode must be 'atom', 'config' or 'dual'; got {mode!r}")
     if state is not None:
         if not state.exists():
             raise fail(f"{state}: no such entropy state file")
-        loaded = GlobalEntropy.load(state)
+        loaded = load_state(state)
         if loaded.settings is not None and loaded.settings != settings and not adopt:
             raise fail(f"{state} was built with {loaded.settings}; pass the same --cutoff/--natx/--orbital")
         if loaded.mode != mode:
             raise fail(f"{state} is a '{loaded.mode}'-mode state; pass --mode {loaded.mode}")
         return loaded
-    current = GlobalEntropy(mode, eps, settings)
+    current = new_state(mode, eps, settings)
     if dataset is not None:
         if not dataset.exists():
             raise fail(f"{dataset}: no such dataset (an ASE database; omit --dataset to start empty)")
@@ -240,9 +245,15 @@ def explore(
     = "chgnet",
     pressure: Annotated[list[float], typer.Option(help="pressures, GPa (repeat the option)")] = [0.0],  # noqa: B006
     temperature: Annotated[list[float], typer.Option(help="temperatures, K")] = [300.0],  # noqa: B006
-    k_global: Annotated[list[float], typer.Option(help="global-entropy bias strengths, eV")] = [2.0],  # noqa: B006
+    k_global: Annotated[list[float], typer.Option(help="global-entropy bias strengths: k_B·T per atom with "
+                                                       "--bias-scale kT, eV with paper")] = [K_GLOBAL],  # noqa: B006
     k_local: Annotated[list[float], typer.Option(help="local-entropy bias strengths, eV")] = [0.0],  # noqa: B006
-    mode: Mode = "atom",
+    bias_scale: Annotated[str, typer.Option(help="'kT' (size-independent, k in k_B·T per atom) or 'paper' "
+                                                 "(E − k·log det, k in eV)")] = "kT",
+    window: Annotated[float, typer.Option(help="energy window on candidates, eV/atom above the thermal "
+                                               "expectation (0: off)")] = WINDOW,
+    mode: Annotated[str, typer.Option(help="'dual' (each snapshot in the mode its disorder calls for), 'atom' "
+                                           "or 'config'")] = "dual",
     ensemble: Annotated[str, typer.Option(help="'nvt' (Langevin) or 'npt' (MTK)")] = "nvt",
     steps: Annotated[int, typer.Option(help="biased MD steps per trajectory")] = 1000,
     snapshots: Annotated[int, typer.Option(help="snapshots per trajectory")] = 10,
@@ -277,8 +288,13 @@ def explore(
         settings = _fingerprint_settings(structures, cutoff, natx, "s", max(pressure, default=0.0))
         current = _dataset_state(dataset, state, mode, eps, settings, 500, adopt=natx == 0)
         settings = current.settings or settings
-        jobs = grid(phases, pressure, temperature, k_global, k_local, md, random_baseline=random, seed=seed)
-        explorer = Explorer(driver, current, out, min_gain, workers, settings)
+        jobs = grid(phases, pressure, temperature, k_global, k_local, md, random_baseline=random, seed=seed,
+                    bias_scale=bias_scale)
+        if bias_scale not in ("kT", "paper"):
+            raise ValueError(f"--bias-scale must be 'kT' or 'paper'; got {bias_scale!r}")
+        if not (np.isfinite(window) and window >= 0):
+            raise ValueError(f"--window must be a non-negative energy in eV/atom (0: off); got {window}")
+        explorer = Explorer(driver, current, out, min_gain, workers, settings, window=window or None)
         with console.status(f"exploring: {len(jobs)} trajectories") as status:
             result = explorer.run(jobs, lambda e: status.update(
                 f"{e['name']}: {e['status']}, {e['accepted']}/{e['snapshots']} accepted"))
@@ -495,8 +511,14 @@ def benchmark(
     epochs: Annotated[int, typer.Option(help="training epochs per model, at least (0: the config's)")] = 0,
     min_steps: Annotated[int, typer.Option(help="optimizer steps per model, at least (-1: the config's)")] = -1,
     anchor_fraction: Annotated[float, typer.Option(help="anchor share of the mixed pool")] = -1.0,
+    repeats: Annotated[int, typer.Option(help="MD seeds per grid point of the pools (0: the config's)")] = 0,
+    strategies: Annotated[str, typer.Option(help="selection strategies, comma-separated: stream, mixed, "
+                                                 "greedy-atom, greedy-config, entropy-random, random, direct, "
+                                                 "quests-msc, quests-fps, quests-kmeans, or 'all'")]
+    = "stream,mixed,entropy-random,random",
 ) -> None:
-    """Entropy-selected vs random-MD (and mixed) training sets: learning curves and an HTML report."""
+    """Selection strategies vs random MD on the same pools and training: learning curves, MD stability and an
+    HTML report."""
     from dael.benchmark import run_benchmark
     from dael.campaign import load, phases, preset
 
@@ -511,9 +533,14 @@ def benchmark(
         b.epochs = epochs or b.epochs
         b.min_steps = b.min_steps if min_steps < 0 else min_steps
         b.anchor_fraction = b.anchor_fraction if anchor_fraction < 0 else anchor_fraction
+        b.repeats = repeats or b.repeats
         campaign.check()
+        from dael.strategies import STRATEGIES, check_strategies
+
+        chosen = check_strategies(list(STRATEGIES) if strategies == "all" else
+                                  [x.strip() for x in strategies.split(",") if x.strip()])
         report = run_benchmark(campaign, seeds, out or Path(f"benchmark-{campaign.system}"),
-                               say=lambda line: console.print(line, highlight=False))
+                               say=lambda line: console.print(line, highlight=False), strategies=chosen)
     except ValueError as exc:
         raise fail(str(exc)) from exc
     console.print(f"report: {report}")

@@ -222,13 +222,11 @@ class GlobalEntropy:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the state (mode, ε, N, mean, scatter, fingerprint settings) atomically to an .npz file."""
-        path = Path(path)
+        from dael.files import savez_atomic
+
         meta = {"mode": self.mode, "eps": self.eps,
                 "settings": None if self.settings is None else self.settings.to_dict()}
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, meta=json.dumps(meta), **self.arrays())
-        os.replace(tmp, path)
+        savez_atomic(Path(path), meta=json.dumps(meta), **self.arrays())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> GlobalEntropy:

@@ -29,10 +29,14 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
+from dael.dual import DualEntropy, load_state
 from dael.entropy import GlobalEntropy
-from dael.files import concat_files, savez_atomic, write_extxyz
+from dael.files import concat_files, write_extxyz
 from dael.fingerprint import FingerprintSettings, fingerprint
 from dael.md import GlobalEntropyBias, LocalEntropyBias, MDSettings, relax, run_md
+from dael.window import in_window
+
+State = GlobalEntropy | DualEntropy
 
 DRIVERS = "reference | chgnet | sevennet | allegro:PATH | ase:module:Class"
 
@@ -119,6 +123,7 @@ class Job:
     k_global: float = 2.0
     k_local: float = 0.0
     source: str = "entropy"
+    bias_scale: str = "kT"
 
     @property
     def name(self) -> str:
@@ -128,9 +133,12 @@ class Job:
 
 def grid(phases: dict[str, Atoms], pressures: Sequence[float], temperatures: Sequence[float],
          k_global: Sequence[float], k_local: Sequence[float] = (0.0,), md: MDSettings | None = None,
-         random_baseline: bool = False, seed: int = 0) -> list[Job]:
-    """Every (phase, P GPa, T K, k_g eV, k_l eV) trajectory; random_baseline: the same with k = 0 and
-    random snapshot steps (each combination once per distinct k, so equal step counts)."""
+         random_baseline: bool = False, seed: int = 0, bias_scale: str = "kT",
+         shuffle: bool = False) -> list[Job]:
+    """Every (phase, P GPa, T K, k_g, k_l eV) trajectory (k_g in `bias_scale`'s unit, see GlobalEntropyBias);
+    random_baseline: the same with k = 0 and random snapshot steps (each combination once per distinct k,
+    so equal step counts). shuffle: in a seeded random order rather than phase by phase, so that the
+    first trajectories of a budgeted run already span the phases, pressures and temperatures."""
     md = md or MDSettings()
     jobs = []
     for n, (phase, p, t, kg, kl) in enumerate(product(phases, pressures, temperatures, k_global, k_local)):
@@ -139,7 +147,9 @@ def grid(phases: dict[str, Atoms], pressures: Sequence[float], temperatures: Seq
         if random_baseline:
             kg, kl = 0.0, 0.0
         jobs.append(Job(phase, phases[phase], settings, float(kg), float(kl),
-                        "random" if random_baseline else "entropy"))
+                        "random" if random_baseline else "entropy", bias_scale))
+    if shuffle:
+        jobs = [jobs[i] for i in np.random.default_rng(seed).permutation(len(jobs))]
     return jobs
 
 
@@ -161,7 +171,7 @@ def _init_worker(threads: int) -> None:
         pass
 
 
-def run_job(job: Job, driver_name: str, state: GlobalEntropy) -> dict:
+def run_job(job: Job, driver_name: str, state: State) -> dict:
     """Run one trajectory in this process; returns its snapshots (tagged) and status."""
     start = time.perf_counter()
     if driver_name not in _DRIVERS:
@@ -171,7 +181,10 @@ def run_job(job: Job, driver_name: str, state: GlobalEntropy) -> dict:
     if job.k_local:
         calc = LocalEntropyBias(calc, k=job.k_local)
     if job.k_global:
-        calc = GlobalEntropyBias(calc, dataset=state, k=job.k_global, mode=state.mode)
+        # the bias works per atom; a dual state lends it its per-atom covariance
+        dataset = state.atom if isinstance(state, DualEntropy) else state
+        calc = GlobalEntropyBias(calc, dataset=dataset, k=job.k_global, mode=dataset.mode, scale=job.bias_scale,
+                                 temperature=job.md.temperature)
     try:
         traj = run_md(job.structure, driver, calc, job.md)
         snapshots, status = traj.snapshots, traj.status
@@ -179,7 +192,8 @@ def run_job(job: Job, driver_name: str, state: GlobalEntropy) -> dict:
         snapshots, status = [], f"failed: {type(exc).__name__}: {exc}"
     tags = {"phase": job.phase, "pressure_GPa": job.md.pressure, "temperature_K": job.md.temperature,
             "k_global": job.k_global, "k_local": job.k_local, "mode": state.mode, "driver": driver_name,
-            "source": job.source, "ensemble": job.md.ensemble}
+            "source": job.source, "ensemble": job.md.ensemble, "bias_scale": job.bias_scale,
+            "trajectory": job.name}
     for snap in snapshots:
         snap.calc = None
         snap.info.update(tags)
@@ -192,7 +206,7 @@ class ExploreResult:
     """Per trajectory: name, status, snapshots, accepted, seconds; the final state."""
 
     trajectories: list[dict] = field(default_factory=list)
-    state: GlobalEntropy | None = None
+    state: State | None = None
 
     @property
     def accepted(self) -> int:
@@ -200,12 +214,16 @@ class ExploreResult:
 
 
 class Explorer:
-    """Run a grid of jobs with `driver` (a name, see `make_driver`), filtering snapshots into `state`."""
+    """Run a grid of jobs with `driver` (a name, see `make_driver`), filtering snapshots into `state`
+    (a per-atom, per-configuration or dual state). window: snapshots whose driver energy lies more than
+    this many eV/atom above their thermal expectation (see dael.window) are never accepted (None: no window)."""
 
-    def __init__(self, driver: str, state: GlobalEntropy, folder: str | os.PathLike, min_gain: float = 0.01,
-                 workers: int = 1, settings: FingerprintSettings | None = None):
+    def __init__(self, driver: str, state: State, folder: str | os.PathLike, min_gain: float = 0.01,
+                 workers: int = 1, settings: FingerprintSettings | None = None, window: float | None = None,
+                 stop_after: int | None = None):
         self.driver, self.state, self.folder = driver, state, Path(folder)
         self.min_gain, self.workers = float(min_gain), max(1, int(workers))
+        self.window, self.stop_after = window, stop_after
         if state.settings is None:
             if settings is None:
                 raise ValueError("the dataset state has no fingerprint settings yet: pass settings=")
@@ -214,19 +232,24 @@ class Explorer:
     def _finish(self, result: dict, log) -> dict:
         """Filter one trajectory's snapshots into the state and commit them (extxyz, state, log line)."""
         snaps = result["snapshots"]
-        gains, accepted = np.zeros(0), np.zeros(0, dtype=bool)
-        if snaps:
+        inside = in_window(snaps, self.window)
+        gains, accepted = np.full(len(snaps), np.nan), np.zeros(len(snaps), dtype=bool)
+        kept = [s for s, ok in zip(snaps, inside, strict=True) if ok]
+        if kept:
             s = self.state.settings
-            fps = fingerprint(snaps, cutoff=s.cutoff, natx=s.natx, orbital=s.orbital)
-            gains, accepted = self.state.stream(fps, self.min_gain)
-        for snap, g, a in zip(snaps, gains, accepted, strict=True):
-            snap.info.update({"gain": float(g), "accepted": bool(a)})
+            fps = fingerprint(kept, cutoff=s.cutoff, natx=s.natx, orbital=s.orbital)
+            gains[inside], accepted[inside] = self.state.stream(fps, self.min_gain)
+            if isinstance(self.state, DualEntropy):
+                for snap, mode in zip(kept, self.state.last_modes, strict=True):
+                    snap.info["mode"] = str(mode)
+        for snap, g, a, ok in zip(snaps, gains, accepted, inside, strict=True):
+            snap.info.update({"gain": float(g), "accepted": bool(a), "in_window": bool(ok)})
         path = self.folder / "trajectories" / f"{result['name']}.extxyz"
         write_extxyz(path, snaps)
-        savez_atomic(self.folder / "state.npz", **self.state.arrays())
+        self.state.save(self.folder / "state.npz")
         entry = {"name": result["name"], "status": result["status"], "snapshots": len(snaps),
-                 "accepted": int(accepted.sum()), "seconds": round(result["seconds"], 2),
-                 "logdet": self.state.logdet}
+                 "accepted": int(accepted.sum()), "outside_window": int(len(snaps) - inside.sum()),
+                 "seconds": round(result["seconds"], 2), "logdet": self.state.logdet}
         log.write(json.dumps(entry) + "\n")
         log.flush()
         os.fsync(log.fileno())
@@ -243,14 +266,16 @@ class Explorer:
                 done[entry["name"]] = entry
             saved = self.folder / "state.npz"
             if saved.exists():
-                with np.load(saved) as z:
-                    self.state = self.state.restored(z["n"], z["mean"], z["scatter"])
+                self.state = load_state(saved)
         todo = [j for j in jobs if j.name not in done]
         result = ExploreResult(list(done.values()), self.state)
+        self._result = result
         with open(log_path, "a") as log:
             if self.workers == 1:
                 _init_worker(1)
                 for job in todo:
+                    if self._enough():
+                        break
                     entry = self._finish(run_job(job, self.driver, self.state), log)
                     result.trajectories.append(entry)
                     if progress:
@@ -270,7 +295,7 @@ class Explorer:
             queue = list(todo)
             running = set()
             while queue or running:
-                while queue and len(running) < self.workers:
+                while queue and len(running) < self.workers and not self._enough():
                     # each trajectory starts from the state as it is now (accepted snapshots included)
                     running.add(pool.submit(run_job, queue.pop(0), self.driver, self.state.copy()))
                 finished, running = wait(running, return_when=FIRST_COMPLETED)
@@ -279,6 +304,23 @@ class Explorer:
                     result.trajectories.append(entry)
                     if progress:
                         progress(entry)
+
+    def _enough(self) -> bool:
+        """True once `stop_after` snapshots were accepted (trajectories under way still finish)."""
+        return self.stop_after is not None and self._result.accepted >= self.stop_after
+
+    def accepted_in_order(self) -> list[Atoms]:
+        """The accepted snapshots in the order the filter took them (trajectories in the order they finished,
+        snapshots in step order): a budget of N labels the first N."""
+        from ase.io import read
+
+        out = []
+        for line in (self.folder / "trajectories.jsonl").read_text().splitlines():
+            entry = json.loads(line)
+            path = self.folder / "trajectories" / f"{entry['name']}.extxyz"
+            if entry["accepted"] and path.exists():
+                out += [a for a in read(path, ":") if a.info.get("accepted")]
+        return out
 
     def _merge(self, jobs: Sequence[Job]) -> None:
         from ase.io import read

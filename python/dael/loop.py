@@ -11,9 +11,13 @@ Folder layout (everything a run used sits beside what it made):
     log.jsonl                        one line per finished stage
 
 Round 1 is driven by `driver` (a foundation model or the reference oracle); round r > 1 by the model of round
-r − 1. Each round picks at most `budget.per_round` structures (never beyond `budget.total` in all) from the
-snapshots its filter accepted, by greedy ΔH against the labelled dataset (with `anchor_fraction` of them
-drawn from near-equilibrium anchors), labels them and fine-tunes the previous model on everything labelled.
+r − 1. Each round explores the grid in a seeded random order; every snapshot inside the energy window whose
+gain ΔH over the dataset as it is then exceeds `filter.min_gain` joins the dataset state at once (streaming
+acceptance, judged per atom or per configuration by the dual mode), and exploration stops once the round's
+budget (at most `budget.per_round`, never beyond `budget.total`) is accepted: the round labels exactly the
+first snapshots the filter took (`filter.selection: greedy` re-ranks them by greedy ΔH instead), with
+`anchor_fraction` of the budget drawn from near-equilibrium anchors, and fine-tunes the previous model on
+everything labelled.
 Killed at any point, `dael run` resumes at the first unfinished stage; nothing labelled is lost.
 """
 
@@ -30,7 +34,7 @@ import numpy as np
 
 from dael.campaign import Campaign, load
 from dael.entropy import GlobalEntropy
-from dael.fingerprint import FingerprintSettings
+from dael.fingerprint import FingerprintSettings, fingerprint
 from dael.md import MDSettings
 
 Say = Callable[[str], None]
@@ -67,10 +71,12 @@ def fingerprint_settings(campaign: Campaign, seeds: dict) -> FingerprintSettings
 
 def current_state(paths: Paths, campaign: Campaign, settings: FingerprintSettings) -> GlobalEntropy:
     """The entropy state after the last round that selected (empty before the first)."""
+    from dael.dual import load_state, new_state
+
     rounds = sorted(paths.root.glob("rounds/round-*/done-select"))
     if not rounds:
-        return GlobalEntropy(campaign.filter.mode, campaign.filter.eps, settings)
-    return GlobalEntropy.load(rounds[-1].parent / "state.npz")
+        return new_state(campaign.filter.mode, campaign.filter.eps, settings)
+    return load_state(rounds[-1].parent / "state.npz")
 
 
 def _mark(paths: Paths, r: int, stage: str, entry: dict) -> None:
@@ -112,39 +118,53 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
 
 def _explore_and_select(campaign: Campaign, seeds: dict, paths: Paths, r: int, driver: str,
                         settings: FingerprintSettings, used: int, say: Say) -> None:
-    from ase.io import read, write
+    from ase.io import write
 
     from dael.explore import Explorer, anchors, grid
     from dael.selection import select
 
-    e, b = campaign.explore, campaign.budget
+    e, b, f = campaign.explore, campaign.budget, campaign.filter
     state = current_state(paths, campaign, settings)
+    budget = min(b.per_round, b.total - used)
+    n_anchor = int(round(b.anchor_fraction * budget))
     md = MDSettings(ensemble=e.ensemble, steps=e.steps, snapshots=e.snapshots, dt=e.dt, friction=e.friction,
                     thermalize=e.thermalize, relax_steps=e.relax_steps)
-    jobs = grid(seeds, e.pressures, e.temperatures, e.k_global, e.k_local, md, seed=campaign.seed + 1000 * r)
+    jobs = grid(seeds, e.pressures, e.temperatures, e.k_global, e.k_local, md, seed=campaign.seed + 1000 * r,
+                bias_scale=e.bias_scale, shuffle=e.shuffle)
     say(f"round {r}: exploring {len(jobs)} trajectories with driver {driver}")
-    explorer = Explorer(driver, state.copy(), paths.round(r) / "explore", campaign.filter.min_gain, e.workers)
+    streaming = f.selection == "stream"
+    explorer = Explorer(driver, state.copy(), paths.round(r) / "explore", f.min_gain, e.workers, window=e.window,
+                        stop_after=budget - n_anchor if streaming else None)
     result = explorer.run(jobs, lambda t: say(f"  {t['name']}: {t['status']}, "
                                               f"{t['accepted']}/{t['snapshots']} accepted"))
-    accepted_path = paths.round(r) / "explore" / "accepted.extxyz"
-    accepted = read(accepted_path, ":") if accepted_path.stat().st_size else []
-    budget = min(b.per_round, b.total - used)
-    pool_anchors = None
-    if b.anchor_fraction > 0:
-        pool_anchors = anchors(seeds, driver, e.pressures, seed=campaign.seed + r)
+    accepted = explorer.accepted_in_order()
     picked = []
-    if accepted and budget > 0:
-        # every accepted snapshot passed the filter (ΔH > min_gain when it arrived); rank them by greedy ΔH
-        sel = select(accepted, dataset=state, budget=budget, min_gain=-np.inf,
-                     anchor_fraction=b.anchor_fraction, anchors=pool_anchors)
-        picked = [pool_anchors[i] for i in sel.anchors] + [accepted[i] for i in sel.indices]
-        state = sel.state
+    if n_anchor and budget > 0:
+        pool_anchors = anchors(seeds, driver, e.pressures, seed=campaign.seed + r)
+        sel = select(pool_anchors, dataset=_greedy_view(state), budget=n_anchor, min_gain=-np.inf)
+        picked = [pool_anchors[i] for i in sel.indices]
+    rest = max(0, budget - len(picked))
+    if accepted and rest:
+        if streaming:  # the authors' protocol: the first snapshots the filter took
+            picked += accepted[:rest]
+        else:  # every accepted snapshot passed the filter when it arrived; re-rank them by greedy ΔH
+            sel = select(accepted, dataset=_greedy_view(state), budget=rest, min_gain=-np.inf)
+            picked += [accepted[i] for i in sel.indices]
+    if picked:
+        state.add(fingerprint(picked, cutoff=settings.cutoff, natx=settings.natx, orbital=settings.orbital))
     write(paths.round(r) / "selected.extxyz", picked, format="extxyz")
     state.save(paths.round(r) / "state.npz")
     _mark(paths, r, "select", {"driver": driver, "trajectories": len(result.trajectories),
                                "accepted": result.accepted, "selected": len(picked), "logdet": state.logdet})
     say(f"round {r}: {result.accepted} snapshots accepted, {len(picked)} selected for labelling "
         f"(log det {state.logdet:.3f} nats)")
+
+
+def _greedy_view(state):
+    """The state greedy selection ranks against: a dual state's per-atom one."""
+    from dael.dual import DualEntropy
+
+    return state.atom if isinstance(state, DualEntropy) else state
 
 
 def _label(campaign: Campaign, paths: Paths, r: int, dataset, settings: FingerprintSettings, say: Say) -> None:

@@ -93,8 +93,21 @@ class LocalEntropyBias(EntropyBias):
         return local_entropy_gradient(fps)
 
 
+BIAS_SCALES = ("kT", "paper")
+
+
 class GlobalEntropyBias(EntropyBias):
-    """E = E_driver − k·log det Σ(D ∪ current) (DESIGN §3), D the dataset state (None: empty).
+    """The dataset-aware bias (docs/method.md §3), D the dataset state (None: empty), in one of two scales:
+
+    - scale='kT' (dael's default): E = E_driver − k·k_B·T·(N'/2)·[H(D ∪ x) − H(D)], k dimensionless,
+      T = `temperature` K, N' the samples of D ∪ x (atoms in 'atom' mode; in 'config' mode structures, times
+      the cell's atoms). Since ∂H/∂x_j = (2/N')·Σ'⁻¹(x_j − μ'), each atom is pushed by k·k_B·T·Σ'⁻¹(x_j − μ')
+      ·∂x_j/∂r: to first order the bias is −(k·k_B·T/2)·Σ_j m_j², m_j the Mahalanobis distance of atom j's
+      fingerprint from the dataset. It does not depend on the cell's size or the dataset's, and it flattens
+      the Gaussian of the dataset's fingerprints at temperature T by the factor k (k < 1 stays bounded).
+    - scale='paper' (the authors'): E = E_driver − k·H(D ∪ x), k in eV. Its per-atom force carries 2/N',
+      so the same k pushes an 8-atom cell against an empty dataset ~10⁴× harder than a 64-atom cell against
+      a dataset of 50,000 atoms.
 
     The fingerprint settings are the dataset's; for an empty dataset, (cutoff, natx, orbital), with natx
     None sized once, at the first call, to NATX_MARGIN × the largest sphere (zero padding adds a constant to H).
@@ -103,8 +116,13 @@ class GlobalEntropyBias(EntropyBias):
 
     def __init__(self, driver: Calculator, dataset: GlobalEntropy | None = None, k: float = 2.0,
                  mode: str = "atom", cutoff: float = 5.0, natx: int | None = None, orbital: str = "s",
-                 eps: float = 1e-3, **kwargs):
+                 eps: float = 1e-3, scale: str = "paper", temperature: float | None = None, **kwargs):
         super().__init__(driver, k, **kwargs)
+        if scale not in BIAS_SCALES:
+            raise ValueError(f"bias scale must be one of {', '.join(BIAS_SCALES)}; got {scale!r}")
+        if scale == "kT" and not (temperature is not None and np.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"scale='kT' needs the MD temperature in K (positive); got {temperature}")
+        self.scale, self.temperature = scale, temperature
         self.dataset = dataset if dataset is not None else GlobalEntropy(mode, eps)
         if self.dataset.settings is None and natx is not None:
             self.dataset.settings = FingerprintSettings(cutoff, natx, orbital)
@@ -120,6 +138,12 @@ class GlobalEntropyBias(EntropyBias):
         fps = fingerprint(atoms, cutoff=s.cutoff, natx=s.natx, orbital=s.orbital, gradients=True,
                           stress=stress)
         h, dh_dfp = self.dataset.logdet_with(fps.of(0))
+        if self.scale == "kT":
+            n = len(atoms)
+            before = self.dataset.logdet if self.dataset.n else s.length * np.log(self.dataset.eps)
+            factor = units.kB * self.temperature * (self.dataset.n + (n if self.dataset.mode == "atom" else 1)) / 2
+            factor *= 1 if self.dataset.mode == "atom" else n
+            h, dh_dfp = factor * (h - before), factor * dh_dfp
         dr, de = fps.chain(0, dh_dfp)
         return h, dr, de
 
@@ -206,7 +230,9 @@ class MDSettings:
 
 @dataclass
 class Trajectory:
-    """Snapshots (copies with energy/forces of the biased calculator dropped) and how the run ended."""
+    """Snapshots (copies with energy/forces of the biased calculator dropped; info: step, entropy, the driver's
+    energy per atom `driver_energy` and that of the relaxed start `relaxed_energy`, eV/atom) and how the run
+    ended."""
 
     snapshots: list[Atoms]
     status: str
@@ -238,6 +264,7 @@ def run_md(atoms: Atoms, driver: Calculator, calc: Calculator, md: MDSettings) -
         from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
 
     atoms = relax(atoms, driver, md.pressure, md.fmax, md.relax_steps)
+    relaxed_energy = atoms.get_potential_energy() / len(atoms)
     rng = np.random.default_rng(md.seed)
     thermalize_momenta(atoms, temperature_K=md.temperature, rng=rng)
     Stationary(atoms)
@@ -268,6 +295,8 @@ def run_md(atoms: Atoms, driver: Calculator, calc: Calculator, md: MDSettings) -
             return Trajectory(snapshots, f"stopped at step {done}: {reason}", done)
         if stop in wanted:
             snap = atoms.copy()
-            snap.info.update({"step": int(stop), "entropy": float(calc.results.get("entropy", 0.0))})
+            driver_energy = driver.get_potential_energy(atoms) / len(atoms)
+            snap.info.update({"step": int(stop), "entropy": float(calc.results.get("entropy", 0.0)),
+                              "driver_energy": float(driver_energy), "relaxed_energy": float(relaxed_energy)})
             snapshots.append(snap)
     return Trajectory(snapshots, "ok", done)

@@ -1,10 +1,12 @@
 """Learning curves and the HTML report of a benchmark.
 
-Input: one record per trained model and evaluation set — pool ('entropy', 'random', 'mixed'), size N,
-draw, set ('holdout', 'test' or a kind of test structure such as 'test-300K'), and the errors energy_mae
-(meV/atom), force_mae (meV/Å), stress_mae (meV/Å³) (plus *_rmse). Output: learning-curve PNGs (log-log,
-mean ± standard deviation over draws), a table as CSV and Markdown, and report.html that shows them with
-the settings used.
+Input: one record per trained model and evaluation set — pool (the selection strategy: 'stream', 'mixed',
+'random', ...), size N, draw, set ('holdout-entropy', 'holdout-random', 'holdout', 'test', a kind of test
+structure such as 'test-300K', or 'md' for MD stability), and the errors energy_mae (meV/atom), force_mae
+(meV/Å), stress_mae (meV/Å³) (plus *_rmse; 'md' adds survived, the share of MD steps completed).
+Output: learning-curve PNGs (log-log, mean ± standard deviation over draws), a table as CSV and Markdown,
+energy histograms of the pools, and report.html that shows them with the settings used and the ratio of
+random MD's error to each strategy's.
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ import numpy as np
 
 METRICS = {"energy_mae": "energy MAE (meV/atom)", "force_mae": "force MAE (meV/Å)",
            "stress_mae": "stress MAE (meV/Å³)"}
-POOLS = ("entropy", "mixed", "random")
-COLOURS = {"entropy": "#1f77b4", "mixed": "#2ca02c", "random": "#d62728"}
+EXTRA = {"survived": "MD steps survived (share)"}
+POOLS = ("stream", "mixed", "greedy-atom", "greedy-config", "entropy-random", "direct", "quests-msc",
+         "quests-fps", "quests-kmeans", "entropy", "random")
+COLOURS = {"stream": "#1f77b4", "mixed": "#2ca02c", "greedy-atom": "#9467bd", "greedy-config": "#8c564b",
+           "entropy-random": "#17becf", "direct": "#bcbd22", "quests-msc": "#e377c2", "quests-fps": "#7f7f7f",
+           "quests-kmeans": "#ff7f0e", "entropy": "#1f77b4", "random": "#d62728"}
 
 
 def summarize(records: Sequence[dict]) -> list[dict]:
@@ -34,7 +40,7 @@ def summarize(records: Sequence[dict]) -> list[dict]:
     for (which, pool, size), rs in sorted(groups.items(), key=lambda g: (g[0][0], POOLS.index(g[0][1])
                                                                         if g[0][1] in POOLS else 9, g[0][2])):
         row = {"set": which, "pool": pool, "size": size, "draws": len(rs)}
-        for m in METRICS:
+        for m in (*METRICS, *EXTRA):
             values = np.array([r[m] for r in rs if r.get(m) is not None and np.isfinite(r[m])], dtype=float)
             row[m] = float(values.mean()) if len(values) else float("nan")
             row[m + "_std"] = float(values.std()) if len(values) > 1 else 0.0
@@ -42,8 +48,9 @@ def summarize(records: Sequence[dict]) -> list[dict]:
     return rows
 
 
-def ratios(rows: Sequence[dict], numerator: str = "random", denominator: str = "entropy") -> list[dict]:
-    """Per set and size: mean error of `numerator` / mean error of `denominator` for each metric."""
+def ratios(rows: Sequence[dict], numerator: str = "random", denominator: str = "stream") -> list[dict]:
+    """Per set and size: mean error of `numerator` / mean error of `denominator` for each metric
+    (> 1: `denominator` is better)."""
     by = {(r["set"], r["pool"], r["size"]): r for r in rows}
     out = []
     for (which, pool, size), r in by.items():
@@ -51,7 +58,7 @@ def ratios(rows: Sequence[dict], numerator: str = "random", denominator: str = "
         if pool != denominator or other is None:
             continue
         ratio = {m: other[m] / r[m] if r[m] else float("nan") for m in METRICS}
-        out.append({"set": which, "size": size, **ratio})
+        out.append({"set": which, "size": size, "pool": denominator, **ratio})
     return sorted(out, key=lambda r: (r["set"], r["size"]))
 
 
@@ -85,15 +92,16 @@ def plot(rows: Sequence[dict], which: str, title: str, path: Path) -> Path:
     from matplotlib.ticker import NullFormatter
 
     fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 3.6), constrained_layout=True)
+    pools = sorted({r["pool"] for r in rows}, key=lambda p: POOLS.index(p) if p in POOLS else len(POOLS))
     for ax, (m, label) in zip(axes, METRICS.items(), strict=True):
-        for pool in POOLS:
+        for pool in pools:
             sel = [r for r in rows if (r["set"], r["pool"]) == (which, pool) and r[m] > 0]
             sel.sort(key=lambda r: r["size"])
             if not sel:
                 continue
             x = [r["size"] for r in sel]
             ax.errorbar(x, [r[m] for r in sel], yerr=[r[m + "_std"] for r in sel], marker="o", capsize=3,
-                        color=COLOURS[pool], label=pool)
+                        color=COLOURS.get(pool), label=pool)
         ax.set_xscale("log")
         ax.set_yscale("log")
         sizes = sorted({r["size"] for r in rows})
@@ -109,24 +117,53 @@ def plot(rows: Sequence[dict], which: str, title: str, path: Path) -> Path:
     return path
 
 
+def energy_histogram(groups: dict[str, Sequence], path: Path) -> Path:
+    """Histogram of the labelled energy per atom (eV/atom) of each group of structures, one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    energies = {name: np.array([a.get_potential_energy() / len(a) for a in group if a.calc is not None])
+                for name, group in groups.items()}
+    values = np.concatenate([v for v in energies.values() if len(v)])
+    bins = np.linspace(values.min(), values.max(), 60)
+    fig, ax = plt.subplots(figsize=(7, 3.6), constrained_layout=True)
+    for name, v in energies.items():
+        ax.hist(v, bins=bins, histtype="step", density=True, linewidth=1.5, label=f"{name} ({len(v)})")
+    ax.set_xlabel("oracle energy (eV/atom)")
+    ax.set_ylabel("density")
+    ax.legend()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def _image(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.name)}" style="max-width:100%">'
 
 
 def write_report(records: Sequence[dict], folder: str | os.PathLike, title: str, settings: dict,
-                 notes: Sequence[str] = ()) -> Path:
-    """Write results.csv, results.md, curves-<set>.png and report.html into `folder`; returns the HTML."""
+                 notes: Sequence[str] = (), energies: dict[str, Sequence] | None = None) -> Path:
+    """Write results.csv, results.md, curves-<set>.png (energies-hist.png when `energies` maps names to
+    labelled structures) and report.html into `folder`; returns the HTML."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rows = summarize(records)
     write_tables(rows, folder)
     sets = sorted({r["set"] for r in rows})
     images = [plot(rows, s, f"{title}: {s} set", folder / f"curves-{s}.png") for s in sets]
-    ratio_rows = ratios(rows)
+    if energies:
+        images.append(energy_histogram(energies, folder / "energies-hist.png"))
+    pools = sorted({r["pool"] for r in rows} - {"random"}, key=lambda p: POOLS.index(p) if p in POOLS else 99)
+    ratio_rows = [r for p in pools for r in ratios(rows, "random", p)]
     ratio_html = "".join(
-        f"<tr><td>{r['set']}</td><td>{r['size']}</td>"
+        f"<tr><td>{r['set']}</td><td>{r['pool']}</td><td>{r['size']}</td>"
         + "".join(f"<td>{r[m]:.2f}×</td>" for m in METRICS) + "</tr>" for r in ratio_rows)
+    survived = [r for r in rows if r["set"] == "md"]
+    survived_html = "".join(f"<tr><td>{r['pool']}</td><td>{r['size']}</td><td>{r['survived']:.2f}</td>"
+                            f"<td>{r['energy_mae']:.2f}</td></tr>" for r in survived)
     table_html = "".join(
         f"<tr><td>{r['set']}</td><td>{r['pool']}</td><td>{r['size']}</td><td>{r['draws']}</td>"
         + "".join(f"<td>{r[m]:.2f} ± {r[m + '_std']:.2f}</td>" for m in METRICS) + "</tr>" for r in rows)
@@ -139,8 +176,11 @@ def write_report(records: Sequence[dict], folder: str | os.PathLike, title: str,
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><body>
 <h1>{html.escape(title)}</h1><ul>{notes_html}</ul>
 <h2>Learning curves</h2>{''.join(_image(p) for p in images)}
-<h2>Random / entropy error ratio (mean over draws)</h2>
-<table><tr><th>set</th><th>N</th>{heads}</tr>{ratio_html}</table>
+<h2>Random-MD error / strategy error (mean over draws; &gt; 1: the strategy is better)</h2>
+<table><tr><th>set</th><th>strategy</th><th>N</th>{heads}</tr>{ratio_html}</table>
+<h2>MD stability (64-atom cells, hottest temperature, highest pressure)</h2>
+<table><tr><th>strategy</th><th>N</th><th>steps survived (share)</th><th>energy MAE vs oracle along MD
+(meV/atom)</th></tr>{survived_html}</table>
 <h2>All results (mean ± standard deviation over draws)</h2>
 <table><tr><th>set</th><th>pool</th><th>N</th><th>draws</th>{heads}</tr>{table_html}</table>
 <h2>Settings</h2><table>{settings_html}</table></body></html>"""
@@ -155,5 +195,6 @@ def records_from_csv(path: str | os.PathLike) -> list[dict]:
     """Read per-model records written by the benchmark (records.csv)."""
     with open(path) as f:
         rows = list(csv.DictReader(f))
-    return [{k: (v if k in ("pool", "set") else float(v)) for k, v in r.items()} for r in rows]
+    return [{k: (v if k in ("pool", "set") else float(v) if v not in ("", None) else None) for k, v in r.items()}
+            for r in rows]
 

@@ -1,0 +1,205 @@
+"""Training-set selection strategies compared by the benchmark (docs/method.md §6).
+
+Every strategy picks, for one draw, training sets of the requested sizes from labelled pools. A set is a
+list of keys "e<i>" (entropy pool: biased MD), "r<i>" (random-MD pool) or "a<i>" (anchors), i the index in
+that pool; holdout structures are never offered.
+
+- stream (dael's default, the authors' protocol): the entropy pool's trajectories in a random order of the
+  draw (an independent exploration order), snapshots in step order; those inside the energy window whose gain
+  over the set as it is then exceeds min_gain join it at once (dual mode). The set of size N is the first N
+  accepted: what `dael run` with budget N labels.
+- mixed: `anchor_fraction` of N near-equilibrium anchors (greedy ΔH), the rest as `stream`, interleaved.
+- greedy-atom / greedy-config: greedy D-optimal ΔH re-ranking of a random 80 % of the entropy pool.
+- entropy-random: a random permutation of the entropy pool (the pool without selection).
+- random: a random permutation of the random-MD pool (the baseline).
+- direct: DIRECT-style stratified sampling (Qi et al. 2024): PCA of per-configuration fingerprints, k-means
+  with k = N, the structure nearest each centroid.
+- quests-msc / quests-fps / quests-kmeans: the QUESTS package's own compression methods (Schwalbe-Koda
+  et al.; minimum set cover, farthest-point sampling, k-means) on its own descriptors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms
+
+from dael.dual import new_state
+from dael.entropy import GlobalEntropy
+from dael.fingerprint import Fingerprints
+from dael.window import in_window
+
+STRATEGIES = ("stream", "mixed", "greedy-atom", "greedy-config", "entropy-random", "random", "direct",
+              "quests-msc", "quests-fps", "quests-kmeans")
+DEFAULT_STRATEGIES = ("stream", "mixed", "entropy-random", "random")
+DRAW_SHARE = 0.8
+"""Share of the entropy and anchor pools each greedy draw selects from (draws differ by this subsample)."""
+
+
+@dataclass
+class Pools:
+    """What the strategies choose from: labelled structures and per-atom fingerprints of the entropy and
+    anchor pools (one set of settings), the random-MD pool, and the candidate indices (holdout removed)."""
+
+    entropy: list[Atoms]
+    random: list[Atoms]
+    anchor: list[Atoms]
+    fps: dict[str, Fingerprints]
+    candidates: dict[str, np.ndarray]
+    mode: str = "dual"
+    eps: float = 1e-3
+    min_gain: float = 0.01
+    window: float | None = None
+    anchor_fraction: float = 0.2
+
+
+Sets = dict[int, list[str]]
+
+
+def check_strategies(names: Sequence[str]) -> list[str]:
+    bad = [n for n in names if n not in STRATEGIES]
+    if bad:
+        raise ValueError(f"unknown strategy {', '.join(bad)}; known: {', '.join(STRATEGIES)}")
+    return list(names)
+
+
+def select_sets(strategy: str, pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets:
+    """{N: keys} for each size N the strategy can fill (a stream that accepts fewer than N skips N)."""
+    return STRATEGY_FUNCTIONS[check_strategies([strategy])[0]](pools, sorted(sizes), rng)
+
+
+def _prefixes(order: Sequence[str], sizes: Sequence[int]) -> Sets:
+    return {n: list(order[:n]) for n in sizes if len(order) >= n}
+
+
+def stream_order(pools: Pools, rng: np.random.Generator, budget: int) -> list[str]:
+    """Entropy-pool keys in the order the streaming filter accepts them, trajectories in a random order."""
+    cand = pools.candidates["entropy"]
+    names = [str(pools.entropy[i].info.get("trajectory", i)) for i in cand]
+    trajectories = list(dict.fromkeys(names))
+    rank = dict(zip(trajectories, rng.permutation(len(trajectories)), strict=True))
+    steps = [float(pools.entropy[i].info.get("step", 0)) for i in cand]
+    ordered = cand[sorted(range(len(cand)), key=lambda k: (rank[names[k]], steps[k]))]
+    ordered = ordered[in_window([pools.entropy[i] for i in ordered], pools.window)]
+    state = new_state(pools.mode, pools.eps, pools.fps["entropy"].settings)
+    _, accepted = state.stream(_batch(pools.fps["entropy"], ordered), pools.min_gain, budget)
+    return [f"e{i}" for i in ordered[accepted]]
+
+
+def _subset(fps: Fingerprints, rows: np.ndarray) -> list[np.ndarray]:
+    return [fps.of(int(i)) for i in rows]
+
+
+def _batch(fps: Fingerprints, rows: np.ndarray) -> Fingerprints:
+    """The per-atom fingerprints of the given structures, in that order, as one batch."""
+    blocks = _subset(fps, rows)
+    offsets = np.concatenate([[0], np.cumsum([len(b) for b in blocks])]).astype(np.int64)
+    values = np.concatenate(blocks) if blocks else np.zeros((0, fps.settings.length))
+    return Fingerprints(values, fps.settings, "atom", offsets, np.zeros(len(values), dtype=np.int64))
+
+
+def _stream(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets:
+    return _prefixes(stream_order(pools, rng, max(sizes)), sizes)
+
+
+def _anchor_picks(pools: Pools, n: int, rng: np.random.Generator, state: GlobalEntropy) -> list[str]:
+    sub = np.sort(rng.choice(len(pools.anchor), size=max(1, int(DRAW_SHARE * len(pools.anchor))), replace=False))
+    picks, _ = state.greedy(_subset(pools.fps["anchor"], sub), n, min_gain=-np.inf)
+    return [f"a{sub[i]}" for i in picks]
+
+
+def _mixed(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets:
+    n_max = max(sizes)
+    n_anchor = int(round(pools.anchor_fraction * n_max))
+    anchors = _anchor_picks(pools, n_anchor, rng, GlobalEntropy("atom", pools.eps, pools.fps["anchor"].settings))
+    rest = stream_order(pools, rng, n_max - len(anchors))
+    return _prefixes(interleave(anchors, rest, pools.anchor_fraction), sizes)
+
+
+def interleave(anchors: list, rest: list, fraction: float) -> list:
+    """Merge so that every prefix of size N holds about fraction·N anchors."""
+    out, a, r = [], 0, 0
+    while a < len(anchors) or r < len(rest):
+        if a < len(anchors) and (r >= len(rest) or a < fraction * (len(out) + 1)):
+            out.append(anchors[a])
+            a += 1
+        else:
+            out.append(rest[r])
+            r += 1
+    return out
+
+
+def _greedy(mode: str) -> Callable:
+    def pick(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets:
+        cand = pools.candidates["entropy"]
+        sub = np.sort(rng.choice(cand, size=int(DRAW_SHARE * len(cand)), replace=False))
+        state = GlobalEntropy(mode, pools.eps, pools.fps["entropy"].settings)
+        picks, _ = state.greedy(_subset(pools.fps["entropy"], sub), max(sizes), min_gain=-np.inf,
+                                lazy=len(sub) > 5000)
+        return _prefixes([f"e{sub[i]}" for i in picks], sizes)
+
+    return pick
+
+
+def _permutation(pool: str) -> Callable:
+    def pick(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets:
+        return _prefixes([f"{pool[0]}{i}" for i in rng.permutation(pools.candidates[pool])], sizes)
+
+    return pick
+
+
+def _config_vectors(pools: Pools) -> tuple[np.ndarray, np.ndarray]:
+    cand = pools.candidates["entropy"]
+    fps = pools.fps["entropy"]
+    return cand, np.array([fps.of(int(i)).mean(axis=0) for i in cand])
+
+
+def _direct(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets:
+    """PCA (components explaining 99 % of the variance) → k-means (k = N) → the member nearest each centroid."""
+    from scipy.cluster.vq import kmeans2
+
+    cand, x = _config_vectors(pools)
+    x = x - x.mean(axis=0)
+    u, s, _ = np.linalg.svd(x, full_matrices=False)
+    k = int(np.searchsorted(np.cumsum(s**2) / np.sum(s**2), 0.99)) + 1
+    z = u[:, :k] * s[:k]
+    z /= z.std(axis=0) + 1e-12
+    out: Sets = {}
+    for n in sizes:
+        if n > len(cand):
+            continue
+        centroids, labels = kmeans2(z, n, minit="++", seed=rng)
+        chosen = []
+        for c in np.unique(labels):
+            members = np.flatnonzero(labels == c)
+            chosen.append(members[np.argmin(np.linalg.norm(z[members] - centroids[c], axis=1))])
+        out[n] = [f"e{cand[i]}" for i in chosen]
+    return out
+
+
+def _quests(method: str) -> Callable:
+    def pick(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets:
+        from quests.compression.baseline import k_means
+        from quests.compression.fps import fps, msc
+        from quests.descriptor import get_descriptors
+        from quests.entropy import entropy
+
+        cand = pools.candidates["entropy"]
+        desc = [get_descriptors([pools.entropy[i]]) for i in cand]
+        entropies = np.array([entropy(x) for x in desc])
+        np.random.seed(int(rng.integers(2**31)))  # noqa: NPY002 (QUESTS draws from numpy's global generator)
+        if method == "kmeans":
+            return {n: [f"e{cand[i]}" for i in k_means(desc, entropies, n)] for n in sizes if n <= len(cand)}
+        order = (msc if method == "msc" else fps)(desc, entropies, max(sizes))
+        return _prefixes([f"e{cand[i]}" for i in order], sizes)
+
+    return pick
+
+
+STRATEGY_FUNCTIONS: dict[str, Callable] = {
+    "stream": _stream, "mixed": _mixed, "greedy-atom": _greedy("atom"), "greedy-config": _greedy("config"),
+    "entropy-random": _permutation("entropy"), "random": _permutation("random"), "direct": _direct,
+    "quests-msc": _quests("msc"), "quests-fps": _quests("fps"), "quests-kmeans": _quests("kmeans"),
+}

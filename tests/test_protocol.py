@@ -1,0 +1,157 @@
+"""The default protocol's pieces: the size-independent (k_B·T) bias, dual covariance modes, the energy window,
+and the selection strategies of the benchmark."""
+
+import numpy as np
+import pytest
+from ase import Atoms, units
+from ase.build import bulk
+from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
+from ase.calculators.lj import LennardJones
+
+import dael
+from dael.dual import DISORDER, DualEntropy, disorder, load_state, modes
+from dael.entropy import GlobalEntropy
+from dael.md import GlobalEntropyBias
+from dael.strategies import Pools, select_sets
+from dael.window import excess_energy, in_window
+
+from conftest import skewed
+
+SETTINGS = dael.FingerprintSettings(4.0, 40, "s")
+
+
+def lj():
+    return LennardJones(sigma=2.0, epsilon=0.01, rc=5.0, smooth=True)
+
+
+def si_cells(n, rng, rattle=0.1, cubic=True):
+    return [skewed(bulk("Si", "diamond", a=5.43, cubic=cubic), rng, strain=0.02, rattle=rattle) for _ in range(n)]
+
+
+@pytest.mark.parametrize("mode", ["atom", "config"])
+def test_kT_bias_forces_and_stress_are_exact_derivatives(mode, rng):
+    state = GlobalEntropy(mode, settings=SETTINGS)
+    for atoms in si_cells(4, rng):
+        state.add(dael.fingerprint(atoms, cutoff=4.0, natx=40))
+    atoms = si_cells(1, rng, rattle=0.12)[0]
+    atoms.calc = GlobalEntropyBias(lj(), dataset=state, k=0.5, scale="kT", temperature=1000.0)
+    forces, stress = atoms.get_forces(), atoms.get_stress()
+    np.testing.assert_allclose(forces, calculate_numerical_forces(atoms, eps=1e-5), rtol=1e-5, atol=2e-6)
+    np.testing.assert_allclose(stress, calculate_numerical_stress(atoms, eps=1e-6), rtol=1e-5, atol=2e-7)
+
+
+def test_kT_bias_pushes_each_atom_alike_whatever_the_cell_and_dataset_size(rng):
+    """The same local environment gets the same bias force in an 8-atom and a 64-atom cell, and against a
+    dataset of 4 or of 32 structures (of one distribution); the paper's scale does not."""
+    cells = si_cells(32, rng)
+    small, large = GlobalEntropy("atom", settings=SETTINGS), GlobalEntropy("atom", settings=SETTINGS)
+    small.add(dael.fingerprint(cells[:4], cutoff=4.0, natx=40))
+    large.add(dael.fingerprint(cells, cutoff=4.0, natx=40))
+    probe = si_cells(1, rng, rattle=0.05)[0]
+    big = probe.repeat((2, 2, 2))
+
+    def bias_force(atoms, state, scale):
+        calc = GlobalEntropyBias(lj(), dataset=state.copy(), k=0.5 if scale == "kT" else 2.0, scale=scale,
+                                 temperature=1000.0)
+        atoms = atoms.copy()
+        atoms.calc = calc
+        forces = atoms.get_forces()
+        atoms.calc = lj()
+        return np.abs(forces - atoms.get_forces()).mean()
+
+    kt = [bias_force(a, s, "kT") for a in (probe, big) for s in (small, large)]
+    paper = [bias_force(a, s, "paper") for a in (probe, big) for s in (small, large)]
+    assert max(kt) / min(kt) < 2.5
+    assert max(paper) / min(paper) > 5
+
+
+def test_kT_scale_needs_a_temperature():
+    with pytest.raises(ValueError, match="temperature"):
+        GlobalEntropyBias(lj(), k=0.5, scale="kT")
+    with pytest.raises(ValueError, match="bias scale"):
+        GlobalEntropyBias(lj(), k=0.5, scale="huge", temperature=300)
+
+
+def test_disorder_separates_a_crystal_from_a_random_cell(rng):
+    crystal = skewed(bulk("Si", "diamond", a=5.43, cubic=True), rng, strain=0.0, rattle=0.02)
+    amorphous = Atoms("Si8", scaled_positions=rng.random((8, 3)), cell=crystal.cell, pbc=True)
+    fps = dael.fingerprint([crystal, amorphous], cutoff=5.0, natx=None)
+    assert disorder(fps.of(0)) < DISORDER < disorder(fps.of(1))
+    assert list(modes(fps)) == ["config", "atom"]
+
+
+def test_dual_stream_judges_each_snapshot_in_its_mode_and_saves(rng, tmp_path):
+    crystals = si_cells(6, rng, rattle=0.02)
+    melts = [Atoms("Si8", scaled_positions=rng.random((8, 3)), cell=crystals[0].cell, pbc=True) for _ in range(3)]
+    order = [crystals[0], melts[0], crystals[1], crystals[2], melts[1], crystals[3], melts[2]]
+    fps = dael.fingerprint(order, cutoff=4.0, natx=40)
+    dual = DualEntropy(settings=SETTINGS)
+    gains, accepted = dual.stream(fps, -np.inf)
+    assert accepted.all() and list(dual.last_modes) == ["config", "atom", "config", "config", "atom", "config", "atom"]
+    # the same gains from single-mode states that see every accepted snapshot
+    atom, config = GlobalEntropy("atom", settings=SETTINGS), GlobalEntropy("config", settings=SETTINGS)
+    for k, mode in enumerate(dual.last_modes):
+        expected = (atom if mode == "atom" else config).gain(fps.of(k))
+        assert gains[k] == pytest.approx(expected, abs=1e-9)
+        atom.add(fps.of(k))
+        config.add(fps.of(k))
+    assert dual.atom.logdet == pytest.approx(atom.logdet) and dual.config.logdet == pytest.approx(config.logdet)
+    dual.save(tmp_path / "state.npz")
+    back = load_state(tmp_path / "state.npz")
+    assert isinstance(back, DualEntropy) and back.config.logdet == pytest.approx(config.logdet)
+    # a budget stops the stream
+    fresh = DualEntropy(settings=SETTINGS)
+    assert fresh.stream(fps, -np.inf, budget=3)[1].sum() == 3
+
+
+def test_energy_window_drops_snapshots_far_above_the_thermal_expectation():
+    def snap(excess, t=1000.0):
+        atoms = Atoms("Si")
+        atoms.info.update({"driver_energy": -5.0 + 1.5 * units.kB * t + excess, "relaxed_energy": -5.0,
+                           "temperature_K": t})
+        return atoms
+
+    assert excess_energy(snap(0.3)) == pytest.approx(0.3)
+    assert list(in_window([snap(0.1), snap(0.7), snap(0.49, 3000), Atoms("Si")], 0.5)) == [True, False, True, True]
+    assert in_window([snap(5.0)], None).all()
+
+
+def synthetic_pools(rng, n=60):
+    """Pools of rattled Si cells tagged like explorer snapshots (3 trajectories of n/3 steps)."""
+    entropy = si_cells(n, rng, rattle=0.15)
+    for k, a in enumerate(entropy):
+        a.info.update({"trajectory": f"t{k % 3}", "step": k // 3, "driver_energy": -5.0, "relaxed_energy": -5.0,
+                       "temperature_K": 300.0})
+    entropy[5].info["driver_energy"] = 5.0  # far outside the window
+    anchors = si_cells(10, rng, rattle=0.01)
+    fps = dael.fingerprint(entropy + anchors, cutoff=4.0, natx=40)
+    return Pools(entropy, si_cells(n, rng, rattle=0.1), anchors,
+                 {"entropy": fps.subset(0, n), "anchor": fps.subset(n, n + 10)},
+                 {"entropy": np.arange(n), "random": np.arange(n)}, mode="dual", min_gain=0.0, window=0.5,
+                 anchor_fraction=0.2)
+
+
+def test_stream_sets_are_the_first_accepted_in_a_random_trajectory_order(rng):
+    pools = synthetic_pools(rng)
+    sets = select_sets("stream", pools, [5, 10], np.random.default_rng(1))
+    assert sets[5] == sets[10][:5] and "e5" not in sets[10]
+    steps = [(pools.entropy[int(k[1:])].info["trajectory"], pools.entropy[int(k[1:])].info["step"]) for k in sets[10]]
+    for (t1, s1), (t2, s2) in zip(steps, steps[1:], strict=False):
+        assert t1 != t2 or s1 < s2  # snapshots of one trajectory in step order
+    other = select_sets("stream", pools, [10], np.random.default_rng(2))
+    assert other[10] != sets[10]  # another draw explores in another order
+
+
+@pytest.mark.parametrize("strategy", ["mixed", "greedy-atom", "greedy-config", "entropy-random", "random",
+                                      "direct", "quests-fps", "quests-msc", "quests-kmeans"])
+def test_every_strategy_fills_its_sets_from_candidates_only(strategy, rng):
+    pools = synthetic_pools(rng)
+    pools.candidates = {"entropy": np.arange(10, 60), "random": np.arange(10, 60)}
+    sets = select_sets(strategy, pools, [4, 8], np.random.default_rng(0))
+    assert set(sets) == {4, 8}
+    for n, keys in sets.items():
+        assert len(set(keys)) == len(keys) and n - 1 <= len(keys) <= n  # QUESTS' k-means may drop a cluster
+        for key in keys:
+            assert key[0] == "a" or int(key[1:]) >= 10
+    if strategy == "mixed":
+        assert sum(k[0] == "a" for k in sets[8]) == round(0.2 * 8)
