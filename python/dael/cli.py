@@ -83,8 +83,10 @@ def _fingerprint_settings(structures: list, cutoff: float, natx: int, orbital: s
 
 def _dataset_state(dataset: Path | None, state: Path | None, mode: str, eps: float, settings, chunk: int,
                    adopt: bool = False):
-    """The dataset's entropy state: a saved state, or the fingerprints of every row of an ASE database.
+    """The dataset's entropy state: a saved state, or the fingerprints of a dataset's structures (a dael
+    dataset's labelled rows but the test ones; failed and pending rows are reported, never used).
     adopt: a saved state's own fingerprint settings win over `settings` (the user gave no --natx)."""
+    from dael.dataset import Dataset, is_dataset
     from dael.entropy import GlobalEntropy
     from dael.screen import chunks, fingerprint_chunk, iter_pool
 
@@ -103,6 +105,9 @@ def _dataset_state(dataset: Path | None, state: Path | None, mode: str, eps: flo
             raise fail(f"{dataset}: no such dataset (an ASE database; omit --dataset to start empty)")
         for block in chunks(iter_pool([dataset]), chunk):
             current.add(fingerprint_chunk([a for _, _, a in block], settings))
+        note = Dataset(dataset).left_out() if is_dataset(dataset) else ""
+        if note:
+            console.print(f"{dataset}: {note}", highlight=False)
     return current
 
 
@@ -193,14 +198,16 @@ def entropy(
 
 @app.command()
 def train(
-    db: Annotated[Path, typer.Option(help="labelled dataset: ASE database or extxyz")],
+    db: Annotated[Path, typer.Option(help="labelled dataset: a dael dataset (its labelled rows but the 'test' "
+                                           "ones), an ASE database or extxyz")],
     out: Annotated[Path, typer.Option(help="model directory to create (e.g. models/round-03)")],
     from_: Annotated[str | None, typer.Option(
         "--from", help="warm start: a local .nequip.zip (foundation model or previous round), a .ckpt or a "
                        "dael model directory; hub ids are not fetched")] = None,
     epochs: Annotated[int, typer.Option(help="most epochs (early stopping may end sooner)")] = 200,
     seed: Annotated[int, typer.Option(help="seed of the split, shuffling and initialisation")] = 0,
-    test: Annotated[Path | None, typer.Option(help="extra labelled structures to evaluate on")] = None,
+    test: Annotated[Path | None, typer.Option(
+        help="extra labelled structures to evaluate on (of a dael dataset: its 'test' rows)")] = None,
     lr: Annotated[float | None, typer.Option(help="learning rate (default: 1e-2 new, 3e-3 warm)")] = None,
     stress_weight: Annotated[float, typer.Option(help="loss weight of stress (energy, forces: 1)")] = 100.0,
     val_fraction: Annotated[float, typer.Option(help="share of structures held out for validation")] = 0.1,

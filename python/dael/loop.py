@@ -171,7 +171,7 @@ def _label(campaign: Campaign, paths: Paths, r: int, dataset, settings: Fingerpr
 def _train(campaign: Campaign, paths: Paths, r: int, dataset, say: Say) -> None:
     from dael.train import TrainSettings, train
 
-    labelled = list(dataset.structures(status="labeled"))
+    labelled = dataset.labelled()
     if len(labelled) < 4:
         raise ValueError(f"round {r}: only {len(labelled)} labelled structures; too few to train a model")
     parent = paths.model(r - 1) if r > 1 and (paths.model(r - 1) / "metrics.json").exists() else None

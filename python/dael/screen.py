@@ -33,27 +33,18 @@ from dael.files import concat_files, savez_atomic, write_atomic, write_extxyz
 from dael.fingerprint import Fingerprints, FingerprintSettings, fingerprint
 from dael.index import NoveltyIndex
 from dael.selection import EXACT_UP_TO
+from dael.structures import iter_structures
 
 Tagged = tuple[int, int, Atoms]
 """(file number, frame number within the file, structure)."""
 
 
 def iter_pool(paths: Sequence[str | os.PathLike]) -> Iterator[Tagged]:
-    """Every structure of every file, lazily, tagged with where it came from."""
-    from ase.io import iread
-
+    """Every structure of every file (`dael.structures.iter_structures`: of a dael dataset, its labelled rows
+    but the test ones), lazily, tagged with where it came from."""
     for f, path in enumerate(paths):
-        if not Path(path).is_file():
-            raise ValueError(f"{path}: no such file")
-        if Path(path).stat().st_size == 0:
-            raise ValueError(f"{path}: the file is empty; it holds no structures")
-        try:
-            for i, atoms in enumerate(iread(path, index=":")):
-                yield f, i, atoms
-        except (ValueError, OSError) as exc:
-            raise ValueError(f"{path}: ASE cannot read it ({exc})") from exc
-        except Exception as exc:  # ASE's readers raise many types for malformed input
-            raise ValueError(f"{path}: ASE cannot read it ({type(exc).__name__}: {exc})") from exc
+        for i, atoms in enumerate(iter_structures(path)):
+            yield f, i, atoms
 
 
 def chunks(items: Iterable, size: int) -> Iterator[list]:

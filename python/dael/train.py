@@ -147,30 +147,29 @@ def _labelled(atoms: Atoms, where: str) -> Atoms:
     return clean
 
 
-def load_structures(source: Dataset) -> list[Atoms]:
-    """Labelled structures from an ASE database (`.db`: rows with energy/forces/stress), any file ASE reads
-    (extxyz, ...), or a sequence of Atoms with results attached; clean copies (see `_labelled`)."""
+def load_structures(source: Dataset, sources: Sequence[str] | None = None) -> list[Atoms]:
+    """Labelled structures of a dael dataset (its labelled rows of `sources`; None: all but 'test'), of any
+    file ASE reads (extxyz, ASE db, ...; every frame) or of a sequence of Atoms with results attached;
+    clean copies (see `_labelled`). The files go through `dael.structures.read_structures`."""
+    from dael.structures import read_structures
+
     if isinstance(source, str | Path):
-        path = Path(source)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such dataset file")
-        try:
-            if path.suffix in (".db", ".sqlite", ".sqlite3"):
-                from ase.db import connect
-
-                structures = [row.toatoms() for row in connect(path).select()]
-            else:
-                from ase.io import read
-
-                structures = read(path, index=":")
-        except Exception as exc:  # ASE raises many types for unreadable input
-            raise ValueError(f"{path}: ASE cannot read it ({exc})") from exc
-        name = str(path)
+        structures, name = read_structures(source, sources=sources), str(source)
     else:
         structures, name = list(source), "the dataset"
-    if not structures:
-        raise ValueError(f"{name} holds no structures")
+        if not structures:
+            raise ValueError(f"{name} holds no structures")
     return [_labelled(a, f"structure {k} of {name}") for k, a in enumerate(structures)]
+
+
+def _left_out(source: Dataset, sources: Sequence[str] | None = None) -> str:
+    """'; ' and what `load_structures` left out of a dael dataset (failed, pending, test rows), or ''."""
+    from dael import dataset as store
+
+    if not isinstance(source, str | Path) or not store.is_dataset(source):
+        return ""
+    note = store.Dataset(source).left_out(sources or store.TRAINING_SOURCES)
+    return f"; {source}: {note}" if note else ""
 
 
 def _reference(atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray]:
@@ -425,10 +424,11 @@ def train(dataset: Dataset, out: str | Path, parent: str | Path | None = None,
     """Train Allegro on `dataset` into the model directory `out` (see the module docstring for its files).
 
     `parent`: warm start from a `.nequip.zip` (foundation model or previous round), a `.ckpt` or a dael model
-    directory; None trains the small default model from scratch. `test`: extra labelled structures to
-    evaluate on. `progress` receives one line per epoch and per stage (None: silent). Returns the model
-    directory, its package and metrics.json's contents. Raises ValueError / FileNotFoundError for bad input,
-    RuntimeError when nequip fails (with the end of its log).
+    directory; None trains the small default model from scratch. `dataset`: of a dael dataset, its labelled
+    rows but the test ones (failed and pending rows are reported, never used). `test`: extra labelled
+    structures to evaluate on (of a dael dataset: its labelled 'test' rows). `progress` receives one line per
+    epoch and per stage (None: silent). Returns the model directory, its package and metrics.json's contents.
+    Raises ValueError / FileNotFoundError for bad input, RuntimeError when nequip fails (with its log's end).
     """
     s = settings or TrainSettings()
     s.check()
@@ -436,7 +436,7 @@ def train(dataset: Dataset, out: str | Path, parent: str | Path | None = None,
     out = Path(out).resolve()
     parent_path = resolve_parent(parent) if parent is not None else None
     structures = load_structures(dataset)
-    test_structures = load_structures(test) if test is not None else None
+    test_structures = load_structures(test, sources=["test"]) if test is not None else None
     _clear(out, overwrite, parent_path)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -454,7 +454,8 @@ def train(dataset: Dataset, out: str | Path, parent: str | Path | None = None,
         write_extxyz(data / "test.extxyz", test_structures)
     tested = f", {len(test_structures)} test" if test_structures is not None else ""
     say(f"{len(structures)} structures ({', '.join(types)}): {len(train_set)} train, "
-        f"{len(val_set)} validation{tested}{'' if has_stress else '; no stress labels in training'}")
+        f"{len(val_set)} validation{tested}{'' if has_stress else '; no stress labels in training'}"
+        f"{_left_out(dataset)}")
 
     if parent_path is None:
         model_types, r_max = types, s.r_max
