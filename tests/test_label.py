@@ -318,3 +318,28 @@ def test_training_and_entropy_read_labelled_training_rows_only(tmp_path, rng):
     assert result.exit_code == 0, result.output
     assert "2 failed and 1 pending rows not used" in " ".join(result.output.split())  # rich wraps lines
     assert GlobalEntropy.load(state).logdet == pytest.approx(expected.logdet, abs=1e-9)
+
+
+def test_one_reader_for_files_pools_and_datasets(tmp_path, rng):
+    """read_structures: a dael dataset gives its labelled training rows (as train, filter, fingerprint and
+    pools see them), any other file its frames; ASE index syntax; clear errors."""
+    from dael.screen import iter_pool
+    from dael.structures import read_structures
+
+    dataset, train = mixed_dataset(tmp_path / "d.db", rng)
+    hashes = [structure_hash(a) for a in train]
+    assert [structure_hash(a) for a in read_structures(dataset.path)] == hashes
+    assert [structure_hash(a) for _, _, a in iter_pool([dataset.path])] == hashes
+    assert [structure_hash(a) for a in read_structures(dataset.path, "-1")] == hashes[-1:]
+    write(tmp_path / "t.extxyz", train)
+    assert [structure_hash(a) for a in read_structures([tmp_path / "t.extxyz", dataset.path], "1:")] == (
+        hashes[1:] * 2)
+    result = runner.invoke(app, ["fingerprint", str(dataset.path), "--out", str(tmp_path / "f.npz")])
+    assert result.exit_code == 0 and result.output.startswith("3 structures"), result.output
+    failed = Dataset(tmp_path / "failed.db")
+    failed.add([bulk("Cu", "fcc", a=3.6)], oracle="reference")
+    label_dataset(failed, "reference", workers=0)
+    with pytest.raises(ValueError, match="no labelled rows .*1 failed row not used.*dael label"):
+        read_structures(failed.path)
+    with pytest.raises(ValueError, match="missing.extxyz: no such file"):
+        read_structures(tmp_path / "missing.extxyz")

@@ -225,7 +225,8 @@ def write(folder: str | os.PathLike, campaign: Campaign, seeds: dict[str, Atoms]
 def load(folder: str | os.PathLike) -> tuple[Campaign, dict[str, Atoms]]:
     """Read campaign.yaml and the seed phases of a campaign folder."""
     import yaml
-    from ase.io import read
+
+    from dael.structures import read_structures
 
     folder = Path(folder)
     path = folder / CONFIG
@@ -238,5 +239,5 @@ def load(folder: str | os.PathLike) -> tuple[Campaign, dict[str, Atoms]]:
     campaign = Campaign.from_dict(data, str(path))
     if not (folder / SEEDS).exists():
         raise ValueError(f"{folder / SEEDS} not found: the seed phases of the campaign")
-    seeds = {a.info.get("phase", f"seed{n}"): a for n, a in enumerate(read(folder / SEEDS, ":"))}
+    seeds = {a.info.get("phase", f"seed{n}"): a for n, a in enumerate(read_structures(folder / SEEDS))}
     return campaign, seeds

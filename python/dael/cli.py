@@ -23,21 +23,15 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _read(paths: list[Path], index: str):
-    """Every structure of every file (any format ASE reads); a clear error names the bad file."""
-    from ase.io import read
+def _read(paths: list[Path], index: str) -> list:
+    """Every structure of every file (`dael.structures.read_structures`: any format ASE reads; of a dael
+    dataset, its labelled rows but the test ones); a clear error names the bad file."""
+    from dael.structures import read_structures
 
-    structures = []
-    for path in paths:
-        if not path.exists():
-            raise fail(f"{path}: no such file")
-        try:
-            structures += read(path, index=index)
-        except Exception as exc:  # ASE raises many types for unreadable input
-            raise fail(f"{path}: ASE cannot read it ({exc})") from exc
-    if not structures:
-        raise fail("the files hold no structures")
-    return structures
+    try:
+        return read_structures(paths, index)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
 
 
 @app.command()

@@ -154,13 +154,12 @@ def _explore_and_select(campaign: Campaign, seeds: dict, paths: Paths, r: int, d
 
 
 def _label(campaign: Campaign, paths: Paths, r: int, dataset, settings: FingerprintSettings, say: Say) -> None:
-    from ase.io import read
-
     from dael.dataset import oracle_spec
     from dael.label import label_dataset
+    from dael.structures import read_structures
 
     lab = campaign.label
-    picked = read(paths.round(r) / "selected.extxyz", ":")
+    picked = read_structures(paths.round(r) / "selected.extxyz")
     spec = oracle_spec(lab.oracle, lab.params)
     for source in ("entropy", "anchor"):
         group = [a for a in picked if a.info.get("source", "entropy") == source]
