@@ -113,7 +113,9 @@ def filter_(
     state: Annotated[Path | None, typer.Option(help="saved entropy state instead of --dataset")] = None,
     mode: Mode = "atom",
     min_gain: Annotated[float, typer.Option(help="smallest entropy gain ΔH worth keeping, nats")] = 0.01,
-    method: Annotated[str, typer.Option(help="'stream' (in order; the authors') or 'greedy'")] = "stream",
+    method: Annotated[str, typer.Option(
+        help="'stream' (in order; the authors'), or greedy by ΔH as in dael.select: 'auto' (exact up to 5000 "
+             "shortlisted, lazy beyond), 'exact' or 'lazy'")] = "stream",
     out: Annotated[Path, typer.Option(help="selected structures (extxyz)")] = Path("selected.extxyz"),
     chunk: Annotated[int, typer.Option(help="structures per chunk (bounds memory)")] = 500,
     shortlist: Annotated[int, typer.Option(help="greedy: first-pass candidates kept (0: 20×budget)")] = 0,

@@ -69,6 +69,12 @@ class Fingerprints:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
+    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
+        """The values, so that numpy takes fingerprints as an array: np.asarray(fps) is fps.values, (N, L)
+        per atom or (S, L) per configuration (note len(fps) counts structures, S)."""
+        values = self.values if dtype is None else self.values.astype(dtype, copy=False)
+        return values.copy() if copy else values
+
     def of(self, k: int) -> np.ndarray:
         """Fingerprints of structure k: (n_k, L) per atom, (L,) per configuration."""
         return self.values[k] if self.per == "config" else self.values[self.offsets[k] : self.offsets[k + 1]]

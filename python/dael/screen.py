@@ -7,9 +7,10 @@ and its structures are judged by their exact entropy gain ΔH against the datase
 - method 'stream' (the authors' filter): in pool order, a structure with ΔH > min_gain joins the state at
   once, until `budget` are taken. Every finished chunk is committed to the work folder (accepted
   structures, then the state), so an interrupted run resumes after its last committed chunk.
-- method 'greedy': a first pass keeps the `shortlist` structures of largest ΔH against the dataset (a
-  bounded heap, checkpointed), then greedy selection (lazy beyond 5000) picks `budget` of them, and a
-  last pass over the pool copies the picks out.
+- methods 'auto', 'exact', 'lazy' (greedy, named as in `dael.select`): a first pass keeps the `shortlist`
+  structures of largest ΔH against the dataset (a bounded heap, checkpointed), then greedy selection (exact,
+  lazy, or 'auto': exact up to 5000 shortlisted, lazy beyond) picks `budget` of them, and a last pass over
+  the pool copies the picks out.
 
 An optional `NoveltyIndex` of the dataset skips structures whose fingerprints all lie within
 `min_distance` of dataset entries before any gain is computed.
@@ -32,7 +33,7 @@ from dael.entropy import GlobalEntropy
 from dael.files import concat_files, savez_atomic, write_atomic, write_extxyz
 from dael.fingerprint import Fingerprints, FingerprintSettings, fingerprint
 from dael.index import NoveltyIndex
-from dael.selection import EXACT_UP_TO
+from dael.selection import EXACT_UP_TO, METHODS
 from dael.structures import iter_structures
 
 Tagged = tuple[int, int, Atoms]
@@ -105,8 +106,10 @@ class Screen:
                  settings: FingerprintSettings, budget: int, min_gain: float = 0.01, method: str = "stream",
                  chunk: int = 500, shortlist: int | None = None, index: NoveltyIndex | None = None,
                  min_distance: float = 0.0, dask: str | None = None):
-        if method not in ("stream", "greedy"):
-            raise ValueError(f"method must be 'stream' or 'greedy'; got {method!r}")
+        if method not in METHODS:
+            hint = "; greedy selection is 'auto', 'exact' or 'lazy'" if method == "greedy" else ""
+            raise ValueError(f"method must be one of {', '.join(METHODS)} (as in dael.select); got {method!r}"
+                             f"{hint}")
         if budget < 1 or chunk < 1:
             raise ValueError("budget and chunk must be positive numbers of structures")
         if index is not None and index.settings != settings:
@@ -221,7 +224,8 @@ class Screen:
                 progress(seen, 0)
         shortlist.save(ckpt, chunks=first + 10**9, seen=seen, skipped=skipped)
         cands = shortlist.blocks()
-        picks, gains = self.state.greedy(cands, self.budget, self.min_gain, lazy=len(cands) > EXACT_UP_TO)
+        lazy = self.method == "lazy" or (self.method == "auto" and len(cands) > EXACT_UP_TO)
+        picks, gains = self.state.greedy(cands, self.budget, self.min_gain, lazy=lazy)
         chosen = {shortlist.tags[int(p)]: float(g) for p, g in zip(picks, gains, strict=True)}
         found = [(f, i, a) for f, i, a in iter_pool(self.pool) if (f, i) in chosen]
         order = {t: n for n, t in enumerate(chosen)}
