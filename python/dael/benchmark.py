@@ -1,4 +1,4 @@
-"""Entropy-selected vs random-MD training sets: learning curves with the same oracle and training (DESIGN §6).
+"""Entropy-selected vs random-MD training sets: learning curves with the same oracle and training (docs/method.md §6).
 
 Protocol (`run_benchmark`), all in one folder, every stage resumable:
 

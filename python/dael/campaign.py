@@ -1,6 +1,6 @@
 """Campaign configuration: one YAML file (campaign.yaml) and the seed phases (seeds.extxyz) in a folder.
 
-Presets for Si, C and NaCl follow the authors' exploration grids (DESIGN §5), scaled to what a 2-core
+Presets for Si, C and NaCl follow the authors' exploration grids (docs/method.md §5), scaled to what a 2-core
 machine runs in minutes: 8-atom cells instead of 54-64 atoms, 500 biased MD steps instead of 1000,
 pressures around the reference oracle's own transitions (Si diamond → β-Sn at 6 GPa, NaCl B1 → B2 at
 19 GPa, C graphite → diamond above 2.4 GPa) and temperatures below/around melting.
@@ -47,7 +47,7 @@ def phases(system: str) -> dict[str, Atoms]:
 
 @dataclass
 class Explore:
-    """MD grid (DESIGN §5): pressures GPa, temperatures K, global/local bias strengths eV."""
+    """MD grid (docs/method.md §5): pressures GPa, temperatures K, global/local bias strengths eV."""
 
     pressures: list[float] = field(default_factory=lambda: [0.0])
     temperatures: list[float] = field(default_factory=lambda: [300.0, 1000.0])
@@ -194,7 +194,7 @@ def preset(system: str) -> Campaign:
     if system not in grids:
         raise ValueError(f"no preset for system {system!r}; presets: Si, C, NaCl")
     pressures, temperatures = grids[system]
-    anchors = 0.2 if system == "C" else 0.0  # carbon's near-equilibrium forces need anchors (DESIGN §3)
+    anchors = 0.2 if system == "C" else 0.0  # carbon's near-equilibrium forces need anchors (docs/method.md §3)
     return Campaign(system, name=f"{system}-entropy", explore=Explore(pressures, temperatures),
                     budget=Budget(anchor_fraction=anchors))
 

@@ -1,5 +1,5 @@
 """Overlap-matrix fingerprints (OMFP) of Zhu et al., J. Chem. Phys. 144, 034203 (2016), as libfp computes
-its per-atom ("long") fingerprint, with exact analytic gradients; computed in Rust.
+its per-atom ("long") fingerprint, with exact analytic gradients; computed in Rust (docs/method.md §1).
 
 Per atom: the eigenvalues (descending, zero-padded to `natx`, or `4·natx` for 'sp') of the amplitude-
 weighted Gaussian-orbital overlap matrix of every atom image within `cutoff` Å, the atom itself included.

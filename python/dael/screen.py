@@ -1,4 +1,4 @@
-"""Screen structure pools of any size against a dataset's global entropy (DESIGN §4).
+"""Screen structure pools of any size against a dataset's global entropy (docs/method.md §4).
 
 The pool (any files ASE reads: extxyz, ASE db, trajectories, ...) is streamed in chunks of `chunk`
 structures, so memory stays bounded; each chunk is fingerprinted (in this process, or on Dask workers)

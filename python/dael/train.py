@@ -10,19 +10,18 @@
     train.log, history.json        nequip-train's whole output; one record per epoch
     metrics.json                   errors on validation (and test) beside the mean baseline's, timings
 
-Training runs `nequip-train` in a subprocess with `threads` OpenMP/torch threads (default 1: on this busy
-2-core machine two threads never helped: 0.21-0.43 s/epoch with one and 0.21-0.73 with two on 43 8-atom cells;
-5.5-7 ms against 17-30 ms per 64-atom call; `benches/train.py`). Losses are Huber terms on the per-atom energy
-(δ 0.01 eV), forces (δ 0.01 eV/Å) and stress (δ 0.1 eV/Å³), weighted 1 : 1 : `stress_weight`, as the authors
-fine-tune (DESIGN §7; their stress weight is 0.01 with Allegro-OAM-L). dael's default is 100 (DESIGN §9: with
+Training runs `nequip-train` in a subprocess with `threads` OpenMP/torch threads (default 1: on this busy 2-core
+machine two threads never helped: 0.21-0.43 s/epoch with one and 0.21-0.73 with two on 43 8-atom cells; 5.5-7 ms
+against 17-30 ms per 64-atom call; `benches/train.py`). Losses are Huber terms on the per-atom energy (δ 0.01 eV),
+forces (δ 0.01 eV/Å) and stress (δ 0.1 eV/Å³), weighted 1 : 1 : `stress_weight`, as the authors fine-tune
+(docs/method.md §7; their stress weight is 0.01 with Allegro-OAM-L). dael's default is 100 (docs/method.md §9: with
 a tiny model, weight 1 left stress barely learned). Measured with these Huber losses (test MAE E / F / S in
-meV/atom, meV/Å, meV/Å³; 43 train + 5 validation + 12 test strained, rattled 8-atom Si cells, 100 epochs, lr
-1e-2, seeds 0 and 1): weight 1: 5.7 / 95 / 4.9 (seed 0); weight 10: 3.3 / 84 / 3.7 and 10.1 / 129 / 5.0;
-weight 100: 5.1 / 112 / 3.2 and 8.8 / 148 / 3.3 (the seed moves E and F more than the weight does; 100 gives
-the best stress for ~20 % in force). Early stopping, the learning-rate plateau schedule (halve after
-`lr_patience`) and the best checkpoint follow one validation score: the MAEs of energy, forces and stress,
-each divided by the mean baseline's RMSE on the training set (so neither the loss weights nor the units decide
-what "better" means).
+meV/atom, meV/Å, meV/Å³; 43 train + 5 validation + 12 test strained, rattled 8-atom Si cells, 100 epochs, lr 1e-2,
+seeds 0 and 1): weight 1: 5.7 / 95 / 4.9 (seed 0); weight 10: 3.3 / 84 / 3.7 and 10.1 / 129 / 5.0; weight 100: 5.1 /
+112 / 3.2 and 8.8 / 148 / 3.3 (the seed moves E and F more than the weight does; 100 gives the best stress for ~20 %
+in force). Early stopping, the learning-rate plateau schedule (halve after `lr_patience`) and the best checkpoint
+follow one validation score: the MAEs of energy, forces and stress, each divided by the mean baseline's RMSE on the
+training set (so neither the loss weights nor the units decide what "better" means).
 
 Warm starts load a `.nequip.zip` with `ModelFromPackage` (a foundation model such as Allegro-OAM-L, or the
 previous round's `model.nequip.zip`); a `.ckpt` is packaged first, because a `ModelFromCheckpoint` child

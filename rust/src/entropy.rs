@@ -1,11 +1,11 @@
 //! Entropies of fingerprint sets.
 //!
-//! - [`Covariance`]: the dataset state (N, mean, scatter) of DESIGN §3, its entropy
+//! - [`Covariance`]: the dataset state (N, mean, scatter) of docs/method.md §3, its entropy
 //!   H = log det Σ with Σ = scatter/N + εI (population covariance plus ε on the diagonal), the exact gain
 //!   ΔH of adding a block of samples, streaming acceptance and budgeted greedy selection (exact or lazy).
 //! - [`knn_distances`]: exact k-th nearest-neighbour distances of a point set (kd-tree on principal axes),
 //!   the input of the Kozachenko–Leonenko entropy.
-//! - [`local_entropy`]: S_loc of one configuration (DESIGN §2) and its derivative w.r.t. the fingerprints.
+//! - [`local_entropy`]: S_loc of one configuration (docs/method.md §2) and its derivative w.r.t. the fingerprints.
 //!
 //! Samples are rows of `d` numbers; a block (one candidate structure) is `m` consecutive rows.
 //! The gain is computed without forming Σ': with C = scatter/N = Q diag(λ) Qᵀ, a = N/(N+m),
