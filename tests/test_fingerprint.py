@@ -192,6 +192,9 @@ def test_batch_and_per_config():
     config = dael.fingerprint(structs, 4.0, natx=60, per="config")
     assert config.values.shape == (6, 60)
     np.testing.assert_allclose(config.of(5), batch.of(5).mean(axis=0), rtol=1e-14)
+    assert np.asarray(batch) is batch.values and np.asarray(config).shape == (6, 60)  # usable as arrays
+    np.testing.assert_array_equal(np.mean(batch, axis=0), batch.values.mean(axis=0))
+    assert np.asarray(batch, dtype=np.float32).dtype == np.float32
     one = dael.fingerprint(structs, 4.0, natx=60, gradients=True, threads=1)
     two = dael.fingerprint(structs, 4.0, natx=60, gradients=True, threads=2)
     np.testing.assert_array_equal(one.grad, two.grad)

@@ -274,3 +274,72 @@ def test_dft_oracle_templates(tmp_path, monkeypatch):
     assert "ecutwfc          = 60" in text and "tstress          = .true." in text
     assert f"ecutrho          = {ESPRESSO_DEFAULTS['ecutrho']}" in text and "si.upf" in text
     assert "k_points automatic" in text
+
+
+def mixed_dataset(path: Path, rng: np.random.Generator) -> tuple[Dataset, list[Atoms]]:
+    """A dataset as `dael label` leaves it: 3 labelled Si cells, a failed NaN-position cell and a failed Cu
+    cell, one row pending for another oracle, and 2 labelled test cells. Returns it and the 3 used cells."""
+    si8 = bulk("Si", "diamond", a=5.43, cubic=True)
+    train = [skewed(si8, rng, strain=0.02, rattle=0.05) for _ in range(3)]
+    broken = skewed(si8, rng, strain=0.02, rattle=0.05)
+    broken.positions[3, 0] = np.nan
+    dataset = Dataset(path)
+    dataset.add(train + [broken, bulk("Cu", "fcc", a=3.6)], oracle="reference")
+    dataset.add([skewed(si8, rng, strain=0.02, rattle=0.05) for _ in range(2)], oracle="reference",
+                source="test")
+    dataset.add([skewed(si8, rng, strain=0.02, rattle=0.05)], oracle="other")
+    summary = label_dataset(dataset, "reference", workers=0)
+    assert (summary.labeled, summary.failed) == (5, 2)
+    return dataset, train
+
+
+def test_training_and_entropy_read_labelled_training_rows_only(tmp_path, rng):
+    """Failed and pending rows are kept and reported but never used; test rows are never trained on."""
+    from dael.entropy import GlobalEntropy
+    from dael.fingerprint import fingerprint
+    from dael.train import load_structures
+
+    dataset, train = mixed_dataset(tmp_path / "d.db", rng)
+    assert dataset.counts() == {"labeled": 5, "failed": 2, "pending": 1}  # nothing is deleted
+    loaded = load_structures(dataset.path)
+    assert [structure_hash(a) for a in loaded] == [structure_hash(a) for a in train]
+    assert [structure_hash(a) for a in load_structures(dataset.path, sources=["test"])] == [
+        a.info["hash"] for a in dataset.structures(sources=["test"])]
+    assert dataset.left_out() == "2 failed and 1 pending rows not used; 2 test rows held out"
+
+    settings = FingerprintSettings(4.5, 40, "s")
+    expected = GlobalEntropy("atom", 1e-3, settings)
+    expected.add(fingerprint(train, cutoff=4.5, natx=40))
+    write(tmp_path / "pool.extxyz", [skewed(train[0], rng, strain=0.02, rattle=0.1) for _ in range(3)])
+    state = tmp_path / "state.npz"
+    result = runner.invoke(app, ["filter", str(tmp_path / "pool.extxyz"), "--dataset", str(dataset.path),
+                                 "--budget", "1", "--min-gain", "1e9", "--cutoff", "4.5", "--natx", "40",
+                                 "--out", str(tmp_path / "o.extxyz"), "--save-state", str(state)])
+    assert result.exit_code == 0, result.output
+    assert "2 failed and 1 pending rows not used" in " ".join(result.output.split())  # rich wraps lines
+    assert GlobalEntropy.load(state).logdet == pytest.approx(expected.logdet, abs=1e-9)
+
+
+def test_one_reader_for_files_pools_and_datasets(tmp_path, rng):
+    """read_structures: a dael dataset gives its labelled training rows (as train, filter, fingerprint and
+    pools see them), any other file its frames; ASE index syntax; clear errors."""
+    from dael.screen import iter_pool
+    from dael.structures import read_structures
+
+    dataset, train = mixed_dataset(tmp_path / "d.db", rng)
+    hashes = [structure_hash(a) for a in train]
+    assert [structure_hash(a) for a in read_structures(dataset.path)] == hashes
+    assert [structure_hash(a) for _, _, a in iter_pool([dataset.path])] == hashes
+    assert [structure_hash(a) for a in read_structures(dataset.path, "-1")] == hashes[-1:]
+    write(tmp_path / "t.extxyz", train)
+    assert [structure_hash(a) for a in read_structures([tmp_path / "t.extxyz", dataset.path], "1:")] == (
+        hashes[1:] * 2)
+    result = runner.invoke(app, ["fingerprint", str(dataset.path), "--out", str(tmp_path / "f.npz")])
+    assert result.exit_code == 0 and result.output.startswith("3 structures"), result.output
+    failed = Dataset(tmp_path / "failed.db")
+    failed.add([bulk("Cu", "fcc", a=3.6)], oracle="reference")
+    label_dataset(failed, "reference", workers=0)
+    with pytest.raises(ValueError, match="no labelled rows .*1 failed row not used.*dael label"):
+        read_structures(failed.path)
+    with pytest.raises(ValueError, match="missing.extxyz: no such file"):
+        read_structures(tmp_path / "missing.extxyz")

@@ -118,3 +118,21 @@ def test_bad_arguments_raise_value_error(si64):
         _core.neighbor_lists(b.positions, b.cells, b.pbc[:, :2].copy(), b.offsets, 3.0, "ij", 0)
     with pytest.raises(TypeError):
         dael.neighbor_lists([si64, "not atoms"], 3.0)
+
+
+@pytest.mark.parametrize("self_interaction", [False, True])
+def test_ase_order_drop_in_equals_ase_on_a_triclinic_cell(self_interaction, rng):
+    atoms = skewed(bulk("NaCl", "rocksalt", a=5.64) * (2, 2, 1), rng, strain=0.2, rattle=0.2)
+    assert not atoms.cell.orthorhombic
+    ours = dael.ase_neighbor_list("ijdDS", atoms, 4.5, self_interaction=self_interaction)
+    ref = ase_neighbor_list("ijdDS", atoms, 4.5, self_interaction=self_interaction)
+    assert [x.shape for x in ours] == [x.shape for x in ref] and ours[0].dtype == ref[0].dtype == np.int64
+
+    def keyed(i, j, d, D, S):
+        return {(a, b, *s): (dd, *v) for a, b, dd, v, s in zip(i, j, d, D.tolist(), S.tolist(), strict=True)}
+
+    mine, theirs = keyed(*ours), keyed(*ref)
+    assert mine.keys() == theirs.keys() and len(mine) == len(ours[0])
+    keys = sorted(theirs)
+    np.testing.assert_allclose([mine[k] for k in keys], [theirs[k] for k in keys], rtol=0, atol=1e-12)
+    assert np.array_equal(dael.ase_neighbor_list("d", atoms, 4.5, self_interaction), np.asarray(ours[2]))

@@ -72,7 +72,7 @@ def test_greedy_equals_select_and_resumes(pool_file, tmp_path):
     structures = read(pool_file, ":")
     expected = dael.select(structures, budget=12, min_gain=0.0, mode="config", cutoff=4.5, natx=40)
     out = tmp_path / "greedy.extxyz"
-    kw = dict(budget=12, min_gain=0.0, method="greedy", chunk=40, shortlist=240)
+    kw = dict(budget=12, min_gain=0.0, method="auto", chunk=40, shortlist=240)
     with pytest.raises(Interrupt):
         Screen([pool_file], out, fresh_state("config"), SETTINGS, **kw).run(interrupt_after(3))
     result = Screen([pool_file], out, fresh_state("config"), SETTINGS, **kw).run()
@@ -115,7 +115,7 @@ def test_cli_filter_and_entropy(pool_file, tmp_path):
     assert GlobalEntropy.load(state).n == 8 * 15
     # continue from the saved state; without --natx the state's own fingerprint settings are used
     more = ["filter", str(pool_file), "--state", str(state), "--budget", "5", "--out", str(tmp_path / "more.extxyz"),
-            "--save-state", str(tmp_path / "state2.npz"), "--method", "greedy", "--min-gain", "-1e9"]
+            "--save-state", str(tmp_path / "state2.npz"), "--method", "lazy", "--min-gain", "-1e9"]
     res = runner.invoke(app, more)
     assert res.exit_code == 0, res.output
     assert "natx 40" in res.output and GlobalEntropy.load(tmp_path / "state2.npz").n == 8 * 20
@@ -152,3 +152,12 @@ def test_cli_filter_bad_input(case, pool_file, tmp_path):
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 2, res.output
     assert message in res.output and not (tmp_path / "o.extxyz").exists()
+
+
+def test_filter_methods_are_the_selection_methods(pool_file, tmp_path):
+    from dael.selection import METHODS
+
+    for method in METHODS:  # every name dael.select takes, and only those
+        Screen([pool_file], tmp_path / f"{method}.extxyz", fresh_state(), SETTINGS, budget=2, method=method)
+    with pytest.raises(ValueError, match="greedy selection is 'auto', 'exact' or 'lazy'"):
+        Screen([pool_file], tmp_path / "g.extxyz", fresh_state(), SETTINGS, budget=2, method="greedy")

@@ -144,7 +144,7 @@ def test_bad_warm_start_sources_are_clear_errors(dataset, tmp_path):
         if message in ("no such file", "looks like a model id"):  # says how to get a foundation model
             assert "pass its local path" in result.output
     missing = runner.invoke(app, ["train", "--db", str(tmp_path / "none.db"), "--out", str(tmp_path / "m")])
-    assert missing.exit_code == 2 and "no such dataset file" in missing.output
+    assert missing.exit_code == 2 and "none.db: no such file" in missing.output
     with pytest.raises(ValueError, match="model id"):
         resolve_parent("nequip.net:mir-group/NequIP-OAM-L:0.1")
 

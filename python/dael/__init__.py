@@ -6,7 +6,7 @@ holds the orchestration around it.
 
 from dael.entropy import GlobalEntropy, knn_entropy, local_entropy
 from dael.fingerprint import Fingerprints, FingerprintSettings, fingerprint
-from dael.neighbors import NeighborLists, neighbor_list, neighbor_lists
+from dael.neighbors import NeighborLists, ase_neighbor_list, neighbor_list, neighbor_lists
 from dael.selection import Selection, select
 from dael.structures import Batch
 from dael.threads import get_num_threads, set_num_threads
@@ -14,6 +14,7 @@ from dael.threads import get_num_threads, set_num_threads
 __version__ = "0.1.0"
 
 __all__ = [
+    "ase_neighbor_list",
     "Batch",
     "FingerprintSettings",
     "Fingerprints",

@@ -115,7 +115,7 @@ def _labelled(campaign: Campaign, pools: dict[str, list], folder: Path, say: Say
         say(f"benchmark: labelling {len(db.pending(spec))} structures with {lab.oracle}")
         label_dataset(db, lab.oracle, lab.params, workers=lab.workers, timeout=lab.timeout, retries=lab.retries)
         (folder / "labels.done").write_text("done")
-    return {name: list(db.structures(status="labeled", sources=[POOL_SOURCES[name]])) for name in pools}
+    return {name: db.labelled(sources=[POOL_SOURCES[name]]) for name in pools}
 
 
 def _training_sets(campaign: Campaign, data: dict[str, list], settings, folder: Path,

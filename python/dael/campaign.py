@@ -1,6 +1,6 @@
 """Campaign configuration: one YAML file (campaign.yaml) and the seed phases (seeds.extxyz) in a folder.
 
-Presets for Si, C and NaCl follow the authors' exploration grids (DESIGN §5), scaled to what a 2-core
+Presets for Si, C and NaCl follow the authors' exploration grids (docs/method.md §5), scaled to what a 2-core
 machine runs in minutes: 8-atom cells instead of 54-64 atoms, 500 biased MD steps instead of 1000,
 pressures around the reference oracle's own transitions (Si diamond → β-Sn at 6 GPa, NaCl B1 → B2 at
 19 GPa, C graphite → diamond above 2.4 GPa) and temperatures below/around melting.
@@ -215,7 +215,7 @@ def preset(system: str) -> Campaign:
     if system not in grids:
         raise ValueError(f"no preset for system {system!r}; presets: Si, C, NaCl")
     pressures, temperatures = grids[system]
-    anchors = 0.2 if system == "C" else 0.0  # carbon's near-equilibrium forces need anchors (DESIGN §3)
+    anchors = 0.2 if system == "C" else 0.0  # carbon's near-equilibrium forces need anchors (docs/method.md §3)
     return Campaign(system, name=f"{system}-entropy", explore=Explore(pressures, temperatures),
                     budget=Budget(anchor_fraction=anchors))
 
@@ -246,7 +246,8 @@ def write(folder: str | os.PathLike, campaign: Campaign, seeds: dict[str, Atoms]
 def load(folder: str | os.PathLike) -> tuple[Campaign, dict[str, Atoms]]:
     """Read campaign.yaml and the seed phases of a campaign folder."""
     import yaml
-    from ase.io import read
+
+    from dael.structures import read_structures
 
     folder = Path(folder)
     path = folder / CONFIG
@@ -259,5 +260,5 @@ def load(folder: str | os.PathLike) -> tuple[Campaign, dict[str, Atoms]]:
     campaign = Campaign.from_dict(data, str(path))
     if not (folder / SEEDS).exists():
         raise ValueError(f"{folder / SEEDS} not found: the seed phases of the campaign")
-    seeds = {a.info.get("phase", f"seed{n}"): a for n, a in enumerate(read(folder / SEEDS, ":"))}
+    seeds = {a.info.get("phase", f"seed{n}"): a for n, a in enumerate(read_structures(folder / SEEDS))}
     return campaign, seeds

@@ -26,21 +26,15 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _read(paths: list[Path], index: str):
-    """Every structure of every file (any format ASE reads); a clear error names the bad file."""
-    from ase.io import read
+def _read(paths: list[Path], index: str) -> list:
+    """Every structure of every file (`dael.structures.read_structures`: any format ASE reads; of a dael
+    dataset, its labelled rows but the test ones); a clear error names the bad file."""
+    from dael.structures import read_structures
 
-    structures = []
-    for path in paths:
-        if not path.exists():
-            raise fail(f"{path}: no such file")
-        try:
-            structures += read(path, index=index)
-        except Exception as exc:  # ASE raises many types for unreadable input
-            raise fail(f"{path}: ASE cannot read it ({exc})") from exc
-    if not structures:
-        raise fail("the files hold no structures")
-    return structures
+    try:
+        return read_structures(paths, index)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
 
 
 @app.command()
@@ -86,8 +80,10 @@ def _fingerprint_settings(structures: list, cutoff: float, natx: int, orbital: s
 
 def _dataset_state(dataset: Path | None, state: Path | None, mode: str, eps: float, settings, chunk: int,
                    adopt: bool = False):
-    """The dataset's entropy state: a saved state, or the fingerprints of every row of an ASE database.
+    """The dataset's entropy state: a saved state, or the fingerprints of a dataset's structures (a dael
+    dataset's labelled rows but the test ones; failed and pending rows are reported, never used).
     adopt: a saved state's own fingerprint settings win over `settings` (the user gave no --natx)."""
+    from dael.dataset import Dataset, is_dataset
     from dael.dual import load_state, new_state
     from dael.screen import chunks, fingerprint_chunk, iter_pool
 
@@ -108,6 +104,9 @@ def _dataset_state(dataset: Path | None, state: Path | None, mode: str, eps: flo
             raise fail(f"{dataset}: no such dataset (an ASE database; omit --dataset to start empty)")
         for block in chunks(iter_pool([dataset]), chunk):
             current.add(fingerprint_chunk([a for _, _, a in block], settings))
+        note = Dataset(dataset).left_out() if is_dataset(dataset) else ""
+        if note:
+            console.print(f"{dataset}: {note}", highlight=False)
     return current
 
 
@@ -119,7 +118,9 @@ def filter_(
     state: Annotated[Path | None, typer.Option(help="saved entropy state instead of --dataset")] = None,
     mode: Mode = "atom",
     min_gain: Annotated[float, typer.Option(help="smallest entropy gain ΔH worth keeping, nats")] = 0.01,
-    method: Annotated[str, typer.Option(help="'stream' (in order; the authors') or 'greedy'")] = "stream",
+    method: Annotated[str, typer.Option(
+        help="'stream' (in order; the authors'), or greedy by ΔH as in dael.select: 'auto' (exact up to 5000 "
+             "shortlisted, lazy beyond), 'exact' or 'lazy'")] = "stream",
     out: Annotated[Path, typer.Option(help="selected structures (extxyz)")] = Path("selected.extxyz"),
     chunk: Annotated[int, typer.Option(help="structures per chunk (bounds memory)")] = 500,
     shortlist: Annotated[int, typer.Option(help="greedy: first-pass candidates kept (0: 20×budget)")] = 0,
@@ -198,14 +199,16 @@ def entropy(
 
 @app.command()
 def train(
-    db: Annotated[Path, typer.Option(help="labelled dataset: ASE database or extxyz")],
+    db: Annotated[Path, typer.Option(help="labelled dataset: a dael dataset (its labelled rows but the 'test' "
+                                           "ones), an ASE database or extxyz")],
     out: Annotated[Path, typer.Option(help="model directory to create (e.g. models/round-03)")],
     from_: Annotated[str | None, typer.Option(
         "--from", help="warm start: a local .nequip.zip (foundation model or previous round), a .ckpt or a "
                        "dael model directory; hub ids are not fetched")] = None,
     epochs: Annotated[int, typer.Option(help="most epochs (early stopping may end sooner)")] = 200,
     seed: Annotated[int, typer.Option(help="seed of the split, shuffling and initialisation")] = 0,
-    test: Annotated[Path | None, typer.Option(help="extra labelled structures to evaluate on")] = None,
+    test: Annotated[Path | None, typer.Option(
+        help="extra labelled structures to evaluate on (of a dael dataset: its 'test' rows)")] = None,
     lr: Annotated[float | None, typer.Option(help="learning rate (default: 1e-2 new, 3e-3 warm)")] = None,
     stress_weight: Annotated[float, typer.Option(help="loss weight of stress (energy, forces: 1)")] = 100.0,
     val_fraction: Annotated[float, typer.Option(help="share of structures held out for validation")] = 0.1,

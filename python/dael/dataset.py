@@ -41,9 +41,12 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from dael.fingerprint import FingerprintSettings
 
-__all__ = ["Added", "Dataset", "SOURCES", "STATUSES", "oracle_spec", "structure_hash"]
+__all__ = ["Added", "Dataset", "SOURCES", "STATUSES", "TRAINING_SOURCES", "is_dataset", "oracle_spec",
+           "structure_hash"]
 
 SOURCES = ("entropy", "random", "anchor", "test")
+TRAINING_SOURCES = ("entropy", "random", "anchor")
+"""The rows a model is trained on and whose entropy selection raises; 'test' rows are held out."""
 STATUSES = ("pending", "labeled", "failed")
 RESULT_KEYS = ("energy", "free_energy", "forces", "stress")
 
@@ -207,6 +210,34 @@ class Dataset:
             atoms.info.update(row.key_value_pairs, id=row.id)
             yield atoms
 
+    def labelled(self, sources: Sequence[str] = TRAINING_SOURCES) -> list[Atoms]:
+        """The labelled rows of ``sources`` (default: all but 'test'), in id order, as :meth:`structures` gives
+        them: the one way rows are read for use (training, entropy, pools; see
+        :func:`dael.structures.read_structures`). Pending and failed rows stay in the dataset but are never
+        used; :meth:`left_out` says how many there are."""
+        return list(self.structures("labeled", sources))
+
+    def left_out(self, sources: Sequence[str] = TRAINING_SOURCES) -> str:
+        """What :meth:`labelled` leaves out, for messages: e.g. '2 failed and 1 pending rows not used; 5 test
+        rows held out' ('' when it leaves out nothing)."""
+        if not self.path.exists():
+            return ""
+        counts = Counter((row.get("source"), row.get("status"))
+                         for row in self.db.select(include_data=False, columns=["key_value_pairs"]))
+        unused = {status: sum(n for (src, st), n in counts.items() if src in sources and st == status)
+                  for status in ("failed", "pending")}
+        unused = {status: n for status, n in unused.items() if n}
+        parts = []
+        if unused:
+            total = sum(unused.values())
+            parts.append(" and ".join(f"{n} {status}" for status, n in unused.items())
+                         + f" row{'s' * (total > 1)} not used")
+        for source in SOURCES:
+            n = sum(m for (src, _), m in counts.items() if src == source and source not in sources)
+            if n:
+                parts.append(f"{n} {source} row{'s' * (n > 1)} held out")
+        return "; ".join(parts)
+
     def export(self, path: str | os.PathLike, status: str | None = "labeled",
                sources: Sequence[str] | None = None, **query: Any) -> int:
         """Write the rows :meth:`structures` selects to an extxyz file (atomically) that nequip's ASE
@@ -227,6 +258,20 @@ class Dataset:
         finally:
             tmp.unlink(missing_ok=True)
         return len(frames)
+
+
+def is_dataset(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a dael dataset: an ASE SQLite database (``.db``) whose rows carry a status."""
+    path = Path(path)
+    if path.suffix != ".db" or not path.is_file():
+        return False
+    try:
+        _check_database(path)
+    except ValueError:
+        return False
+    import ase.db
+
+    return ase.db.connect(path, type="db").count("status") > 0
 
 
 def _reads_as_number(text: str) -> bool:

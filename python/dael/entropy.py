@@ -1,4 +1,4 @@
-"""Entropies of fingerprint sets (DESIGN §2–4), computed in Rust.
+"""Entropies of fingerprint sets (docs/method.md §2–4), computed in Rust.
 
 - `GlobalEntropy`: the dataset-aware entropy H = log det Σ, Σ = population covariance of the dataset's
   fingerprints + εI, kept as running sums (N, mean, scatter); exact gains ΔH of candidates; saved and
@@ -51,7 +51,7 @@ def as_rows(x: np.ndarray, what: str = "fingerprints") -> np.ndarray:
 class GlobalEntropy:
     """Dataset entropy H = log det(Σ + εI) of the fingerprints seen so far, with exact candidate gains.
 
-    mode: 'atom' or 'config' (see the module docstring); eps: diagonal shift ε (DESIGN default 1e-3);
+    mode: 'atom' or 'config' (see the module docstring); eps: diagonal shift ε (default 1e-3, docs/method.md §3);
     settings: the fingerprint settings of every block given (recorded, checked by `check`).
     A block x is one structure's per-atom fingerprints, shape (n_atoms, d); in 'config' mode it is
     averaged to one sample. The dimension d is fixed by the first block (or settings.length).
@@ -276,7 +276,7 @@ def knn_distances(x: np.ndarray, k: int = 1, threads: int | None = None) -> np.n
 
 
 def local_entropy(fp: np.ndarray) -> float:
-    """Local entropy of one configuration (DESIGN §2), nats:
+    """Local entropy of one configuration (docs/method.md §2), nats:
     S = (1/n) Σ_i ln(n·δ_i), δ_i = distance from fp_i to the nearest other atomic fingerprint (≥ 1e-8).
     fp: (n_atoms, L) per-atom fingerprints of one structure, n_atoms ≥ 2."""
     fp = as_rows(fp)

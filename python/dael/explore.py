@@ -1,5 +1,5 @@
 """The explorer: entropy-biased MD over a grid of phases, pressures, temperatures and bias strengths, whose
-snapshots pass through the global filter (DESIGN §5).
+snapshots pass through the global filter (docs/method.md §5).
 
 For each (phase, pressure, temperature, k) a trajectory is run by `dael.md.run_md` with the driver wrapped
 in the entropy biases (global k_g, optional local k_l); trajectories run in parallel worker processes (one
@@ -338,7 +338,7 @@ ANCHOR_STRAINS = (0.95, 0.97, 1.03, 1.05)
 def anchors(phases: dict[str, Atoms], driver: str, pressures: Sequence[float],
             strains: Sequence[float] = ANCHOR_STRAINS, thermal: int = 2, temperature: float = 300.0,
             seed: int = 0) -> list[Atoms]:
-    """Near-equilibrium structures (DESIGN §3, the mixed pool): each phase relaxed with the driver at each
+    """Near-equilibrium structures (docs/method.md §3, the mixed pool): each phase relaxed with the driver at each
     pressure (GPa), its isotropic strains (linear factors), and `thermal` snapshots of plain NVT MD at
     `temperature` K (max(200, 10·thermal) steps of 1 fs). Tagged phase, pressure_GPa, source='anchor', kind."""
     calc = make_driver(driver)

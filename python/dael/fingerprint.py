@@ -1,5 +1,5 @@
 """Overlap-matrix fingerprints (OMFP) of Zhu et al., J. Chem. Phys. 144, 034203 (2016), as libfp computes
-its per-atom ("long") fingerprint, with exact analytic gradients; computed in Rust.
+its per-atom ("long") fingerprint, with exact analytic gradients; computed in Rust (docs/method.md §1).
 
 Per atom: the eigenvalues (descending, zero-padded to `natx`, or `4·natx` for 'sp') of the amplitude-
 weighted Gaussian-orbital overlap matrix of every atom image within `cutoff` Å, the atom itself included.
@@ -68,6 +68,12 @@ class Fingerprints:
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
+
+    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
+        """The values, so that numpy takes fingerprints as an array: np.asarray(fps) is fps.values, (N, L)
+        per atom or (S, L) per configuration (note len(fps) counts structures, S)."""
+        values = self.values if dtype is None else self.values.astype(dtype, copy=False)
+        return values.copy() if copy else values
 
     def of(self, k: int) -> np.ndarray:
         """Fingerprints of structure k: (n_k, L) per atom, (L,) per configuration."""

@@ -1,6 +1,6 @@
 """FAISS index of a dataset's fingerprints: how far is a candidate from everything already labelled?
 
-The cheap pre-filter before the exact entropy gain (DESIGN §4): a candidate whose fingerprints all lie
+The cheap pre-filter before the exact entropy gain (docs/method.md §4): a candidate whose fingerprints all lie
 within a small distance of dataset entries cannot add much information. Exact (flat L2) search up to
 `flat_limit` vectors, HNSW (approximate, incremental) beyond; the index is saved with the fingerprint
 settings and the mode, and fingerprints made with other settings are refused.

@@ -6,7 +6,8 @@ Folder layout (everything a run used sits beside what it made):
     dataset.db                       every structure sent to the oracle, with its labels and status
     rounds/round-NN/explore/         the round's trajectories and snapshots (resumable, see dael.explore)
     rounds/round-NN/selected.extxyz  the structures chosen for labelling; state.npz: the entropy state of
-                                     the dataset with them; done-*: the stages finished
+                                     the dataset with them (a record: each round starts from the state of
+                                     the labelled rows, `current_state`); done-*: the stages finished
     models/round-NN/                 the model trained on all labels so far (dael.train)
     log.jsonl                        one line per finished stage
 
@@ -70,13 +71,17 @@ def fingerprint_settings(campaign: Campaign, seeds: dict) -> FingerprintSettings
 
 
 def current_state(paths: Paths, campaign: Campaign, settings: FingerprintSettings) -> GlobalEntropy:
-    """The entropy state after the last round that selected (empty before the first)."""
-    from dael.dual import load_state, new_state
+    """The entropy state of the dataset's labelled rows (all but the test ones), fingerprinted with `settings`:
+    the state follows the labels, so a pick whose labelling failed never counts (empty before any label)."""
+    from dael.dataset import Dataset
+    from dael.dual import new_state
+    from dael.screen import chunks, fingerprint_chunk
 
-    rounds = sorted(paths.root.glob("rounds/round-*/done-select"))
-    if not rounds:
-        return new_state(campaign.filter.mode, campaign.filter.eps, settings)
-    return load_state(rounds[-1].parent / "state.npz")
+    state = new_state(campaign.filter.mode, campaign.filter.eps, settings)
+    if paths.dataset.exists():
+        for block in chunks(Dataset(paths.dataset).labelled(), 500):  # bounded memory
+            state.add(fingerprint_chunk(block, settings))
+    return state
 
 
 def _mark(paths: Paths, r: int, stage: str, entry: dict) -> None:
@@ -168,13 +173,12 @@ def _greedy_view(state):
 
 
 def _label(campaign: Campaign, paths: Paths, r: int, dataset, settings: FingerprintSettings, say: Say) -> None:
-    from ase.io import read
-
     from dael.dataset import oracle_spec
     from dael.label import label_dataset
+    from dael.structures import read_structures
 
     lab = campaign.label
-    picked = read(paths.round(r) / "selected.extxyz", ":")
+    picked = read_structures(paths.round(r) / "selected.extxyz")
     spec = oracle_spec(lab.oracle, lab.params)
     for source in ("entropy", "anchor"):
         group = [a for a in picked if a.info.get("source", "entropy") == source]
@@ -182,16 +186,17 @@ def _label(campaign: Campaign, paths: Paths, r: int, dataset, settings: Fingerpr
             dataset.add(group, oracle=spec, campaign=campaign.name, round=r, source=source, fingerprint=settings)
     summary = label_dataset(dataset, lab.oracle, lab.params, workers=lab.workers, timeout=lab.timeout,
                             retries=lab.retries)
+    logdet = current_state(paths, campaign, settings).logdet  # of the labelled rows: failed picks left out
     _mark(paths, r, "label", {"labeled": summary.labeled, "failed": summary.failed,
-                              "seconds": round(summary.seconds, 1)})
+                              "seconds": round(summary.seconds, 1), "logdet": logdet})
     say(f"round {r}: labelled {summary.labeled} with {lab.oracle} ({summary.failed} failed) "
-        f"in {summary.seconds:.1f} s")
+        f"in {summary.seconds:.1f} s; log det of the labelled dataset {logdet:.3f} nats")
 
 
 def _train(campaign: Campaign, paths: Paths, r: int, dataset, say: Say) -> None:
     from dael.train import TrainSettings, train
 
-    labelled = list(dataset.structures(status="labeled"))
+    labelled = dataset.labelled()
     if len(labelled) < 4:
         raise ValueError(f"round {r}: only {len(labelled)} labelled structures; too few to train a model")
     parent = paths.model(r - 1) if r > 1 and (paths.model(r - 1) / "metrics.json").exists() else None
@@ -215,7 +220,8 @@ def status(folder: str | os.PathLike) -> dict:
         if (paths.root / "log.jsonl").exists() else []
     dataset = Dataset(paths.dataset)
     counts = dict(dataset.counts()) if paths.dataset.exists() else {}
-    selects = [e for e in log if e["stage"] == "select"]
+    states = [e for e in log if e["stage"] == "label" and "logdet" in e] or \
+        [e for e in log if e["stage"] == "select"]
     trains = [e for e in log if e["stage"] == "train"]
     stopped = []
     for f in sorted(paths.root.glob("rounds/round-*/explore/trajectories.jsonl")):
@@ -225,7 +231,7 @@ def status(folder: str | os.PathLike) -> dict:
         "round": max((e["round"] for e in log), default=0),
         "budget": {"total": campaign.budget.total, "used": sum(counts.values())},
         "dataset": counts,
-        "logdet": selects[-1]["logdet"] if selects else None,
+        "logdet": states[-1]["logdet"] if states else None,
         "model": trains[-1]["model"] if trains else None,
         "validation": trains[-1]["validation"] if trains else None,
         "trajectories_stopped": [f"{t['name']}: {t['status']}" for t in stopped],

@@ -1,4 +1,4 @@
-"""Entropy-biased molecular dynamics (DESIGN §2–3, §5).
+"""Entropy-biased molecular dynamics (docs/method.md §2–3, §5).
 
 Bias calculators are ASE calculators that wrap a driver calculator (a foundation model, the current MLIP,
 or the reference oracle) and add an entropy term to its energy, with exact forces and stress from the
@@ -78,7 +78,7 @@ class EntropyBias(Calculator):
 
 
 class LocalEntropyBias(EntropyBias):
-    """E = E_driver − k·S_loc (DESIGN §2), fingerprints with sphere `cutoff` Å (default 4 Å, the authors').
+    """E = E_driver − k·S_loc (docs/method.md §2), fingerprints with sphere `cutoff` Å (default 4 Å, the authors').
 
     S_loc uses every atom's distance to its nearest other fingerprint, so the fingerprint length (natx)
     only pads with zeros and changes nothing: it is sized to the largest sphere at each call."""
@@ -191,7 +191,7 @@ class Guard:
 
 @dataclass
 class MDSettings:
-    """One trajectory's protocol (DESIGN §5): relax under `pressure` GPa (FIRE + FrechetCellFilter,
+    """One trajectory's protocol (docs/method.md §5): relax under `pressure` GPa (FIRE + FrechetCellFilter,
     fmax `fmax` eV/Å, ≤ `relax_steps`), Maxwell–Boltzmann velocities at `temperature` K, `thermalize`
     unbiased steps, then `steps` biased steps of `dt` fs ('nvt': Langevin, friction `friction`/fs;
     'npt': isotropic MTK Nosé–Hoover chains at `pressure`), `snapshots` snapshots evenly spaced (or at

@@ -80,7 +80,8 @@ def neighbor_lists(structures: Atoms | Sequence[Atoms], cutoff: float, quantitie
 
 def neighbor_list(atoms: Atoms, cutoff: float, quantities: str = "ijSdD",
                   threads: int | None = None) -> np.ndarray | tuple[np.ndarray, ...]:
-    """Drop-in for `ase.neighborlist.neighbor_list(quantities, atoms, cutoff)`.
+    """The pairs of `atoms` within `cutoff` Å, as `ase.neighborlist.neighbor_list(quantities, atoms, cutoff)`
+    computes them, with dael's argument order (structure first; `ase_neighbor_list` takes ASE's).
 
     Returns the arrays named by `quantities` in that order (one array for one letter):
     i, j (n,) int64; S (n, 3) int64 cell shifts; d (n,) Å; D (n, 3) Å.
@@ -90,3 +91,22 @@ def neighbor_list(atoms: Atoms, cutoff: float, quantities: str = "ijSdD",
     raw = _native(Batch.from_atoms(atoms), _check(quantities, cutoff), quantities, threads)
     result = tuple(_array(raw, q) for q in quantities)
     return result[0] if len(result) == 1 else result
+
+
+def ase_neighbor_list(quantities: str, a: Atoms, cutoff: float, self_interaction: bool = False,
+                      max_nbins: float | None = None) -> np.ndarray | tuple[np.ndarray, ...]:
+    """Drop-in for `ase.neighborlist.neighbor_list(quantities, a, cutoff, self_interaction=False)` (ASE's and
+    vesin's argument order): the same arrays (see `neighbor_list`; cutoff one distance in Å).
+    self_interaction=True also lists each atom with itself (S = 0, d = 0), as ASE does; max_nbins is
+    accepted and ignored (the cell lists size themselves)."""
+    if not self_interaction:
+        return neighbor_list(a, cutoff, quantities)
+    want = quantities if "i" in quantities else quantities + "i"
+    got = neighbor_list(a, cutoff, want)
+    got = dict(zip(want, [got] if len(want) == 1 else got, strict=True))
+    n = len(a)
+    own = {"i": np.arange(n), "j": np.arange(n), "S": np.zeros((n, 3), np.int64), "d": np.zeros(n),
+           "D": np.zeros((n, 3))}
+    at = np.searchsorted(got["i"], np.arange(n))  # pairs are sorted by i: each atom's own pair leads its run
+    merged = tuple(np.insert(got[q], at, own[q], axis=0).astype(got[q].dtype) for q in quantities)
+    return merged[0] if len(merged) == 1 else merged

@@ -1,4 +1,4 @@
-"""Screen structure pools of any size against a dataset's global entropy (DESIGN §4).
+"""Screen structure pools of any size against a dataset's global entropy (docs/method.md §4).
 
 The pool (any files ASE reads: extxyz, ASE db, trajectories, ...) is streamed in chunks of `chunk`
 structures, so memory stays bounded; each chunk is fingerprinted (in this process, or on Dask workers)
@@ -7,9 +7,10 @@ and its structures are judged by their exact entropy gain ΔH against the datase
 - method 'stream' (the authors' filter): in pool order, a structure with ΔH > min_gain joins the state at
   once, until `budget` are taken. Every finished chunk is committed to the work folder (accepted
   structures, then the state), so an interrupted run resumes after its last committed chunk.
-- method 'greedy': a first pass keeps the `shortlist` structures of largest ΔH against the dataset (a
-  bounded heap, checkpointed), then greedy selection (lazy beyond 5000) picks `budget` of them, and a
-  last pass over the pool copies the picks out.
+- methods 'auto', 'exact', 'lazy' (greedy, named as in `dael.select`): a first pass keeps the `shortlist`
+  structures of largest ΔH against the dataset (a bounded heap, checkpointed), then greedy selection (exact,
+  lazy, or 'auto': exact up to 5000 shortlisted, lazy beyond) picks `budget` of them, and a last pass over
+  the pool copies the picks out.
 
 An optional `NoveltyIndex` of the dataset skips structures whose fingerprints all lie within
 `min_distance` of dataset entries before any gain is computed.
@@ -32,28 +33,19 @@ from dael.entropy import GlobalEntropy
 from dael.files import concat_files, savez_atomic, write_atomic, write_extxyz
 from dael.fingerprint import Fingerprints, FingerprintSettings, fingerprint
 from dael.index import NoveltyIndex
-from dael.selection import EXACT_UP_TO
+from dael.selection import EXACT_UP_TO, METHODS
+from dael.structures import iter_structures
 
 Tagged = tuple[int, int, Atoms]
 """(file number, frame number within the file, structure)."""
 
 
 def iter_pool(paths: Sequence[str | os.PathLike]) -> Iterator[Tagged]:
-    """Every structure of every file, lazily, tagged with where it came from."""
-    from ase.io import iread
-
+    """Every structure of every file (`dael.structures.iter_structures`: of a dael dataset, its labelled rows
+    but the test ones), lazily, tagged with where it came from."""
     for f, path in enumerate(paths):
-        if not Path(path).is_file():
-            raise ValueError(f"{path}: no such file")
-        if Path(path).stat().st_size == 0:
-            raise ValueError(f"{path}: the file is empty; it holds no structures")
-        try:
-            for i, atoms in enumerate(iread(path, index=":")):
-                yield f, i, atoms
-        except (ValueError, OSError) as exc:
-            raise ValueError(f"{path}: ASE cannot read it ({exc})") from exc
-        except Exception as exc:  # ASE's readers raise many types for malformed input
-            raise ValueError(f"{path}: ASE cannot read it ({type(exc).__name__}: {exc})") from exc
+        for i, atoms in enumerate(iter_structures(path)):
+            yield f, i, atoms
 
 
 def chunks(items: Iterable, size: int) -> Iterator[list]:
@@ -114,8 +106,10 @@ class Screen:
                  settings: FingerprintSettings, budget: int, min_gain: float = 0.01, method: str = "stream",
                  chunk: int = 500, shortlist: int | None = None, index: NoveltyIndex | None = None,
                  min_distance: float = 0.0, dask: str | None = None):
-        if method not in ("stream", "greedy"):
-            raise ValueError(f"method must be 'stream' or 'greedy'; got {method!r}")
+        if method not in METHODS:
+            hint = "; greedy selection is 'auto', 'exact' or 'lazy'" if method == "greedy" else ""
+            raise ValueError(f"method must be one of {', '.join(METHODS)} (as in dael.select); got {method!r}"
+                             f"{hint}")
         if budget < 1 or chunk < 1:
             raise ValueError("budget and chunk must be positive numbers of structures")
         if index is not None and index.settings != settings:
@@ -230,7 +224,8 @@ class Screen:
                 progress(seen, 0)
         shortlist.save(ckpt, chunks=first + 10**9, seen=seen, skipped=skipped)
         cands = shortlist.blocks()
-        picks, gains = self.state.greedy(cands, self.budget, self.min_gain, lazy=len(cands) > EXACT_UP_TO)
+        lazy = self.method == "lazy" or (self.method == "auto" and len(cands) > EXACT_UP_TO)
+        picks, gains = self.state.greedy(cands, self.budget, self.min_gain, lazy=lazy)
         chosen = {shortlist.tags[int(p)]: float(g) for p, g in zip(picks, gains, strict=True)}
         found = [(f, i, a) for f, i, a in iter_pool(self.pool) if (f, i) in chosen]
         order = {t: n for n, t in enumerate(chosen)}

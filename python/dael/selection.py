@@ -1,4 +1,4 @@
-"""The librarian: choose the candidates that raise the dataset's global entropy most (DESIGN §3).
+"""The librarian: choose the candidates that raise the dataset's global entropy most (docs/method.md §3).
 
 `select` fingerprints the dataset, the candidates and (optionally) near-equilibrium anchors with one set of
 fingerprint settings, then picks greedily by the exact gain ΔH = H(D ∪ c) − H(D) (nats), each pick joining

@@ -10,19 +10,18 @@
     train.log, history.json        nequip-train's whole output; one record per epoch
     metrics.json                   errors on validation (and test) beside the mean baseline's, timings
 
-Training runs `nequip-train` in a subprocess with `threads` OpenMP/torch threads (default 1: on this busy
-2-core machine two threads never helped: 0.21-0.43 s/epoch with one and 0.21-0.73 with two on 43 8-atom cells;
-5.5-7 ms against 17-30 ms per 64-atom call; `benches/train.py`). Losses are Huber terms on the per-atom energy
-(δ 0.01 eV), forces (δ 0.01 eV/Å) and stress (δ 0.1 eV/Å³), weighted 1 : 1 : `stress_weight`, as the authors
-fine-tune (DESIGN §7; their stress weight is 0.01 with Allegro-OAM-L). dael's default is 100 (DESIGN §9: with
+Training runs `nequip-train` in a subprocess with `threads` OpenMP/torch threads (default 1: on this busy 2-core
+machine two threads never helped: 0.21-0.43 s/epoch with one and 0.21-0.73 with two on 43 8-atom cells; 5.5-7 ms
+against 17-30 ms per 64-atom call; `benches/train.py`). Losses are Huber terms on the per-atom energy (δ 0.01 eV),
+forces (δ 0.01 eV/Å) and stress (δ 0.1 eV/Å³), weighted 1 : 1 : `stress_weight`, as the authors fine-tune
+(docs/method.md §7; their stress weight is 0.01 with Allegro-OAM-L). dael's default is 100 (docs/method.md §9: with
 a tiny model, weight 1 left stress barely learned). Measured with these Huber losses (test MAE E / F / S in
-meV/atom, meV/Å, meV/Å³; 43 train + 5 validation + 12 test strained, rattled 8-atom Si cells, 100 epochs, lr
-1e-2, seeds 0 and 1): weight 1: 5.7 / 95 / 4.9 (seed 0); weight 10: 3.3 / 84 / 3.7 and 10.1 / 129 / 5.0;
-weight 100: 5.1 / 112 / 3.2 and 8.8 / 148 / 3.3 (the seed moves E and F more than the weight does; 100 gives
-the best stress for ~20 % in force). Early stopping, the learning-rate plateau schedule (halve after
-`lr_patience`) and the best checkpoint follow one validation score: the MAEs of energy, forces and stress,
-each divided by the mean baseline's RMSE on the training set (so neither the loss weights nor the units decide
-what "better" means).
+meV/atom, meV/Å, meV/Å³; 43 train + 5 validation + 12 test strained, rattled 8-atom Si cells, 100 epochs, lr 1e-2,
+seeds 0 and 1): weight 1: 5.7 / 95 / 4.9 (seed 0); weight 10: 3.3 / 84 / 3.7 and 10.1 / 129 / 5.0; weight 100: 5.1 /
+112 / 3.2 and 8.8 / 148 / 3.3 (the seed moves E and F more than the weight does; 100 gives the best stress for ~20 %
+in force). Early stopping, the learning-rate plateau schedule (halve after `lr_patience`) and the best checkpoint
+follow one validation score: the MAEs of energy, forces and stress, each divided by the mean baseline's RMSE on the
+training set (so neither the loss weights nor the units decide what "better" means).
 
 Warm starts load a `.nequip.zip` with `ModelFromPackage` (a foundation model such as Allegro-OAM-L, or the
 previous round's `model.nequip.zip`); a `.ckpt` is packaged first, because a `ModelFromCheckpoint` child
@@ -147,30 +146,29 @@ def _labelled(atoms: Atoms, where: str) -> Atoms:
     return clean
 
 
-def load_structures(source: Dataset) -> list[Atoms]:
-    """Labelled structures from an ASE database (`.db`: rows with energy/forces/stress), any file ASE reads
-    (extxyz, ...), or a sequence of Atoms with results attached; clean copies (see `_labelled`)."""
+def load_structures(source: Dataset, sources: Sequence[str] | None = None) -> list[Atoms]:
+    """Labelled structures of a dael dataset (its labelled rows of `sources`; None: all but 'test'), of any
+    file ASE reads (extxyz, ASE db, ...; every frame) or of a sequence of Atoms with results attached;
+    clean copies (see `_labelled`). The files go through `dael.structures.read_structures`."""
+    from dael.structures import read_structures
+
     if isinstance(source, str | Path):
-        path = Path(source)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such dataset file")
-        try:
-            if path.suffix in (".db", ".sqlite", ".sqlite3"):
-                from ase.db import connect
-
-                structures = [row.toatoms() for row in connect(path).select()]
-            else:
-                from ase.io import read
-
-                structures = read(path, index=":")
-        except Exception as exc:  # ASE raises many types for unreadable input
-            raise ValueError(f"{path}: ASE cannot read it ({exc})") from exc
-        name = str(path)
+        structures, name = read_structures(source, sources=sources), str(source)
     else:
         structures, name = list(source), "the dataset"
-    if not structures:
-        raise ValueError(f"{name} holds no structures")
+        if not structures:
+            raise ValueError(f"{name} holds no structures")
     return [_labelled(a, f"structure {k} of {name}") for k, a in enumerate(structures)]
+
+
+def _left_out(source: Dataset, sources: Sequence[str] | None = None) -> str:
+    """'; ' and what `load_structures` left out of a dael dataset (failed, pending, test rows), or ''."""
+    from dael import dataset as store
+
+    if not isinstance(source, str | Path) or not store.is_dataset(source):
+        return ""
+    note = store.Dataset(source).left_out(sources or store.TRAINING_SOURCES)
+    return f"; {source}: {note}" if note else ""
 
 
 def _reference(atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray]:
@@ -425,10 +423,11 @@ def train(dataset: Dataset, out: str | Path, parent: str | Path | None = None,
     """Train Allegro on `dataset` into the model directory `out` (see the module docstring for its files).
 
     `parent`: warm start from a `.nequip.zip` (foundation model or previous round), a `.ckpt` or a dael model
-    directory; None trains the small default model from scratch. `test`: extra labelled structures to
-    evaluate on. `progress` receives one line per epoch and per stage (None: silent). Returns the model
-    directory, its package and metrics.json's contents. Raises ValueError / FileNotFoundError for bad input,
-    RuntimeError when nequip fails (with the end of its log).
+    directory; None trains the small default model from scratch. `dataset`: of a dael dataset, its labelled
+    rows but the test ones (failed and pending rows are reported, never used). `test`: extra labelled
+    structures to evaluate on (of a dael dataset: its labelled 'test' rows). `progress` receives one line per
+    epoch and per stage (None: silent). Returns the model directory, its package and metrics.json's contents.
+    Raises ValueError / FileNotFoundError for bad input, RuntimeError when nequip fails (with its log's end).
     """
     s = settings or TrainSettings()
     s.check()
@@ -436,7 +435,7 @@ def train(dataset: Dataset, out: str | Path, parent: str | Path | None = None,
     out = Path(out).resolve()
     parent_path = resolve_parent(parent) if parent is not None else None
     structures = load_structures(dataset)
-    test_structures = load_structures(test) if test is not None else None
+    test_structures = load_structures(test, sources=["test"]) if test is not None else None
     _clear(out, overwrite, parent_path)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -454,7 +453,8 @@ def train(dataset: Dataset, out: str | Path, parent: str | Path | None = None,
         write_extxyz(data / "test.extxyz", test_structures)
     tested = f", {len(test_structures)} test" if test_structures is not None else ""
     say(f"{len(structures)} structures ({', '.join(types)}): {len(train_set)} train, "
-        f"{len(val_set)} validation{tested}{'' if has_stress else '; no stress labels in training'}")
+        f"{len(val_set)} validation{tested}{'' if has_stress else '; no stress labels in training'}"
+        f"{_left_out(dataset)}")
 
     if parent_path is None:
         model_types, r_max = types, s.r_max

@@ -1,11 +1,11 @@
 //! Entropies of fingerprint sets.
 //!
-//! - [`Covariance`]: the dataset state (N, mean, scatter) of DESIGN §3, its entropy
+//! - [`Covariance`]: the dataset state (N, mean, scatter) of docs/method.md §3, its entropy
 //!   H = log det Σ with Σ = scatter/N + εI (population covariance plus ε on the diagonal), the exact gain
 //!   ΔH of adding a block of samples, streaming acceptance and budgeted greedy selection (exact or lazy).
 //! - [`knn_distances`]: exact k-th nearest-neighbour distances of a point set (kd-tree on principal axes),
 //!   the input of the Kozachenko–Leonenko entropy.
-//! - [`local_entropy`]: S_loc of one configuration (DESIGN §2) and its derivative w.r.t. the fingerprints.
+//! - [`local_entropy`]: S_loc of one configuration (docs/method.md §2) and its derivative w.r.t. the fingerprints.
 //!
 //! Samples are rows of `d` numbers; a block (one candidate structure) is `m` consecutive rows.
 //! The gain is computed without forming Σ': with C = scatter/N = Q diag(λ) Qᵀ, a = N/(N+m),
@@ -699,6 +699,90 @@ mod tests {
         let mut after = state.clone();
         after.add(block);
         assert!((after.logdet() - before - predicted).abs() < 1e-10 * predicted.abs().max(1.0));
+    }
+
+    /// `n` blocks of 1..=max_rows rows each (max_rows 1: single rows), random in [-0.5, 0.5)^d.
+    fn random_blocks(n: usize, d: usize, max_rows: usize, seed: &mut u64) -> (Vec<f64>, Vec<usize>) {
+        let mut offsets = vec![0];
+        for _ in 0..n {
+            let m = 1 + ((lcg(seed) + 0.5) * max_rows as f64) as usize % max_rows;
+            offsets.push(offsets.last().unwrap() + m);
+        }
+        let x = (0..offsets[n] * d).map(|_| lcg(seed)).collect();
+        (x, offsets)
+    }
+
+    #[test]
+    fn lazy_greedy_picks_equal_exact_greedy() {
+        let d = 4;
+        for (max_rows, seeded, h_min) in
+            [(1, false, f64::NEG_INFINITY), (1, true, f64::NEG_INFINITY), (3, true, f64::NEG_INFINITY), (1, true, 0.0)]
+        {
+            let case = format!("max_rows {max_rows}, seeded {seeded}, h_min {h_min}");
+            let mut seed = 11 + max_rows as u64;
+            let (x, offsets) = random_blocks(60, d, max_rows, &mut seed);
+            let blocks = Blocks::new(&x, &offsets, d).unwrap();
+            let mut start = Covariance::new(d, 1e-3).unwrap();
+            if seeded {
+                let data: Vec<f64> = (0..10 * d).map(|_| lcg(&mut seed)).collect();
+                start.add(&data);
+            }
+            let (mut exact, mut lazy) = (start.clone(), start.clone());
+            let a = exact.greedy(&blocks, 15, h_min, false);
+            let b = lazy.greedy(&blocks, 15, h_min, true);
+            assert!(if h_min.is_finite() { a.len() >= 2 } else { a.len() == 15 }, "{case}: {} picks", a.len());
+            assert_eq!(a.iter().map(|p| p.0).collect::<Vec<_>>(), b.iter().map(|p| p.0).collect::<Vec<_>>(), "{case}");
+            for ((_, ga), (_, gb)) in a.iter().zip(&b) {
+                assert!((ga - gb).abs() < 1e-9 * ga.abs().max(1.0), "{case}: gains {ga} vs {gb}");
+            }
+            assert!((exact.logdet() - lazy.logdet()).abs() < 1e-9, "{case}");
+            // each pick is the best remaining candidate: its gain is the largest recomputed one, above h_min
+            let mut replay = start.clone();
+            for (k, &(c, g)) in a.iter().enumerate() {
+                if k == 0 && !seeded {
+                    replay.add(blocks.rows(c)); // the seed of an empty state (every gain is 0)
+                    continue;
+                }
+                let before = replay.logdet();
+                let taken: Vec<usize> = a[..k].iter().map(|p| p.0).collect();
+                let best = (0..blocks.len()).filter(|c| !taken.contains(c)).map(|c| {
+                    let mut next = replay.clone();
+                    next.add(blocks.rows(c));
+                    next.logdet() - before
+                });
+                let best = best.fold(f64::NEG_INFINITY, f64::max);
+                assert!((g - best).abs() < 1e-8 * best.abs().max(1.0), "{case}, pick {k}: gain {g}, best {best}");
+                assert!(g > h_min, "{case}");
+                replay.add(blocks.rows(c));
+            }
+        }
+    }
+
+    #[test]
+    fn stream_accepts_by_recomputed_gains() {
+        let d = 4;
+        let mut seed = 5;
+        let (x, offsets) = random_blocks(80, d, 2, &mut seed);
+        let blocks = Blocks::new(&x, &offsets, d).unwrap();
+        let (h_min, budget) = (0.02, 12);
+        let mut state = Covariance::new(d, 1e-3).unwrap();
+        let (gains, accepted) = state.stream(&blocks, h_min, budget);
+        let mut replay = Covariance::new(d, 1e-3).unwrap();
+        let mut taken = 0;
+        for c in 0..blocks.len() {
+            let mut next = replay.clone();
+            next.add(blocks.rows(c));
+            let recomputed = next.logdet() - replay.logdet();
+            assert!((gains[c] - recomputed).abs() < 1e-8 * recomputed.abs().max(1.0), "candidate {c}");
+            let accept = taken < budget && (replay.n < 2.0 || recomputed > h_min);
+            assert_eq!(accepted[c], accept, "candidate {c}: gain {recomputed}");
+            if accept {
+                replay = next;
+                taken += 1;
+            }
+        }
+        assert!(taken == budget && accepted.iter().filter(|&&a| !a).count() > 0);
+        assert!((state.logdet() - replay.logdet()).abs() < 1e-9 && state.n == replay.n);
     }
 
     #[test]

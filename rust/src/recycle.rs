@@ -100,3 +100,52 @@ pub fn concat<T: Recycled + Sync>(parts: Vec<&[T]>, parallel: bool) -> Vec<T> {
     unsafe { out.set_len(total) };
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(sizes: &[usize], start: i64) -> Vec<Vec<i64>> {
+        let mut next = start;
+        sizes
+            .iter()
+            .map(|&n| {
+                next += n as i64;
+                (next - n as i64..next).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn concat_equals_naive_concatenation() {
+        let big = MIN_BYTES / 8 + 1000; // recycled sizes, and small ones left to the allocator
+        for sizes in [vec![], vec![0, 0], vec![3, 0, 5], vec![big, 7, big / 3], vec![0, big]] {
+            let owned = parts(&sizes, 1);
+            let expected: Vec<i64> = owned.concat();
+            for parallel in [false, true] {
+                let got = concat(owned.iter().map(|p| p.as_slice()).collect(), parallel);
+                assert_eq!(got, expected, "sizes {sizes:?}, parallel {parallel}");
+                give(got);
+            }
+        }
+    }
+
+    #[test]
+    fn kept_buffers_are_reused_empty_and_overwritten() {
+        let len = MIN_BYTES / 8 * 2;
+        let mut stale: Vec<f64> = take(len);
+        stale.resize(len, f64::NAN); // fills the memory that a later take may reuse
+        give(stale);
+        let reused: Vec<f64> = take(len);
+        assert!(reused.is_empty() && reused.capacity() >= len);
+        give(reused);
+        let a: Vec<f64> = (0..len / 2).map(|k| k as f64).collect();
+        let b: Vec<f64> = (0..len / 2).map(|k| -(k as f64)).collect();
+        let joined = concat(vec![&a, &b], true);
+        assert_eq!(joined.len(), len);
+        assert!(joined[..len / 2] == a[..] && joined[len / 2..] == b[..]);
+        let small: Vec<f64> = take(10); // below MIN_BYTES: a plain allocation
+        assert!(small.is_empty() && small.capacity() >= 10);
+        assert!(KEPT.load(Ordering::Relaxed) <= MAX_BYTES);
+    }
+}
