@@ -190,9 +190,10 @@ def epochs_for(n: int, settings, epochs: int, min_steps: int) -> int:
 
 
 def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.PathLike, say: Say = print,
-                  pools_only: bool = False, strategies: list[str] | None = None) -> Path:
+                  pools_only: bool = False, strategies: list[str] | None = None, base: str | None = None) -> Path:
     """Run (or resume) the benchmark of `campaign` in `folder` for `strategies` (default: stream, mixed,
-    entropy-random, random); returns report.html."""
+    entropy-random, random); `base`: a model (.nequip.zip or model directory) every model fine-tunes, None:
+    from scratch. Returns report.html."""
     from ase.io import read
 
     from dael.loop import fingerprint_settings
@@ -200,8 +201,9 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     from dael.report import write_report
     from dael.stability import md_stability
     from dael.strategies import check_strategies
-    from dael.train import TrainSettings, evaluate, load_calculator, train
+    from dael.train import TrainSettings, evaluate, load_calculator, resolve_parent, train
 
+    parent = resolve_parent(base) if base is not None else None  # fails before any pool is explored
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     strategies = check_strategies(strategies or list(DEFAULT_STRATEGIES))
@@ -229,11 +231,11 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
         if not done.exists():
             settings = TrainSettings(**train_settings)
             settings.epochs = epochs_for(n, settings, bench.epochs, bench.min_steps)
-            train(_members(sets[job], data), out, settings=settings, progress=None, overwrite=True)
+            train(_members(sets[job], data), out, parent=parent, settings=settings, progress=None, overwrite=True)
         result = json.loads(done.read_text()) if done.exists() else {}
         missing = [name for name in [*evaluation_sets, "md"] if name not in result]
         if missing:  # a model evaluated by an earlier version of the benchmark gets the new sets only
-            calc = load_calculator(out)
+            calc = load_calculator(out, device=train_settings.get("device", "cpu"))
             for name in missing:
                 result[name] = (md_stability(calc, starts, oracle, max(e.temperatures), bench.md_steps,
                                              seed=campaign.seed)
@@ -269,8 +271,8 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
         notes.append("Sets a strategy could not fill (its filter accepted fewer structures): "
                      + ", ".join(f"{s} N={n}" for s, n in short) + ".")
     settings_table = {"explore": asdict(e), "filter": asdict(campaign.filter),
-                      "benchmark": asdict(bench), "train": train_settings, "fingerprint": settings.to_dict(),
-                      "strategies": strategies}
+                      "benchmark": asdict(bench), "train": {**train_settings, "base": base},
+                      "fingerprint": settings.to_dict(), "strategies": strategies}
     histograms = {"entropy pool": data["entropy"], "random-MD pool": data["random"], "test set": data["test"]}
     return write_report(records, folder, f"dael benchmark: {campaign.system}", settings_table, notes,
                         energies=histograms)

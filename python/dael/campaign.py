@@ -112,10 +112,13 @@ class Label:
 
 @dataclass
 class Train:
-    """Training settings passed to dael.train.TrainSettings (epochs, r_max, stress_weight, ...)."""
+    """Training settings passed to dael.train.TrainSettings (epochs, r_max, stress_weight, device, ...); base: a
+    model that round 1 fine-tunes (a .nequip.zip or dael model directory, e.g. from `dael distill`; relative
+    paths are relative to the campaign folder), None to train round 1 from scratch."""
 
     epochs: int = 60
     settings: dict[str, Any] = field(default_factory=dict)
+    base: str | None = None
 
 
 @dataclass

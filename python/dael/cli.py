@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dael.campaign import K_GLOBAL
+from dael.distill import DistillSettings
 from dael.window import WINDOW
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -66,6 +67,7 @@ def fingerprint(
 
 
 Mode = Annotated[str, typer.Option(help="'atom' (per-atom samples, disordered) or 'config' (per structure)")]
+Device = Annotated[str, typer.Option(help="'cpu' or 'cuda': where training and the model's inference run")]
 
 
 def _fingerprint_settings(structures: list, cutoff: float, natx: int, orbital: str, pressure: float = 0.0):
@@ -213,6 +215,7 @@ def train(
     stress_weight: Annotated[float, typer.Option(help="loss weight of stress (energy, forces: 1)")] = 100.0,
     val_fraction: Annotated[float, typer.Option(help="share of structures held out for validation")] = 0.1,
     threads: Annotated[int, typer.Option(help="torch/OpenMP threads of the training process")] = 1,
+    device: Device = "cpu",
     overwrite: Annotated[bool, typer.Option(help="replace a previous run in --out")] = False,
 ) -> None:
     """Train an Allegro potential on a labelled dataset (new, or fine-tuned with --from); writes the model
@@ -222,7 +225,7 @@ def train(
 
     try:
         settings = TrainSettings(epochs=epochs, seed=seed, lr=lr, stress_weight=stress_weight,
-                                 val_fraction=val_fraction, threads=threads)
+                                 val_fraction=val_fraction, threads=threads, device=device)
         result = run(db, out, parent=from_, settings=settings, test=test, overwrite=overwrite,
                      progress=lambda line: console.print(line, markup=False, highlight=False))
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
@@ -519,17 +522,23 @@ def benchmark(
                                                  "greedy-atom, greedy-config, entropy-random, random, direct, "
                                                  "quests-msc, quests-fps, quests-kmeans, or 'all'")]
     = "stream,mixed,entropy-random,random",
+    from_: Annotated[str | None, typer.Option(
+        "--from", help="fine-tune every model from this base: a .nequip.zip or a dael model directory (e.g. "
+                       "`dael distill`'s folder) [default: train from scratch]")] = None,
+    device: Annotated[str | None, typer.Option(
+        help="'cpu' or 'cuda' for training and inference [default: the campaign's train.settings, else cpu]")]
+    = None,
 ) -> None:
     """Selection strategies vs random MD on the same pools and training: learning curves, MD stability and an
     HTML report."""
     from dael.benchmark import run_benchmark
-    from dael.campaign import load, phases, preset
+    from dael.train import check_device
 
     try:
-        if Path(system).is_dir():
-            campaign, seeds = load(system)
-        else:
-            campaign, seeds = preset(system), phases(system)
+        campaign, seeds = _campaign(system)
+        if device is not None:
+            campaign.train.settings["device"] = device
+        check_device(campaign.train.settings.get("device", "cpu"))
         b = campaign.benchmark
         b.sizes = sizes or b.sizes
         b.draws = draws or b.draws
@@ -543,10 +552,63 @@ def benchmark(
         chosen = check_strategies(list(STRATEGIES) if strategies == "all" else
                                   [x.strip() for x in strategies.split(",") if x.strip()])
         report = run_benchmark(campaign, seeds, out or Path(f"benchmark-{campaign.system}"),
-                               say=lambda line: console.print(line, highlight=False), strategies=chosen)
-    except ValueError as exc:
+                               say=lambda line: console.print(line, highlight=False), strategies=chosen, base=from_)
+    except (ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from exc
     console.print(f"report: {report}")
+
+
+def _campaign(system: str):
+    """(campaign, seed phases) of a preset name (Si, C, NaCl) or a campaign folder."""
+    from dael.campaign import load, phases, preset
+
+    if Path(system).is_dir():
+        return load(system)
+    return preset(system), phases(system)
+
+
+_DISTILL = DistillSettings()
+
+
+@app.command()
+def distill(
+    system: Annotated[str, typer.Argument(help="preset (Si, C, NaCl) or a campaign folder")],
+    teacher: Annotated[str, typer.Option(help="chgnet | sevennet | allegro:PATH | ase:module:Class | reference")]
+    = "chgnet",
+    out: Annotated[Path, typer.Option(help="folder of the base model (resumable)")] = Path("base"),
+    device: Device = "cpu",
+    epochs: Annotated[int, typer.Option(help="most training epochs")] = _DISTILL.epochs,
+    steps: Annotated[int, typer.Option(help="MD steps per trajectory (0: the campaign's)")] = 0,
+    snapshots: Annotated[int, typer.Option(help="snapshots per trajectory (0: the campaign's)")] = 0,
+    repeats: Annotated[int, typer.Option(help="MD seeds per phase, pressure and temperature")] = _DISTILL.repeats,
+    rattles: Annotated[int, typer.Option(help="rattled copies (0.05-0.15 Å) per relaxed phase and pressure")]
+    = _DISTILL.rattles,
+    strains: Annotated[int, typer.Option(help="random strains (up to ±10 %) per relaxed phase and pressure")]
+    = _DISTILL.strains,
+    r_max: Annotated[float, typer.Option(help="cutoff of the base, Å")] = _DISTILL.r_max,
+    l_max: Annotated[int, typer.Option(help="largest rotation order of the base")] = _DISTILL.l_max,
+    num_layers: Annotated[int, typer.Option(help="Allegro layers")] = _DISTILL.num_layers,
+    scalar_features: Annotated[int, typer.Option(help="scalar features")] = _DISTILL.num_scalar_features,
+    tensor_features: Annotated[int, typer.Option(help="tensor features")] = _DISTILL.num_tensor_features,
+    workers: Annotated[int, typer.Option(help="MD trajectories in parallel (0: the campaign's)")] = 0,
+    threads: Annotated[int, typer.Option(help="torch threads of training and timing")] = _DISTILL.threads,
+) -> None:
+    """Distil a teacher (foundation model or any ASE calculator) into an Allegro base: broad random MD, melts,
+    strains and rattles labelled by the teacher, a 10 % holdout; writes model.nequip.zip and distill.json
+    (errors against the teacher, speed of both). Fine-tune it with `--from OUT` or campaign.yaml's train.base."""
+    from dael.distill import distill as run_distill
+
+    settings = DistillSettings(epochs=epochs, steps=steps or None, snapshots=snapshots or None, repeats=repeats,
+                               rattles=rattles, strains=strains, r_max=r_max, l_max=l_max, num_layers=num_layers,
+                               num_scalar_features=scalar_features, num_tensor_features=tensor_features,
+                               workers=workers or None, threads=threads, device=device)
+    try:
+        campaign, seeds = _campaign(system)
+        result = run_distill(campaign, seeds, out, teacher, settings,
+                             say=lambda line: console.print(line, markup=False, highlight=False))
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"base model: {out / result['model']} (errors and timings: {out / 'distill.json'})")
 
 
 @app.command()

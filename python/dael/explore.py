@@ -42,6 +42,8 @@ DRIVERS = "reference | chgnet | sevennet | allegro:PATH | ase:module:Class"
 
 
 PACKAGES = {"chgnet": "chgnet", "sevennet": "sevenn", "7net-0": "sevenn"}
+DEVICE_VARIABLE = "DAEL_DEVICE"
+"""Environment variable with the torch drivers' device ('cpu' or 'cuda') when make_driver is given none."""
 
 
 def check_driver(name: str) -> None:
@@ -60,28 +62,31 @@ def check_driver(name: str) -> None:
         raise ValueError(f"unknown driver {name!r}; use one of: {DRIVERS}")
 
 
-def make_driver(name: str) -> Calculator:
+def make_driver(name: str, device: str | None = None) -> Calculator:
     """The MD driver called `name`: 'reference' (the embedded oracle), 'chgnet' (CHGNet 0.3 universal
     potential; weights ship with the PyPI package), 'sevennet' (SevenNet 7net-0), 'allegro:PATH' (a model
-    trained or packaged by dael/nequip), or 'ase:module:Class' (any ASE calculator)."""
+    trained or packaged by dael/nequip), or 'ase:module:Class' (any ASE calculator). `device` ('cpu' or
+    'cuda') of the torch drivers; None: the environment variable DAEL_DEVICE, else 'cpu' (worker processes
+    inherit the variable)."""
     if name == "reference" or name.startswith("ase:"):
         from dael.oracles import make_oracle
 
         return make_oracle(name)
     check_driver(name)
+    from dael.train import check_device, load_calculator
+
+    device = check_device(device or os.environ.get(DEVICE_VARIABLE) or "cpu")
     if name == "chgnet":
         from chgnet.model.dynamics import CHGNetCalculator
 
         with float32():
-            return Float32(CHGNetCalculator(use_device="cpu"))
+            return Float32(CHGNetCalculator(use_device=device))
     if name in ("sevennet", "7net-0"):
         from sevenn.calculator import SevenNetCalculator
 
         with float32():
-            return Float32(SevenNetCalculator("7net-0", device="cpu"))
-    from dael.train import load_calculator
-
-    return load_calculator(Path(name.split(":", 1)[1]))
+            return Float32(SevenNetCalculator("7net-0", device=device))
+    return load_calculator(Path(name.split(":", 1)[1]), device=device)
 
 
 @contextmanager

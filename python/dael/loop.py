@@ -98,6 +98,13 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
     campaign, seeds = load(folder)
     paths = Paths(Path(folder))
     settings = fingerprint_settings(campaign, seeds)
+    if campaign.train.base:  # a missing base fails now, not after round 1's exploration and labels
+        from dael.train import resolve_parent
+
+        try:
+            resolve_parent(paths.root / campaign.train.base)
+        except (ValueError, FileNotFoundError) as exc:
+            raise ValueError(f"{paths.root / 'campaign.yaml'}: train.base {campaign.train.base!r}: {exc}") from exc
     dataset = Dataset(paths.dataset)
     r = 0
     while max_rounds is None or r < max_rounds:
@@ -200,6 +207,8 @@ def _train(campaign: Campaign, paths: Paths, r: int, dataset, say: Say) -> None:
     if len(labelled) < 4:
         raise ValueError(f"round {r}: only {len(labelled)} labelled structures; too few to train a model")
     parent = paths.model(r - 1) if r > 1 and (paths.model(r - 1) / "metrics.json").exists() else None
+    if r == 1 and campaign.train.base:  # round 1 fine-tunes the base model (e.g. from `dael distill`)
+        parent = paths.root / campaign.train.base
     settings = TrainSettings(epochs=campaign.train.epochs, seed=campaign.seed, **campaign.train.settings)
     say(f"round {r}: training on {len(labelled)} structures" + (f", warm start from {parent}" if parent else ""))
     result = train(labelled, paths.model(r), parent=parent, settings=settings, progress=None, overwrite=True)

@@ -30,6 +30,9 @@ becomes unloadable once its parent moves. The per-type energy shifts are correct
 functional or code starts at the right energy zero. Foundation models come only from nequip.net, which dael
 never contacts: download the `.nequip.zip` where there is internet and pass its local path.
 
+`TrainSettings.device` ('cpu', the default, or 'cuda') is the Lightning trainer's accelerator (one device) and
+where the trained model is evaluated; 'cuda' on a machine where torch sees no GPU is refused before anything runs.
+
 Units: Å, eV, eV/Å, eV/Å³ (ASE's stress sign); metrics in meV/atom, meV/Å and meV/Å³.
 """
 
@@ -56,8 +59,8 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 from dael.files import write_extxyz
 
-__all__ = ["MeanBaseline", "TrainResult", "TrainSettings", "evaluate", "load_calculator", "load_structures",
-           "resolve_parent", "time_calls", "train"]
+__all__ = ["DEVICES", "MeanBaseline", "TrainResult", "TrainSettings", "check_device", "evaluate", "load_calculator",
+           "load_structures", "resolve_parent", "time_calls", "train"]
 
 Dataset = str | Path | Sequence[Atoms]
 Progress = Callable[[str], None]
@@ -65,6 +68,7 @@ Progress = Callable[[str], None]
 PACKAGE = "model.nequip.zip"
 NO_HUB = ("foundation models (e.g. Allegro-OAM-L) are published on nequip.net, which dael never contacts: "
           "download the .nequip.zip on a machine with internet access and pass its local path")
+DEVICES = ("cpu", "cuda")
 # the files and folders `train` writes into a model directory (what overwrite=True removes)
 _OUTPUTS = ("data", "run", "config.yaml", PACKAGE, "parent.nequip.zip", "train.log", "history.json",
             "metrics.json", "model.nequip.pt2", "model.compile.log", ".inductor-cache")
@@ -93,9 +97,11 @@ class TrainSettings:
     num_scalar_features: int = 16
     num_tensor_features: int = 8
     model_dtype: str = "float32"
+    device: str = "cpu"               # where nequip-train runs (the Lightning trainer's accelerator) and evaluates
 
     def check(self) -> None:
-        """Raise ValueError naming the first setting out of range."""
+        """Raise ValueError naming the first setting out of range (or a device this machine lacks)."""
+        check_device(self.device)
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "patience": self.patience,
                     "lr_patience": self.lr_patience, "threads": self.threads, "r_max": self.r_max,
                     "num_layers": self.num_layers, "num_scalar_features": self.num_scalar_features,
@@ -113,6 +119,20 @@ class TrainSettings:
             raise ValueError(f"ema_decay must be in [0, 1); got {self.ema_decay}")
         if self.l_max < 0 or self.model_dtype not in ("float32", "float64"):
             raise ValueError("l_max must be >= 0 and model_dtype 'float32' or 'float64'")
+
+
+def check_device(device: str) -> str:
+    """`device` ('cpu' or 'cuda') when this machine can run torch on it; one ValueError saying why not."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {device!r}")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"device 'cuda' asked for, but torch {torch.__version__} sees no CUDA GPU here "
+                             "(torch.cuda.is_available() is False: no GPU, no driver or a CPU-only torch build); "
+                             "use --device cpu or run on a machine with a GPU")
+    return device
 
 
 @dataclass
@@ -357,7 +377,8 @@ def _config(s: TrainSettings, data: Path, types: list[str], model_types: list[st
         datamodule["stats_manager"] = {"_target_": "nequip.data.CommonDataStatisticsManager",
                                        "type_names": model_types}
     trainer = {
-        "_target_": "lightning.Trainer", "max_epochs": s.epochs, "check_val_every_n_epoch": 1,
+        "_target_": "lightning.Trainer", "accelerator": s.device, "devices": 1,
+        "max_epochs": s.epochs, "check_val_every_n_epoch": 1,
         "num_sanity_val_steps": 0, "enable_progress_bar": False, "enable_model_summary": False,
         "logger": False, "gradient_clip_val": s.gradient_clip,
         "callbacks": [
@@ -483,7 +504,7 @@ def train(dataset: Dataset, out: str | Path, parent: str | Path | None = None,
             history.append(json.loads(line[len(MARKER):]))
             say(_epoch_line(history[-1]))
 
-    say(f"nequip-train (Allegro, {s.threads} thread{'s' * (s.threads > 1)}) -> {out / 'run'}")
+    say(f"nequip-train (Allegro, {s.device}, {s.threads} thread{'s' * (s.threads > 1)}) -> {out / 'run'}")
     start = time.perf_counter()
     _run([_nequip_script("nequip-train"), "-cp", str(out), "-cn", "config", f"hydra.run.dir={out / 'run'}"],
          out / "train.log", s.threads, on_line)
@@ -495,7 +516,7 @@ def train(dataset: Dataset, out: str | Path, parent: str | Path | None = None,
     say("packaging the best checkpoint")
     package(best, out / PACKAGE, s.threads)
 
-    calc = load_calculator(out, threads=s.threads)
+    calc = load_calculator(out, device=s.device, threads=s.threads)
     epoch_seconds = [h["seconds"] for h in history]
     metrics: dict[str, Any] = {
         "model": PACKAGE, "parent": None if parent_path is None else str(parent_path),
