@@ -71,6 +71,7 @@ def test_report_tables_ratios_and_html(tmp_path):
     assert "| test | stream | 10 | 2 | 1.05 ± 0.05" in markdown_table(rows)
     html = write_report(records, tmp_path, "t", {"a": 1}, ["note"]).read_text()
     assert "3.00×" in html and (tmp_path / "curves-test.png").stat().st_size > 1000
+    assert "test, N = 20: stream is best (0.53); random MD 1.58 (3.00× the error)." in html
     assert (tmp_path / "results.csv").read_text().count("\n") == 7
 
 

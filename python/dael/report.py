@@ -117,6 +117,28 @@ def plot(rows: Sequence[dict], which: str, title: str, path: Path) -> Path:
     return path
 
 
+def verdict(rows: Sequence[dict], metric: str = "energy_mae") -> list[str]:
+    """One plain sentence per evaluation set: at the largest N every strategy reached, which one has the lowest
+    mean error, and how random MD compares."""
+    lines = []
+    for which in sorted({r["set"] for r in rows}):
+        sel = [r for r in rows if r["set"] == which and np.isfinite(r[metric])]
+        pools = {r["pool"] for r in sel}
+        common = [n for n in sorted({r["size"] for r in sel}) if {r["pool"] for r in sel if r["size"] == n} == pools]
+        if not common or len(pools) < 2:
+            continue
+        at = {r["pool"]: r[metric] for r in sel if r["size"] == common[-1]}
+        best = min(at, key=at.get)
+        line = f"{which}, N = {common[-1]}: {best} is best ({at[best]:.2f})"
+        if "random" in at and best != "random":
+            line += f"; random MD {at['random']:.2f} ({at['random'] / at[best]:.2f}× the error)"
+        elif "random" in at:
+            runner = min((p for p in at if p != "random"), key=at.get)
+            line += f"; the best selection, {runner}, has {at[runner] / at['random']:.2f}× random MD's error"
+        lines.append(line + ".")
+    return lines
+
+
 def energy_histogram(groups: dict[str, Sequence], path: Path) -> Path:
     """Histogram of the labelled energy per atom (eV/atom) of each group of structures, one PNG."""
     import matplotlib
@@ -171,10 +193,13 @@ def write_report(records: Sequence[dict], folder: str | os.PathLike, title: str,
     settings_html = "".join(f"<tr><td>{html.escape(str(k))}</td><td><code>{html.escape(str(v))}</code>"
                             "</td></tr>" for k, v in settings.items())
     notes_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    verdict_html = "".join(f"<li>{html.escape(line)}</li>" for line in verdict(rows))
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><body>
 <h1>{html.escape(title)}</h1><ul>{notes_html}</ul>
+<h2>Which training set wins (energy MAE, meV/atom; MD: energy error along the model's own MD)</h2>
+<ul>{verdict_html}</ul>
 <h2>Learning curves</h2>{''.join(_image(p) for p in images)}
 <h2>Random-MD error / strategy error (mean over draws; &gt; 1: the strategy is better)</h2>
 <table><tr><th>set</th><th>strategy</th><th>N</th>{heads}</tr>{ratio_html}</table>
