@@ -140,10 +140,14 @@ def test_stream_sets_are_the_first_accepted_in_a_random_trajectory_order(rng):
         assert t1 != t2 or s1 < s2  # snapshots of one trajectory in step order
     other = select_sets("stream", pools, [10], np.random.default_rng(2))
     assert other[10] != sets[10]  # another draw explores in another order
+    filled = select_sets("stream-fill", pools, [10, 50], np.random.default_rng(1))
+    accepted = select_sets("stream", pools, [len(pools.entropy)], np.random.default_rng(1))
+    assert not accepted  # the filter saturates before it takes the whole pool
+    assert filled[10] == sets[10] and len(filled[50]) == 50 and "e5" not in filled[50]
 
 
-@pytest.mark.parametrize("strategy", ["mixed", "greedy-atom", "greedy-config", "entropy-random", "random",
-                                      "direct", "quests-fps", "quests-msc", "quests-kmeans"])
+@pytest.mark.parametrize("strategy", ["stream-fill", "mixed", "greedy-atom", "greedy-config", "entropy-random",
+                                      "random", "direct", "quests-fps", "quests-msc", "quests-kmeans"])
 def test_every_strategy_fills_its_sets_from_candidates_only(strategy, rng):
     pools = synthetic_pools(rng)
     pools.candidates = {"entropy": np.arange(10, 60), "random": np.arange(10, 60)}

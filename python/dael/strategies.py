@@ -8,7 +8,9 @@ that pool; holdout structures are never offered.
   draw (an independent exploration order), snapshots in step order; those inside the energy window whose gain
   over the set as it is then exceeds min_gain join it at once (dual mode). The set of size N is the first N
   accepted: what `dael run` with budget N labels.
-- mixed: `anchor_fraction` of N near-equilibrium anchors (greedy ΔH), the rest as `stream`, interleaved.
+- stream-fill: `stream`, then, once the filter has taken all it will (it saturates: ΔH > 0 accepted ~10 % of
+  the Si pool), the rest of the window's snapshots in the same exploration order: any N up to the pool.
+- mixed: `anchor_fraction` of N near-equilibrium anchors (greedy ΔH), the rest as `stream-fill`, interleaved.
 - greedy-atom / greedy-config: greedy D-optimal ΔH re-ranking of a random 80 % of the entropy pool.
 - entropy-random: a random permutation of the entropy pool (the pool without selection).
 - random: a random permutation of the random-MD pool (the baseline).
@@ -31,9 +33,9 @@ from dael.entropy import GlobalEntropy
 from dael.fingerprint import Fingerprints
 from dael.window import in_window
 
-STRATEGIES = ("stream", "mixed", "greedy-atom", "greedy-config", "entropy-random", "random", "direct",
+STRATEGIES = ("stream", "stream-fill", "mixed", "greedy-atom", "greedy-config", "entropy-random", "random", "direct",
               "quests-msc", "quests-fps", "quests-kmeans")
-DEFAULT_STRATEGIES = ("stream", "mixed", "entropy-random", "random")
+DEFAULT_STRATEGIES = ("stream", "stream-fill", "mixed", "entropy-random", "random")
 DRAW_SHARE = 0.8
 """Share of the entropy and anchor pools each greedy draw selects from (draws differ by this subsample)."""
 
@@ -74,8 +76,9 @@ def _prefixes(order: Sequence[str], sizes: Sequence[int]) -> Sets:
     return {n: list(order[:n]) for n in sizes if len(order) >= n}
 
 
-def stream_order(pools: Pools, rng: np.random.Generator, budget: int) -> list[str]:
-    """Entropy-pool keys in the order the streaming filter accepts them, trajectories in a random order."""
+def stream_order(pools: Pools, rng: np.random.Generator, budget: int, fill: bool = False) -> list[str]:
+    """Entropy-pool keys in the order the streaming filter accepts them, trajectories in a random order;
+    fill: followed by the snapshots it did not accept (inside the window), in the same order."""
     cand = pools.candidates["entropy"]
     names = [str(pools.entropy[i].info.get("trajectory", i)) for i in cand]
     trajectories = list(dict.fromkeys(names))
@@ -85,7 +88,8 @@ def stream_order(pools: Pools, rng: np.random.Generator, budget: int) -> list[st
     ordered = ordered[in_window([pools.entropy[i] for i in ordered], pools.window)]
     state = new_state(pools.mode, pools.eps, pools.fps["entropy"].settings)
     _, accepted = state.stream(_batch(pools.fps["entropy"], ordered), pools.min_gain, budget)
-    return [f"e{i}" for i in ordered[accepted]]
+    order = ordered[accepted] if not fill else np.concatenate([ordered[accepted], ordered[~accepted]])
+    return [f"e{i}" for i in order[:budget]]
 
 
 def _subset(fps: Fingerprints, rows: np.ndarray) -> list[np.ndarray]:
@@ -100,8 +104,11 @@ def _batch(fps: Fingerprints, rows: np.ndarray) -> Fingerprints:
     return Fingerprints(values, fps.settings, "atom", offsets, np.zeros(len(values), dtype=np.int64))
 
 
-def _stream(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets:
-    return _prefixes(stream_order(pools, rng, max(sizes)), sizes)
+def _stream(fill: bool) -> Callable:
+    def pick(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets:
+        return _prefixes(stream_order(pools, rng, max(sizes), fill), sizes)
+
+    return pick
 
 
 def _anchor_picks(pools: Pools, n: int, rng: np.random.Generator, state: GlobalEntropy) -> list[str]:
@@ -114,7 +121,7 @@ def _mixed(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets
     n_max = max(sizes)
     n_anchor = int(round(pools.anchor_fraction * n_max))
     anchors = _anchor_picks(pools, n_anchor, rng, GlobalEntropy("atom", pools.eps, pools.fps["anchor"].settings))
-    rest = stream_order(pools, rng, n_max - len(anchors))
+    rest = stream_order(pools, rng, n_max - len(anchors), fill=True)
     return _prefixes(interleave(anchors, rest, pools.anchor_fraction), sizes)
 
 
@@ -199,7 +206,8 @@ def _quests(method: str) -> Callable:
 
 
 STRATEGY_FUNCTIONS: dict[str, Callable] = {
-    "stream": _stream, "mixed": _mixed, "greedy-atom": _greedy("atom"), "greedy-config": _greedy("config"),
+    "stream": _stream(False), "stream-fill": _stream(True), "mixed": _mixed, "greedy-atom": _greedy("atom"),
+    "greedy-config": _greedy("config"),
     "entropy-random": _permutation("entropy"), "random": _permutation("random"), "direct": _direct,
     "quests-msc": _quests("msc"), "quests-fps": _quests("fps"), "quests-kmeans": _quests("kmeans"),
 }
