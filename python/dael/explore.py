@@ -29,6 +29,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
+from dael.checks import number
 from dael.entropy import GlobalEntropy
 from dael.files import concat_files, savez_atomic, write_extxyz
 from dael.fingerprint import FingerprintSettings, fingerprint
@@ -138,6 +139,8 @@ def grid(phases: dict[str, Atoms], pressures: Sequence[float], temperatures: Seq
                            random_snapshots=random_baseline)
         if random_baseline:
             kg, kl = 0.0, 0.0
+        number("k_global (eV)", kg)
+        number("k_local (eV)", kl)
         jobs.append(Job(phase, phases[phase], settings, float(kg), float(kl),
                         "random" if random_baseline else "entropy"))
     return jobs
@@ -205,7 +208,8 @@ class Explorer:
     def __init__(self, driver: str, state: GlobalEntropy, folder: str | os.PathLike, min_gain: float = 0.01,
                  workers: int = 1, settings: FingerprintSettings | None = None):
         self.driver, self.state, self.folder = driver, state, Path(folder)
-        self.min_gain, self.workers = float(min_gain), max(1, int(workers))
+        self.min_gain = float(number("min_gain (nats)", min_gain, infinite=True))
+        self.workers = max(1, int(workers))
         if state.settings is None:
             if settings is None:
                 raise ValueError("the dataset state has no fingerprint settings yet: pass settings=")
