@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from dael.campaign import Benchmark, Campaign, load, phases, preset, write
 from dael.cli import app
+from dael.dataset import Dataset
 from dael.report import markdown_table, ratios, summarize, write_report
 from dael.strategies import interleave
 
@@ -111,7 +112,12 @@ def test_two_rounds_run_and_resume_without_relabelling(tmp_path):
     assert '"labeled": 0' in new and '"stage": "train"' not in new  # nothing relabelled or retrained
     res = CliRunner().invoke(app, ["status", "--dir", str(tmp_path)])
     labelled = sum(selected)
-    assert res.exit_code == 0 and f"{labelled} / 10" in res.output and f"labeled {labelled}" in res.output
+    assert res.exit_code == 0 and f"{labelled} / 10" in res.output
+    # a barely trained driver can push atoms together: such snapshots are refused, not labelled
+    counts = Dataset(tmp_path / "dataset.db").counts()
+    assert counts["labeled"] + counts["failed"] == labelled and f"labeled {counts['labeled']}" in res.output
+    refused = [a.info["error"] for a in Dataset(tmp_path / "dataset.db").structures("failed")]
+    assert all(e.startswith("refused before labelling") for e in refused)
     assert np.isfinite(second["logdet"])
 
 

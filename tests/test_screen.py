@@ -64,8 +64,27 @@ def test_stream_equals_in_memory_and_resumes(pool_file, tmp_path):
     picked = read(out, ":")
     assert [a.info["pool_frame"] for a in picked] == list(np.flatnonzero(accepted))
     np.testing.assert_allclose(picked[3].positions, structures[picked[3].info["pool_frame"]].positions)
-    with pytest.raises(ValueError, match="interrupted run with other options"):
-        Screen([pool_file], out, fresh_state(), SETTINGS, budget=31, min_gain=0.5, chunk=50).run()
+    assert not (tmp_path / "sel.extxyz.work").exists()  # removed once finished
+
+
+def test_resume_is_keyed_on_content_and_options(pool_file, tmp_path):
+    """A rerun with other pool contents or options starts over and says so; the same one resumes."""
+    pool = tmp_path / "p.extxyz"
+    pool.write_bytes(pool_file.read_bytes())
+    out, said = tmp_path / "sel.extxyz", []
+    kw = dict(budget=30, min_gain=0.5, chunk=50)
+    with pytest.raises(Interrupt):
+        Screen([pool], out, fresh_state(), SETTINGS, **kw).run(interrupt_after(2))
+    Screen([pool], out, fresh_state(), SETTINGS, budget=31, min_gain=0.5, chunk=50).run(say=said.append)
+    assert "starting over" in said[0] and out.exists()
+    with pytest.raises(Interrupt):
+        Screen([pool], out, fresh_state(), SETTINGS, **kw).run(interrupt_after(2))
+    write(pool, read(pool_file, "::-1"))  # regenerated under the same name: the old picks must not come back
+    said.clear()
+    fresh = Screen([pool], out, fresh_state(), SETTINGS, **kw).run(say=said.append)
+    assert "starting over" in said[0]
+    expected = Screen([pool], tmp_path / "ref.extxyz", fresh_state(), SETTINGS, **kw).run()
+    assert fresh.picks == expected.picks
 
 
 def test_greedy_equals_select_and_resumes(pool_file, tmp_path):

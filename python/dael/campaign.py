@@ -17,12 +17,22 @@ import numpy as np
 from ase import Atoms
 from ase.build import bulk
 
+from dael.checks import number
 from dael.window import WINDOW
 
 CONFIG = "campaign.yaml"
 K_GLOBAL = 0.25
 """Default global bias strength in units of k_B·T per atom (bias_scale 'kT'; docs/method.md §3)."""
 SEEDS = "seeds.extxyz"
+PRESETS = ("Si", "C", "NaCl")
+
+
+def preset_name(system: str) -> str:
+    """The preset called `system`, in any case ('si' → 'Si')."""
+    for name in PRESETS:
+        if str(system).lower() == name.lower():
+            return name
+    raise ValueError(f"no preset for system {system!r}; presets: {', '.join(PRESETS)}")
 
 
 def _hexagonal(a: float, c: float, symbols: str, frac: list) -> Atoms:
@@ -31,7 +41,8 @@ def _hexagonal(a: float, c: float, symbols: str, frac: list) -> Atoms:
 
 
 def phases(system: str) -> dict[str, Atoms]:
-    """The seed phases of a preset system, 8 atoms each, at ambient lattice constants (Å)."""
+    """The seed phases of a preset system (any case), 8 atoms each, at ambient lattice constants (Å)."""
+    system = preset_name(system)
     if system == "Si":
         beta_tin = Atoms("Si4", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5], [0, 0.5, 0.25], [0.5, 0, 0.75]],
                          cell=[4.80, 4.80, 2.65], pbc=True)
@@ -39,14 +50,12 @@ def phases(system: str) -> dict[str, Atoms]:
     if system == "NaCl":
         return {"B1": bulk("NaCl", "rocksalt", a=5.64, cubic=True),
                 "B2": bulk("NaCl", "cesiumchloride", a=3.30) * (2, 2, 1)}
-    if system == "C":
-        graphite = _hexagonal(2.46, 6.70, "C4", [[0, 0, 0.25], [0, 0, 0.75], [1 / 3, 2 / 3, 0.25],
-                                                  [2 / 3, 1 / 3, 0.75]])
-        lonsdaleite = _hexagonal(2.52, 4.12, "C4", [[1 / 3, 2 / 3, 0], [2 / 3, 1 / 3, 0.5],
-                                                    [1 / 3, 2 / 3, 0.375], [2 / 3, 1 / 3, 0.875]])
-        return {"diamond": bulk("C", "diamond", a=3.57, cubic=True), "graphite": graphite * (2, 1, 1),
-                "lonsdaleite": lonsdaleite * (2, 1, 1)}
-    raise ValueError(f"no preset for system {system!r}; presets: Si, C, NaCl")
+    graphite = _hexagonal(2.46, 6.70, "C4", [[0, 0, 0.25], [0, 0, 0.75], [1 / 3, 2 / 3, 0.25],
+                                              [2 / 3, 1 / 3, 0.75]])
+    lonsdaleite = _hexagonal(2.52, 4.12, "C4", [[1 / 3, 2 / 3, 0], [2 / 3, 1 / 3, 0.5],
+                                                [1 / 3, 2 / 3, 0.375], [2 / 3, 1 / 3, 0.875]])
+    return {"diamond": bulk("C", "diamond", a=3.57, cubic=True), "graphite": graphite * (2, 1, 1),
+            "lonsdaleite": lonsdaleite * (2, 1, 1)}
 
 
 @dataclass
@@ -168,23 +177,42 @@ class Campaign:
         for name, value in data.items():
             klass = SECTIONS.get(name)
             if klass is None:
-                kwargs[name] = value
+                kwargs[name] = _typed(f"{where}: {name}", value, sections[name])
                 continue
             if not isinstance(value, dict):
                 raise ValueError(f"{where}: '{name}' must be a mapping")
-            known = {f.name for f in fields(klass)}
-            bad = set(value) - known
+            known = {f.name: f.type for f in fields(klass)}
+            bad = set(value) - set(known)
             if bad:
                 raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(bad))} in '{name}'; "
                                  f"known: {', '.join(sorted(known))}")
-            kwargs[name] = klass(**value)
+            kwargs[name] = klass(**{k: _typed(f"{where}: {name}.{k}", v, known[k]) for k, v in value.items()})
         campaign = cls(**kwargs)
         campaign.check(where)
         return campaign
 
     def check(self, where: str = CONFIG) -> None:
         """Values in range, or one ValueError naming the key."""
-        e, f, b = self.explore, self.filter, self.budget
+        e, f, b, lab = self.explore, self.filter, self.budget, self.label
+        ranges: list[tuple[str, Any, dict]] = [
+            *((f"explore.pressures[{i}] (GPa)", p, {}) for i, p in enumerate(e.pressures)),
+            *((f"explore.temperatures[{i}] (K)", t, {"above": 0}) for i, t in enumerate(e.temperatures)),
+            *((f"explore.k_global[{i}] (k_B·T per atom, or eV with bias_scale paper)", k, {})
+              for i, k in enumerate(e.k_global)),
+            *((f"explore.k_local[{i}] (eV)", k, {}) for i, k in enumerate(e.k_local)),
+            ("explore.dt (fs)", e.dt, {"above": 0}), ("explore.friction (1/fs)", e.friction, {"low": 0}),
+            ("explore.thermalize", e.thermalize, {"low": 0}), ("explore.relax_steps", e.relax_steps, {"low": 0}),
+            ("explore.workers", e.workers, {"low": 1}), ("filter.min_gain (nats)", f.min_gain, {"infinite": True}),
+            ("filter.cutoff (Å)", f.cutoff, {"above": 0}), ("filter.natx", f.natx, {"low": 0}),
+            ("filter.eps", f.eps, {"above": 0}), ("label.workers", lab.workers, {"low": 0}),
+            ("label.retries", lab.retries, {"low": 0}), ("train.epochs", self.train.epochs, {"low": 1}),
+        ]
+        if lab.timeout is not None:
+            ranges.append(("label.timeout (s)", lab.timeout, {"above": 0}))
+        for key, value, limits in ranges:
+            number(f"{where}: {key}", value, **limits)
+        if not e.pressures or not e.temperatures:
+            raise ValueError(f"{where}: explore.pressures and explore.temperatures need at least one value")
         problems = {
             "filter.mode must be 'dual', 'atom' or 'config'": f.mode not in ("dual", "atom", "config"),
             "filter.selection must be 'stream' or 'greedy'": f.selection not in ("stream", "greedy"),
@@ -204,19 +232,41 @@ class Campaign:
                 raise ValueError(f"{where}: {message}")
 
 
+def _typed(key: str, value: Any, kind: str) -> Any:
+    """`value` read from YAML as the field type `kind` ('int', 'float', 'str', 'list[float]', 'float | None',
+    'dict[str, Any]'), or a ValueError that names `key` and shows the expected form."""
+    if kind.endswith(" | None"):
+        return None if value is None else _typed(key, value, kind.removesuffix(" | None"))
+    if kind.startswith("list["):
+        if not isinstance(value, list):
+            raise ValueError(f"{key} must be a list, e.g. [{'0.0, 8.0' if 'float' in kind else '1, 2'}]; "
+                             f"got {value!r}")
+        return [_typed(f"{key}[{i}]", v, kind[5:-1]) for i, v in enumerate(value)]
+    if kind == "int":
+        return number(key, value, integer=True)
+    if kind == "float":
+        return float(number(key, value, infinite=True))  # finite where it matters: Campaign.check
+    if kind == "str" and not isinstance(value, str):
+        raise ValueError(f"{key} must be text; got {value!r}")
+    if kind == "bool" and not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false; got {value!r}")
+    if kind.startswith("dict[") and not isinstance(value, dict):
+        raise ValueError(f"{key} must be a mapping (key: value lines); got {value!r}")
+    return value
+
+
 SECTIONS = {"explore": Explore, "filter": Filter, "budget": Budget, "label": Label, "train": Train,
             "benchmark": Benchmark}
 
 
 def preset(system: str) -> Campaign:
-    """The preset campaign of Si, C or NaCl (see the module docstring for how it is scaled)."""
+    """The preset campaign of Si, C or NaCl, any case (see the module docstring for how it is scaled)."""
+    system = preset_name(system)
     grids = {
         "Si": ([0.0, 8.0, 15.0], [300.0, 1000.0, 2000.0]),
         "NaCl": ([0.0, 20.0, 30.0], [300.0, 1000.0]),
         "C": ([0.0, 20.0, 50.0], [300.0, 1500.0, 3000.0]),
     }
-    if system not in grids:
-        raise ValueError(f"no preset for system {system!r}; presets: Si, C, NaCl")
     pressures, temperatures = grids[system]
     anchors = 0.2 if system == "C" else 0.0  # carbon's near-equilibrium forces need anchors (docs/method.md §3)
     return Campaign(system, name=f"{system}-entropy", explore=Explore(pressures, temperatures),

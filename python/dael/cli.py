@@ -2,29 +2,54 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from dael.campaign import K_GLOBAL
+from dael.checks import number, output_file
 from dael.distill import DistillSettings
 from dael.window import WINDOW
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+EXIT_CODES = ("Exit codes: 0 everything done; 1 done, but some structures (label) or trajectories (explore) "
+              "failed, see the summary; 2 bad input, options or environment (one 'error:' line says what); "
+              "130 interrupted (rerun the same command to resume).")
+app = typer.Typer(add_completion=False, no_args_is_help=True, epilog=EXIT_CODES,
                   help="dael: dataset-aware, entropy-maximized active learning of interatomic potentials.")
-console = Console()
-errors = Console(stderr=True, soft_wrap=True)
+# user text (file names, messages) is printed literally, never as rich markup; piped output is not wrapped
+_WIDTH = None if sys.stdout.isatty() else 1000
+console = Console(markup=False, highlight=False, soft_wrap=True, width=_WIDTH)
+errors = Console(stderr=True, markup=False, highlight=False, soft_wrap=True, width=_WIDTH)
 
 
 def fail(message: str) -> typer.Exit:
-    """Print one clear error line and return the exit to raise (status 2)."""
-    errors.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    """Print one clear error line (the message literally) and return the exit to raise (status 2)."""
+    errors.print(Text.assemble(("error: ", "bold red"), str(message)))
     return typer.Exit(2)
+
+
+def done(failed: int) -> None:
+    """End a command that ran to the end: exit status 1 when `failed` items failed (see EXIT_CODES)."""
+    if failed:
+        raise typer.Exit(1)
+
+
+@contextmanager
+def checked() -> Iterator[None]:
+    """Turn the ValueError (bad input) or MemoryError (input too large) raised inside into `fail`."""
+    try:
+        yield
+    except (ValueError, MemoryError) as exc:
+        raise fail(str(exc)) from exc
 
 
 def _read(paths: list[Path], index: str) -> list:
@@ -49,19 +74,18 @@ def fingerprint(
     index: Annotated[str, typer.Option(help="which frames of each file (ASE index syntax)")] = ":",
 ) -> None:
     """Compute OMFP fingerprints of structure files and save them as .npz."""
+    from dael.files import savez_atomic
     from dael.fingerprint import fingerprint as compute
 
+    with checked():
+        output_file(out)
     structures = _read(files, index)
     start = time.perf_counter()
-    try:
+    with checked():
         fp = compute(structures, cutoff=cutoff, natx=natx or None, orbital=orbital, per=per)
-    except ValueError as exc:
-        raise fail(str(exc)) from exc
     seconds = time.perf_counter() - start
-    tmp = out.with_name(out.name + ".partial.npz")
-    np.savez(tmp, values=fp.values, offsets=fp.offsets, sphere=fp.sphere, cutoff=cutoff,
-             natx=fp.settings.natx, orbital=orbital, per=per)
-    tmp.replace(out)  # never leave a half-written file under the real name
+    savez_atomic(out, values=fp.values, offsets=fp.offsets, sphere=fp.sphere, cutoff=cutoff,
+                 natx=fp.settings.natx, orbital=orbital, per=per)
     console.print(f"{len(structures)} structures, {len(fp.sphere)} atoms -> {out} "
                   f"(values {fp.values.shape}, natx {fp.settings.natx}) in {seconds:.2f} s")
 
@@ -139,9 +163,13 @@ def filter_(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from dael.index import NoveltyIndex
-    from dael.screen import Screen, chunks, iter_pool
+    from dael.screen import Screen, check_options, chunks, iter_pool
 
-    try:
+    with checked():  # everything is checked before the pool is read or anything is written
+        check_options(budget, min_gain, method, chunk, min_distance)
+        output_file(out)
+        if save_state is not None:
+            output_file(save_state, "--save-state")
         first = [a for _, _, a in next(chunks(iter_pool(pool), chunk), [])]
         if not first:
             raise fail("the pool holds no structures")
@@ -152,13 +180,11 @@ def filter_(
         before = current.logdet
         screen = Screen(pool, out, current, settings, budget, min_gain, method, chunk, shortlist or None,
                         novelty, min_distance, dask)
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+        with Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False), TimeElapsedColumn(),
                       console=console, transient=True) as bar:
             task = bar.add_task("screening", total=None)
             result = screen.run(lambda seen, kept: bar.update(
-                task, description=f"screened {seen:,} structures, kept {kept:,}"))
-    except ValueError as exc:
-        raise fail(str(exc)) from exc
+                task, description=f"screened {seen:,} structures, kept {kept:,}"), say=console.print)
     if save_state is not None:
         result.state.save(save_state)
     rate = result.seen / max(result.seconds, 1e-9)
@@ -176,27 +202,41 @@ def entropy(
     orbital: Annotated[str, typer.Option(help="'s' or 'sp'")] = "s",
     eps: Annotated[float, typer.Option(help="ε added to the covariance diagonal")] = 1e-3,
     index: Annotated[str, typer.Option(help="which frames of each file (ASE index syntax)")] = ":",
+    json_: Annotated[bool, typer.Option("--json", help="print one JSON object instead of the table")] = False,
 ) -> None:
     """Global entropy (log det of the fingerprint covariance) and kNN entropy, per atom and per structure."""
     from dael.entropy import GlobalEntropy, knn_entropy
     from dael.fingerprint import fingerprint as compute
 
+    with checked():
+        number("--k", k, low=1, integer=True)
     structures = _read(files, index)
-    try:
+    modes = {}
+    with checked():
         fps = compute(structures, cutoff=cutoff, natx=natx or None, orbital=orbital)
-        table = Table(title=f"Entropies of {len(structures)} structures (OMFP {orbital}, {cutoff} Å, "
-                            f"natx {fps.settings.natx}), nats")
-        for col in ("mode", "samples", "dimension", "log det Σ", f"kNN entropy (k={k})"):
-            table.add_column(col, justify="right" if col != "mode" else "left")
         for mode in ("atom", "config"):
             state = GlobalEntropy(mode, eps)
             state.add(fps)
             samples, _ = state.blocks(fps)
-            knn = f"{knn_entropy(samples, k):.4f}" if len(samples) > k else "n/a (too few samples)"
-            table.add_row(mode, str(state.n), str(state.dim), f"{state.logdet:.4f}", knn)
-    except ValueError as exc:
-        raise fail(str(exc)) from exc
+            modes[mode] = {"samples": state.n, "dimension": state.dim, "logdet": state.logdet,
+                           "knn_entropy": knn_entropy(samples, k) if len(samples) > k else None}
+    if json_:
+        _print_json({"structures": len(structures), "cutoff": cutoff, "natx": fps.settings.natx,
+                     "orbital": orbital, "eps": eps, "k": k, "units": "nats", "modes": modes})
+        return
+    table = Table(title=f"Entropies of {len(structures)} structures (OMFP {orbital}, {cutoff} Å, "
+                        f"natx {fps.settings.natx}), nats")
+    for col in ("mode", "samples", "dimension", "log det Σ", f"kNN entropy (k={k})"):
+        table.add_column(col, justify="right" if col != "mode" else "left")
+    for mode, m in modes.items():
+        knn = "n/a (too few samples)" if m["knn_entropy"] is None else f"{m['knn_entropy']:.4f}"
+        table.add_row(mode, str(m["samples"]), str(m["dimension"]), f"{m['logdet']:.4f}", knn)
     console.print(table)
+
+
+def _print_json(data: dict) -> None:
+    """One JSON object on stdout, unwrapped, for scripts."""
+    typer.echo(json.dumps(data))
 
 
 @app.command()
@@ -227,7 +267,7 @@ def train(
         settings = TrainSettings(epochs=epochs, seed=seed, lr=lr, stress_weight=stress_weight,
                                  val_fraction=val_fraction, threads=threads, device=device)
         result = run(db, out, parent=from_, settings=settings, test=test, overwrite=overwrite,
-                     progress=lambda line: console.print(line, markup=False, highlight=False))
+                     progress=console.print)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         raise fail(str(exc)) from exc
     table = Table(title=f"Errors of {result.package} (MAE / RMSE)")
@@ -287,31 +327,32 @@ def explore(
     for n, atoms in enumerate(structures):
         name = str(atoms.info.get("phase", seeds[0].stem if len(structures) == 1 else f"seed{n}"))
         phases[name if name not in phases else f"{name}{n}"] = atoms
-    try:
+    with checked():  # every option and grid point is checked before anything runs or is written
         check_driver(driver)
+        number("--min-gain", min_gain, infinite=True)
+        number("--workers", workers, low=1, integer=True)
         md = MDSettings(temperature=temperature[0], ensemble=ensemble, steps=steps, snapshots=snapshots,
                         dt=dt, friction=friction, thermalize=thermalize, relax_steps=relax_steps)
         settings = _fingerprint_settings(structures, cutoff, natx, "s", max(pressure, default=0.0))
         current = _dataset_state(dataset, state, mode, eps, settings, 500, adopt=natx == 0)
         settings = current.settings or settings
-        jobs = grid(phases, pressure, temperature, k_global, k_local, md, random_baseline=random, seed=seed,
-                    bias_scale=bias_scale)
         if bias_scale not in ("kT", "paper"):
             raise ValueError(f"--bias-scale must be 'kT' or 'paper'; got {bias_scale!r}")
-        if not (np.isfinite(window) and window >= 0):
-            raise ValueError(f"--window must be a non-negative energy in eV/atom (0: off); got {window}")
+        number("--window (eV/atom, 0: off)", window, low=0)
+        jobs = grid(phases, pressure, temperature, k_global, k_local, md, random_baseline=random, seed=seed,
+                    bias_scale=bias_scale)
         explorer = Explorer(driver, current, out, min_gain, workers, settings, window=window or None)
-        with console.status(f"exploring: {len(jobs)} trajectories") as status:
-            result = explorer.run(jobs, lambda e: status.update(
-                f"{e['name']}: {e['status']}, {e['accepted']}/{e['snapshots']} accepted"))
-    except ValueError as exc:
-        raise fail(str(exc)) from exc
-    failed = [t for t in result.trajectories if t["status"] != "ok"]
-    for t in failed:
-        errors.print(f"{t['name']}: {t['status']}", highlight=False)
-    console.print(f"{len(result.trajectories)} trajectories ({len(failed)} stopped early), {result.accepted} "
-                  f"snapshots accepted -> {out}/accepted.extxyz (all in {out}/snapshots.extxyz); "
+        with console.status(Text(f"exploring: {len(jobs)} trajectories")) as status:
+            result = explorer.run(jobs, lambda e: status.update(Text(
+                f"{e['name']}: {e['status']}, {e['accepted']}/{e['snapshots']} accepted")))
+    stopped = [t for t in result.trajectories if t["status"] != "ok"]
+    for t in stopped:
+        errors.print(f"{t['name']}: {t['status']}")
+    failed = sum(t["status"].startswith("failed") for t in stopped)
+    console.print(f"{len(result.trajectories)} trajectories ({len(stopped)} stopped early, {failed} failed), "
+                  f"{result.accepted} snapshots accepted -> {out}/accepted.extxyz (all in {out}/snapshots.extxyz); "
                   f"log det {result.state.logdet:.3f} nats")
+    done(failed)
 
 
 def _oracle_params(items: list[str] | None) -> dict:
@@ -362,6 +403,10 @@ def label_(
     timeout: Annotated[float | None, typer.Option(help="seconds per oracle call [default: no limit]")] = None,
     retries: Annotated[int, typer.Option(help="extra calls after a failure that is not bad input")] = 0,
     retry_failed: Annotated[bool, typer.Option(help="put this oracle's failed rows back to pending")] = False,
+    relabel_failed: Annotated[bool, typer.Option(
+        help="give every failed row, whatever oracle failed on it, to this --oracle/--param (pending)")] = False,
+    relabel_pending: Annotated[bool, typer.Option(
+        help="give the rows pending for other oracles to this --oracle/--param")] = False,
     fingerprint: Annotated[str | None, typer.Option(
         help="fingerprint settings the selection used, CUTOFF,NATX,ORBITAL (e.g. 5.0,50,s)")] = None,
 ) -> None:
@@ -398,8 +443,12 @@ def label_(
         raise fail(str(exc)) from exc
     if retry_failed:
         dataset.retry_failed(spec)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
+    statuses = ("failed",) * relabel_failed + ("pending",) * relabel_pending
+    if statuses:
+        moved = dataset.reassign(spec, statuses) + (dataset.retry_failed(spec) if relabel_failed else 0)
+        console.print(f"{moved} {' and '.join(statuses)} rows given to {spec}")
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task(f"labelling with {oracle}", total=None)
         try:
             summary = label_dataset(
@@ -419,11 +468,15 @@ def label_(
                   f"skipped, {summary.seconds:.1f} s ({rate:.1f} structures/s) -> {db} (rows: "
                   f"{counts['labeled']} labeled, {counts['failed']} failed, {counts['pending']} pending)")
     for message, n in Counter(summary.errors).most_common(3):
-        console.print(f"  [yellow]{n} failed:[/] {message}", highlight=False)
+        console.print(Text.assemble((f"  {n} failed: ", "yellow"), message))
+    if summary.failed:
+        console.print("  after fixing the cause, --retry-failed labels them again with this oracle, "
+                      "--relabel-failed with the --oracle/--param given")
     if counts["pending"]:
         others = sorted({a.info["oracle"] for a in dataset.structures("pending")})
         console.print(f"  {counts['pending']} rows wait for other oracles ({'; '.join(others)}): rerun with "
-                      "that --oracle and --param", highlight=False)
+                      "that --oracle and --param, or give them to this one with --relabel-pending")
+    done(summary.failed)
 
 
 @app.command()
@@ -443,6 +496,7 @@ def export(
         raise fail(f"{db}: no such dataset")
     query = {k: v for k, v in {"campaign": campaign, "round": round_}.items() if v is not None}
     try:
+        output_file(out)
         n = Dataset(db).export(out, None if status == "all" else status, source, **query)
     except (ValueError, OSError) as exc:
         raise fail(str(exc)) from exc
@@ -451,18 +505,17 @@ def export(
 
 @app.command()
 def init(
-    system: Annotated[str, typer.Argument(help="preset: Si, C or NaCl")],
+    system: Annotated[str, typer.Argument(help="preset: Si, C or NaCl (any case)")],
     dir: Annotated[Path, typer.Option(help="campaign folder")] = Path("."),
     force: Annotated[bool, typer.Option(help="overwrite an existing campaign.yaml")] = False,
 ) -> None:
     """Write a campaign (campaign.yaml + seeds.extxyz) with the preset of SYSTEM."""
     from dael.campaign import phases, preset, write
 
-    try:
-        path = write(dir, preset(system), phases(system), force=force)
-    except ValueError as exc:
-        raise fail(str(exc)) from exc
-    console.print(f"{path}: {system} campaign; edit it, then `dael run --dir {dir}`")
+    with checked():
+        campaign = preset(system)
+        path = write(dir, campaign, phases(system), force=force)
+    console.print(f"{path}: {campaign.system} campaign; edit it, then `dael run --dir {dir}`")
 
 
 @app.command()
@@ -473,22 +526,25 @@ def run(
     """Explore → filter → label → train until the budget is spent (resumable: rerun after any interruption)."""
     from dael.loop import run as run_campaign
 
-    try:
-        state = run_campaign(dir, say=lambda line: console.print(line, highlight=False), max_rounds=rounds or None)
-    except ValueError as exc:
-        raise fail(str(exc)) from exc
+    with checked():
+        state = run_campaign(dir, say=console.print, max_rounds=rounds or None)
     _print_status(state)
 
 
 @app.command()
-def status(dir: Annotated[Path, typer.Option(help="campaign folder")] = Path(".")) -> None:
+def status(
+    dir: Annotated[Path, typer.Option(help="campaign folder")] = Path("."),
+    json_: Annotated[bool, typer.Option("--json", help="print one JSON object instead of the table")] = False,
+) -> None:
     """Round, budget used, dataset, entropy, latest model errors and failures of a campaign."""
     from dael.loop import status as campaign_status
 
-    try:
-        _print_status(campaign_status(dir))
-    except ValueError as exc:
-        raise fail(str(exc)) from exc
+    with checked():
+        state = campaign_status(dir)
+    if json_:
+        _print_json(state)
+    else:
+        _print_status(state)
 
 
 def _print_status(state: dict) -> None:
@@ -505,7 +561,7 @@ def _print_status(state: dict) -> None:
         table.add_row(key, str(value))
     console.print(table)
     for line in state["trajectories_stopped"][:10]:
-        errors.print(f"  {line}", highlight=False)
+        errors.print(f"  {line}")
 
 
 @app.command()
@@ -515,8 +571,10 @@ def benchmark(
     sizes: Annotated[list[int] | None, typer.Option(help="training-set sizes (repeat the option)")] = None,
     draws: Annotated[int, typer.Option(help="independent draws per size (0: the config's)")] = 0,
     epochs: Annotated[int, typer.Option(help="training epochs per model, at least (0: the config's)")] = 0,
-    min_steps: Annotated[int, typer.Option(help="optimizer steps per model, at least (-1: the config's)")] = -1,
-    anchor_fraction: Annotated[float, typer.Option(help="anchor share of the mixed pool")] = -1.0,
+    min_steps: Annotated[int | None, typer.Option(
+        help="optimizer steps per model, at least [default: the config's]")] = None,
+    anchor_fraction: Annotated[float | None, typer.Option(
+        help="anchor share of the mixed pool, 0-1 [default: the config's]")] = None,
     repeats: Annotated[int, typer.Option(help="MD seeds per grid point of the pools (0: the config's)")] = 0,
     strategies: Annotated[str, typer.Option(help="selection strategies, comma-separated: stream, stream-fill, mixed, "
                                                  "greedy-atom, greedy-config, entropy-random, random, direct, "
@@ -543,8 +601,8 @@ def benchmark(
         b.sizes = sizes or b.sizes
         b.draws = draws or b.draws
         b.epochs = epochs or b.epochs
-        b.min_steps = b.min_steps if min_steps < 0 else min_steps
-        b.anchor_fraction = b.anchor_fraction if anchor_fraction < 0 else anchor_fraction
+        b.min_steps = b.min_steps if min_steps is None else min_steps
+        b.anchor_fraction = b.anchor_fraction if anchor_fraction is None else anchor_fraction
         b.repeats = repeats or b.repeats
         campaign.check()
         from dael.strategies import STRATEGIES, check_strategies
@@ -552,7 +610,7 @@ def benchmark(
         chosen = check_strategies(list(STRATEGIES) if strategies == "all" else
                                   [x.strip() for x in strategies.split(",") if x.strip()])
         report = run_benchmark(campaign, seeds, out or Path(f"benchmark-{campaign.system}"),
-                               say=lambda line: console.print(line, highlight=False), strategies=chosen, base=from_)
+                               say=console.print, strategies=chosen, base=from_)
     except (ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from exc
     console.print(f"report: {report}")
@@ -628,7 +686,7 @@ def demo(dir: Annotated[Path, typer.Option(help="folder of the demo campaign")] 
     campaign.benchmark = Benchmark(sizes=[20, 40, 80], draws=2, epochs=40, min_steps=400, repeats=2, snapshots=20,
                                    md_steps=100)
     write(dir, campaign, phases("Si"), force=True)
-    say = lambda line: console.print(line, highlight=False)  # noqa: E731
+    say = console.print
     start = time.perf_counter()
     _print_status(run_campaign(dir, say=say, max_rounds=2))
     # the filter saturates on a pool this small, so the demo compares its filled sets (docs/method.md §6)

@@ -39,6 +39,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from dael.files import replacing
 from dael.fingerprint import FingerprintSettings
 
 __all__ = ["Added", "Dataset", "SOURCES", "STATUSES", "TRAINING_SOURCES", "is_dataset", "oracle_spec",
@@ -183,6 +184,20 @@ class Dataset:
                 self.db.update(i, status="pending", delete_keys=["error"])
         return len(ids)
 
+    def reassign(self, oracle: str, statuses: Sequence[str] = ("failed",), **query: Any) -> int:
+        """Give the rows of these statuses (and key-value ``query``) that belong to another oracle spec to
+        ``oracle``, as pending (a failed row loses its error); returns how many. The way out when rows were
+        written for an oracle that cannot label them (a wrong name or parameter)."""
+        if not self.path.exists():
+            return 0
+        ids = [row.id for status in statuses
+               for row in self.db.select(include_data=False, status=status, **query)
+               if row.get("oracle") != oracle]
+        with self.transaction():
+            for i in ids:
+                self.db.update(i, status="pending", oracle=oracle, delete_keys=["error"])
+        return len(ids)
+
     def counts(self, **query: Any) -> Counter:
         """Rows per status (of the rows matching the key-value ``query``, e.g. source='test')."""
         if not self.path.exists():
@@ -251,12 +266,8 @@ class Dataset:
         if not frames:
             raise ValueError(f"{self.path}: no rows match (status {status}, sources {sources or 'any'}, "
                              f"{query or 'no other conditions'}); rows per status: {dict(self.counts())}")
-        tmp = path.with_name(path.name + ".tmp")
-        try:
+        with replacing(path) as tmp:
             write(tmp, frames, format="extxyz")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
         return len(frames)
 
 

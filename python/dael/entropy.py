@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +22,8 @@ import numpy as np
 from scipy.special import digamma, gammaln
 
 from dael import _core
+from dael.checks import LARGEST, require_memory
+from dael.files import savez_atomic
 from dael.fingerprint import Fingerprints, FingerprintSettings
 from dael.threads import resolve
 
@@ -36,7 +39,7 @@ def check_mode(mode: str) -> str:
 
 
 def as_rows(x: np.ndarray, what: str = "fingerprints") -> np.ndarray:
-    """A C-contiguous float64 (n, d) array with finite values, or a clear error."""
+    """A C-contiguous float64 (n, d) array of finite values below LARGEST in magnitude, or a clear error."""
     x = np.ascontiguousarray(x, dtype=np.float64)
     if x.ndim == 1:
         x = x[None, :]
@@ -45,7 +48,20 @@ def as_rows(x: np.ndarray, what: str = "fingerprints") -> np.ndarray:
     bad = np.argwhere(~np.isfinite(x))
     if len(bad):
         raise ValueError(f"{what} hold a non-finite value at row {bad[0][0]}, column {bad[0][1]}")
+    huge = np.argwhere(np.abs(x) >= LARGEST)
+    if len(huge):
+        r, c = huge[0]
+        raise ValueError(f"{what} hold {x[r, c]:.3g} at row {r}, column {c}: magnitudes must stay below "
+                         f"{LARGEST:g} (fingerprints are of order 1-100)")
     return x
+
+
+def _covariance(d: int, eps: float, n: float = 0.0, mean: np.ndarray | None = None,
+                scatter: np.ndarray | None = None) -> _core.Covariance:
+    """A native covariance state of dimension d (its d×d scatter and Cholesky copies must fit in memory)."""
+    require_memory(4 * 8 * float(d) ** 2, f"an entropy state of fingerprint dimension {d}",
+                   "use a smaller natx (the dimension is natx, or 4 × natx for 'sp')")
+    return _core.Covariance(d, eps, n, mean, scatter)
 
 
 class GlobalEntropy:
@@ -65,7 +81,7 @@ class GlobalEntropy:
         self.settings = settings
         self._cov: _core.Covariance | None = None
         if settings is not None:
-            self._cov = _core.Covariance(settings.length, self.eps, 0.0, None, None)
+            self._cov = _covariance(settings.length, self.eps)
 
     # -- state ---------------------------------------------------------------------------------------
     @property
@@ -115,7 +131,7 @@ class GlobalEntropy:
         if self._cov is None:
             if d is None:
                 raise ValueError("the state is empty and has no dimension yet: add a block first")
-            self._cov = _core.Covariance(d, self.eps, 0.0, None, None)
+            self._cov = _covariance(d, self.eps)
         if d is not None and d != self._cov.d:
             raise ValueError(f"fingerprints of dimension {d} do not match the state's dimension {self._cov.d}"
                              " (use the state's fingerprint settings)")
@@ -217,12 +233,11 @@ class GlobalEntropy:
         """A copy of this state (mode, ε, settings) holding the given running sums."""
         state = GlobalEntropy(self.mode, self.eps, self.settings)
         mean, scatter = (np.ascontiguousarray(a, dtype=np.float64) for a in (mean, scatter))
-        state._cov = _core.Covariance(len(mean), self.eps, float(n), mean, scatter)
+        state._cov = _covariance(len(mean), self.eps, float(n), mean, scatter)
         return state
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the state (mode, ε, N, mean, scatter, fingerprint settings) atomically to an .npz file."""
-        from dael.files import savez_atomic
 
         meta = {"mode": self.mode, "eps": self.eps,
                 "settings": None if self.settings is None else self.settings.to_dict()}
@@ -230,15 +245,15 @@ class GlobalEntropy:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> GlobalEntropy:
-        """Read a state written by `save`."""
+        """Read a state written by `save`; a truncated, foreign or inconsistent file is a ValueError."""
         try:
             with np.load(path) as z:
                 meta = json.loads(str(z["meta"]))
                 n, mean, scatter = float(z["n"]), z["mean"], z["scatter"]
-        except (OSError, KeyError, ValueError) as e:
-            raise ValueError(f"{path}: not a dael entropy state ({e})") from e
-        settings = FingerprintSettings(**meta["settings"]) if meta["settings"] else None
-        return cls(meta["mode"], meta["eps"], settings).restored(n, mean, scatter)
+            settings = FingerprintSettings(**meta["settings"]) if meta["settings"] else None
+            return cls(meta["mode"], meta["eps"], settings).restored(n, mean, scatter)
+        except (OSError, EOFError, KeyError, TypeError, ValueError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{path}: not a dael entropy state, or a damaged one ({e}); rebuild it") from e
 
     def __getstate__(self) -> dict:
         return {"mode": self.mode, "eps": self.eps, "settings": self.settings,

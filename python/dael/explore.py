@@ -29,6 +29,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
+from dael.checks import number
 from dael.dual import DualEntropy, load_state
 from dael.entropy import GlobalEntropy
 from dael.files import concat_files, write_extxyz
@@ -151,6 +152,8 @@ def grid(phases: dict[str, Atoms], pressures: Sequence[float], temperatures: Seq
                            random_snapshots=random_baseline)
         if random_baseline:
             kg, kl = 0.0, 0.0
+        number("k_global (eV)", kg)
+        number("k_local (eV)", kl)
         jobs.append(Job(phase, phases[phase], settings, float(kg), float(kl),
                         "random" if random_baseline else "entropy", bias_scale))
     if shuffle:
@@ -227,7 +230,8 @@ class Explorer:
                  workers: int = 1, settings: FingerprintSettings | None = None, window: float | None = None,
                  stop_after: int | None = None):
         self.driver, self.state, self.folder = driver, state, Path(folder)
-        self.min_gain, self.workers = float(min_gain), max(1, int(workers))
+        self.min_gain = float(number("min_gain (nats)", min_gain, infinite=True))
+        self.workers = max(1, int(workers))
         self.window, self.stop_after = window, stop_after
         if state.settings is None:
             if settings is None:

@@ -1,30 +1,41 @@
-"""Files written so that an interruption never leaves a half-written one under the real name: each is
-written beside it as NAME.tmp, flushed, then renamed over it (atomic on POSIX file systems)."""
+"""Files written so that an interruption or a failure never leaves a half-written one under the real name,
+nor a stray temporary beside it: each is written beside it as NAME.tmp, flushed, then renamed over it
+(atomic on POSIX file systems); the temporary is removed when writing fails."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` to write; renamed over `path` when the block ends, removed if it fails."""
+    path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    with replacing(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def savez_atomic(path: Path, **arrays) -> None:
     """np.savez, fsynced before the rename (the commit marker of resumable work)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with replacing(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def write_extxyz(path: Path, structures: Sequence[Atoms]) -> None:
@@ -32,15 +43,12 @@ def write_extxyz(path: Path, structures: Sequence[Atoms]) -> None:
     from ase.io import write
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp, list(structures), format="extxyz")
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        write(tmp, list(structures), format="extxyz")
 
 
 def concat_files(parts: Sequence[Path], out: Path) -> None:
     """The bytes of `parts`, in order, as `out`."""
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "wb") as dst:
+    with replacing(out) as tmp, open(tmp, "wb") as dst:
         for part in parts:
             dst.write(part.read_bytes())
-    os.replace(tmp, out)

@@ -15,6 +15,7 @@ import numpy as np
 from ase import Atoms
 
 from dael import _core
+from dael.checks import require_memory
 from dael.structures import Batch
 from dael.threads import resolve
 
@@ -180,6 +181,7 @@ def fingerprint(
         raise ValueError("stress=True needs gradients=True (the strain derivative is built from them)")
     FingerprintSettings(cutoff, natx or 1, orbital)  # validates the arguments
     batch = structures if isinstance(structures, Batch) else Batch.from_atoms(structures)
+    check_memory(batch, cutoff, natx, orbital, gradients, resolve(threads))
     raw = _core.fingerprints(batch.positions, batch.numbers, batch.cells, batch.pbc, batch.offsets,
                              float(cutoff), int(natx or 0), orbital, gradients, stress, resolve(threads))
     settings = FingerprintSettings(float(cutoff), int(raw["natx"]), orbital)
@@ -195,6 +197,36 @@ def fingerprint(
     if per == "atom":
         return Fingerprints(fp, settings, per, batch.offsets, sphere, pairs, grad, strain)
     return _per_config(fp, settings, batch.offsets, sphere, pairs, grad, strain)
+
+
+def check_memory(batch: Batch, cutoff: float, natx: int | None, orbital: str, gradients: bool,
+                 threads: int) -> None:
+    """Refuse a fingerprint call whose estimated memory exceeds what is available (an allocation that
+    fails aborts the process). Atoms per sphere are estimated from each periodic cell's density
+    (ρ·4/3·π·cutoff³), or all its atoms for a molecule; the neighbour pairs (40 B each), the output
+    (and gradients) and each thread's overlap matrix and eigenvectors are counted."""
+    n = np.diff(batch.offsets).astype(np.float64)
+    if not len(n):
+        return
+    volume = np.abs(np.linalg.det(batch.cells)) if len(n) > 1 else np.array([abs(_det3(batch.cells[0]))])
+    periodic = batch.pbc.any(axis=1) & (volume > 0)
+    density = n / np.where(periodic, volume, 1.0)
+    sphere = np.where(periodic, density * (4 / 3 * np.pi * float(cutoff) ** 3) + 1, n)
+    largest = float(sphere.max())
+    width = 1 if orbital == "s" else 4
+    length = width * float(natx or largest)
+    pairs = float(n @ sphere)
+    need = 40 * pairs + 8 * length * (float(n.sum()) + (3 * pairs if gradients else 0))
+    need += 8 * 3 * (width * largest) ** 2 * max(threads, 1)
+    require_memory(need, f"fingerprints of {len(n)} structures (cutoff {cutoff} Å, about {largest:.3g} atoms "
+                         f"per sphere, natx {natx or 'sized to the largest sphere'})",
+                   "lower natx or the cutoff, or give fewer structures at a time (--chunk)")
+
+
+def _det3(m: np.ndarray) -> float:
+    """Determinant of one 3×3 matrix (np.linalg.det costs 10 µs, a per-MD-step overhead)."""
+    (a, b, c), (d, e, f), (g, h, i) = m.tolist()
+    return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
 
 
 def _per_config(fp, settings, offsets, sphere, pairs, grad, strain) -> Fingerprints:

@@ -16,6 +16,10 @@ Backends:
   cancelled and retried, but the worker thread finishes the running call first (a cluster's walltime is
   the hard limit).
 
+Structures are screened before they reach an oracle (:func:`refusal`): non-finite positions or cell, a
+singular periodic cell, or two atoms closer than half the sum of their covalent radii are refused and the
+row is stored failed with the reason.
+
 Failures never stop a run: each job ends as an :class:`Outcome` with results or an error message
 (``"Type: message"``). A ValueError from the oracle means the input cannot be labelled by it (unknown
 element, a non-periodic cell where one is required, a NaN result) and is final; other errors, timeouts
@@ -48,7 +52,7 @@ from dael.dataset import Dataset, oracle_spec
 from dael.oracles import make_oracle
 
 __all__ = ["BadResult", "LabelSummary", "Outcome", "check_options", "compute", "label", "label_batches",
-           "label_dataset"]
+           "label_dataset", "refusal"]
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS")
 Attempt = tuple[bool, Any, bool]
@@ -97,6 +101,36 @@ def compute(calc: BaseCalculator, atoms: Atoms) -> dict[str, Any]:
         problem = f"shapes {', '.join(wrong)}" if wrong else f"non-finite {', '.join(bad)} (NaN or inf)"
         raise BadResult(f"the oracle returned {problem}; energy = {results['energy']} eV")
     return results
+
+
+CLOSEST = 0.5
+"""Atoms closer than CLOSEST × the sum of their covalent radii (ASE's table) are refused: no oracle result
+there is physical (at 0.5, Si–Si 1.11 Å; the shortest bonds under 100 GPa are ~0.8 × the sum)."""
+
+
+def refusal(atoms: Atoms, closest: float = CLOSEST) -> str | None:
+    """Why `atoms` must not be sent to an oracle, or None: non-finite positions or cell, a singular cell
+    along a periodic direction, or two atoms (or an atom and its own periodic image) closer than
+    `closest` × the sum of their covalent radii (Å)."""
+    from ase.data import covalent_radii
+    from ase.neighborlist import neighbor_list
+
+    positions, cell = np.asarray(atoms.positions, float), np.asarray(atoms.cell.array, float)
+    if not np.isfinite(positions).all():
+        return f"non-finite position (NaN or inf) of atom {int(np.argwhere(~np.isfinite(positions))[0][0])}"
+    if not np.isfinite(cell).all():
+        return "non-finite cell (NaN or inf)"
+    if atoms.pbc.any() and atoms.cell.rank < 3:
+        return f"the cell {cell.round(4).tolist()} is singular but periodic along {atoms.pbc.tolist()}"
+    radii = closest * covalent_radii[atoms.numbers]
+    i, j, d = neighbor_list("ijd", atoms, radii.tolist(), self_interaction=False)
+    if not len(d):
+        return None
+    k = int(np.argmin(d))
+    a, b = int(i[k]), int(j[k])
+    symbols = atoms.get_chemical_symbols()
+    return (f"atoms {a} ({symbols[a]}) and {b} ({symbols[b]}) are {d[k]:.3f} Å apart, closer than {closest:g} × "
+            f"the sum of their covalent radii ({radii[a] / closest:.2f} + {radii[b] / closest:.2f} Å)")
 
 
 def describe(exc: BaseException) -> str:
@@ -443,8 +477,19 @@ def label_dataset(dataset: Dataset, oracle: str = "reference", params: dict[str,
     each result or failure as it arrives (those that arrive together in one transaction);
     ``progress(summary, total)`` is called after each commit."""
     start = time.perf_counter()
-    rows = dataset.pending(oracle_spec(oracle, params))
     summary = LabelSummary()
+    rows = []
+    with dataset.transaction():
+        for row_id, atoms in dataset.pending(oracle_spec(oracle, params)):
+            reason = refusal(atoms)
+            if reason is None:
+                rows.append((row_id, atoms))
+                continue
+            error = f"refused before labelling: {reason}"
+            dataset.record_failure(row_id, error, 0.0, 0)
+            summary.failed += 1
+            summary.errors.append(error)
+    total = len(rows) + summary.failed
     for batch in label_batches([atoms for _, atoms in rows], oracle, params, **options):
         with dataset.transaction():  # the results that arrived together: one commit
             for out in batch:
@@ -458,6 +503,6 @@ def label_dataset(dataset: Dataset, oracle: str = "reference", params: dict[str,
                     summary.errors.append(out.error or "")
         summary.seconds = time.perf_counter() - start
         if progress is not None:
-            progress(summary, len(rows))
+            progress(summary, total)
     summary.seconds = time.perf_counter() - start
     return summary

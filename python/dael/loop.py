@@ -96,6 +96,7 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
     from dael.dataset import Dataset
 
     campaign, seeds = load(folder)
+    preflight(campaign)
     paths = Paths(Path(folder))
     settings = fingerprint_settings(campaign, seeds)
     if campaign.train.base:  # a missing base fails now, not after round 1's exploration and labels
@@ -126,6 +127,30 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
         if not paths.done(r, "train").exists():
             _train(campaign, paths, r, dataset, say)
     return status(folder)
+
+
+def preflight(campaign: Campaign, where: str = "campaign.yaml") -> None:
+    """Check everything a run needs before its first side effect (a folder, a trajectory, a pending row):
+    the driver, the oracle with its parameters, the label options and the training settings."""
+    from dael.explore import check_driver
+    from dael.label import check_options
+    from dael.oracles import make_oracle
+    from dael.train import TrainSettings
+
+    lab = campaign.label
+    try:
+        check_driver(campaign.driver)
+    except ValueError as exc:
+        raise ValueError(f"{where}: driver: {exc}") from exc
+    try:
+        check_options(lab.workers, lab.timeout, lab.retries)
+        make_oracle(lab.oracle, **lab.params)
+    except Exception as exc:  # an oracle's constructor may raise anything for bad parameters
+        raise ValueError(f"{where}: label (oracle {lab.oracle!r}, params {lab.params}): {exc}") from exc
+    try:
+        TrainSettings(epochs=campaign.train.epochs, seed=campaign.seed, **campaign.train.settings).check()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: train.settings: {exc}") from exc
 
 
 def _explore_and_select(campaign: Campaign, seeds: dict, paths: Paths, r: int, driver: str,
@@ -191,6 +216,10 @@ def _label(campaign: Campaign, paths: Paths, r: int, dataset, settings: Fingerpr
         group = [a for a in picked if a.info.get("source", "entropy") == source]
         if group:
             dataset.add(group, oracle=spec, campaign=campaign.name, round=r, source=source, fingerprint=settings)
+    # rows of this round written for another oracle (campaign.yaml's label section was corrected since)
+    moved = dataset.reassign(spec, ("pending", "failed"), campaign=campaign.name, round=r)
+    if moved:
+        say(f"round {r}: {moved} rows written for another oracle are now labelled with {spec}")
     summary = label_dataset(dataset, lab.oracle, lab.params, workers=lab.workers, timeout=lab.timeout,
                             retries=lab.retries)
     logdet = current_state(paths, campaign, settings).logdet  # of the labelled rows: failed picks left out

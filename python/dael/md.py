@@ -25,6 +25,7 @@ import numpy as np
 from ase import Atoms, units
 from ase.calculators.calculator import Calculator, all_changes
 
+from dael.checks import number
 from dael.entropy import GlobalEntropy, local_entropy_gradient
 from dael.fingerprint import FingerprintSettings, fingerprint, padded_settings
 
@@ -218,8 +219,13 @@ class MDSettings:
             raise ValueError(f"ensemble must be 'nvt' or 'npt'; got {self.ensemble!r}")
         if self.steps < 1 or not 1 <= self.snapshots <= self.steps:
             raise ValueError(f"need 1 <= snapshots ({self.snapshots}) <= steps ({self.steps})")
-        if self.temperature <= 0 or self.dt <= 0:
-            raise ValueError("temperature (K) and dt (fs) must be positive")
+        number("temperature (K)", self.temperature, above=0)
+        number("dt (fs)", self.dt, above=0)
+        number("pressure (GPa)", self.pressure)
+        number("friction (1/fs)", self.friction, low=0)
+        number("thermalize (steps)", self.thermalize, low=0, integer=True)
+        number("relax_steps", self.relax_steps, low=0, integer=True)
+        number("fmax (eV/Å)", self.fmax, above=0)
 
     def snapshot_steps(self) -> np.ndarray:
         if self.random_snapshots:

@@ -6,11 +6,17 @@ and its structures are judged by their exact entropy gain ΔH against the datase
 
 - method 'stream' (the authors' filter): in pool order, a structure with ΔH > min_gain joins the state at
   once, until `budget` are taken. Every finished chunk is committed to the work folder (accepted
-  structures, then the state), so an interrupted run resumes after its last committed chunk.
+  structures, then the state with their checksum), so an interrupted run resumes after its last committed chunk.
 - methods 'auto', 'exact', 'lazy' (greedy, named as in `dael.select`): a first pass keeps the `shortlist`
   structures of largest ΔH against the dataset (a bounded heap, checkpointed), then greedy selection (exact,
   lazy, or 'auto': exact up to 5000 shortlisted, lazy beyond) picks `budget` of them, and a last pass over
   the pool copies the picks out.
+
+The work folder is OUT.work beside the output. Its run.json records the content hash (SHA-256) of every pool
+file, the options and the dataset state; a rerun resumes only when all of them are equal (and says so),
+otherwise it starts over. Resumed pieces are verified (the state files must load, each chunk's extxyz must
+match its checksum); the first damaged piece and everything after it are redone. The folder is removed when
+the run finishes.
 
 An optional `NoveltyIndex` of the dataset skips structures whose fingerprints all lie within
 `min_distance` of dataset entries before any gain is computed.
@@ -18,9 +24,12 @@ An optional `NoveltyIndex` of the dataset skips structures whose fingerprints al
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -29,6 +38,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from dael.checks import number
 from dael.entropy import GlobalEntropy
 from dael.files import concat_files, savez_atomic, write_atomic, write_extxyz
 from dael.fingerprint import Fingerprints, FingerprintSettings, fingerprint
@@ -86,6 +96,19 @@ def fingerprinted(blocks: Iterator[list[Tagged]], settings: FingerprintSettings,
         cluster.close()
 
 
+
+
+def check_options(budget: int, min_gain: float, method: str, chunk: int, min_distance: float = 0.0) -> None:
+    """Raise ValueError for options a screen cannot run with (before any structure is read)."""
+    if method not in METHODS:
+        hint = "; greedy selection is 'auto', 'exact' or 'lazy'" if method == "greedy" else ""
+        raise ValueError(f"method must be one of {', '.join(METHODS)} (as in dael.select); got {method!r}{hint}")
+    number("budget (structures to keep)", budget, low=1, integer=True)
+    number("chunk (structures per chunk)", chunk, low=1, integer=True)
+    number("min_gain (nats)", min_gain, infinite=True)
+    number("min_distance", min_distance, low=0)
+
+
 @dataclass
 class ScreenResult:
     """What a screen kept: (file, frame) of each pick, its gain (nats), the counts seen and skipped."""
@@ -106,12 +129,7 @@ class Screen:
                  settings: FingerprintSettings, budget: int, min_gain: float = 0.01, method: str = "stream",
                  chunk: int = 500, shortlist: int | None = None, index: NoveltyIndex | None = None,
                  min_distance: float = 0.0, dask: str | None = None):
-        if method not in METHODS:
-            hint = "; greedy selection is 'auto', 'exact' or 'lazy'" if method == "greedy" else ""
-            raise ValueError(f"method must be one of {', '.join(METHODS)} (as in dael.select); got {method!r}"
-                             f"{hint}")
-        if budget < 1 or chunk < 1:
-            raise ValueError("budget and chunk must be positive numbers of structures")
+        check_options(budget, min_gain, method, chunk, min_distance)
         if index is not None and index.settings != settings:
             raise ValueError(f"the novelty index was built with {index.settings}, not {settings}")
         self.pool = [str(p) for p in pool]
@@ -128,20 +146,33 @@ class Screen:
 
     # -- bookkeeping ---------------------------------------------------------------------------------
     def _options(self) -> dict:
-        return {"pool": self.pool, "budget": self.budget, "min_gain": self.min_gain, "method": self.method,
-                "chunk": self.chunk, "shortlist": self.shortlist, "mode": self.state.mode,
+        """What a resumed run must share with the interrupted one: inputs' content, options, dataset state."""
+        state = hashlib.sha256()
+        for array in (self.state.arrays().values() if self.state.dim else ()):
+            state.update(np.ascontiguousarray(array).tobytes())
+        return {"pool": self.pool, "pool_sha256": [_digest(Path(p)) for p in self.pool],
+                "budget": self.budget, "min_gain": self.min_gain, "method": self.method, "chunk": self.chunk,
+                "shortlist": self.shortlist, "mode": self.state.mode, "eps": self.state.eps,
                 "settings": self.settings.to_dict(), "min_distance": self.min_distance,
-                "state_n": self.state.n, "state_logdet": round(self.state.logdet, 9)}
+                "index": None if self.index is None else len(self.index),
+                "state_n": self.state.n, "state_sha256": state.hexdigest()}
 
-    def _open_work(self) -> None:
-        self.work.mkdir(parents=True, exist_ok=True)
+    def _open_work(self, say: Callable[[str], None]) -> bool:
+        """Create the work folder, or keep it when it holds a run of the same inputs and options (True)."""
         run = self.work / "run.json"
-        if run.exists():
-            if json.loads(run.read_text()) != self._options():
-                raise ValueError(f"{self.work} holds an interrupted run with other options or another "
-                                 "dataset; rerun with the same options to resume, or delete the folder")
-        else:
-            write_atomic(run, json.dumps(self._options(), indent=1).encode())
+        options = self._options()
+        if self.work.exists():
+            try:
+                same = json.loads(run.read_text()) == options
+            except (OSError, ValueError):
+                same = False
+            if same:
+                return True
+            say(f"{self.work} holds a screen of other pool contents, options or dataset: starting over")
+            shutil.rmtree(self.work)
+        self.work.mkdir(parents=True)
+        write_atomic(run, json.dumps(options, indent=1).encode())
+        return False
 
     def _keep(self, fps: Fingerprints) -> np.ndarray:
         """Mask of the chunk's structures that pass the novelty pre-filter."""
@@ -150,28 +181,48 @@ class Screen:
         return self.index.novelty(fps) > self.min_distance
 
     # -- run -----------------------------------------------------------------------------------------
-    def run(self, progress: Callable[[int, int], None] | None = None) -> ScreenResult:
+    def run(self, progress: Callable[[int, int], None] | None = None,
+            say: Callable[[str], None] = lambda line: None) -> ScreenResult:
         """Screen the pool and write the picks to `out` (extxyz with file, frame, gain in atoms.info).
-        progress(seen, picked) is called after every chunk."""
+        progress(seen, picked) is called after every chunk; say(line) tells what is resumed or redone."""
         start = time.perf_counter()
-        self._open_work()
-        result = self._stream(progress) if self.method == "stream" else self._greedy(progress)
+        resume = self._open_work(say)
+        result = self._stream(progress, resume, say) if self.method == "stream" else \
+            self._greedy(progress, resume, say)
+        shutil.rmtree(self.work)
         result.seconds = time.perf_counter() - start
         return result
 
-    def _stream(self, progress) -> ScreenResult:
-        done = sorted(self.work.glob("chunk-*.npz"))
+    def _resumed_chunks(self, say: Callable[[str], None]) -> list[dict]:
+        """The committed chunks of an interrupted stream, verified in order; the first damaged one (a state
+        that does not load, an extxyz that does not match its checksum) and all after it are deleted."""
+        good: list[dict] = []
+        for k in range(len(list(self.work.glob("chunk-*.npz")))):
+            npz, xyz = self.work / f"chunk-{k:06d}.npz", self.work / f"chunk-{k:06d}.extxyz"
+            piece = _load_npz(npz)
+            if piece is None or not xyz.is_file() or _digest(xyz) != str(piece.get("extxyz_sha256")):
+                say(f"{npz.name} or {xyz.name} in {self.work} is damaged: redoing from chunk {k}")
+                for stale in [*self.work.glob("chunk-*.npz"), *self.work.glob("chunk-*.extxyz")]:
+                    if int(stale.name[6:12]) >= k:
+                        stale.unlink()
+                break
+            good.append(piece)
+        return good
+
+    def _stream(self, progress, resume: bool, say: Callable[[str], None]) -> ScreenResult:
+        done = self._resumed_chunks(say) if resume else []
         picks: list[tuple[int, int]] = []
         gains: list[float] = []
         seen = skipped = 0
         if done:
-            with np.load(done[-1]) as z:
-                self.state = self.state.restored(z["n"], z["mean"], z["scatter"])
-                seen, skipped = int(z["seen"]), int(z["skipped"])
-            for path in done:
-                with np.load(path) as z:
-                    picks += [tuple(p) for p in z["picks"].tolist()]
-                    gains += z["gains"].tolist()
+            last = done[-1]
+            self.state = self.state.restored(last["n"], last["mean"], last["scatter"])
+            seen, skipped = int(last["seen"]), int(last["skipped"])
+            for z in done:
+                picks += [tuple(p) for p in z["picks"].tolist()]
+                gains += z["gains"].tolist()
+            say(f"resuming the screen in {self.work}: {len(done)} chunks ({seen:,} structures, {len(picks)} "
+                "kept) were done before with the same pool contents and options")
         first = len(done)
         blocks = islice(chunks(iter_pool(self.pool), self.chunk), first, None)
         for k, (block, fps) in enumerate(fingerprinted(blocks, self.settings, self.dask), start=first):
@@ -187,27 +238,32 @@ class Screen:
                 g = g[accepted]
             seen, skipped = seen + len(block), skipped + len(block) - len(keep)
             tags = [(block[i][0], block[i][1]) for i in chosen]
-            _write_picks(self.work / f"chunk-{k:06d}.extxyz", [block[i] for i in chosen], g)
-            _commit(self.work / f"chunk-{k:06d}.npz", self.state,
-                    picks=np.array(tags, np.int64).reshape(-1, 2), gains=g, seen=seen, skipped=skipped)
+            xyz = self.work / f"chunk-{k:06d}.extxyz"
+            _write_picks(xyz, [block[i] for i in chosen], g)
+            _commit(self.work / f"chunk-{k:06d}.npz", self.state, picks=np.array(tags, np.int64).reshape(-1, 2),
+                    gains=g, seen=seen, skipped=skipped, extxyz_sha256=_digest(xyz))
             picks += tags
             gains += g.tolist()
             if progress:
                 progress(seen, len(picks))
-        parts = sorted(self.work.glob("chunk-*.extxyz"))
-        concat_files(parts, self.out)
+        committed = len(list(self.work.glob("chunk-*.npz")))  # an extxyz without its npz is not committed
+        concat_files([self.work / f"chunk-{k:06d}.extxyz" for k in range(committed)], self.out)
         return ScreenResult(picks, gains, seen, skipped, self.state, 0.0)
 
-    def _greedy(self, progress) -> ScreenResult:
+    def _greedy(self, progress, resume: bool, say: Callable[[str], None]) -> ScreenResult:
         ckpt = self.work / "shortlist.npz"
         rows, offsets, scores = np.zeros((0, self.settings.length)), np.zeros(1, np.int64), np.zeros(0)
         tags: list = []
         first = seen = skipped = 0
-        if ckpt.exists():
-            with np.load(ckpt) as z:
-                rows, offsets, scores = z["rows"], z["offsets"], z["scores"]
-                tags = [tuple(t) for t in z["tags"].tolist()]
-                first, seen, skipped = int(z["chunks"]), int(z["seen"]), int(z["skipped"])
+        z = _load_npz(ckpt) if resume and ckpt.exists() else None
+        if z is not None:
+            rows, offsets, scores = z["rows"], z["offsets"], z["scores"]
+            tags = [tuple(t) for t in z["tags"].tolist()]
+            first, seen, skipped = int(z["chunks"]), int(z["seen"]), int(z["skipped"])
+            say(f"resuming the screen in {self.work}: {seen:,} structures were shortlisted before with the "
+                "same pool contents and options")
+        elif resume and ckpt.exists():
+            say(f"{ckpt} is damaged: shortlisting from the start")
         shortlist = _Shortlist(rows, offsets, scores, tags, self.shortlist)
         last_save = time.monotonic()
         blocks = islice(chunks(iter_pool(self.pool), self.chunk), first, None)
@@ -260,6 +316,21 @@ class _Shortlist:
         rows = np.concatenate(self.parts) if self.parts else np.zeros((0, 1))
         savez_atomic(path, rows=rows, offsets=offsets, scores=self.scores,
                       tags=np.array(self.tags, np.int64).reshape(-1, 2), **counts)
+
+
+def _digest(path: Path) -> str:
+    """SHA-256 of a file's content, hex."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray] | None:
+    """Every array of an .npz file, or None when it is missing, truncated or not an .npz."""
+    try:
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile):
+        return None
 
 
 def _commit(path: Path, state: GlobalEntropy, **arrays) -> None:

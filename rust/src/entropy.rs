@@ -86,7 +86,8 @@ impl Covariance {
         if !(eps.is_finite() && eps > 0.0) {
             return Err(format!("eps must be positive (it keeps Σ invertible); got {eps}"));
         }
-        Ok(Covariance { d, eps, n: 0.0, mean: vec![0.0; d], scatter: vec![0.0; d * d] })
+        let dd = d.checked_mul(d).ok_or(format!("fingerprint dimension {d} is too large"))?;
+        Ok(Covariance { d, eps, n: 0.0, mean: vec![0.0; d], scatter: vec![0.0; dd] })
     }
 
     /// Rebuild a saved state, checking shapes and values.
@@ -101,6 +102,7 @@ impl Covariance {
         c.n = n;
         c.mean = mean;
         c.scatter = scatter;
+        c.try_logdet().ok_or("the saved covariance Σ + εI is not positive definite (a damaged or edited state)")?;
         Ok(c)
     }
 
@@ -117,7 +119,12 @@ impl Covariance {
 
     /// H = log det Σ (nats).
     pub fn logdet(&self) -> f64 {
-        cholesky_logdet(&mut self.matrix(), self.d).expect("Σ + εI is positive definite")
+        self.try_logdet().expect("Σ + εI is positive definite")
+    }
+
+    /// H = log det Σ (nats), or None when rounding has left Σ not positive definite.
+    pub fn try_logdet(&self) -> Option<f64> {
+        cholesky_logdet(&mut self.matrix(), self.d)
     }
 
     /// Add the rows of `x` (m×d) to the state.

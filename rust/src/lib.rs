@@ -11,7 +11,7 @@ pub mod neighbors;
 pub mod recycle;
 
 use pyo3::buffer::{Element, PyBuffer};
-use pyo3::exceptions::{PyBufferError, PyValueError};
+use pyo3::exceptions::{PyBufferError, PyMemoryError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::AsPyPointer;
@@ -20,10 +20,45 @@ use recycle::concat;
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::raw::{c_int, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
 fn value_error(msg: String) -> PyErr {
     PyValueError::new_err(msg)
+}
+
+/// Where the last panic happened (" at FILE:LINE"), recorded by the hook `quiet_panics` installs.
+static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+
+/// Record panics' locations instead of printing them: `guard` turns each into a Python error.
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line()));
+        if let Ok(mut last) = LAST_PANIC.lock() {
+            *last = place;
+        }
+    }));
+}
+
+/// Run `f`, turning a Rust panic (in it or in its rayon workers) into a Python MemoryError (allocation
+/// failures) or ValueError instead of a PanicException, which `except Exception` does not catch.
+fn guard<R>(f: impl FnOnce() -> PyResult<R>) -> PyResult<R> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let place = LAST_PANIC.lock().ok().and_then(|mut p| p.take()).unwrap_or_default();
+        if msg.contains("capacity overflow") || msg.contains("memory allocation") {
+            return Err(PyMemoryError::new_err(format!(
+                "the input needs more memory than can be allocated ({msg}); give smaller inputs (cutoff, natx, chunk)"
+            )));
+        }
+        Err(value_error(format!(
+            "the native core cannot handle this input ({msg}{place}); check it for extreme or inconsistent values"
+        )))
+    })
 }
 
 /// Copy a C-contiguous buffer of element type `T` into a Vec; `name` is used in errors.
@@ -224,21 +259,23 @@ fn neighbor_lists<'py>(
     quantities: &str,
     threads: usize,
 ) -> PyResult<&'py PyDict> {
-    let want = neighbors::Want::parse(quantities).map_err(value_error)?;
-    let (positions, cells, pbc, offsets) = read_batch(py, positions, cells, pbc, offsets)?;
-    let frames = frames(&positions, &cells, &pbc, &offsets)?;
-    let (pairs, counts) = py
-        .allow_threads(|| on_pool(threads, |n| neighbors::neighbor_lists(&frames, cutoff, want, n)))
-        .map_err(value_error)?;
-    let neighbors::Pairs { i, j, shift, distance, vector } = pairs;
-    let out = PyDict::new(py);
-    out.set_item("i", i64s(py, i)?)?;
-    out.set_item("j", i64s(py, j)?)?;
-    out.set_item("S", i64s(py, shift)?)?;
-    out.set_item("d", f64s(py, distance)?)?;
-    out.set_item("D", f64s(py, vector)?)?;
-    out.set_item("counts", i64s(py, counts)?)?;
-    Ok(out)
+    guard(|| {
+        let want = neighbors::Want::parse(quantities).map_err(value_error)?;
+        let (positions, cells, pbc, offsets) = read_batch(py, positions, cells, pbc, offsets)?;
+        let frames = frames(&positions, &cells, &pbc, &offsets)?;
+        let (pairs, counts) = py
+            .allow_threads(|| on_pool(threads, |n| neighbors::neighbor_lists(&frames, cutoff, want, n)))
+            .map_err(value_error)?;
+        let neighbors::Pairs { i, j, shift, distance, vector } = pairs;
+        let out = PyDict::new(py);
+        out.set_item("i", i64s(py, i)?)?;
+        out.set_item("j", i64s(py, j)?)?;
+        out.set_item("S", i64s(py, shift)?)?;
+        out.set_item("d", f64s(py, distance)?)?;
+        out.set_item("D", f64s(py, vector)?)?;
+        out.set_item("counts", i64s(py, counts)?)?;
+        Ok(out)
+    })
 }
 
 /// OMFP fingerprints of a batch (layout as for `neighbor_lists`, plus numbers: int64 (n_atoms,)).
@@ -263,60 +300,64 @@ fn fingerprints<'py>(
     stress: bool,
     threads: usize,
 ) -> PyResult<&'py PyDict> {
-    let set = fingerprint::Settings {
-        cutoff,
-        natx,
-        orbital: fingerprint::Orbital::parse(orbital).map_err(value_error)?,
-        gradients,
-        stress,
-    };
-    let (positions, cells, pbc, offsets) = read_batch(py, positions, cells, pbc, offsets)?;
-    let numbers = read::<i64>(py, numbers, "numbers")?;
-    if numbers.len() != positions.len() {
-        return Err(value_error(format!("{} numbers for {} positions", numbers.len(), positions.len())));
-    }
-    let frames = frames(&positions, &cells, &pbc, &offsets)?;
-    let z: Vec<&[i64]> = offsets.windows(2).map(|w| &numbers[w[0] as usize..w[1] as usize]).collect();
-    let (natx, fp, sphere, pairs, grad, strain, counts) = py
-        .allow_threads(|| {
-            on_pool(threads, |n| {
-                let (outs, natx) = fingerprint::fingerprints(&frames, &z, &set, n)?;
-                let parallel = n > 1;
-                let mut pairs = concat(outs.iter().map(|o| flat(&o.pairs)).collect(), parallel);
-                let counts: Vec<i64> = outs.iter().map(|o| o.pairs.len() as i64).collect();
-                let mut start = 0usize;
-                for (k, &c) in counts.iter().enumerate() {
-                    for e in &mut pairs[2 * start..2 * (start + c as usize)] {
-                        *e += offsets[k];
+    guard(|| {
+        let set = fingerprint::Settings {
+            cutoff,
+            natx,
+            orbital: fingerprint::Orbital::parse(orbital).map_err(value_error)?,
+            gradients,
+            stress,
+        };
+        let (positions, cells, pbc, offsets) = read_batch(py, positions, cells, pbc, offsets)?;
+        let numbers = read::<i64>(py, numbers, "numbers")?;
+        if numbers.len() != positions.len() {
+            return Err(value_error(format!("{} numbers for {} positions", numbers.len(), positions.len())));
+        }
+        let frames = frames(&positions, &cells, &pbc, &offsets)?;
+        let z: Vec<&[i64]> = offsets.windows(2).map(|w| &numbers[w[0] as usize..w[1] as usize]).collect();
+        let (natx, fp, sphere, pairs, grad, strain, counts) = py
+            .allow_threads(|| {
+                on_pool(threads, |n| {
+                    let (outs, natx) = fingerprint::fingerprints(&frames, &z, &set, n)?;
+                    let parallel = n > 1;
+                    let mut pairs = concat(outs.iter().map(|o| flat(&o.pairs)).collect(), parallel);
+                    let counts: Vec<i64> = outs.iter().map(|o| o.pairs.len() as i64).collect();
+                    let mut start = 0usize;
+                    for (k, &c) in counts.iter().enumerate() {
+                        for e in &mut pairs[2 * start..2 * (start + c as usize)] {
+                            *e += offsets[k];
+                        }
+                        start += c as usize;
                     }
-                    start += c as usize;
-                }
-                let cat = |f: &dyn Fn(&fingerprint::Output) -> &[f64]| concat(outs.iter().map(f).collect(), parallel);
-                let sphere = concat(outs.iter().map(|o| o.sphere.as_slice()).collect(), parallel);
-                Ok::<_, String>((natx, cat(&|o| &o.fp), sphere, pairs, cat(&|o| &o.grad), cat(&|o| &o.strain), counts))
+                    let cat = |f: &dyn Fn(&fingerprint::Output) -> &[f64]| concat(outs.iter().map(f).collect(), parallel);
+                    let sphere = concat(outs.iter().map(|o| o.sphere.as_slice()).collect(), parallel);
+                    Ok::<_, String>((natx, cat(&|o| &o.fp), sphere, pairs, cat(&|o| &o.grad), cat(&|o| &o.strain), counts))
+                })
             })
-        })
-        .map_err(value_error)?;
-    let out = PyDict::new(py);
-    out.set_item("natx", natx)?;
-    out.set_item("fp", f64s(py, fp)?)?;
-    out.set_item("sphere", i64s(py, sphere)?)?;
-    out.set_item("pairs", i64s(py, pairs)?)?;
-    out.set_item("grad", f64s(py, grad)?)?;
-    out.set_item("strain", f64s(py, strain)?)?;
-    out.set_item("counts", i64s(py, counts)?)?;
-    Ok(out)
+            .map_err(value_error)?;
+        let out = PyDict::new(py);
+        out.set_item("natx", natx)?;
+        out.set_item("fp", f64s(py, fp)?)?;
+        out.set_item("sphere", i64s(py, sphere)?)?;
+        out.set_item("pairs", i64s(py, pairs)?)?;
+        out.set_item("grad", f64s(py, grad)?)?;
+        out.set_item("strain", f64s(py, strain)?)?;
+        out.set_item("counts", i64s(py, counts)?)?;
+        Ok(out)
+    })
 }
 
 /// Eigenvalues (ascending) and eigenvectors (rows) of a symmetric float64 (n, n) matrix.
 #[pyfunction]
 fn eigh(py: Python, a: &PyAny, n: usize, vectors: bool) -> PyResult<(Py<Array>, Py<Array>)> {
-    let a = read::<f64>(py, a, "a")?;
-    if a.len() != n * n {
-        return Err(value_error(format!("a must be {n}×{n}; got {} numbers", a.len())));
-    }
-    let (vals, vecs) = py.allow_threads(|| linalg::eigh(&a, n, vectors));
-    Ok((f64s(py, vals)?, f64s(py, vecs)?))
+    guard(|| {
+        let a = read::<f64>(py, a, "a")?;
+        if a.len() != n * n {
+            return Err(value_error(format!("a must be {n}×{n}; got {} numbers", a.len())));
+        }
+        let (vals, vecs) = py.allow_threads(|| linalg::eigh(&a, n, vectors));
+        Ok((f64s(py, vals)?, f64s(py, vecs)?))
+    })
 }
 
 /// Block offsets (int64, candidates + 1) as usize.
@@ -340,15 +381,17 @@ impl Covariance {
     /// A state of dimension d with diagonal shift eps; `n`, `mean` (d,), `scatter` (d, d) restore a saved one.
     #[new]
     fn new(py: Python, d: usize, eps: f64, n: f64, mean: Option<&PyAny>, scatter: Option<&PyAny>) -> PyResult<Self> {
-        let inner = match (mean, scatter) {
-            (Some(m), Some(s)) => {
-                entropy::Covariance::from_parts(d, eps, n, read(py, m, "mean")?, read(py, s, "scatter")?)
+        guard(|| {
+            let inner = match (mean, scatter) {
+                (Some(m), Some(s)) => {
+                    entropy::Covariance::from_parts(d, eps, n, read(py, m, "mean")?, read(py, s, "scatter")?)
+                }
+                (None, None) if n == 0.0 => entropy::Covariance::new(d, eps),
+                _ => Err("restore a state with n, mean and scatter together".into()),
             }
-            (None, None) if n == 0.0 => entropy::Covariance::new(d, eps),
-            _ => Err("restore a state with n, mean and scatter together".into()),
-        }
-        .map_err(value_error)?;
-        Ok(Covariance { inner })
+            .map_err(value_error)?;
+            Ok(Covariance { inner })
+        })
     }
 
     #[getter]
@@ -377,24 +420,28 @@ impl Covariance {
     }
 
     /// H = log det(scatter/N + εI), nats.
-    fn logdet(&self) -> f64 {
-        self.inner.logdet()
+    fn logdet(&self) -> PyResult<f64> {
+        self.inner.try_logdet().ok_or_else(|| value_error("Σ + εI is not positive definite".into()))
     }
 
-    /// Add rows x (m, d).
+    /// Add rows x (m, d); rows that would leave Σ + εI not positive definite are refused (state unchanged).
     fn add(&mut self, py: Python, x: &PyAny) -> PyResult<()> {
         let x = read::<f64>(py, x, "x")?;
         let offsets = [0, x.len() / self.inner.d.max(1)];
         entropy::Blocks::new(&x, &offsets, self.inner.d).map_err(value_error)?;
-        self.inner.add(&x);
-        Ok(())
+        self.mutate(|inner| {
+            inner.add(&x);
+            inner.try_logdet().map(|_| ()).ok_or_else(|| {
+                value_error("these rows would leave Σ + εI numerically singular (values far too large for ε)".into())
+            })
+        })
     }
 
     /// Exact gains ΔH of candidate blocks (rows x (total, d), offsets (candidates + 1,)).
     fn gains(&self, py: Python, x: &PyAny, offsets: &PyAny, threads: usize) -> PyResult<Py<Array>> {
         let (x, offsets) = (read::<f64>(py, x, "x")?, block_offsets(py, offsets)?);
         let blocks = entropy::Blocks::new(&x, &offsets, self.inner.d).map_err(value_error)?;
-        let g = py.allow_threads(|| pooled(threads, || self.inner.gains(&blocks)));
+        let g = guard(|| Ok(py.allow_threads(|| pooled(threads, || self.inner.gains(&blocks)))))?;
         f64s(py, g)
     }
 
@@ -402,8 +449,7 @@ impl Covariance {
     fn stream(&mut self, py: Python, x: &PyAny, offsets: &PyAny, h_min: f64, budget: usize) -> PyResult<(Py<Array>, Py<Array>)> {
         let (x, offsets) = (read::<f64>(py, x, "x")?, block_offsets(py, offsets)?);
         let blocks = entropy::Blocks::new(&x, &offsets, self.inner.d).map_err(value_error)?;
-        let inner = &mut self.inner;
-        let (g, a) = py.allow_threads(|| inner.stream(&blocks, h_min, budget));
+        let (g, a) = self.mutate(|inner| Ok(py.allow_threads(|| inner.stream(&blocks, h_min, budget))))?;
         Ok((f64s(py, g)?, i64s(py, a.into_iter().map(i64::from).collect())?))
     }
 
@@ -421,8 +467,8 @@ impl Covariance {
     ) -> PyResult<(Py<Array>, Py<Array>)> {
         let (x, offsets) = (read::<f64>(py, x, "x")?, block_offsets(py, offsets)?);
         let blocks = entropy::Blocks::new(&x, &offsets, self.inner.d).map_err(value_error)?;
-        let inner = &mut self.inner;
-        let picks = py.allow_threads(|| pooled(threads, || inner.greedy(&blocks, budget, h_min, lazy)));
+        let picks =
+            self.mutate(|inner| Ok(py.allow_threads(|| pooled(threads, || inner.greedy(&blocks, budget, h_min, lazy)))))?;
         Ok((i64s(py, picks.iter().map(|p| p.0 as i64).collect())?, f64s(py, picks.iter().map(|p| p.1).collect())?))
     }
 
@@ -431,46 +477,66 @@ impl Covariance {
         let x = read::<f64>(py, x, "x")?;
         let offsets = [0, x.len() / self.inner.d.max(1)];
         entropy::Blocks::new(&x, &offsets, self.inner.d).map_err(value_error)?;
-        let (h, g) = py.allow_threads(|| self.inner.logdet_with(&x));
+        let (h, g) = guard(|| Ok(py.allow_threads(|| self.inner.logdet_with(&x))))?;
         Ok((h, f64s(py, g)?))
+    }
+}
+
+impl Covariance {
+    /// Run `f` on the state under `guard`; on an error (or a panic) the state is restored as it was, so a
+    /// bad input never leaves it half-updated.
+    fn mutate<R>(&mut self, f: impl FnOnce(&mut entropy::Covariance) -> PyResult<R>) -> PyResult<R> {
+        let backup = self.inner.clone();
+        let out = guard(|| f(&mut self.inner));
+        if out.is_err() {
+            self.inner = backup;
+        }
+        out
     }
 }
 
 /// Distance of every row of x (n, d) to its k-th nearest other row (exact).
 #[pyfunction]
 fn knn_distances(py: Python, x: &PyAny, n: usize, d: usize, k: usize, threads: usize) -> PyResult<Py<Array>> {
-    let x = read::<f64>(py, x, "x")?;
-    let r = py.allow_threads(|| pooled(threads, || entropy::knn_distances(&x, n, d, k))).map_err(value_error)?;
-    f64s(py, r)
+    guard(|| {
+        let x = read::<f64>(py, x, "x")?;
+        let r = py.allow_threads(|| pooled(threads, || entropy::knn_distances(&x, n, d, k))).map_err(value_error)?;
+        f64s(py, r)
+    })
 }
 
 /// Local entropy of one structure's fingerprints fp (n, len) and ∂S/∂fp (n, len).
 #[pyfunction]
 fn local_entropy(py: Python, fp: &PyAny, n: usize, len: usize, floor: f64) -> PyResult<(f64, Py<Array>)> {
-    let fp = read::<f64>(py, fp, "fp")?;
-    let (s, g) = py.allow_threads(|| entropy::local_entropy(&fp, n, len, floor)).map_err(value_error)?;
-    Ok((s, f64s(py, g)?))
+    guard(|| {
+        let fp = read::<f64>(py, fp, "fp")?;
+        let (s, g) = py.allow_threads(|| entropy::local_entropy(&fp, n, len, floor)).map_err(value_error)?;
+        Ok((s, f64s(py, g)?))
+    })
 }
 
 /// Chain rule through one structure's fingerprint gradients: coef = ∂F/∂fp (n, len), pairs (E, 2) local,
 /// grad (E, 3, len), strain (n, 6, len) or empty → (∂F/∂r (n, 3), ∂F/∂ε (6,) Voigt).
 #[pyfunction]
 fn chain(py: Python, coef: &PyAny, len: usize, pairs: &PyAny, grad: &PyAny, strain: &PyAny) -> PyResult<(Py<Array>, Py<Array>)> {
-    let coef = read::<f64>(py, coef, "coef")?;
-    let pairs = read::<i64>(py, pairs, "pairs")?;
-    if pairs.len() % 2 != 0 {
-        return Err(value_error("pairs must have shape (E, 2)".into()));
-    }
-    let pairs: Vec<[i64; 2]> = pairs.chunks_exact(2).map(|p| [p[0], p[1]]).collect();
-    let (grad, strain) = (read::<f64>(py, grad, "grad")?, read::<f64>(py, strain, "strain")?);
-    let (f, v) = py
-        .allow_threads(|| fingerprint::chain(&coef, len, &pairs, &grad, &strain))
-        .map_err(value_error)?;
-    Ok((f64s(py, flat(&f).to_vec())?, f64s(py, v.to_vec())?))
+    guard(|| {
+        let coef = read::<f64>(py, coef, "coef")?;
+        let pairs = read::<i64>(py, pairs, "pairs")?;
+        if pairs.len() % 2 != 0 {
+            return Err(value_error("pairs must have shape (E, 2)".into()));
+        }
+        let pairs: Vec<[i64; 2]> = pairs.chunks_exact(2).map(|p| [p[0], p[1]]).collect();
+        let (grad, strain) = (read::<f64>(py, grad, "grad")?, read::<f64>(py, strain, "strain")?);
+        let (f, v) = py
+            .allow_threads(|| fingerprint::chain(&coef, len, &pairs, &grad, &strain))
+            .map_err(value_error)?;
+        Ok((f64s(py, flat(&f).to_vec())?, f64s(py, v.to_vec())?))
+    })
 }
 
 #[pymodule]
 fn _core(_py: Python, m: &PyModule) -> PyResult<()> {
+    quiet_panics();
     m.add_function(wrap_pyfunction!(neighbor_lists, m)?)?;
     m.add_function(wrap_pyfunction!(eigh, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprints, m)?)?;
