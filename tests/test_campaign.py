@@ -179,6 +179,15 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
     union = evaluation["holdout"]["structures"]
     assert union == evaluation["holdout-entropy"]["structures"] + evaluation["holdout-random"]["structures"]
     assert 0 < evaluation["md"]["survived"] <= 1 and evaluation["md"]["energy_mae"] > 0
+    # the strategies see the explorer's tags (trajectory, step, energies) although the dataset does not keep them
+    from ase.io import read
+
+    from dael.benchmark import _labelled
+
+    pools = {name: read(tmp_path / "pools" / f"{name}.extxyz", ":") for name in ("entropy", "random", "anchor", "test")}
+    data = _labelled(campaign, pools, tmp_path, say=lambda line: None)
+    assert all({"trajectory", "step", "driver_energy"} <= set(a.info) for a in data["entropy"])
+    assert all(a.info["status"] == "labeled" for a in data["entropy"])
     trained = {p: p.stat().st_mtime for p in tmp_path.glob("models/*/model.nequip.zip")}
     run_benchmark(campaign, phases("Si"), tmp_path, say=lambda line: None)
     assert {p: p.stat().st_mtime for p in tmp_path.glob("models/*/model.nequip.zip")} == trained

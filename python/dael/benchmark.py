@@ -115,7 +115,19 @@ def _labelled(campaign: Campaign, pools: dict[str, list], folder: Path, say: Say
         say(f"benchmark: labelling {len(db.pending(spec))} structures with {lab.oracle}")
         label_dataset(db, lab.oracle, lab.params, workers=lab.workers, timeout=lab.timeout, retries=lab.retries)
         (folder / "labels.done").write_text("done")
-    return {name: db.labelled(sources=[POOL_SOURCES[name]]) for name in pools}
+    return {name: with_tags(pools[name], db.labelled(sources=[POOL_SOURCES[name]])) for name in pools}
+
+
+def with_tags(pool: list[Atoms], labelled: list[Atoms]) -> list[Atoms]:
+    """The labelled structures with the explorer's tags of their pool structure (trajectory, step, phase,
+    temperature, energies, ...: the dataset keeps only its own columns), matched by content hash; the
+    dataset's own keys (status, source, ...) win."""
+    from dael.dataset import structure_hash
+
+    tags = {structure_hash(a): a.info for a in pool}
+    for atoms in labelled:
+        atoms.info = {**tags.get(structure_hash(atoms), {}), **atoms.info}
+    return labelled
 
 
 def _training_sets(campaign: Campaign, data: dict[str, list], settings, folder: Path,

@@ -21,6 +21,11 @@ from dael.checks import number
 from dael.window import WINDOW
 
 CONFIG = "campaign.yaml"
+MODEL = {"l_max": 2, "num_scalar_features": 64, "num_tensor_features": 16, "r_max": 5.0}
+"""The campaigns' Allegro (dael.train.TrainSettings fields; the distilled base's size, dael.distill): data-limited
+where dael.train's default tiny model (l_max 1, 16/8, r_max 4.5 Å) is not. Measured by benches/model_floor.py on
+the Si benchmark's random-MD sets, test MAE E / F (meV/atom, meV/Å): N = 400 tiny 35.7 / 178, this 22.4 / 101;
+N = 800 tiny 30.3 / 144, this 19.5 / 79 (one draw; ~1.5× the training time)."""
 K_GLOBAL = 0.25
 """Default global bias strength in units of k_B·T per atom (bias_scale 'kT'; docs/method.md §3)."""
 SEEDS = "seeds.extxyz"
@@ -126,7 +131,7 @@ class Train:
     paths are relative to the campaign folder), None to train round 1 from scratch."""
 
     epochs: int = 60
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=lambda: dict(MODEL))
     base: str | None = None
 
 

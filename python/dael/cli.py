@@ -683,6 +683,7 @@ def demo(dir: Annotated[Path, typer.Option(help="folder of the demo campaign")] 
                                thermalize=50, relax_steps=50)
     campaign.budget = Budget(total=80, per_round=40)
     campaign.train.epochs = 40
+    campaign.train.settings = {}  # dael.train's tiny model: the demo stays within minutes
     campaign.benchmark = Benchmark(sizes=[20, 40, 80], draws=2, epochs=40, min_steps=400, repeats=2, snapshots=20,
                                    md_steps=100)
     write(dir, campaign, phases("Si"), force=True)
