@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -153,9 +154,9 @@ def load_state(path: str | os.PathLike) -> GlobalEntropy | DualEntropy:
     try:
         with np.load(path) as z:
             meta = json.loads(str(z["meta"]))
-            if meta["mode"] != "dual":
-                return GlobalEntropy.load(path)
-            settings = FingerprintSettings(**meta["settings"]) if meta["settings"] else None
-            return DualEntropy(meta["eps"], settings, meta["threshold"]).restore(z)
-    except (OSError, KeyError, ValueError) as e:
-        raise ValueError(f"{path}: not a dael entropy state ({e})") from e
+            if meta["mode"] == "dual":
+                settings = FingerprintSettings(**meta["settings"]) if meta["settings"] else None
+                return DualEntropy(meta["eps"], settings, meta["threshold"]).restore(z)
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: not a dael entropy state, or a damaged one ({e})") from e
+    return GlobalEntropy.load(path)
