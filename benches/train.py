@@ -17,7 +17,7 @@ import numpy as np
 from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from dael.oracles import reference_calculator
+from dael.reference import reference_calculator
 from dael.train import TrainSettings, load_calculator, time_calls, train
 
 

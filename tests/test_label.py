@@ -22,9 +22,10 @@ from typer.testing import CliRunner
 
 from dael.cli import app
 from dael.dataset import Dataset, oracle_spec, structure_hash
+from dael.dft import ESPRESSO_DEFAULTS, gpaw_parameters
 from dael.fingerprint import FingerprintSettings
 from dael.label import label, label_dataset
-from dael.oracles import ESPRESSO_DEFAULTS, gpaw_parameters, make_oracle
+from dael.oracles import make_oracle
 
 from conftest import skewed
 

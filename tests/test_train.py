@@ -12,7 +12,7 @@ from ase.io import write
 from typer.testing import CliRunner
 
 from dael.cli import app
-from dael.oracles import reference_calculator
+from dael.reference import reference_calculator
 from dael.train import (
     MeanBaseline,
     TrainSettings,
