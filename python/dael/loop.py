@@ -100,7 +100,7 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
     paths = Paths(Path(folder))
     settings = fingerprint_settings(campaign, seeds)
     if campaign.train.base:  # a missing base fails now, not after round 1's exploration and labels
-        from dael.train import resolve_parent
+        from dael.deploy import resolve_parent
 
         try:
             resolve_parent(paths.root / campaign.train.base)
