@@ -94,16 +94,6 @@ Mode = Annotated[str, typer.Option(help="'atom' (per-atom samples, disordered) o
 Device = Annotated[str, typer.Option(help="'cpu' or 'cuda': where training and the model's inference run")]
 
 
-def _fingerprint_settings(structures: list, cutoff: float, natx: int, orbital: str, pressure: float = 0.0):
-    """Settings for a run: natx as given, or (natx 0) NATX_MARGIN × the largest sphere of `structures`
-    compressed to `pressure` (GPa)."""
-    from dael.fingerprint import FingerprintSettings, padded_settings
-
-    if natx:
-        return FingerprintSettings(cutoff, natx, orbital)
-    return padded_settings(structures, cutoff, orbital, pressure=pressure)
-
-
 def _dataset_state(dataset: Path | None, state: Path | None, mode: str, eps: float, settings, chunk: int,
                    adopt: bool = False):
     """The dataset's entropy state: a saved state, or the fingerprints of a dataset's structures (a dael
@@ -163,6 +153,7 @@ def filter_(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from dael.index import NoveltyIndex
+    from dael.natx import run_settings
     from dael.screen import Screen, check_options, chunks, iter_pool
 
     with checked():  # everything is checked before the pool is read or anything is written
@@ -173,7 +164,7 @@ def filter_(
         first = [a for _, _, a in next(chunks(iter_pool(pool), chunk), [])]
         if not first:
             raise fail("the pool holds no structures")
-        settings = _fingerprint_settings(first, cutoff, natx, orbital)
+        settings = run_settings(first, cutoff, natx, orbital)
         current = _dataset_state(dataset, state, mode, eps, settings, chunk, adopt=natx == 0)
         settings = current.settings or settings
         novelty = NoveltyIndex.load(index, settings) if index is not None else None
@@ -321,6 +312,7 @@ def explore(
     """Entropy-biased MD over phases × pressures × temperatures × k; snapshots through the global filter."""
     from dael.explore import Explorer, check_driver, grid
     from dael.md import MDSettings
+    from dael.natx import run_settings
 
     structures = _read(seeds, ":")
     phases = {}
@@ -333,7 +325,7 @@ def explore(
         number("--workers", workers, low=1, integer=True)
         md = MDSettings(temperature=temperature[0], ensemble=ensemble, steps=steps, snapshots=snapshots,
                         dt=dt, friction=friction, thermalize=thermalize, relax_steps=relax_steps)
-        settings = _fingerprint_settings(structures, cutoff, natx, "s", max(pressure, default=0.0))
+        settings = run_settings(structures, cutoff, natx, "s", max(pressure, default=0.0))
         current = _dataset_state(dataset, state, mode, eps, settings, 500, adopt=natx == 0)
         settings = current.settings or settings
         if bias_scale not in ("kT", "paper"):

@@ -62,12 +62,10 @@ class Paths:
 def fingerprint_settings(campaign: Campaign, seeds: dict) -> FingerprintSettings:
     """The campaign's fingerprint settings; natx 0 → NATX_MARGIN × the largest sphere of the seeds compressed
     to the grid's highest pressure (fixed for the run)."""
-    from dael.fingerprint import padded_settings
+    from dael.natx import run_settings
 
     f = campaign.filter
-    if f.natx:
-        return FingerprintSettings(f.cutoff, f.natx, "s")
-    return padded_settings(list(seeds.values()), f.cutoff, pressure=max(campaign.explore.pressures, default=0.0))
+    return run_settings(list(seeds.values()), f.cutoff, f.natx, "s", max(campaign.explore.pressures, default=0.0))
 
 
 def current_state(paths: Paths, campaign: Campaign, settings: FingerprintSettings) -> GlobalEntropy:
