@@ -17,7 +17,8 @@ from pathlib import Path
 from dael.benchmark import POOL_KEYS, epochs_for
 from dael.campaign import preset
 from dael.dataset import Dataset
-from dael.train import TrainSettings, evaluate, train
+from dael.metrics import evaluate
+from dael.train import TrainSettings, train
 
 MODELS = {
     "tiny (l1, 1×16/8, 4.5 Å)": {},

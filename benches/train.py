@@ -17,8 +17,9 @@ import numpy as np
 from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from dael.oracles import reference_calculator
-from dael.train import TrainSettings, load_calculator, time_calls, train
+from dael.deploy import load_calculator, time_calls
+from dael.reference import reference_calculator
+from dael.train import TrainSettings, train
 
 
 def labelled(n: int, seed: int) -> list:

@@ -30,9 +30,10 @@ def test_natx_covers_the_highest_pressure():
     """natx of a preset run exceeds every sphere of the phases relaxed (reference oracle) at the grid's highest
     pressure by the thermal margin; the uncompressed seeds would not have given it."""
     from dael.explore import make_driver
-    from dael.fingerprint import fingerprint, padded_settings
+    from dael.fingerprint import fingerprint
     from dael.loop import fingerprint_settings
     from dael.md import relax
+    from dael.natx import padded_settings
 
     campaign, seeds = preset("NaCl"), phases("NaCl")
     p_max = max(campaign.explore.pressures)

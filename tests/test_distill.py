@@ -95,9 +95,9 @@ def test_round_one_of_a_campaign_fine_tunes_the_base(base, tmp_path):
     1 epoch on 6 structures."""
     from dael.campaign import load
     from dael.dataset import Dataset, oracle_spec
+    from dael.deploy import resolve_parent
     from dael.label import label_dataset
     from dael.loop import Paths, _train
-    from dael.train import resolve_parent
 
     _, out, _ = base
     package = (out / "model.nequip.zip").resolve()

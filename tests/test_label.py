@@ -22,9 +22,10 @@ from typer.testing import CliRunner
 
 from dael.cli import app
 from dael.dataset import Dataset, oracle_spec, structure_hash
+from dael.dft import ESPRESSO_DEFAULTS, gpaw_parameters
 from dael.fingerprint import FingerprintSettings
 from dael.label import label, label_dataset
-from dael.oracles import ESPRESSO_DEFAULTS, gpaw_parameters, make_oracle
+from dael.oracles import make_oracle
 
 from conftest import skewed
 
@@ -297,7 +298,7 @@ def test_training_and_entropy_read_labelled_training_rows_only(tmp_path, rng):
     """Failed and pending rows are kept and reported but never used; test rows are never trained on."""
     from dael.entropy import GlobalEntropy
     from dael.fingerprint import fingerprint
-    from dael.train import load_structures
+    from dael.metrics import load_structures
 
     dataset, train = mixed_dataset(tmp_path / "d.db", rng)
     assert dataset.counts() == {"labeled": 5, "failed": 2, "pending": 1}  # nothing is deleted

@@ -20,7 +20,8 @@ from ase.optimize import BFGS
 from ase.units import GPa
 from scipy.spatial.transform import Rotation
 
-from dael.oracles import ReferenceCalculator, _import_lammps, make_oracle, reference_calculator
+from dael.oracles import make_oracle
+from dael.reference import ReferenceCalculator, _import_lammps, reference_calculator
 
 from conftest import skewed
 
@@ -328,7 +329,7 @@ def test_works_without_ld_library_path() -> None:
     env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
     env["OMP_NUM_THREADS"] = "1"
     code = (
-        "from ase.build import bulk; from dael.oracles import reference_calculator as r; "
+        "from ase.build import bulk; from dael.reference import reference_calculator as r; "
         "a = bulk('NaCl', 'rocksalt', a=5.64); a.calc = r(a); print(a.get_potential_energy())"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)

@@ -12,16 +12,10 @@ from ase.io import write
 from typer.testing import CliRunner
 
 from dael.cli import app
-from dael.oracles import reference_calculator
-from dael.train import (
-    MeanBaseline,
-    TrainSettings,
-    evaluate,
-    load_calculator,
-    load_structures,
-    resolve_parent,
-    train,
-)
+from dael.deploy import load_calculator, resolve_parent
+from dael.metrics import MeanBaseline, evaluate, load_structures
+from dael.reference import reference_calculator
+from dael.train import TrainSettings, train
 
 from conftest import skewed
 

@@ -208,12 +208,14 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     from scratch. Returns report.html."""
     from ase.io import read
 
+    from dael.deploy import load_calculator, resolve_parent
     from dael.loop import fingerprint_settings
+    from dael.metrics import evaluate
     from dael.oracles import make_oracle
     from dael.report import write_report
     from dael.stability import md_stability
     from dael.strategies import check_strategies
-    from dael.train import TrainSettings, evaluate, load_calculator, resolve_parent, train
+    from dael.train import TrainSettings, train
 
     parent = resolve_parent(base) if base is not None else None  # fails before any pool is explored
     folder = Path(folder)

@@ -320,3 +320,10 @@ def load(folder: str | os.PathLike) -> tuple[Campaign, dict[str, Atoms]]:
         raise ValueError(f"{folder / SEEDS} not found: the seed phases of the campaign")
     seeds = {a.info.get("phase", f"seed{n}"): a for n, a in enumerate(read_structures(folder / SEEDS))}
     return campaign, seeds
+
+
+def load_or_preset(system: str) -> tuple[Campaign, dict[str, Atoms]]:
+    """(campaign, seed phases) of a preset name (Si, C, NaCl) or a campaign folder."""
+    if Path(system).is_dir():
+        return load(system)
+    return preset(system), phases(system)

@@ -94,48 +94,6 @@ Mode = Annotated[str, typer.Option(help="'atom' (per-atom samples, disordered) o
 Device = Annotated[str, typer.Option(help="'cpu' or 'cuda': where training and the model's inference run")]
 
 
-def _fingerprint_settings(structures: list, cutoff: float, natx: int, orbital: str, pressure: float = 0.0):
-    """Settings for a run: natx as given, or (natx 0) NATX_MARGIN × the largest sphere of `structures`
-    compressed to `pressure` (GPa)."""
-    from dael.fingerprint import FingerprintSettings, padded_settings
-
-    if natx:
-        return FingerprintSettings(cutoff, natx, orbital)
-    return padded_settings(structures, cutoff, orbital, pressure=pressure)
-
-
-def _dataset_state(dataset: Path | None, state: Path | None, mode: str, eps: float, settings, chunk: int,
-                   adopt: bool = False):
-    """The dataset's entropy state: a saved state, or the fingerprints of a dataset's structures (a dael
-    dataset's labelled rows but the test ones; failed and pending rows are reported, never used).
-    adopt: a saved state's own fingerprint settings win over `settings` (the user gave no --natx)."""
-    from dael.dataset import Dataset, is_dataset
-    from dael.dual import load_state, new_state
-    from dael.screen import chunks, fingerprint_chunk, iter_pool
-
-    if mode not in ("atom", "config", "dual"):
-        raise fail(f"--mode must be 'atom', 'config' or 'dual'; got {mode!r}")
-    if state is not None:
-        if not state.exists():
-            raise fail(f"{state}: no such entropy state file")
-        loaded = load_state(state)
-        if loaded.settings is not None and loaded.settings != settings and not adopt:
-            raise fail(f"{state} was built with {loaded.settings}; pass the same --cutoff/--natx/--orbital")
-        if loaded.mode != mode:
-            raise fail(f"{state} is a '{loaded.mode}'-mode state; pass --mode {loaded.mode}")
-        return loaded
-    current = new_state(mode, eps, settings)
-    if dataset is not None:
-        if not dataset.exists():
-            raise fail(f"{dataset}: no such dataset (an ASE database; omit --dataset to start empty)")
-        for block in chunks(iter_pool([dataset]), chunk):
-            current.add(fingerprint_chunk([a for _, _, a in block], settings))
-        note = Dataset(dataset).left_out() if is_dataset(dataset) else ""
-        if note:
-            console.print(f"{dataset}: {note}", highlight=False)
-    return current
-
-
 @app.command("filter")
 def filter_(
     pool: Annotated[list[Path], typer.Argument(help="candidate files (extxyz, ASE db, traj, ...)")],
@@ -163,7 +121,8 @@ def filter_(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from dael.index import NoveltyIndex
-    from dael.screen import Screen, check_options, chunks, iter_pool
+    from dael.natx import run_settings
+    from dael.screen import Screen, check_options, chunks, dataset_state, iter_pool
 
     with checked():  # everything is checked before the pool is read or anything is written
         check_options(budget, min_gain, method, chunk, min_distance)
@@ -173,8 +132,8 @@ def filter_(
         first = [a for _, _, a in next(chunks(iter_pool(pool), chunk), [])]
         if not first:
             raise fail("the pool holds no structures")
-        settings = _fingerprint_settings(first, cutoff, natx, orbital)
-        current = _dataset_state(dataset, state, mode, eps, settings, chunk, adopt=natx == 0)
+        settings = run_settings(first, cutoff, natx, orbital)
+        current = dataset_state(dataset, state, mode, eps, settings, chunk, adopt=natx == 0, say=console.print)
         settings = current.settings or settings
         novelty = NoveltyIndex.load(index, settings) if index is not None else None
         before = current.logdet
@@ -321,6 +280,8 @@ def explore(
     """Entropy-biased MD over phases × pressures × temperatures × k; snapshots through the global filter."""
     from dael.explore import Explorer, check_driver, grid
     from dael.md import MDSettings
+    from dael.natx import run_settings
+    from dael.screen import dataset_state
 
     structures = _read(seeds, ":")
     phases = {}
@@ -333,8 +294,8 @@ def explore(
         number("--workers", workers, low=1, integer=True)
         md = MDSettings(temperature=temperature[0], ensemble=ensemble, steps=steps, snapshots=snapshots,
                         dt=dt, friction=friction, thermalize=thermalize, relax_steps=relax_steps)
-        settings = _fingerprint_settings(structures, cutoff, natx, "s", max(pressure, default=0.0))
-        current = _dataset_state(dataset, state, mode, eps, settings, 500, adopt=natx == 0)
+        settings = run_settings(structures, cutoff, natx, "s", max(pressure, default=0.0))
+        current = dataset_state(dataset, state, mode, eps, settings, 500, adopt=natx == 0, say=console.print)
         settings = current.settings or settings
         if bias_scale not in ("kT", "paper"):
             raise ValueError(f"--bias-scale must be 'kT' or 'paper'; got {bias_scale!r}")
@@ -590,10 +551,11 @@ def benchmark(
     """Selection strategies vs random MD on the same pools and training: learning curves, MD stability and an
     HTML report."""
     from dael.benchmark import run_benchmark
+    from dael.campaign import load_or_preset
     from dael.train import check_device
 
     try:
-        campaign, seeds = _campaign(system)
+        campaign, seeds = load_or_preset(system)
         if device is not None:
             campaign.train.settings["device"] = device
         check_device(campaign.train.settings.get("device", "cpu"))
@@ -614,15 +576,6 @@ def benchmark(
     except (ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from exc
     console.print(f"report: {report}")
-
-
-def _campaign(system: str):
-    """(campaign, seed phases) of a preset name (Si, C, NaCl) or a campaign folder."""
-    from dael.campaign import load, phases, preset
-
-    if Path(system).is_dir():
-        return load(system)
-    return preset(system), phases(system)
 
 
 _DISTILL = DistillSettings()
@@ -654,6 +607,7 @@ def distill(
     """Distil a teacher (foundation model or any ASE calculator) into an Allegro base: broad random MD, melts,
     strains and rattles labelled by the teacher, a 10 % holdout; writes model.nequip.zip and distill.json
     (errors against the teacher, speed of both). Fine-tune it with `--from OUT` or campaign.yaml's train.base."""
+    from dael.campaign import load_or_preset
     from dael.distill import distill as run_distill
 
     settings = DistillSettings(epochs=epochs, steps=steps or None, snapshots=snapshots or None, repeats=repeats,
@@ -661,7 +615,7 @@ def distill(
                                num_scalar_features=scalar_features, num_tensor_features=tensor_features,
                                workers=workers or None, threads=threads, device=device)
     try:
-        campaign, seeds = _campaign(system)
+        campaign, seeds = load_or_preset(system)
         result = run_distill(campaign, seeds, out, teacher, settings,
                              say=lambda line: console.print(line, markup=False, highlight=False))
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
@@ -673,27 +627,9 @@ def distill(
 def demo(dir: Annotated[Path, typer.Option(help="folder of the demo campaign")] = Path("demo")) -> None:
     """A small real campaign on Si with the embedded reference oracle: two rounds of explore → filter →
     label → train, then a small entropy-vs-random benchmark and its HTML report (about 10 min on 2 cores)."""
-    from dael.benchmark import run_benchmark
-    from dael.campaign import Benchmark, Budget, Explore, phases, preset, write
-    from dael.loop import run as run_campaign
+    from dael.demo import run_demo
 
-    campaign = preset("Si")
-    campaign.name = "Si-demo"
-    campaign.explore = Explore(pressures=[0.0, 10.0], temperatures=[600.0, 1500.0], steps=200, snapshots=10,
-                               thermalize=50, relax_steps=50)
-    campaign.budget = Budget(total=80, per_round=40)
-    campaign.train.epochs = 40
-    campaign.train.settings = {}  # dael.train's tiny model: the demo stays within minutes
-    campaign.benchmark = Benchmark(sizes=[20, 40, 80], draws=2, epochs=40, min_steps=400, repeats=2, snapshots=20,
-                                   md_steps=100)
-    write(dir, campaign, phases("Si"), force=True)
-    say = console.print
-    start = time.perf_counter()
-    _print_status(run_campaign(dir, say=say, max_rounds=2))
-    # the filter saturates on a pool this small, so the demo compares its filled sets (docs/method.md §6)
-    report = run_benchmark(campaign, phases("Si"), dir / "benchmark", say=say,
-                           strategies=["stream-fill", "mixed", "random"])
-    console.print(f"demo finished in {(time.perf_counter() - start) / 60:.1f} min; report: {report}")
+    run_demo(dir, say=console.print, on_rounds=_print_status)
 
 
 if __name__ == "__main__":

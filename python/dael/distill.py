@@ -253,10 +253,11 @@ def distill(campaign: Any, seeds: dict[str, Atoms], out: str | os.PathLike, teac
     """Distil `teacher` into an Allegro base in the folder `out` (see the module docstring); resumes a previous
     run stage by stage. Returns distill.json's contents. ValueError for a bad teacher, device or setting
     (before anything runs); RuntimeError when training fails."""
+    from dael.deploy import PACKAGE, load_calculator, time_calls
     from dael.explore import check_driver, make_driver
     from dael.files import write_atomic, write_extxyz
     from dael.stability import md_starts
-    from dael.train import PACKAGE, load_calculator, time_calls, train
+    from dael.train import train
 
     s = settings or DistillSettings()
     s.check()

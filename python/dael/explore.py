@@ -74,7 +74,8 @@ def make_driver(name: str, device: str | None = None) -> Calculator:
 
         return make_oracle(name)
     check_driver(name)
-    from dael.train import check_device, load_calculator
+    from dael.deploy import load_calculator
+    from dael.train import check_device
 
     device = check_device(device or os.environ.get(DEVICE_VARIABLE) or "cpu")
     if name == "chgnet":

@@ -62,12 +62,10 @@ class Paths:
 def fingerprint_settings(campaign: Campaign, seeds: dict) -> FingerprintSettings:
     """The campaign's fingerprint settings; natx 0 → NATX_MARGIN × the largest sphere of the seeds compressed
     to the grid's highest pressure (fixed for the run)."""
-    from dael.fingerprint import padded_settings
+    from dael.natx import run_settings
 
     f = campaign.filter
-    if f.natx:
-        return FingerprintSettings(f.cutoff, f.natx, "s")
-    return padded_settings(list(seeds.values()), f.cutoff, pressure=max(campaign.explore.pressures, default=0.0))
+    return run_settings(list(seeds.values()), f.cutoff, f.natx, "s", max(campaign.explore.pressures, default=0.0))
 
 
 def current_state(paths: Paths, campaign: Campaign, settings: FingerprintSettings) -> GlobalEntropy:
@@ -100,7 +98,7 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
     paths = Paths(Path(folder))
     settings = fingerprint_settings(campaign, seeds)
     if campaign.train.base:  # a missing base fails now, not after round 1's exploration and labels
-        from dael.train import resolve_parent
+        from dael.deploy import resolve_parent
 
         try:
             resolve_parent(paths.root / campaign.train.base)

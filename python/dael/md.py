@@ -27,7 +27,8 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from dael.checks import number
 from dael.entropy import GlobalEntropy, local_entropy_gradient
-from dael.fingerprint import FingerprintSettings, fingerprint, padded_settings
+from dael.fingerprint import FingerprintSettings, fingerprint
+from dael.natx import padded_settings
 
 GPA = units.GPa
 """eV/Å³ per GPa."""

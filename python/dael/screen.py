@@ -98,6 +98,38 @@ def fingerprinted(blocks: Iterator[list[Tagged]], settings: FingerprintSettings,
 
 
 
+def dataset_state(dataset: Path | None, state: Path | None, mode: str, eps: float, settings: FingerprintSettings,
+                  chunk: int, adopt: bool = False, say: Callable[[str], None] = print) -> GlobalEntropy:
+    """The dataset's entropy state: a saved state, or the fingerprints of a dataset's structures (a dael
+    dataset's labelled rows but the test ones; failed and pending rows are reported to `say`, never used).
+    adopt: a saved state's own fingerprint settings win over `settings` (the user gave no --natx).
+    ValueError for a bad mode, a missing file or a saved state that does not fit."""
+    from dael.dataset import Dataset, is_dataset
+    from dael.dual import load_state, new_state
+
+    if mode not in ("atom", "config", "dual"):
+        raise ValueError(f"--mode must be 'atom', 'config' or 'dual'; got {mode!r}")
+    if state is not None:
+        if not state.exists():
+            raise ValueError(f"{state}: no such entropy state file")
+        loaded = load_state(state)
+        if loaded.settings is not None and loaded.settings != settings and not adopt:
+            raise ValueError(f"{state} was built with {loaded.settings}; pass the same --cutoff/--natx/--orbital")
+        if loaded.mode != mode:
+            raise ValueError(f"{state} is a '{loaded.mode}'-mode state; pass --mode {loaded.mode}")
+        return loaded
+    current = new_state(mode, eps, settings)
+    if dataset is not None:
+        if not dataset.exists():
+            raise ValueError(f"{dataset}: no such dataset (an ASE database; omit --dataset to start empty)")
+        for block in chunks(iter_pool([dataset]), chunk):
+            current.add(fingerprint_chunk([a for _, _, a in block], settings))
+        note = Dataset(dataset).left_out() if is_dataset(dataset) else ""
+        if note:
+            say(f"{dataset}: {note}")
+    return current
+
+
 def check_options(budget: int, min_gain: float, method: str, chunk: int, min_distance: float = 0.0) -> None:
     """Raise ValueError for options a screen cannot run with (before any structure is read)."""
     if method not in METHODS:

@@ -1,4 +1,7 @@
-"""Allegro training, fine-tuning and deployment (nequip 0.19 / allegro 0.8; `pip install "dael[train]"`).
+"""Allegro training and fine-tuning (nequip 0.19 / allegro 0.8; `pip install "dael[train]"`).
+
+Beside it: `dael.nequip_config` (the nequip-train config), `dael.deploy` (models as ASE calculators, packaging,
+warm-start paths) and `dael.metrics` (labelled structures, the mean baseline, errors).
 
 `train(dataset, out)` writes a *model directory*; everything the run used sits beside what it made:
 
@@ -40,11 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import re
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -53,21 +52,25 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import Calculator, all_changes
-from ase.calculators.singlepoint import SinglePointCalculator
-from ase.stress import full_3x3_to_voigt_6_stress
 
+from dael.deploy import (
+    PACKAGE,
+    load_calculator,
+    nequip_script,
+    package,
+    resolve_parent,
+    run_logged,
+    time_calls,
+    with_calculator,
+)
 from dael.files import write_extxyz
+from dael.metrics import Dataset, MeanBaseline, evaluate, load_structures, per_type_energies, reference_results
+from dael.nequip_config import parent_model, scratch_model, train_config
 
-__all__ = ["DEVICES", "MeanBaseline", "TrainResult", "TrainSettings", "check_device", "evaluate", "load_calculator",
-           "load_structures", "resolve_parent", "time_calls", "train"]
+__all__ = ["DEVICES", "TrainResult", "TrainSettings", "check_device", "train"]
 
-Dataset = str | Path | Sequence[Atoms]
 Progress = Callable[[str], None]
 
-PACKAGE = "model.nequip.zip"
-NO_HUB = ("foundation models (e.g. Allegro-OAM-L) are published on nequip.net, which dael never contacts: "
-          "download the .nequip.zip on a machine with internet access and pass its local path")
 DEVICES = ("cpu", "cuda")
 # the files and folders `train` writes into a model directory (what overwrite=True removes)
 _OUTPUTS = ("data", "run", "config.yaml", PACKAGE, "parent.nequip.zip", "train.log", "history.json",
@@ -147,40 +150,6 @@ class TrainResult:
 # ------------------------------------------------------------------------------------------------ data
 
 
-def _labelled(atoms: Atoms, where: str) -> Atoms:
-    """A clean copy carrying only the reference energy (eV), forces (eV/Å) and stress (eV/Å³ Voigt, NaN if the
-    structure has none) in a SinglePointCalculator; ValueError when energy or forces are missing."""
-    results = dict(atoms.calc.results) if atoms.calc is not None else {}
-    for key in ("energy", "forces"):
-        if results.get(key) is None:
-            raise ValueError(f"{where} has no reference {key}: label the structures before training")
-    stress = results.get("stress")
-    if stress is None or not atoms.pbc.all():
-        stress = np.full(6, np.nan)
-    stress = np.asarray(stress, dtype=float)
-    if stress.shape == (3, 3):
-        stress = full_3x3_to_voigt_6_stress(stress)
-    clean = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-    clean.calc = SinglePointCalculator(clean, energy=float(results["energy"]),
-                                       forces=np.asarray(results["forces"], dtype=float), stress=stress)
-    return clean
-
-
-def load_structures(source: Dataset, sources: Sequence[str] | None = None) -> list[Atoms]:
-    """Labelled structures of a dael dataset (its labelled rows of `sources`; None: all but 'test'), of any
-    file ASE reads (extxyz, ASE db, ...; every frame) or of a sequence of Atoms with results attached;
-    clean copies (see `_labelled`). The files go through `dael.structures.read_structures`."""
-    from dael.structures import read_structures
-
-    if isinstance(source, str | Path):
-        structures, name = read_structures(source, sources=sources), str(source)
-    else:
-        structures, name = list(source), "the dataset"
-        if not structures:
-            raise ValueError(f"{name} holds no structures")
-    return [_labelled(a, f"structure {k} of {name}") for k, a in enumerate(structures)]
-
-
 def _left_out(source: Dataset, sources: Sequence[str] | None = None) -> str:
     """'; ' and what `load_structures` left out of a dael dataset (failed, pending, test rows), or ''."""
     from dael import dataset as store
@@ -189,19 +158,6 @@ def _left_out(source: Dataset, sources: Sequence[str] | None = None) -> str:
         return ""
     note = store.Dataset(source).left_out(sources or store.TRAINING_SOURCES)
     return f"; {source}: {note}" if note else ""
-
-
-def _reference(atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray]:
-    """(energy eV, forces eV/Å (n, 3), stress eV/Å³ (6,), NaN if none) of a `_labelled` structure."""
-    r = atoms.calc.results
-    return r["energy"], r["forces"], r["stress"]
-
-
-def _probe(atoms: Atoms, calc: Calculator) -> Atoms:
-    """A copy of `atoms` (without its reference results) that `calc` computes."""
-    probe = atoms.copy()
-    probe.calc = calc
-    return probe
 
 
 def _split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -213,73 +169,7 @@ def _split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarr
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def _per_type_energies(structures: Sequence[Atoms], energies: np.ndarray, types: Sequence[str]) -> np.ndarray:
-    """Per-type energies e (eV/atom, shape (len(types),)) minimising Σ_k (energies_k − Σ_t n_kt e_t)²
-    (minimum-norm when compositions do not tell the types apart); the per-atom mean for one type."""
-    counts = np.array([[np.count_nonzero(np.array(a.get_chemical_symbols()) == t) for t in types]
-                       for a in structures], dtype=float)
-    return np.linalg.lstsq(counts, np.asarray(energies, dtype=float), rcond=None)[0]
-
-
 # ------------------------------------------------------------------------------------------------ parents
-
-
-def resolve_parent(source: str | Path) -> Path:
-    """The absolute path of a warm-start model: a `.nequip.zip` package, a `.ckpt` checkpoint, or a dael model
-    directory (its model.nequip.zip). ValueError for a hub id, FileNotFoundError for a missing path."""
-    text = str(source)
-    if text.startswith("nequip.net:") or "://" in text or re.fullmatch(r"[\w.-]+/[\w.-]+:[\w.-]+", text):
-        raise ValueError(f"--from {text!r} looks like a model id, not a file; {NO_HUB}")
-    path = Path(text).expanduser().resolve()
-    if not path.exists():
-        raise FileNotFoundError(f"--from {text}: no such file or directory; {NO_HUB}")
-    if path.is_dir():
-        if not (path / PACKAGE).is_file():
-            raise ValueError(f"--from {text}: this directory holds no {PACKAGE} (not a dael model directory)")
-        return path / PACKAGE
-    if not (path.name.endswith(".nequip.zip") or path.suffix == ".ckpt"):
-        raise ValueError(f"--from {text}: expected a .nequip.zip package, a .ckpt checkpoint or a dael model "
-                         "directory")
-    return path
-
-
-def _nequip_script(name: str) -> str:
-    """The path of a nequip console script of this Python environment."""
-    beside = Path(sys.executable).with_name(name)
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if found is None:
-        raise RuntimeError(f"{name} not found: install the training extra (pip install 'dael[train]')")
-    return found
-
-
-def _environment(threads: int) -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-            "PYTHONUNBUFFERED": "1"}
-
-
-def _run(cmd: list[str], log: Path, threads: int, on_line: Callable[[str], None] | None = None,
-         env: dict[str, str] | None = None) -> None:
-    """Run `cmd` (with `threads` threads and the extra `env`), write its merged output to `log` as it comes,
-    pass each line to `on_line`; RuntimeError with the output's tail when it fails."""
-    environment = {**_environment(threads), **(env or {})}
-    with open(log, "w") as sink, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                                  text=True, env=environment, bufsize=1) as proc:
-        for line in proc.stdout:
-            sink.write(line)
-            if on_line is not None:
-                on_line(line)
-    if proc.returncode != 0:
-        tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
-        raise RuntimeError(f"{Path(cmd[0]).name} failed (exit {proc.returncode}); the end of {log}:\n{tail}")
-
-
-def package(checkpoint: str | Path, target: str | Path, threads: int = 1) -> Path:
-    """`nequip-package build checkpoint target` (target must end in .nequip.zip); returns target."""
-    target = Path(target).resolve()
-    _run([_nequip_script("nequip-package"), "build", str(Path(checkpoint).resolve()), str(target)],
-         target.with_name(target.name + ".log"), threads)
-    target.with_name(target.name + ".log").unlink()
-    return target
 
 
 def _energy_scale_shift(model: Any) -> Any:
@@ -306,102 +196,9 @@ def _warm_start(parent: Path, structures: Sequence[Atoms],
     shift = _energy_scale_shift(calc.model)
     old = shift.shifts.detach().reshape(-1).double().numpy() if shift.has_shifts else np.zeros(1)
     old = dict(zip(shift.type_names, np.broadcast_to(old, (len(shift.type_names),)), strict=True))
-    residuals = [_reference(a)[0] - _probe(a, calc).get_potential_energy() for a in structures]
-    delta = _per_type_energies(structures, np.array(residuals), types)
+    residuals = [reference_results(a)[0] - with_calculator(a, calc).get_potential_energy() for a in structures]
+    delta = per_type_energies(structures, np.array(residuals), types)
     return model_types, r_max, {t: float(old[t] + d) for t, d in zip(types, delta, strict=True)}
-
-
-# ------------------------------------------------------------------------------------------------ config
-
-
-def _metric_terms(s: TrainSettings, scales: Sequence[float]) -> tuple[list[dict], list[dict]]:
-    """(loss, validation metrics) entries of nequip's MetricsManager for energy per atom, forces and (when
-    `scales` has three entries) stress. Loss: Huber terms weighted 1 : 1 : stress_weight. Validation: MAEs
-    weighted by 1 / `scales` (the mean baseline's RMSEs on the training set: eV/atom, eV/Å, eV/Å³), so the
-    monitored sum weighs each quantity by how hard it is, whatever the stress weight of the loss."""
-    fields = [("energy", {"_target_": "nequip.data.PerAtomModifier", "field": "total_energy"}, 1.0),
-              ("forces", "forces", 1.0), ("stress", "stress", s.stress_weight)]
-    loss, maes = [], []
-    for (name, field, weight), delta, scale in zip(fields, s.huber_deltas, scales, strict=False):
-        nan = {"ignore_nan": True} if name == "stress" else {}
-        loss.append({"name": f"{name}_huber", "field": field, "coeff": weight, **nan,
-                     "metric": {"_target_": "nequip.train.HuberLoss", "delta": delta}})
-        maes.append({"name": f"{name}_mae", "field": field, "coeff": 1.0 / max(scale, 1e-12), **nan,
-                     "metric": {"_target_": "nequip.train.MeanAbsoluteError"}})
-    return loss, maes
-
-
-def _scratch_model(s: TrainSettings, types: list[str], shifts: dict[str, float]) -> dict:
-    """The default small Allegro model (l_max 1, one layer, 16 scalar / 8 tensor features)."""
-    width = s.num_scalar_features
-    return {
-        "_target_": "allegro.model.AllegroModel", "seed": s.seed if s.model_seed is None else s.model_seed,
-        "model_dtype": s.model_dtype, "type_names": types, "r_max": s.r_max, "l_max": s.l_max, "parity": True,
-        "radial_chemical_embed": {"_target_": "allegro.nn.TwoBodyBesselScalarEmbed", "num_bessels": 8},
-        "radial_chemical_embed_dim": width,
-        "scalar_embed_mlp_hidden_layers_depth": 1, "scalar_embed_mlp_hidden_layers_width": 2 * width,
-        "num_layers": s.num_layers, "num_scalar_features": width,
-        "num_tensor_features": s.num_tensor_features,
-        "allegro_mlp_hidden_layers_depth": 1, "allegro_mlp_hidden_layers_width": 2 * width,
-        "readout_mlp_hidden_layers_depth": 1, "readout_mlp_hidden_layers_width": width,
-        "avg_num_neighbors": "${training_data_stats:num_neighbors_mean}",
-        "per_type_energy_shifts": shifts, "per_type_energy_scales": "${training_data_stats:forces_rms}",
-    }
-
-
-def _parent_model(parent: Path, shifts: dict[str, float]) -> dict:
-    """The parent package with its per-type energy shifts replaced for the types of the dataset."""
-    return {"_target_": "nequip.model.modify",
-            "modifiers": [{"modifier": "modify_PerTypeScaleShift", "shifts": shifts}],
-            "model": {"_target_": "nequip.model.ModelFromPackage", "package_path": str(parent)}}
-
-
-def _config(s: TrainSettings, data: Path, types: list[str], model_types: list[str], r_max: float, model: dict,
-            scales: Sequence[float], lr: float) -> dict:
-    """The nequip-train config (nequip 0.19 syntax) of one run; `data` holds train.extxyz and val.extxyz."""
-    monitor = "val0_epoch/weighted_sum"
-    loss, val_metrics = _metric_terms(s, scales)
-    loader = {"_target_": "torch.utils.data.DataLoader", "batch_size": s.batch_size}
-    datamodule = {
-        "_target_": "nequip.data.datamodule.ASEDataModule", "seed": s.seed,
-        "train_file_path": str(data / "train.extxyz"), "val_file_path": str(data / "val.extxyz"),
-        "ase_args": {"format": "extxyz"},
-        "transforms": [
-            {"_target_": "nequip.data.transforms.ChemicalSpeciesToAtomTypeMapper",
-             "model_type_names": model_types, "chemical_species_to_atom_type_map": {t: t for t in types}},
-            {"_target_": "nequip.data.transforms.NeighborListTransform", "r_max": r_max},
-        ],
-        "train_dataloader": {**loader, "shuffle": True}, "val_dataloader": loader,
-    }
-    if model["_target_"] == "allegro.model.AllegroModel":  # data statistics only feed a new model
-        datamodule["stats_manager"] = {"_target_": "nequip.data.CommonDataStatisticsManager",
-                                       "type_names": model_types}
-    trainer = {
-        "_target_": "lightning.Trainer", "accelerator": s.device, "devices": 1,
-        "max_epochs": s.epochs, "check_val_every_n_epoch": 1,
-        "num_sanity_val_steps": 0, "enable_progress_bar": False, "enable_model_summary": False,
-        "logger": False, "gradient_clip_val": s.gradient_clip,
-        "callbacks": [
-            {"_target_": "lightning.pytorch.callbacks.ModelCheckpoint", "monitor": monitor,
-             "dirpath": "${hydra:runtime.output_dir}", "filename": "best", "save_top_k": 1},
-            {"_target_": "lightning.pytorch.callbacks.EarlyStopping", "monitor": monitor,
-             "patience": s.patience},
-            {"_target_": "dael.train_progress.EpochReporter", "max_epochs": s.epochs},
-        ],
-    }
-    module = {
-        "_target_": "nequip.train.EMALightningModule", "ema_decay": s.ema_decay,
-        "loss": {"_target_": "nequip.train.MetricsManager", "metrics": loss},
-        "val_metrics": {"_target_": "nequip.train.MetricsManager", "metrics": val_metrics},
-        "optimizer": {"_target_": "torch.optim.Adam", "lr": lr},
-        "lr_scheduler": {
-            "scheduler": {"_target_": "torch.optim.lr_scheduler.ReduceLROnPlateau", "factor": 0.5,
-                          "patience": s.lr_patience},
-            "monitor": monitor, "interval": "epoch", "frequency": 1},
-        "model": model,
-    }
-    return {"run": ["train"], "seed": s.seed, "data": datamodule, "trainer": trainer,
-            "training_module": module}
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -465,7 +262,7 @@ def train(dataset: Dataset, out: str | Path, parent: str | Path | None = None,
     train_set = [structures[i] for i in train_idx]
     val_set = [structures[i] for i in val_idx]
     baseline = MeanBaseline(train_set)
-    baseline_errors = evaluate(baseline, train_set)  # RMSEs set the validation weights (see _metric_terms)
+    baseline_errors = evaluate(baseline, train_set)  # RMSEs set the validation weights (see nequip_config.metric_terms)
     has_stress = baseline_errors["stress_structures"] > 0
     data = out / "data"
     write_extxyz(data / "train.extxyz", train_set)
@@ -479,21 +276,21 @@ def train(dataset: Dataset, out: str | Path, parent: str | Path | None = None,
 
     if parent_path is None:
         model_types, r_max = types, s.r_max
-        model = _scratch_model(s, types, {t: float(e) for t, e in baseline.per_type.items()})
+        model = scratch_model(s, types, {t: float(e) for t, e in baseline.per_type.items()})
         lr = s.lr or 1e-2
     else:
         if parent_path.suffix == ".ckpt":
             say(f"packaging the checkpoint {parent_path} (a moved checkpoint parent breaks its children)")
             parent_path = package(parent_path, out / "parent.nequip.zip", s.threads)
         model_types, r_max, shifts = _warm_start(parent_path, train_set, types)
-        model = _parent_model(parent_path, shifts)
+        model = parent_model(parent_path, shifts)
         lr = s.lr or 3e-3
         say(f"warm start from {parent_path} (cutoff {r_max} Å); energy shifts {shifts} eV")
 
     import yaml
 
     scales = [1e-3 * baseline_errors[f"{q}_rmse"] for q in ("energy", "force", "stress")[: 2 + has_stress]]
-    config = _config(s, data, types, model_types, r_max, model, scales, lr)
+    config = train_config(s, data, types, model_types, r_max, model, scales, lr)
     (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     history: list[dict] = []
 
@@ -506,8 +303,8 @@ def train(dataset: Dataset, out: str | Path, parent: str | Path | None = None,
 
     say(f"nequip-train (Allegro, {s.device}, {s.threads} thread{'s' * (s.threads > 1)}) -> {out / 'run'}")
     start = time.perf_counter()
-    _run([_nequip_script("nequip-train"), "-cp", str(out), "-cn", "config", f"hydra.run.dir={out / 'run'}"],
-         out / "train.log", s.threads, on_line)
+    run_logged([nequip_script("nequip-train"), "-cp", str(out), "-cn", "config", f"hydra.run.dir={out / 'run'}"],
+               out / "train.log", s.threads, on_line)
     seconds = time.perf_counter() - start
     (out / "history.json").write_text(json.dumps(history, indent=1))
     best = out / "run" / "best.ckpt"
@@ -546,119 +343,3 @@ def _summary(errors: dict[str, Any]) -> str:
     """'E x meV/atom, F y meV/Å, S z meV/Å³' (MAEs) of an `evaluate` result."""
     text = f"E {errors['energy_mae']:.2f} meV/atom, F {errors['force_mae']:.1f} meV/Å"
     return text + (f", S {errors['stress_mae']:.2f} meV/Å³" if errors.get("stress_mae") is not None else "")
-
-
-# ------------------------------------------------------------------------------------------------ deploy
-
-
-def _model_file(model: str | Path) -> Path:
-    """The package (preferred) or best checkpoint of a model directory, or the file given."""
-    path = Path(model).expanduser()
-    if path.is_dir():
-        for candidate in (path / PACKAGE, path / "run" / "best.ckpt"):
-            if candidate.is_file():
-                return candidate.resolve()
-        raise FileNotFoundError(f"{path} holds neither {PACKAGE} nor run/best.ckpt: not a trained model "
-                                "directory")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such model file or directory")
-    return path.resolve()
-
-
-def _compiled(source: Path, threads: int) -> Path:
-    """AOTInductor build of `source` for ASE: `<stem>.nequip.pt2` beside it, reused while newer than `source`
-    (minutes on CPU; inductor's cache goes to .inductor-cache beside it, not to /tmp)."""
-    stem = source.name.removesuffix(".nequip.zip").removesuffix(".ckpt")
-    target = source.with_name(f"{stem}.nequip.pt2")
-    if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
-        return target
-    _run([_nequip_script("nequip-compile"), str(source), str(target), "--mode", "aotinductor",
-          "--device", "cpu", "--target", "ase"], source.with_name(f"{stem}.compile.log"), threads,
-         env={"TORCHINDUCTOR_CACHE_DIR": str(source.parent / ".inductor-cache")})
-    return target
-
-
-def load_calculator(model: str | Path, device: str = "cpu", threads: int | None = 1,
-                    compile: bool = False) -> Calculator:
-    """An ASE calculator (energy eV, forces eV/Å, stress eV/Å³) of a dael model directory, a `.nequip.zip`
-    package or a `.ckpt` checkpoint, loaded eagerly. `threads`: torch intra-op threads of this process (None
-    leaves them as they are). `compile=True` builds and loads an AOTInductor model instead (needs g++; takes
-    minutes; TorchScript is refused by torch >= 2.10)."""
-    path = _model_file(model)
-    import torch
-    from nequip.integrations.ase import NequIPCalculator
-
-    if threads is not None:
-        torch.set_num_threads(threads)
-    if compile:
-        return NequIPCalculator.from_compiled_model(str(_compiled(path, threads or 1)), device=device,
-                                                    chemical_species_to_atom_type_map=True)
-    # set_global_state() is called inside: nequip's float64 defaults and TF32 off
-    return NequIPCalculator._from_saved_model(str(path), device=device,
-                                              chemical_species_to_atom_type_map=True)
-
-
-class MeanBaseline(Calculator):
-    """The constant baseline: energy Σ_atoms e_type (per-type least-squares energies of `structures`; the mean
-    energy per atom for one element), zero forces, the mean stress of `structures`."""
-
-    implemented_properties = ["energy", "forces", "stress"]
-
-    def __init__(self, structures: Sequence[Atoms]) -> None:
-        super().__init__()
-        labelled = [_labelled(a, f"structure {k}") for k, a in enumerate(structures)]
-        self.types = sorted({s for a in labelled for s in a.get_chemical_symbols()})
-        energies = np.array([_reference(a)[0] for a in labelled])
-        self.per_type = dict(zip(self.types, _per_type_energies(labelled, energies, self.types), strict=True))
-        stresses = np.array([_reference(a)[2] for a in labelled])
-        finite = np.isfinite(stresses).all(axis=1)
-        self.stress = stresses[finite].mean(axis=0) if finite.any() else np.zeros(6)
-
-    def calculate(self, atoms: Atoms | None = None, properties: Sequence[str] = ("energy",),
-                  system_changes: Sequence[str] = all_changes) -> None:
-        super().calculate(atoms, properties, system_changes)
-        energy = sum(self.per_type.get(sym, 0.0) for sym in self.atoms.get_chemical_symbols())
-        self.results = {"energy": float(energy), "forces": np.zeros((len(self.atoms), 3)),
-                        "stress": self.stress.copy()}
-
-
-def evaluate(model: Calculator | str | Path, structures: Dataset) -> dict[str, Any]:
-    """Errors of a calculator (or of a model directory / package / checkpoint) on labelled structures.
-
-    Returns counts and MAE / RMSE of the energy per atom (energy_*, meV/atom), of all force components
-    (force_*, meV/Å) and of the six Voigt stress components of structures with a reference stress
-    (stress_*, meV/Å³; None when there are none).
-    """
-    calc = load_calculator(model) if isinstance(model, str | Path) else model
-    labelled = load_structures(structures)
-    de, df, ds = [], [], []
-    for atoms in labelled:
-        energy, forces, stress = _reference(atoms)
-        probe = _probe(atoms, calc)
-        de.append((probe.get_potential_energy() - energy) / len(atoms))
-        df.append((probe.get_forces() - forces).ravel())
-        if np.isfinite(stress).all():
-            ds.append(probe.get_stress(voigt=True) - stress)
-    result: dict[str, Any] = {"structures": len(labelled), "atoms": int(sum(len(a) for a in labelled)),
-                              "stress_structures": len(ds)}
-    for name, errors in (("energy", de), ("force", df), ("stress", ds)):
-        values = 1e3 * np.abs(np.concatenate([np.ravel(e) for e in errors])) if errors else None
-        result[f"{name}_mae"] = None if values is None else float(values.mean())
-        result[f"{name}_rmse"] = None if values is None else float(np.sqrt((values**2).mean()))
-    return result
-
-
-def time_calls(calc: Calculator, atoms: Atoms, calls: int = 20) -> float:
-    """Median milliseconds per energy + forces + stress call on `atoms` over `calls` calls after a warm-up,
-    each on a new geometry (nothing cached)."""
-    probe = _probe(atoms, calc)
-    times = []
-    for k in range(calls + 1):
-        probe.positions[0, 0] += 1e-4
-        start = time.perf_counter()
-        probe.get_potential_energy()
-        probe.get_forces()
-        probe.get_stress()
-        if k:
-            times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times))
