@@ -146,8 +146,9 @@ def test_stream_sets_are_the_first_accepted_in_a_random_trajectory_order(rng):
     assert filled[10] == sets[10] and len(filled[50]) == 50 and "e5" not in filled[50]
 
 
-@pytest.mark.parametrize("strategy", ["stream-fill", "mixed", "greedy-atom", "greedy-config", "entropy-random",
-                                      "random", "direct", "quests-fps", "quests-msc", "quests-kmeans"])
+@pytest.mark.parametrize("strategy", ["stream-fill", "seeded", "mixed", "greedy-atom", "greedy-config",
+                                      "entropy-random", "random", "direct", "quests-fps", "quests-msc",
+                                      "quests-kmeans"])
 def test_every_strategy_fills_its_sets_from_candidates_only(strategy, rng):
     pools = synthetic_pools(rng)
     pools.candidates = {"entropy": np.arange(10, 60), "random": np.arange(10, 60)}
@@ -157,5 +158,7 @@ def test_every_strategy_fills_its_sets_from_candidates_only(strategy, rng):
         assert len(set(keys)) == len(keys) and n - 1 <= len(keys) <= n  # QUESTS' k-means may drop a cluster
         for key in keys:
             assert key[0] == "a" or int(key[1:]) >= 10
+    if strategy == "seeded":  # one random-MD structure per grid point first (the synthetic pool has one)
+        assert sets[4][0][0] == "r" and all(k[0] == "e" for k in sets[8][1:])
     if strategy == "mixed":
         assert sum(k[0] == "a" for k in sets[8]) == round(0.2 * 8)

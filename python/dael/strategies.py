@@ -10,6 +10,8 @@ that pool; holdout structures are never offered.
   accepted: what `dael run` with budget N labels.
 - stream-fill: `stream`, then, once the filter has taken all it will (it saturates: ΔH > 0 accepted ~10 % of
   the Si pool), the rest of the window's snapshots in the same exploration order: any N up to the pool.
+- seeded: one random-MD snapshot per (phase, pressure, temperature) first (unbiased thermal structures, as
+  a campaign starts), then `stream-fill` with the filter's state starting from them.
 - mixed: `anchor_fraction` of N near-equilibrium anchors (greedy ΔH), the rest as `stream-fill`, interleaved.
 - greedy-atom / greedy-config: greedy D-optimal ΔH re-ranking of a random 80 % of the entropy pool.
 - entropy-random: a random permutation of the entropy pool (the pool without selection).
@@ -30,11 +32,11 @@ from ase import Atoms
 
 from dael.dual import new_state
 from dael.entropy import GlobalEntropy
-from dael.fingerprint import Fingerprints
+from dael.fingerprint import Fingerprints, fingerprint
 from dael.window import in_window
 
-STRATEGIES = ("stream", "stream-fill", "mixed", "greedy-atom", "greedy-config", "entropy-random", "random", "direct",
-              "quests-msc", "quests-fps", "quests-kmeans")
+STRATEGIES = ("stream", "stream-fill", "seeded", "mixed", "greedy-atom", "greedy-config", "entropy-random", "random",
+              "direct", "quests-msc", "quests-fps", "quests-kmeans")
 DEFAULT_STRATEGIES = ("stream", "stream-fill", "mixed", "entropy-random", "random")
 DRAW_SHARE = 0.8
 """Share of the entropy and anchor pools each greedy draw selects from (draws differ by this subsample)."""
@@ -76,9 +78,11 @@ def _prefixes(order: Sequence[str], sizes: Sequence[int]) -> Sets:
     return {n: list(order[:n]) for n in sizes if len(order) >= n}
 
 
-def stream_order(pools: Pools, rng: np.random.Generator, budget: int, fill: bool = False) -> list[str]:
+def stream_order(pools: Pools, rng: np.random.Generator, budget: int, fill: bool = False,
+                 start: list[Atoms] = ()) -> list[str]:
     """Entropy-pool keys in the order the streaming filter accepts them, trajectories in a random order;
-    fill: followed by the snapshots it did not accept (inside the window), in the same order."""
+    fill: followed by the snapshots it did not accept (inside the window), in the same order; start:
+    structures already in the dataset (the filter's state begins with them)."""
     cand = pools.candidates["entropy"]
     names = [str(pools.entropy[i].info.get("trajectory", i)) for i in cand]
     trajectories = list(dict.fromkeys(names))
@@ -87,6 +91,9 @@ def stream_order(pools: Pools, rng: np.random.Generator, budget: int, fill: bool
     ordered = cand[sorted(range(len(cand)), key=lambda k: (rank[names[k]], steps[k]))]
     ordered = ordered[in_window([pools.entropy[i] for i in ordered], pools.window)]
     state = new_state(pools.mode, pools.eps, pools.fps["entropy"].settings)
+    if len(start):
+        s = pools.fps["entropy"].settings
+        state.add(fingerprint(list(start), cutoff=s.cutoff, natx=s.natx, orbital=s.orbital))
     _, accepted = state.stream(_batch(pools.fps["entropy"], ordered), pools.min_gain, budget)
     order = ordered[accepted] if not fill else np.concatenate([ordered[accepted], ordered[~accepted]])
     return [f"e{i}" for i in order[:budget]]
@@ -123,6 +130,20 @@ def _mixed(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets
     anchors = _anchor_picks(pools, n_anchor, rng, GlobalEntropy("atom", pools.eps, pools.fps["anchor"].settings))
     rest = stream_order(pools, rng, n_max - len(anchors), fill=True)
     return _prefixes(interleave(anchors, rest, pools.anchor_fraction), sizes)
+
+
+def _seeded(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets:
+    """One random-MD snapshot per (phase, pressure, temperature) of the grid first — unbiased thermal
+    structures, as a campaign starts — then `stream-fill` with the filter's state starting from them."""
+    cand = pools.candidates["random"]
+    groups: dict[tuple, list[int]] = {}
+    for i in cand:
+        info = pools.random[i].info
+        groups.setdefault((info.get("phase"), info.get("pressure_GPa"), info.get("temperature_K")), []).append(i)
+    seeds = [int(rng.choice(groups[g])) for g in sorted(groups, key=str)]
+    seeds = [seeds[k] for k in rng.permutation(len(seeds))]
+    rest = stream_order(pools, rng, max(sizes) - len(seeds), fill=True, start=[pools.random[i] for i in seeds])
+    return _prefixes([f"r{i}" for i in seeds] + rest, sizes)
 
 
 def interleave(anchors: list, rest: list, fraction: float) -> list:
@@ -206,7 +227,8 @@ def _quests(method: str) -> Callable:
 
 
 STRATEGY_FUNCTIONS: dict[str, Callable] = {
-    "stream": _stream(False), "stream-fill": _stream(True), "mixed": _mixed, "greedy-atom": _greedy("atom"),
+    "stream": _stream(False), "stream-fill": _stream(True), "seeded": _seeded, "mixed": _mixed,
+    "greedy-atom": _greedy("atom"),
     "greedy-config": _greedy("config"),
     "entropy-random": _permutation("entropy"), "random": _permutation("random"), "direct": _direct,
     "quests-msc": _quests("msc"), "quests-fps": _quests("fps"), "quests-kmeans": _quests("kmeans"),
