@@ -124,9 +124,11 @@ def synthetic_pools(rng, n=60):
                        "temperature_K": 300.0})
     entropy[5].info["driver_energy"] = 5.0  # far outside the window
     anchors = si_cells(10, rng, rattle=0.01)
-    fps = dael.fingerprint(entropy + anchors, cutoff=4.0, natx=40)
-    return Pools(entropy, si_cells(n, rng, rattle=0.1), anchors,
-                 {"entropy": fps.subset(0, n), "anchor": fps.subset(n, n + 10)},
+    random = si_cells(n, rng, rattle=0.1)
+    fps = dael.fingerprint(entropy + anchors + random, cutoff=4.0, natx=40)
+    return Pools(entropy, random, anchors,
+                 {"entropy": fps.subset(0, n), "anchor": fps.subset(n, n + 10),
+                  "random": fps.subset(n + 10, 2 * n + 10)},
                  {"entropy": np.arange(n), "random": np.arange(n)}, mode="dual", min_gain=0.0, window=0.5,
                  anchor_fraction=0.2)
 
@@ -146,7 +148,7 @@ def test_stream_sets_are_the_first_accepted_in_a_random_trajectory_order(rng):
     assert filled[10] == sets[10] and len(filled[50]) == 50 and "e5" not in filled[50]
 
 
-@pytest.mark.parametrize("strategy", ["stream-fill", "seeded", "mixed", "greedy-atom", "greedy-config",
+@pytest.mark.parametrize("strategy", ["stream-fill", "stream-md", "seeded", "mixed", "greedy-atom", "greedy-config",
                                       "entropy-random", "random", "direct", "quests-fps", "quests-msc",
                                       "quests-kmeans"])
 def test_every_strategy_fills_its_sets_from_candidates_only(strategy, rng):
@@ -158,6 +160,8 @@ def test_every_strategy_fills_its_sets_from_candidates_only(strategy, rng):
         assert len(set(keys)) == len(keys) and n - 1 <= len(keys) <= n  # QUESTS' k-means may drop a cluster
         for key in keys:
             assert key[0] == "a" or int(key[1:]) >= 10
+    if strategy == "stream-md":
+        assert all(k[0] == "r" for k in sets[8])
     if strategy == "seeded":  # one random-MD structure per grid point first (the synthetic pool has one)
         assert sets[4][0][0] == "r" and all(k[0] == "e" for k in sets[8][1:])
     if strategy == "mixed":

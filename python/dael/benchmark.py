@@ -143,11 +143,12 @@ def _training_sets(campaign: Campaign, data: dict[str, list], settings, folder: 
     todo = [(s, d) for s in strategies for d in range(bench.draws) if f"{s}/{d}" not in saved]
     if todo:
         # natx sized to these pools (compressed phases outgrow the seeds' margin; zero padding changes no gain)
-        both = fingerprint(data["entropy"] + data["anchor"], cutoff=settings.cutoff, natx=None)
-        n_e = len(data["entropy"])
+        names = ("entropy", "anchor", "random")
+        every = fingerprint([a for name in names for a in data[name]], cutoff=settings.cutoff, natx=None)
+        ends = np.cumsum([0] + [len(data[name]) for name in names])
         rest = {name: np.setdiff1d(np.arange(len(data[name])), hold[name]) for name in hold}
         pools = Pools(data["entropy"], data["random"], data["anchor"],
-                      {"entropy": both.subset(0, n_e), "anchor": both.subset(n_e, len(both))}, rest,
+                      {name: every.subset(ends[k], ends[k + 1]) for k, name in enumerate(names)}, rest,
                       mode=campaign.filter.mode, eps=campaign.filter.eps, min_gain=campaign.filter.min_gain,
                       window=campaign.explore.window, anchor_fraction=bench.anchor_fraction)
         for strategy, d in todo:

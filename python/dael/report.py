@@ -24,12 +24,12 @@ import numpy as np
 METRICS = {"energy_mae": "energy MAE (meV/atom)", "force_mae": "force MAE (meV/Å)",
            "stress_mae": "stress MAE (meV/Å³)"}
 EXTRA = {"survived": "MD steps survived (share)"}
-POOLS = ("stream", "stream-fill", "seeded", "mixed", "greedy-atom", "greedy-config", "entropy-random", "direct",
-         "quests-msc", "quests-fps", "quests-kmeans", "entropy", "random")
-COLOURS = {"stream": "#1f77b4", "stream-fill": "#aec7e8", "seeded": "#98df8a", "mixed": "#2ca02c",
-           "greedy-atom": "#9467bd", "greedy-config": "#8c564b",
-           "entropy-random": "#17becf", "direct": "#bcbd22", "quests-msc": "#e377c2", "quests-fps": "#7f7f7f",
-           "quests-kmeans": "#ff7f0e", "entropy": "#1f77b4", "random": "#d62728"}
+POOLS = ("stream", "stream-fill", "stream-md", "seeded", "mixed", "greedy-atom", "greedy-config",
+         "entropy-random", "direct", "quests-msc", "quests-fps", "quests-kmeans", "entropy", "random")
+COLOURS = {"stream": "#1f77b4", "stream-fill": "#aec7e8", "stream-md": "#ff9896", "seeded": "#98df8a",
+           "mixed": "#2ca02c", "greedy-atom": "#9467bd", "greedy-config": "#8c564b", "entropy-random": "#17becf",
+           "direct": "#bcbd22", "quests-msc": "#e377c2", "quests-fps": "#7f7f7f", "quests-kmeans": "#ff7f0e",
+           "entropy": "#1f77b4", "random": "#d62728"}
 
 
 def summarize(records: Sequence[dict]) -> list[dict]:

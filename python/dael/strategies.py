@@ -10,6 +10,8 @@ that pool; holdout structures are never offered.
   accepted: what `dael run` with budget N labels.
 - stream-fill: `stream`, then, once the filter has taken all it will (it saturates: ΔH > 0 accepted ~10 % of
   the Si pool), the rest of the window's snapshots in the same exploration order: any N up to the pool.
+- stream-md: `stream-fill` over the random-MD pool (plain MD, no bias): entropy selection without biased
+  exploration.
 - seeded: one random-MD snapshot per (phase, pressure, temperature) first (unbiased thermal structures, as
   a campaign starts), then `stream-fill` with the filter's state starting from them.
 - mixed: `anchor_fraction` of N near-equilibrium anchors (greedy ΔH), the rest as `stream-fill`, interleaved.
@@ -35,8 +37,8 @@ from dael.entropy import GlobalEntropy
 from dael.fingerprint import Fingerprints, fingerprint
 from dael.window import in_window
 
-STRATEGIES = ("stream", "stream-fill", "seeded", "mixed", "greedy-atom", "greedy-config", "entropy-random", "random",
-              "direct", "quests-msc", "quests-fps", "quests-kmeans")
+STRATEGIES = ("stream", "stream-fill", "stream-md", "seeded", "mixed", "greedy-atom", "greedy-config",
+              "entropy-random", "random", "direct", "quests-msc", "quests-fps", "quests-kmeans")
 DEFAULT_STRATEGIES = ("stream", "stream-fill", "mixed", "entropy-random", "random")
 DRAW_SHARE = 0.8
 """Share of the entropy and anchor pools each greedy draw selects from (draws differ by this subsample)."""
@@ -79,24 +81,25 @@ def _prefixes(order: Sequence[str], sizes: Sequence[int]) -> Sets:
 
 
 def stream_order(pools: Pools, rng: np.random.Generator, budget: int, fill: bool = False,
-                 start: list[Atoms] = ()) -> list[str]:
-    """Entropy-pool keys in the order the streaming filter accepts them, trajectories in a random order;
+                 start: list[Atoms] = (), pool: str = "entropy") -> list[str]:
+    """Keys of `pool` in the order the streaming filter accepts them, trajectories in a random order;
     fill: followed by the snapshots it did not accept (inside the window), in the same order; start:
     structures already in the dataset (the filter's state begins with them)."""
-    cand = pools.candidates["entropy"]
-    names = [str(pools.entropy[i].info.get("trajectory", i)) for i in cand]
+    structures, fps = getattr(pools, pool), pools.fps[pool]
+    cand = pools.candidates[pool]
+    names = [str(structures[i].info.get("trajectory", i)) for i in cand]
     trajectories = list(dict.fromkeys(names))
     rank = dict(zip(trajectories, rng.permutation(len(trajectories)), strict=True))
-    steps = [float(pools.entropy[i].info.get("step", 0)) for i in cand]
+    steps = [float(structures[i].info.get("step", 0)) for i in cand]
     ordered = cand[sorted(range(len(cand)), key=lambda k: (rank[names[k]], steps[k]))]
-    ordered = ordered[in_window([pools.entropy[i] for i in ordered], pools.window)]
-    state = new_state(pools.mode, pools.eps, pools.fps["entropy"].settings)
+    ordered = ordered[in_window([structures[i] for i in ordered], pools.window)]
+    state = new_state(pools.mode, pools.eps, fps.settings)
     if len(start):
-        s = pools.fps["entropy"].settings
+        s = fps.settings
         state.add(fingerprint(list(start), cutoff=s.cutoff, natx=s.natx, orbital=s.orbital))
-    _, accepted = state.stream(_batch(pools.fps["entropy"], ordered), pools.min_gain, budget)
+    _, accepted = state.stream(_batch(fps, ordered), pools.min_gain, budget)
     order = ordered[accepted] if not fill else np.concatenate([ordered[accepted], ordered[~accepted]])
-    return [f"e{i}" for i in order[:budget]]
+    return [f"{pool[0]}{i}" for i in order[:budget]]
 
 
 def _subset(fps: Fingerprints, rows: np.ndarray) -> list[np.ndarray]:
@@ -111,9 +114,9 @@ def _batch(fps: Fingerprints, rows: np.ndarray) -> Fingerprints:
     return Fingerprints(values, fps.settings, "atom", offsets, np.zeros(len(values), dtype=np.int64))
 
 
-def _stream(fill: bool) -> Callable:
+def _stream(fill: bool, pool: str = "entropy") -> Callable:
     def pick(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets:
-        return _prefixes(stream_order(pools, rng, max(sizes), fill), sizes)
+        return _prefixes(stream_order(pools, rng, max(sizes), fill, pool=pool), sizes)
 
     return pick
 
@@ -227,7 +230,8 @@ def _quests(method: str) -> Callable:
 
 
 STRATEGY_FUNCTIONS: dict[str, Callable] = {
-    "stream": _stream(False), "stream-fill": _stream(True), "seeded": _seeded, "mixed": _mixed,
+    "stream": _stream(False), "stream-fill": _stream(True), "stream-md": _stream(True, "random"),
+    "seeded": _seeded, "mixed": _mixed,
     "greedy-atom": _greedy("atom"),
     "greedy-config": _greedy("config"),
     "entropy-random": _permutation("entropy"), "random": _permutation("random"), "direct": _direct,
