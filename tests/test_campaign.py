@@ -90,7 +90,7 @@ def test_two_rounds_run_and_resume_without_relabelling(tmp_path):
     campaign.explore.steps, campaign.explore.snapshots, campaign.explore.thermalize = 40, 4, 10
     campaign.explore.relax_steps = 10
     campaign.budget.total, campaign.budget.per_round = 10, 5
-    campaign.train.epochs = 2
+    campaign.train.epochs, campaign.train.settings = 2, {}  # dael.train's tiny model: fast
     write(tmp_path, campaign, phases("Si"))
     res = CliRunner().invoke(app, ["run", "--dir", str(tmp_path)])
     assert res.exit_code == 0, res.output
@@ -133,7 +133,7 @@ def test_a_round_labels_exactly_what_the_streaming_filter_accepted_first(tmp_pat
     e.pressures, e.temperatures, e.steps, e.snapshots, e.thermalize, e.relax_steps = [0.0], [600.0, 1200.0], 30, 5, 5, 5
     e.workers = 1
     campaign.budget.total, campaign.budget.per_round = 7, 7
-    campaign.train.epochs = 1
+    campaign.train.epochs, campaign.train.settings = 1, {}
     write(tmp_path, campaign, phases("Si"))
     res = CliRunner().invoke(app, ["run", "--dir", str(tmp_path), "--rounds", "1"])
     assert res.exit_code == 0, res.output
@@ -161,12 +161,14 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
     e.pressures, e.temperatures, e.steps, e.thermalize, e.relax_steps = [0.0], [900.0], 40, 10, 10
     campaign.benchmark = Benchmark(sizes=[8, 16], draws=1, epochs=2, min_steps=0, repeats=2, snapshots=10,
                                    md_steps=20)
-    report = run_benchmark(campaign, phases("Si"), tmp_path, say=lambda line: None)
+    campaign.train.settings = {}
+    strategies = ["stream", "stream-fill", "mixed", "random"]
+    report = run_benchmark(campaign, phases("Si"), tmp_path, say=lambda line: None, strategies=strategies)
     assert report.exists() and (tmp_path / "curves-test-strain.png").exists()
     assert (tmp_path / "energies-hist.png").exists() and "MD stability" in report.read_text()
     records = records_from_csv(tmp_path / "records.csv")
     trained = {(r["pool"], int(r["size"])) for r in records}
-    filled = {(p, n) for p in ("stream-fill", "mixed", "entropy-random", "random") for n in (8, 16)}
+    filled = {(p, n) for p in ("stream-fill", "mixed", "random") for n in (8, 16)}
     assert filled <= trained and trained - filled <= {("stream", 8), ("stream", 16)}
     if len(trained - filled) < 2:  # a size the saturated filter could not fill is named in the report
         assert "Sets a strategy could not fill" in report.read_text()
@@ -190,7 +192,7 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
     assert all({"trajectory", "step", "driver_energy"} <= set(a.info) for a in data["entropy"])
     assert all(a.info["status"] == "labeled" for a in data["entropy"])
     trained = {p: p.stat().st_mtime for p in tmp_path.glob("models/*/model.nequip.zip")}
-    run_benchmark(campaign, phases("Si"), tmp_path, say=lambda line: None)
+    run_benchmark(campaign, phases("Si"), tmp_path, say=lambda line: None, strategies=strategies)
     assert {p: p.stat().st_mtime for p in tmp_path.glob("models/*/model.nequip.zip")} == trained
 
 
