@@ -119,18 +119,18 @@ def plot(rows: Sequence[dict], which: str, title: str, path: Path) -> Path:
 
 
 def verdict(rows: Sequence[dict], metric: str = "energy_mae") -> list[str]:
-    """One plain sentence per evaluation set: at the largest N every strategy reached, which one has the lowest
-    mean error, and how random MD compares."""
+    """One plain sentence per evaluation set: at the largest N where random MD and at least one other strategy
+    were trained, which one has the lowest mean error, and how random MD compares."""
     lines = []
     for which in sorted({r["set"] for r in rows}):
         sel = [r for r in rows if r["set"] == which and np.isfinite(r[metric])]
-        pools = {r["pool"] for r in sel}
-        common = [n for n in sorted({r["size"] for r in sel}) if {r["pool"] for r in sel if r["size"] == n} == pools]
-        if not common or len(pools) < 2:
+        sizes = [n for n in sorted({r["size"] for r in sel})
+                 if {r["pool"] for r in sel if r["size"] == n} > {"random"}]
+        if not sizes:
             continue
-        at = {r["pool"]: r[metric] for r in sel if r["size"] == common[-1]}
+        at = {r["pool"]: r[metric] for r in sel if r["size"] == sizes[-1]}
         best = min(at, key=at.get)
-        line = f"{which}, N = {common[-1]}: {best} is best ({at[best]:.2f})"
+        line = f"{which}, N = {sizes[-1]}: {best} is best ({at[best]:.2f})"
         if "random" in at and best != "random":
             line += f"; random MD {at['random']:.2f} ({at['random'] / at[best]:.2f}× the error)"
         elif "random" in at:
