@@ -42,9 +42,14 @@ def disorder(fp: np.ndarray) -> float:
     return float(np.median(d.min(axis=1) / np.maximum(np.linalg.norm(fp, axis=1), 1e-300)))
 
 
-def modes(fps: Fingerprints, threshold: float = DISORDER) -> np.ndarray:
-    """'atom' (disordered) or 'config' (ordered) for each structure of a per-atom batch."""
-    return np.array(["atom" if disorder(fps.of(k)) > threshold else "config" for k in range(len(fps))])
+def _blocks(fps: Fingerprints | Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Each structure's per-atom fingerprints (n_atoms, L)."""
+    return [fps.of(k) for k in range(len(fps))] if isinstance(fps, Fingerprints) else list(fps)
+
+
+def modes(fps: Fingerprints | Sequence[np.ndarray], threshold: float = DISORDER) -> np.ndarray:
+    """'atom' (disordered) or 'config' (ordered) for each structure of a per-atom batch (or list of blocks)."""
+    return np.array(["atom" if disorder(x) > threshold else "config" for x in _blocks(fps)])
 
 
 class DualEntropy:
@@ -93,28 +98,30 @@ class DualEntropy:
             self.atom.add(x)
             self.config.add(x)
 
-    def stream(self, fps: Fingerprints, min_gain: float = 0.01,
+    def stream(self, fps: Fingerprints | Sequence[np.ndarray], min_gain: float = 0.01,
                budget: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Streaming filter in order, each candidate judged in its own mode (ΔH > min_gain joins both
-        states at once). Returns (gains in the candidate's mode, accepted mask); `last_modes` holds the modes."""
-        for state in (self.atom, self.config):
-            state.check(fps)
-        self.last_modes = modes(fps, self.threshold)
-        gains, accepted = np.zeros(len(fps)), np.zeros(len(fps), dtype=bool)
-        left = len(fps) if budget is None else int(budget)
+        """Streaming filter in order over a per-atom batch (or list of blocks), each candidate judged in its own
+        mode (ΔH > min_gain joins both states at once). Returns (gains in the candidate's mode, accepted mask);
+        `last_modes` holds the modes."""
+        if isinstance(fps, Fingerprints):
+            for state in (self.atom, self.config):
+                state.check(fps)
+        blocks = _blocks(fps)
+        self.last_modes = modes(blocks, self.threshold)
+        gains, accepted = np.zeros(len(blocks)), np.zeros(len(blocks), dtype=bool)
+        left = len(blocks) if budget is None else int(budget)
         start = 0
-        while start < len(fps) and left > 0:
+        while start < len(blocks) and left > 0:
             # a run of candidates of one mode streams through that state; its picks then join the other
             mode = self.last_modes[start]
             stop = start + 1
-            while stop < len(fps) and self.last_modes[stop] == mode:
+            while stop < len(blocks) and self.last_modes[stop] == mode:
                 stop += 1
             judge, other = (self.atom, self.config) if mode == "atom" else (self.config, self.atom)
-            blocks = [fps.of(k) for k in range(start, stop)]
-            g, a = judge.stream(blocks, min_gain, left)
+            g, a = judge.stream(blocks[start:stop], min_gain, left)
             gains[start:stop], accepted[start:stop] = g, a
             for k in np.flatnonzero(a):
-                other.add(blocks[k])
+                other.add(blocks[start + k])
             left -= int(a.sum())
             start = stop
         return gains, accepted

@@ -142,7 +142,7 @@ class GlobalEntropyBias(EntropyBias):
         h, dh_dfp = self.dataset.logdet_with(fps.of(0))
         if self.scale == "kT":
             n = len(atoms)
-            before = self.dataset.logdet if self.dataset.n else s.length * np.log(self.dataset.eps)
+            before = self.dataset.logdet  # d·ln ε for an empty state (its dimension is set by logdet_with)
             factor = units.kB * self.temperature * (self.dataset.n + (n if self.dataset.mode == "atom" else 1)) / 2
             factor *= 1 if self.dataset.mode == "atom" else n
             h, dh_dfp = factor * (h - before), factor * dh_dfp

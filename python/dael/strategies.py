@@ -34,7 +34,7 @@ from ase import Atoms
 
 from dael.dual import new_state
 from dael.entropy import GlobalEntropy
-from dael.fingerprint import Fingerprints, fingerprint
+from dael.fingerprint import Fingerprints
 from dael.window import in_window
 
 STRATEGIES = ("stream", "stream-fill", "stream-md", "seeded", "mixed", "greedy-atom", "greedy-config",
@@ -81,10 +81,10 @@ def _prefixes(order: Sequence[str], sizes: Sequence[int]) -> Sets:
 
 
 def stream_order(pools: Pools, rng: np.random.Generator, budget: int, fill: bool = False,
-                 start: list[Atoms] = (), pool: str = "entropy") -> list[str]:
+                 start: Sequence[np.ndarray] = (), pool: str = "entropy") -> list[str]:
     """Keys of `pool` in the order the streaming filter accepts them, trajectories in a random order;
     fill: followed by the snapshots it did not accept (inside the window), in the same order; start:
-    structures already in the dataset (the filter's state begins with them)."""
+    per-atom fingerprints (one block per structure) already in the dataset (the filter's state begins with them)."""
     structures, fps = getattr(pools, pool), pools.fps[pool]
     cand = pools.candidates[pool]
     names = [str(structures[i].info.get("trajectory", i)) for i in cand]
@@ -94,24 +94,15 @@ def stream_order(pools: Pools, rng: np.random.Generator, budget: int, fill: bool
     ordered = cand[sorted(range(len(cand)), key=lambda k: (rank[names[k]], steps[k]))]
     ordered = ordered[in_window([structures[i] for i in ordered], pools.window)]
     state = new_state(pools.mode, pools.eps, fps.settings)
-    if len(start):
-        s = fps.settings
-        state.add(fingerprint(list(start), cutoff=s.cutoff, natx=s.natx, orbital=s.orbital))
-    _, accepted = state.stream(_batch(fps, ordered), pools.min_gain, budget)
+    for block in start:
+        state.add(block)
+    _, accepted = state.stream(_subset(fps, ordered), pools.min_gain, budget)
     order = ordered[accepted] if not fill else np.concatenate([ordered[accepted], ordered[~accepted]])
     return [f"{pool[0]}{i}" for i in order[:budget]]
 
 
 def _subset(fps: Fingerprints, rows: np.ndarray) -> list[np.ndarray]:
     return [fps.of(int(i)) for i in rows]
-
-
-def _batch(fps: Fingerprints, rows: np.ndarray) -> Fingerprints:
-    """The per-atom fingerprints of the given structures, in that order, as one batch."""
-    blocks = _subset(fps, rows)
-    offsets = np.concatenate([[0], np.cumsum([len(b) for b in blocks])]).astype(np.int64)
-    values = np.concatenate(blocks) if blocks else np.zeros((0, fps.settings.length))
-    return Fingerprints(values, fps.settings, "atom", offsets, np.zeros(len(values), dtype=np.int64))
 
 
 def _stream(fill: bool, pool: str = "entropy") -> Callable:
@@ -145,7 +136,7 @@ def _seeded(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Set
         groups.setdefault((info.get("phase"), info.get("pressure_GPa"), info.get("temperature_K")), []).append(i)
     seeds = [int(rng.choice(groups[g])) for g in sorted(groups, key=str)]
     seeds = [seeds[k] for k in rng.permutation(len(seeds))]
-    rest = stream_order(pools, rng, max(sizes) - len(seeds), fill=True, start=[pools.random[i] for i in seeds])
+    rest = stream_order(pools, rng, max(sizes) - len(seeds), fill=True, start=_subset(pools.fps["random"], seeds))
     return _prefixes([f"r{i}" for i in seeds] + rest, sizes)
 
 
