@@ -33,7 +33,7 @@ from ase.build import bulk  # noqa: E402
 
 from dael.dataset import Dataset  # noqa: E402
 from dael.label import label, label_dataset  # noqa: E402
-from dael.oracles import make_oracle  # noqa: E402
+from dael.registry import make_calculator  # noqa: E402
 
 
 def pool(n: int, seed: int = 7) -> list:
@@ -54,7 +54,7 @@ def main() -> None:
     args = parser.parse_args()
     structures = pool(args.n)
 
-    calc = make_oracle("reference")
+    calc = make_calculator("reference")
     start = time.perf_counter()
     for atoms in structures:
         a = atoms.copy()

@@ -34,3 +34,46 @@ def test_fingerprint_command_rejects_bad_input(tmp_path):
                                 "--out", str(tmp_path / "c.npz")])
     assert small.exit_code != 0 and "natx" in small.output
     assert not (tmp_path / "c.npz").exists()
+
+
+def test_natx_is_auto_or_a_number_everywhere(tmp_path):
+    """One spelling of an automatic natx: 'auto' in every command and in campaign.yaml, None in Python."""
+    import pytest
+
+    from dael.campaign import Campaign, preset
+    from dael.checks import natx_value
+
+    write(tmp_path / "si.extxyz", bulk("Si", "diamond", a=5.43, cubic=True))
+    out = tmp_path / "fp.npz"
+    auto = runner.invoke(app, ["fingerprint", str(tmp_path / "si.extxyz"), "--natx", "auto", "--out", str(out)])
+    assert auto.exit_code == 0, auto.output
+    assert int(np.load(out)["natx"]) == dael.fingerprint(bulk("Si", "diamond", a=5.43, cubic=True), 5.0,
+                                                           natx=None).settings.natx
+    for command in (["entropy", str(tmp_path / "si.extxyz")], ["fingerprint", str(tmp_path / "si.extxyz")]):
+        zero = runner.invoke(app, [*command, "--natx", "0"])
+        assert zero.exit_code == 2 and "'auto'" in zero.output
+    assert natx_value("auto") is None and natx_value(None) is None and natx_value("40") == 40
+    with pytest.raises(ValueError, match="'auto' or a whole number"):
+        natx_value("many")
+    data = preset("Si").to_dict()
+    assert data["filter"]["natx"] == "auto"
+    data["filter"]["natx"] = 0
+    with pytest.raises(ValueError, match="filter.natx must be 'auto'"):
+        Campaign.from_dict(data)
+
+
+def test_repeatable_numeric_options_take_several_values_after_one_flag():
+    """`--sizes 100 200 400` is `--sizes 100 --sizes 200 --sizes 400`; text options and positionals stay."""
+    import typer.main
+
+    from dael.cli.common import expand_lists
+
+    group = typer.main.get_command(app)
+    bench = group.get_command(None, "benchmark")
+    assert expand_lists(bench, ["DIR", "--sizes", "100", "200", "--draws", "2", "--sizes", "800"]) == [
+        "DIR", "--sizes", "100", "--sizes", "200", "--draws", "2", "--sizes", "800"]
+    explore = group.get_command(None, "explore")
+    assert expand_lists(explore, ["a.xyz", "--pressure", "-5", "10", "--driver", "reference", "b.xyz"]) == [
+        "a.xyz", "--pressure", "-5", "--pressure", "10", "--driver", "reference", "b.xyz"]
+    result = runner.invoke(app, ["benchmark", "Si", "--sizes", "100", "x200"])
+    assert result.exit_code == 2  # a non-number after the values is still an error, not a silent drop

@@ -137,16 +137,16 @@ def test_device_cuda_without_a_gpu_is_one_clear_error(no_gpu, tmp_path, monkeypa
 
 
 def test_drivers_take_their_device_from_the_argument_or_dael_device(no_gpu, tmp_path, monkeypatch):
-    from dael.explore import make_driver
+    from dael.registry import make_calculator
 
     with pytest.raises(ValueError, match="device 'cuda'"):
-        make_driver(f"allegro:{tmp_path}", device="cuda")
+        make_calculator(f"allegro:{tmp_path}", device="cuda")
     monkeypatch.setenv("DAEL_DEVICE", "cuda")
     with pytest.raises(ValueError, match="device 'cuda'"):
-        make_driver(f"allegro:{tmp_path}")
+        make_calculator(f"allegro:{tmp_path}")
     monkeypatch.setenv("DAEL_DEVICE", "gpu")
     with pytest.raises(ValueError, match="device must be one of cpu, cuda"):
-        make_driver(f"allegro:{tmp_path}")
+        make_calculator(f"allegro:{tmp_path}")
 
 
 def test_a_missing_base_fails_before_any_work(tmp_path):

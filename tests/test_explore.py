@@ -2,6 +2,7 @@
 with the random-MD baseline; the `dael explore` command; failures recorded, not raised."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -12,8 +13,9 @@ from typer.testing import CliRunner
 import dael
 from dael.cli import app
 from dael.entropy import GlobalEntropy
-from dael.explore import Explorer, grid, make_driver
+from dael.explore import Explorer, grid
 from dael.md import MDSettings
+from dael.registry import make_calculator
 
 SETTINGS = dael.FingerprintSettings(4.5, 40, "s")
 MD = MDSettings(steps=30, snapshots=3, relax_steps=10, thermalize=10)
@@ -57,13 +59,15 @@ def test_random_baseline_has_no_bias_and_random_steps():
 
 def test_failures_are_recorded(tmp_path):
     jobs = grid({"copper": bulk("Cu", "fcc", a=3.6, cubic=True)}, [0.0], [300.0], [0.0], md=MD)
-    result = Explorer("reference", GlobalEntropy("atom", settings=SETTINGS), tmp_path).run(jobs)
+    environment, threads = dict(os.environ), dael.get_num_threads()
+    result = Explorer("reference", GlobalEntropy("atom", settings=SETTINGS), tmp_path, workers=1).run(jobs)
+    assert dict(os.environ) == environment and dael.get_num_threads() == threads  # one worker: caller untouched
     assert result.trajectories[0]["status"].startswith("failed: ValueError")
     assert result.trajectories[0]["snapshots"] == 0
-    with pytest.raises(ValueError, match="unknown driver"):
-        make_driver("mace")
+    with pytest.raises(ValueError, match="unknown calculator"):
+        make_calculator("mace")
     with pytest.raises(ValueError, match="does not exist"):
-        make_driver("allegro:/nonexistent/model")
+        make_calculator("allegro:/nonexistent/model")
 
 
 def test_cli_explore(tmp_path):
@@ -77,7 +81,36 @@ def test_cli_explore(tmp_path):
     assert res.exit_code == 0, res.output
     assert "accepted" in res.output and len(read(out / "snapshots.extxyz", ":")) == 2
     res = CliRunner().invoke(app, args[:5] + ["nonsense"])
-    assert res.exit_code == 2 and "unknown driver" in res.output
+    assert res.exit_code == 2 and "unknown calculator" in res.output
+
+
+def test_explore_workers_die_with_the_cli_under_kill_9(tmp_path):
+    """SIGKILL `dael explore --workers 2` mid-run: its trajectory workers end too (none keeps burning a core)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    seed = tmp_path / "si.extxyz"
+    si8().write(seed)
+    cmd = [sys.executable, "-m", "dael.cli", "explore", str(seed), "--out", str(tmp_path / "run"), "--driver",
+           "reference", "--temperature", "300", "--temperature", "600", "--steps", "100000", "--snapshots", "2",
+           "--relax-steps", "0", "--cutoff", "4.5", "--natx", "40", "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    parent, deadline = psutil.Process(proc.pid), time.monotonic() + 120
+    workers: list = []
+    while len(workers) < 2:  # the spawn workers (the resource tracker is a child too, not a worker)
+        assert proc.poll() is None and time.monotonic() < deadline, "the workers did not start"
+        workers = [c for c in parent.children() if "spawn_main" in " ".join(c.cmdline())]
+        time.sleep(0.2)
+    time.sleep(3.0)  # the trajectories are under way
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, f"{len(alive)} explore worker(s) outlived the killed CLI"
 
 
 def test_biased_md_is_more_diverse_than_plain_md(tmp_path):
@@ -99,7 +132,7 @@ def test_foundation_model_drivers_work_offline(name):
     pytest.importorskip({"chgnet": "chgnet", "sevennet": "sevenn"}[name])
     atoms = bulk("Si", "diamond", a=5.43)
     atoms.rattle(0.05, seed=1)
-    atoms.calc = make_driver(name)
+    atoms.calc = make_calculator(name)
     assert -6.0 < atoms.get_potential_energy() / len(atoms) < -4.5  # PBE-like Si: about -5.4 eV/atom
     assert np.all(np.isfinite(atoms.get_forces())) and np.all(np.isfinite(atoms.get_stress()))
 

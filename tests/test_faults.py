@@ -100,7 +100,7 @@ TABLE = [
     (["run", "--dir", "{campaign-nan}"], 2, "filter.min_gain"),
     (["run", "--dir", "{campaign-nosuch}"], 2, "label (oracle 'nosuch'"),
     (["run", "--dir", "{campaign-param}"], 2, "unknown reference system"),
-    (["run", "--dir", "{campaign-driver}"], 2, "driver: unknown driver 'mace'"),
+    (["run", "--dir", "{campaign-driver}"], 2, "driver: unknown calculator 'mace'"),
     (["status", "--dir", "{campaign-lots}"], 2, "budget.total"),
     (["label", "{cu}", "--db", "{tmp}/cu.db", "--workers", "0"], 1, "no potential for the elements {Cu}"),
     (["explore", "{cu}", "--driver", "reference", "--out", "{tmp}/cu-run", "--steps", "2", "--snapshots", "1",

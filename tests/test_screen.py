@@ -131,6 +131,7 @@ def test_cli_filter_and_entropy(pool_file, tmp_path):
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "10 of" in res.output and len(read(out, ":")) == 10
+    assert "of --budget" not in res.output  # the budget was filled: no shortfall message
     assert GlobalEntropy.load(state).n == 8 * 15
     # continue from the saved state; without --natx the state's own fingerprint settings are used
     more = ["filter", str(pool_file), "--state", str(state), "--budget", "5", "--out", str(tmp_path / "more.extxyz"),
@@ -140,6 +141,19 @@ def test_cli_filter_and_entropy(pool_file, tmp_path):
     assert "natx 40" in res.output and GlobalEntropy.load(tmp_path / "state2.npz").n == 8 * 20
     res = runner.invoke(app, ["entropy", str(out), "--cutoff", "4.5"])
     assert res.exit_code == 0 and "log det" in res.output and "config" in res.output
+
+
+def test_cli_filter_says_why_it_kept_fewer_than_the_budget(pool_file, tmp_path):
+    runner = CliRunner()
+    base = ["filter", str(pool_file), "--cutoff", "4.5", "--natx", "40", "--chunk", "100"]
+    high = runner.invoke(app, [*base, "--budget", "50", "--min-gain", "0.5", "--out", str(tmp_path / "a.extxyz")])
+    assert high.exit_code == 0, high.output
+    kept = len(read(tmp_path / "a.extxyz", ":"))
+    assert 0 < kept < 50
+    assert f"kept {kept} of --budget 50: after {kept} picks none of the other {240 - kept}" in high.output
+    assert "lower --min-gain" in high.output
+    small = runner.invoke(app, [*base, "--budget", "500", "--min-gain", "-1e9", "--out", str(tmp_path / "b.extxyz")])
+    assert small.exit_code == 0 and "the pool held only 240 structures" in small.output
 
 
 @pytest.mark.parametrize("case", ["empty", "unreadable", "missing", "nan", "index", "dataset", "state"])

@@ -182,11 +182,19 @@ def test_mean_baseline_fits_per_type_energies():
 
 def test_trained_model_drives_biased_md(trained):
     """allegro:PATH as the driver of globally biased MD (the explorer's default bias)."""
-    from dael.explore import make_driver
+    import torch
+
     from dael.md import GlobalEntropyBias, MDSettings, run_md
+    from dael.registry import make_calculator
 
     result, _ = trained
-    driver = make_driver(f"allegro:{result.model_dir}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        driver = make_calculator(f"allegro:{result.model_dir}")
+        assert torch.get_num_threads() == 3  # building a driver leaves the caller's threads alone
+    finally:
+        torch.set_num_threads(threads)
     calc = GlobalEntropyBias(driver, k=2.0, cutoff=4.5, natx=40)
     traj = run_md(bulk("Si", "diamond", a=5.43, cubic=True), driver, calc,
                   MDSettings(temperature=300, steps=10, snapshots=1, relax_steps=2))

@@ -17,7 +17,7 @@ import numpy as np
 from ase import Atoms
 from ase.build import bulk
 
-from dael.checks import number
+from dael.checks import AUTO, natx_value, number
 from dael.window import WINDOW
 
 CONFIG = "campaign.yaml"
@@ -100,7 +100,7 @@ class Filter:
     selection: str = "stream"
     min_gain: float = 0.0
     cutoff: float = 5.0
-    natx: int = 0
+    natx: int | str = AUTO  # 'auto' or atoms per sphere
     eps: float = 1e-3
 
 
@@ -115,7 +115,7 @@ class Budget:
 
 @dataclass
 class Label:
-    """Oracle (name + parameters, see dael.oracles.make_oracle) and the labelling workers."""
+    """Oracle (name + parameters, see dael.registry.make_calculator) and the labelling workers."""
 
     oracle: str = "reference"
     params: dict[str, Any] = field(default_factory=dict)
@@ -208,10 +208,11 @@ class Campaign:
             ("explore.dt (fs)", e.dt, {"above": 0}), ("explore.friction (1/fs)", e.friction, {"low": 0}),
             ("explore.thermalize", e.thermalize, {"low": 0}), ("explore.relax_steps", e.relax_steps, {"low": 0}),
             ("explore.workers", e.workers, {"low": 1}), ("filter.min_gain (nats)", f.min_gain, {"infinite": True}),
-            ("filter.cutoff (Å)", f.cutoff, {"above": 0}), ("filter.natx", f.natx, {"low": 0}),
-            ("filter.eps", f.eps, {"above": 0}), ("label.workers", lab.workers, {"low": 0}),
+            ("filter.cutoff (Å)", f.cutoff, {"above": 0}), ("filter.eps", f.eps, {"above": 0}),
+            ("label.workers", lab.workers, {"low": 0}),
             ("label.retries", lab.retries, {"low": 0}), ("train.epochs", self.train.epochs, {"low": 1}),
         ]
+        natx_value(f.natx, f"{where}: filter.natx")
         if lab.timeout is not None:
             ranges.append(("label.timeout (s)", lab.timeout, {"above": 0}))
         for key, value, limits in ranges:

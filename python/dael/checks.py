@@ -82,3 +82,22 @@ def output_file(path: str | os.PathLike, option: str = "--out") -> Path:
     if not path.parent.is_dir():
         raise ValueError(f"{option} {path}: the folder {path.parent} does not exist; create it first")
     return path
+
+
+AUTO = "auto"
+"""The one spelling of an automatic natx in the CLI and campaign.yaml (None in Python)."""
+
+
+def natx_value(value: object, name: str = "--natx") -> int | None:
+    """A natx given as 'auto' (or None): None, sized automatically; or a positive whole number of atoms
+    per sphere. Anything else is a ValueError naming `name`."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == AUTO):
+        return None
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise ValueError(f"{name} must be '{AUTO}' or a whole number of atoms per sphere; got {value!r}") from None
+    if isinstance(value, int) and not isinstance(value, bool) and value == 0:
+        raise ValueError(f"{name} must be '{AUTO}' (sized automatically) or >= 1; got 0")
+    return int(number(name, value, low=1, integer=True))

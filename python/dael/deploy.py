@@ -13,7 +13,6 @@ Units: Å, eV, eV/Å, eV/Å³ (ASE's stress sign).
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -25,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
+
+from dael.threads import thread_env
 
 __all__ = ["NO_HUB", "PACKAGE", "load_calculator", "nequip_script", "package", "resolve_parent",
            "run_logged", "time_calls", "with_calculator"]
@@ -62,16 +63,11 @@ def nequip_script(name: str) -> str:
     return found
 
 
-def _environment(threads: int) -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-            "PYTHONUNBUFFERED": "1"}
-
-
 def run_logged(cmd: list[str], log: Path, threads: int, on_line: Callable[[str], None] | None = None,
                env: dict[str, str] | None = None) -> None:
     """Run `cmd` (with `threads` threads and the extra `env`), write its merged output to `log` as it comes,
     pass each line to `on_line`; RuntimeError with the output's tail when it fails."""
-    environment = {**_environment(threads), **(env or {})}
+    environment = thread_env(threads, PYTHONUNBUFFERED="1", **(env or {}))
     with open(log, "w") as sink, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                                   text=True, env=environment, bufsize=1) as proc:
         for line in proc.stdout:

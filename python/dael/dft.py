@@ -1,4 +1,4 @@
-"""The DFT oracles, all ASE calculators built by :func:`dael.oracles.make_oracle` from a name and keyword
+"""The DFT oracles, all ASE calculators built by :func:`dael.registry.make_calculator` from a name and keyword
 parameters: ``gpaw`` (:class:`GPAWOracle`: GPAW plane waves, PBE, runs offline with the PAW setups of the PyPI
 ``gpaw-data`` wheel; on one core about 4 s for 2-atom Si, 10 s for a rattled 8-atom Si cube with 3×3×3
 k-points), ``vasp`` and ``qe`` (templates for ASE's ``Vasp`` and ``Espresso``; the user gives the command

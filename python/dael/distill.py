@@ -2,7 +2,7 @@
 exploration of a campaign's phases, pressures and temperatures, to be fine-tuned in the loop (`train.base` in
 campaign.yaml) and in the benchmark (`dael benchmark --from`).
 
-The teacher is any MD driver (`dael.explore.make_driver`): a foundation model ('chgnet', 'sevennet'), a dael or
+The teacher is any MD driver (`dael.registry.make_calculator`): a foundation model ('chgnet', 'sevennet'), a dael or
 nequip model ('allegro:PATH') or an ASE calculator ('ase:module:Class'). `distill` writes into one folder, every
 stage skipped when its output exists (delete an output to redo its stage and those after it):
 
@@ -145,7 +145,7 @@ def teacher_labels(structures: list[Atoms], calc: Any, say: Say = print) -> tupl
     results, one line per structure it failed on); computed in this process, one structure at a time."""
     from ase.calculators.singlepoint import SinglePointCalculator
 
-    from dael.label import compute, describe
+    from dael.pools import compute, describe
 
     labelled, failures = [], []
     for n, atoms in enumerate(structures):
@@ -184,8 +184,9 @@ def _stage(path: Path, what: str, make: Callable[[], list[Atoms]], say: Say) -> 
 
 @contextmanager
 def _driver_device(device: str) -> Iterator[None]:
-    """DAEL_DEVICE set to `device` inside the block, for the drivers that dael.explore builds (also in workers)."""
-    from dael.explore import DEVICE_VARIABLE
+    """DAEL_DEVICE set to `device` inside the block, for the torch calculators that dael.registry builds
+    (also in workers)."""
+    from dael.registry import DEVICE_VARIABLE
 
     previous = os.environ.get(DEVICE_VARIABLE)
     os.environ[DEVICE_VARIABLE] = device
@@ -254,24 +255,25 @@ def distill(campaign: Any, seeds: dict[str, Atoms], out: str | os.PathLike, teac
     run stage by stage. Returns distill.json's contents. ValueError for a bad teacher, device or setting
     (before anything runs); RuntimeError when training fails."""
     from dael.deploy import PACKAGE, load_calculator, time_calls
-    from dael.explore import check_driver, make_driver
-    from dael.files import write_atomic, write_extxyz
+    from dael.files import mark, marked, write_extxyz
+    from dael.registry import check_calculator, make_calculator
     from dael.stability import md_starts
     from dael.train import train
 
     s = settings or DistillSettings()
     s.check()
-    check_driver(teacher)
+    check_calculator(teacher)
     out = Path(out)
     report = out / REPORT
-    if report.exists():
+    finished = marked(report)
+    if finished is not None:
         say(f"distill: done before: {out / PACKAGE} ({report})")
-        return json.loads(report.read_text())
+        return finished
     out.mkdir(parents=True, exist_ok=True)
 
     @cache
     def teacher_calc() -> Any:
-        return make_driver(teacher, device=s.device)
+        return make_calculator(teacher, device=s.device)
 
     with _driver_device(s.device):
         md = _stage(out / "pools" / "md.extxyz", "random MD",
@@ -320,7 +322,7 @@ def distill(campaign: Any, seeds: dict[str, Atoms], out: str | os.PathLike, teac
         "holdout": metrics["test"], "holdout_baseline": metrics["test_baseline"], "speed": speed,
         "epochs": metrics["epochs"], "train_seconds": metrics["train_seconds"], "settings": asdict(s),
     }
-    write_atomic(report, json.dumps(result, indent=1).encode())
+    mark(report, result)
     h = result["holdout"]
     say(f"distill: base {out / PACKAGE}: holdout E {h['energy_mae']:.2f} meV/atom, F {h['force_mae']:.1f} meV/Å"
         f"; {speed['base_ms_per_call']:.1f} ms vs the teacher's {speed['teacher_ms_per_call']:.1f} ms per call "

@@ -20,14 +20,13 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from itertools import product
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.calculator import Calculator
 
 from dael.checks import number
 from dael.dual import DualEntropy, load_state
@@ -35,90 +34,11 @@ from dael.entropy import GlobalEntropy
 from dael.files import concat_files, write_extxyz
 from dael.fingerprint import FingerprintSettings, fingerprint
 from dael.md import GlobalEntropyBias, LocalEntropyBias, MDSettings, relax, run_md
+from dael.pools import init_worker
+from dael.registry import make_calculator
 from dael.window import in_window
 
 State = GlobalEntropy | DualEntropy
-
-DRIVERS = "reference | chgnet | sevennet | allegro:PATH | ase:module:Class"
-
-
-PACKAGES = {"chgnet": "chgnet", "sevennet": "sevenn", "7net-0": "sevenn"}
-DEVICE_VARIABLE = "DAEL_DEVICE"
-"""Environment variable with the torch drivers' device ('cpu' or 'cuda') when make_driver is given none."""
-
-
-def check_driver(name: str) -> None:
-    """Fail early, without loading a model, if the driver `name` cannot be built here."""
-    import importlib.util
-
-    if name in PACKAGES:
-        if importlib.util.find_spec(PACKAGES[name]) is None:
-            package = PACKAGES[name]
-            raise ValueError(f"driver {name!r} needs the {package} package: pip install {package}")
-    elif name.startswith("allegro:"):
-        if not Path(name.split(":", 1)[1]).exists():
-            raise ValueError(f"driver {name!r}: {name.split(':', 1)[1]} does not exist "
-                             "(a model folder or .nequip.zip file)")
-    elif name != "reference" and not name.startswith("ase:"):
-        raise ValueError(f"unknown driver {name!r}; use one of: {DRIVERS}")
-
-
-def make_driver(name: str, device: str | None = None) -> Calculator:
-    """The MD driver called `name`: 'reference' (the embedded oracle), 'chgnet' (CHGNet 0.3 universal
-    potential; weights ship with the PyPI package), 'sevennet' (SevenNet 7net-0), 'allegro:PATH' (a model
-    trained or packaged by dael/nequip), or 'ase:module:Class' (any ASE calculator). `device` ('cpu' or
-    'cuda') of the torch drivers; None: the environment variable DAEL_DEVICE, else 'cpu' (worker processes
-    inherit the variable)."""
-    if name == "reference" or name.startswith("ase:"):
-        from dael.oracles import make_oracle
-
-        return make_oracle(name)
-    check_driver(name)
-    from dael.deploy import load_calculator
-    from dael.train import check_device
-
-    device = check_device(device or os.environ.get(DEVICE_VARIABLE) or "cpu")
-    if name == "chgnet":
-        from chgnet.model.dynamics import CHGNetCalculator
-
-        with float32():
-            return Float32(CHGNetCalculator(use_device=device))
-    if name in ("sevennet", "7net-0"):
-        from sevenn.calculator import SevenNetCalculator
-
-        with float32():
-            return Float32(SevenNetCalculator("7net-0", device=device))
-    return load_calculator(Path(name.split(":", 1)[1]), device=device)
-
-
-@contextmanager
-def float32():
-    """torch's default dtype set to float32 inside the block."""
-    import torch
-
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
-
-
-class Float32(Calculator):
-    """Runs a float32 torch model with torch's default dtype set to float32 during each call (loading a
-    nequip model sets float64 for the whole process, which float32 models like CHGNet cannot take)."""
-
-    def __init__(self, calc: Calculator):
-        super().__init__()
-        self.calc = calc
-        self.implemented_properties = list(calc.implemented_properties)
-
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-        super().calculate(atoms, properties, system_changes)
-        with float32():
-            wanted = set(properties) | {"energy", "forces"}
-            self.results = {k: self.calc.get_property(k, self.atoms) for k in wanted}
-
 
 @dataclass
 class Job:
@@ -165,26 +85,11 @@ def grid(phases: dict[str, Atoms], pressures: Sequence[float], temperatures: Seq
 _DRIVERS: dict[str, Calculator] = {}
 
 
-def _init_worker(threads: int) -> None:
-    """One native, BLAS and torch thread per worker process."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    from dael.threads import set_num_threads
-
-    set_num_threads(threads)
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-    except ImportError:
-        pass
-
-
 def run_job(job: Job, driver_name: str, state: State) -> dict:
     """Run one trajectory in this process; returns its snapshots (tagged) and status."""
     start = time.perf_counter()
     if driver_name not in _DRIVERS:
-        _DRIVERS[driver_name] = make_driver(driver_name)
+        _DRIVERS[driver_name] = make_calculator(driver_name)
     driver = _DRIVERS[driver_name]
     calc: Calculator = driver
     if job.k_local:
@@ -223,7 +128,7 @@ class ExploreResult:
 
 
 class Explorer:
-    """Run a grid of jobs with `driver` (a name, see `make_driver`), filtering snapshots into `state`
+    """Run a grid of jobs with `driver` (a name, see `dael.registry`), filtering snapshots into `state`
     (a per-atom, per-configuration or dual state). window: snapshots whose driver energy lies more than
     this many eV/atom above their thermal expectation (see dael.window) are never accepted (None: no window)."""
 
@@ -282,7 +187,6 @@ class Explorer:
         self._result = result
         with open(log_path, "a") as log:
             if self.workers == 1:
-                _init_worker(1)
                 for job in todo:
                     if self._enough():
                         break
@@ -300,7 +204,8 @@ class Explorer:
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker, initargs=(1,))
+        pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=init_worker,
+                                   initargs=(1, os.getpid()))
         with pool:
             queue = list(todo)
             running = set()
@@ -351,7 +256,7 @@ def anchors(phases: dict[str, Atoms], driver: str, pressures: Sequence[float],
     """Near-equilibrium structures (docs/method.md §3, the mixed pool): each phase relaxed with the driver at each
     pressure (GPa), its isotropic strains (linear factors), and `thermal` snapshots of plain NVT MD at
     `temperature` K (max(200, 10·thermal) steps of 1 fs). Tagged phase, pressure_GPa, source='anchor', kind."""
-    calc = make_driver(driver)
+    calc = make_calculator(driver)
     out: list[Atoms] = []
     for n, (phase, pressure) in enumerate(product(phases, pressures)):
         tags = {"phase": phase, "pressure_GPa": float(pressure), "source": "anchor", "driver": driver}

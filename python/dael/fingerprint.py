@@ -55,7 +55,8 @@ class Fingerprints:
     With gradients, per='atom': sparse ∂values[c]/∂r[a] as pairs (E, 2) of batch-global (c, a) indices
     and grad (E, 3, L) in 1/Å; per='config': grad (N, 3, L) = ∂X_k/∂r_a for each atom a of structure k.
     With stress, strain: per='atom' (N, 6, L), per='config' (S, 6, L): derivative with respect to a
-    homogeneous strain ε (Voigt xx yy zz yz xz xy; shears count ε_ab and ε_ba together).
+    homogeneous strain ε in ASE's convention (Voigt xx yy zz yz xz xy; by the symmetric strain tensor, so
+    σ = (1/V)·∂E/∂ε as ASE's stress; libfp's shear entries are twice these).
     """
 
     values: np.ndarray

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from dael.entropy import as_rows, check_mode
+from dael.files import replacing, write_atomic
 from dael.fingerprint import Fingerprints, FingerprintSettings
 from dael.threads import get_num_threads
 
@@ -120,10 +121,9 @@ class NoveltyIndex:
         folder.mkdir(parents=True, exist_ok=True)
         meta = {"settings": self.settings.to_dict(), "mode": self.mode, "kind": self.kind,
                 "flat_limit": self.flat_limit, "hnsw_m": self.hnsw_m, "count": len(self)}
-        faiss.write_index(self._index, str(folder / "index.faiss.tmp"))
-        os.replace(folder / "index.faiss.tmp", folder / "index.faiss")
-        (folder / "index.json.tmp").write_text(json.dumps(meta, indent=1))
-        os.replace(folder / "index.json.tmp", folder / "index.json")
+        with replacing(folder / "index.faiss") as tmp:
+            faiss.write_index(self._index, str(tmp))
+        write_atomic(folder / "index.json", json.dumps(meta, indent=1))
 
     @classmethod
     def load(cls, folder: str | os.PathLike, settings: FingerprintSettings | None = None) -> NoveltyIndex:

@@ -1,20 +1,6 @@
-"""Label structures with an oracle (any ASE calculator, :func:`dael.oracles.make_oracle`), in parallel.
+"""Label structures with an oracle (any ASE calculator, :func:`dael.registry.make_calculator`), in parallel.
 
-Backends:
-
-- local process pool (default, ``workers=N``): N worker processes (fresh interpreters with this one's
-  import path), each with ``threads`` OpenMP / BLAS / rayon threads (1 by default), each building its
-  oracle once and keeping it for every job it runs (a LAMMPS instance or a DFT calculator stays alive).
-  A job that runs past ``timeout`` seconds has its worker killed and replaced; a worker that dies
-  (segfault, out of memory) fails only its job. On Linux the workers die with the parent process, even
-  under ``kill -9``.
-- this process (``workers=0``): for debugging; ``timeout`` is not enforced.
-- Dask distributed (``dask=ADDRESS``, or ``'local'`` for a LocalCluster of one single-threaded worker
-  process per core; Dask sets their OpenMP/BLAS threads to 1): each Dask worker thread builds its oracle
-  once. On SLURM or PBS start the cluster with dask-jobqueue (``SLURMCluster(cores=..., memory=...,
-  walltime=...).scale(jobs=...)``) and pass its ``scheduler_address``. A Dask job past ``timeout`` is
-  cancelled and retried, but the worker thread finishes the running call first (a cluster's walltime is
-  the hard limit).
+The worker pools (process pool with timeouts, this process, Dask) are in :mod:`dael.pools`.
 
 Structures are screened before they reach an oracle (:func:`refusal`): non-finite positions or cell, a
 singular periodic cell, or two atoms closer than half the sum of their covalent radii are refused and the
@@ -25,19 +11,8 @@ Failures never stop a run: each job ends as an :class:`Outcome` with results or 
 element, a non-periodic cell where one is required, a NaN result) and is final; other errors, timeouts
 and dead workers are retried up to ``retries`` times.
 """
-
 from __future__ import annotations
 
-import ctypes
-import json
-import multiprocessing
-import multiprocessing.connection
-import os
-import signal
-import socket
-import subprocess
-import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -46,21 +21,13 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import BaseCalculator, PropertyNotImplementedError
 
 from dael.dataset import Dataset, oracle_spec
-from dael.oracles import make_oracle
+from dael.pools import BadResult, DaskPool, InlinePool, ProcessPool, compute
+from dael.registry import make_calculator
 
 __all__ = ["BadResult", "LabelSummary", "Outcome", "check_options", "compute", "label", "label_batches",
            "label_dataset", "refusal"]
-
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS")
-Attempt = tuple[bool, Any, bool]
-"""(ok, results dict or error message, whether a failure is final)."""
-
-
-class BadResult(ValueError):
-    """The oracle returned a non-finite or misshapen result."""
 
 
 @dataclass(frozen=True)
@@ -77,30 +44,6 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-def compute(calc: BaseCalculator, atoms: Atoms) -> dict[str, Any]:
-    """One oracle call: ``energy`` and ``free_energy`` (eV), ``forces`` (N, 3) in eV/Å, and for 3-D periodic
-    cells ``stress`` (6,) in eV/Å³ (Voigt, ASE sign) when the oracle has it. Raises :class:`BadResult` for
-    NaN, inf or wrong shapes."""
-    atoms = atoms.copy()
-    atoms.calc = calc
-    results: dict[str, Any] = {"energy": float(atoms.get_potential_energy()),
-                               "forces": np.array(atoms.get_forces(), dtype=float)}
-    results["free_energy"] = float(getattr(calc, "results", {}).get("free_energy", results["energy"]))
-    if atoms.pbc.all():
-        try:
-            results["stress"] = np.array(atoms.get_stress(voigt=True), dtype=float)
-        except (PropertyNotImplementedError, NotImplementedError):
-            pass
-    shapes = {"forces": (len(atoms), 3), "stress": (6,)}
-    wrong = [f"{k} {np.shape(v)} (expected {shapes[k]})" for k, v in results.items()
-             if k in shapes and np.shape(v) != shapes[k]]
-    bad = [k for k, v in results.items() if not np.all(np.isfinite(v))]
-    if wrong or bad:
-        problem = f"shapes {', '.join(wrong)}" if wrong else f"non-finite {', '.join(bad)} (NaN or inf)"
-        raise BadResult(f"the oracle returned {problem}; energy = {results['energy']} eV")
-    return results
 
 
 CLOSEST = 0.5
@@ -133,240 +76,6 @@ def refusal(atoms: Atoms, closest: float = CLOSEST) -> str | None:
             f"the sum of their covalent radii ({radii[a] / closest:.2f} + {radii[b] / closest:.2f} Å)")
 
 
-def describe(exc: BaseException) -> str:
-    """One line, ``"Type: message"``, at most 1000 characters."""
-    text = " ".join(f"{type(exc).__name__}: {exc}".split())
-    return text if len(text) <= 1000 else text[:997] + "..."
-
-
-def _attempt(calc: BaseCalculator | None, atoms: Atoms, broken: str | None = None) -> Attempt:
-    if calc is None:
-        return False, f"the oracle could not be built: {broken}", True
-    try:
-        return True, compute(calc, atoms), False
-    except Exception as exc:  # any oracle failure becomes a recorded outcome
-        return False, describe(exc), isinstance(exc, ValueError)
-
-
-def _build(oracle: str, params: dict[str, Any]) -> tuple[BaseCalculator | None, str | None]:
-    try:
-        return make_oracle(oracle, **params), None
-    except Exception as exc:
-        return None, describe(exc)
-
-
-def _worker_env(threads: int) -> dict[str, str]:
-    """Environment of a worker process: this one's, its import path, ``threads`` OpenMP/BLAS threads."""
-    return {**os.environ, **{k: str(threads) for k in _THREAD_VARIABLES},
-            "DAEL_WORKER_PATH": json.dumps(sys.path)}
-
-
-# ----------------------------------------------------------------------------------------- backends
-
-_WORKER_CODE = ("import json, os, sys; sys.path[:] = json.loads(os.environ['DAEL_WORKER_PATH']); "
-                "from dael.label import _worker_main; _worker_main({fd})")
-
-
-def _worker_main(fd: int) -> None:
-    """A pool worker (its own interpreter): receive (oracle, params, parent pid), build the oracle once,
-    then answer (job, atoms) messages on the socket ``fd`` until None or EOF."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends the workers
-    conn = multiprocessing.connection.Connection(fd)
-    oracle, params, parent = conn.recv()
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the parent
-        except (OSError, AttributeError):  # pragma: no cover
-            pass
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        return
-    calc, broken = _build(oracle, params)
-    conn.send(("ready", broken))
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return
-        if message is None:
-            return
-        job, atoms = message
-        conn.send(("done", job, *_attempt(calc, atoms, broken)))
-
-
-@dataclass
-class _Worker:
-    proc: subprocess.Popen
-    conn: Any
-    state: str = "starting"  # 'starting' | 'idle' | 'busy'
-    job: int | None = None
-
-
-class _ProcessPool:
-    """``n`` worker processes (fresh interpreters, nothing inherited but the environment and import path),
-    each holding its own oracle."""
-
-    def __init__(self, n: int, oracle: str, params: dict[str, Any], threads: int) -> None:
-        self.args, self.env = (oracle, params, os.getpid()), _worker_env(threads)
-        self.workers = [self._start() for _ in range(n)]
-
-    def _start(self) -> _Worker:
-        here, there = socket.socketpair()
-        proc = subprocess.Popen([sys.executable, "-c", _WORKER_CODE.format(fd=there.fileno())],
-                                pass_fds=(there.fileno(),), env=self.env, stdin=subprocess.DEVNULL)
-        there.close()
-        conn = multiprocessing.connection.Connection(here.detach())
-        conn.send(self.args)
-        return _Worker(proc, conn)
-
-    def _replace(self, worker: _Worker) -> None:
-        worker.proc.kill()
-        worker.proc.wait()
-        worker.conn.close()
-        self.workers[self.workers.index(worker)] = self._start()
-
-    @property
-    def free(self) -> int:
-        return sum(w.state == "idle" for w in self.workers)
-
-    def submit(self, job: int, atoms: Atoms) -> None:
-        worker = next(w for w in self.workers if w.state == "idle")
-        worker.conn.send((job, atoms))
-        worker.state, worker.job = "busy", job
-
-    def wait(self, timeout: float | None) -> list[tuple[int, bool, Any, bool]]:
-        """Finished jobs as (job, ok, payload, final); waits up to ``timeout`` s for the first."""
-        handles = {w.conn: w for w in self.workers}
-        done = []
-        for handle in multiprocessing.connection.wait(list(handles), timeout):
-            worker = handles[handle]
-            try:
-                message = worker.conn.recv()
-            except (EOFError, OSError):  # the process is gone
-                message = None
-            if message is not None:
-                if message[0] == "done":
-                    done.append(message[1:])
-                worker.state, worker.job = "idle", None
-                continue
-            code = worker.proc.wait()
-            if worker.state == "starting":
-                raise RuntimeError(f"a label worker process died while starting (exit code {code})")
-            if worker.state == "busy":
-                done.append((worker.job, False, f"the worker process died (exit code {code}) while "
-                                                "labelling this structure", False))
-            self._replace(worker)
-        return done
-
-    def cancel(self, job: int) -> None:
-        """Stop ``job`` by killing its worker (a fresh one starts)."""
-        self._replace(next(w for w in self.workers if w.job == job))
-
-    def close(self) -> None:
-        for w in self.workers:
-            try:
-                if w.state == "busy":
-                    w.proc.kill()
-                else:
-                    w.conn.send(None)
-            except OSError:
-                pass
-        for w in self.workers:
-            try:
-                w.proc.wait(2.0)
-            except subprocess.TimeoutExpired:
-                w.proc.kill()
-                w.proc.wait()
-            w.conn.close()
-
-
-class _InlinePool:
-    """This process, one job at a time (no timeouts)."""
-
-    def __init__(self, oracle: str, params: dict[str, Any]) -> None:
-        self.calc, self.broken = _build(oracle, params)
-        self.done: list[tuple[int, bool, Any, bool]] = []
-
-    @property
-    def free(self) -> int:
-        return 0 if self.done else 1
-
-    def submit(self, job: int, atoms: Atoms) -> None:
-        self.done.append((job, *_attempt(self.calc, atoms, self.broken)))
-
-    def wait(self, timeout: float | None) -> list[tuple[int, bool, Any, bool]]:
-        done, self.done = self.done, []
-        return done
-
-    def cancel(self, job: int) -> None:  # pragma: no cover - jobs finish inside submit
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-_DASK_ORACLES: dict[tuple[str, str, int], tuple[BaseCalculator | None, str | None]] = {}
-
-
-def _dask_job(atoms: Atoms, oracle: str, params: dict[str, Any]) -> Attempt:
-    """One job on a Dask worker; the oracle is built once per worker thread and kept."""
-    key = (oracle, repr(sorted(params.items())), threading.get_ident())
-    if key not in _DASK_ORACLES:
-        _DASK_ORACLES[key] = _build(oracle, params)
-    calc, broken = _DASK_ORACLES[key]
-    return _attempt(calc, atoms, broken)
-
-
-class _DaskPool:
-    """Jobs on a Dask cluster: at most one per worker thread in flight."""
-
-    def __init__(self, address: str, oracle: str, params: dict[str, Any]) -> None:
-        from dask.distributed import Client, LocalCluster
-
-        self.cluster = None
-        if address == "local":  # Dask's worker environment sets OMP/BLAS threads to 1
-            self.cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                                        dashboard_address=None)
-        self.client = Client(self.cluster if self.cluster is not None else address)
-        self.args = (oracle, params)
-        self.running: dict[Any, int] = {}
-
-    @property
-    def free(self) -> int:
-        workers = self.client.scheduler_info().get("workers", {}).values()
-        return max(1, sum(int(w.get("nthreads", 1)) for w in workers)) - len(self.running)
-
-    def submit(self, job: int, atoms: Atoms) -> None:
-        self.running[self.client.submit(_dask_job, atoms, *self.args, pure=False)] = job
-
-    def wait(self, timeout: float | None) -> list[tuple[int, bool, Any, bool]]:
-        from dask.distributed import wait
-
-        if not self.running:
-            return []
-        try:
-            done = wait(list(self.running), timeout=timeout, return_when="FIRST_COMPLETED").done
-        except TimeoutError:
-            return []
-        out = []
-        for future in done:
-            job = self.running.pop(future)
-            if future.status == "finished":
-                out.append((job, *future.result()))
-            else:
-                out.append((job, False, f"the Dask job failed: {describe(future.exception())}", False))
-        return out
-
-    def cancel(self, job: int) -> None:
-        future = next(f for f, j in self.running.items() if j == job)
-        future.cancel()
-        del self.running[future]
-
-    def close(self) -> None:
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
-
-
 # ----------------------------------------------------------------------------------------- executor
 
 
@@ -385,7 +94,7 @@ def check_options(workers: int = 1, timeout: float | None = None, retries: int =
 def label(structures: Sequence[Atoms], oracle: str = "reference", params: dict[str, Any] | None = None, *,
           workers: int = 1, dask: str | None = None, timeout: float | None = None, retries: int = 0,
           threads: int = 1) -> Iterator[Outcome]:
-    """Label ``structures`` with the oracle ``make_oracle(oracle, **params)``; yields one :class:`Outcome`
+    """Label ``structures`` with the oracle ``make_calculator(oracle, **params)``; yields one :class:`Outcome`
     per structure as each finishes (not in input order).
 
     workers: local worker processes (0: this process); dask: a Dask scheduler address or 'local' (then
@@ -405,7 +114,7 @@ def label_batches(structures: Sequence[Atoms], oracle: str = "reference", params
     transaction); the workers are handed new jobs before each yield, so they compute meanwhile."""
     params = dict(params or {})
     check_options(workers, timeout, retries, threads)
-    make_oracle(oracle, **params)
+    make_calculator(oracle, **params)
     return _schedule(list(structures), oracle, params, workers, dask, timeout, retries, threads)
 
 
@@ -414,11 +123,11 @@ def _schedule(structures: list[Atoms], oracle: str, params: dict[str, Any], work
     if not structures:
         return
     if dask is not None:
-        pool: Any = _DaskPool(dask, oracle, params)
+        pool: Any = DaskPool(dask, oracle, params)
     elif workers == 0:
-        pool = _InlinePool(oracle, params)
+        pool = InlinePool(oracle, params)
     else:
-        pool = _ProcessPool(min(workers, len(structures)), oracle, params, threads)
+        pool = ProcessPool(min(workers, len(structures)), oracle, params, threads)
     queue = deque(range(len(structures)))
     attempts = [0] * len(structures)
     started: dict[int, float] = {}

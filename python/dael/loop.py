@@ -34,7 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from dael.campaign import Campaign, load
+from dael.checks import natx_value
 from dael.entropy import GlobalEntropy
+from dael.files import mark, marked
 from dael.fingerprint import FingerprintSettings, fingerprint
 from dael.md import MDSettings
 
@@ -60,12 +62,13 @@ class Paths:
 
 
 def fingerprint_settings(campaign: Campaign, seeds: dict) -> FingerprintSettings:
-    """The campaign's fingerprint settings; natx 0 → NATX_MARGIN × the largest sphere of the seeds compressed
+    """The campaign's fingerprint settings; natx 'auto' → NATX_MARGIN × the largest sphere of the seeds compressed
     to the grid's highest pressure (fixed for the run)."""
     from dael.natx import run_settings
 
     f = campaign.filter
-    return run_settings(list(seeds.values()), f.cutoff, f.natx, "s", max(campaign.explore.pressures, default=0.0))
+    return run_settings(list(seeds.values()), f.cutoff, natx_value(f.natx), "s",
+                        max(campaign.explore.pressures, default=0.0))
 
 
 def current_state(paths: Paths, campaign: Campaign, settings: FingerprintSettings) -> GlobalEntropy:
@@ -86,7 +89,7 @@ def _mark(paths: Paths, r: int, stage: str, entry: dict) -> None:
     entry = {"round": r, "stage": stage, "time": time.strftime("%Y-%m-%d %H:%M:%S"), **entry}
     with open(paths.root / "log.jsonl", "a") as log:
         log.write(json.dumps(entry) + "\n")
-    paths.done(r, stage).write_text(json.dumps(entry))
+    mark(paths.done(r, stage), entry)
 
 
 def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = None) -> dict:
@@ -111,18 +114,18 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
         # budget is spent (or a round finds nothing new); a round begun before a kill is always finished
         r += 1
         used = len(dataset)
-        if used >= campaign.budget.total and not paths.done(r, "select").exists():
+        if used >= campaign.budget.total and marked(paths.done(r, "select")) is None:
             break
         paths.round(r).mkdir(parents=True, exist_ok=True)
         driver = campaign.driver if r == 1 else f"allegro:{paths.model(r - 1)}"
-        if not paths.done(r, "select").exists():
+        if marked(paths.done(r, "select")) is None:
             _explore_and_select(campaign, seeds, paths, r, driver, settings, used, say)
-        if json.loads(paths.done(r, "select").read_text())["selected"] == 0:
+        if marked(paths.done(r, "select"))["selected"] == 0:
             say(f"round {r}: nothing new worth labelling; stopping")
             break
-        if not paths.done(r, "label").exists():
+        if marked(paths.done(r, "label")) is None:
             _label(campaign, paths, r, dataset, settings, say)
-        if not paths.done(r, "train").exists():
+        if marked(paths.done(r, "train")) is None:
             _train(campaign, paths, r, dataset, say)
     return status(folder)
 
@@ -130,19 +133,18 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
 def preflight(campaign: Campaign, where: str = "campaign.yaml") -> None:
     """Check everything a run needs before its first side effect (a folder, a trajectory, a pending row):
     the driver, the oracle with its parameters, the label options and the training settings."""
-    from dael.explore import check_driver
     from dael.label import check_options
-    from dael.oracles import make_oracle
+    from dael.registry import check_calculator
     from dael.train import TrainSettings
 
     lab = campaign.label
     try:
-        check_driver(campaign.driver)
+        check_calculator(campaign.driver)
     except ValueError as exc:
         raise ValueError(f"{where}: driver: {exc}") from exc
     try:
         check_options(lab.workers, lab.timeout, lab.retries)
-        make_oracle(lab.oracle, **lab.params)
+        check_calculator(lab.oracle, **lab.params)
     except Exception as exc:  # an oracle's constructor may raise anything for bad parameters
         raise ValueError(f"{where}: label (oracle {lab.oracle!r}, params {lab.params}): {exc}") from exc
     try:

@@ -34,16 +34,10 @@ GPA = units.GPa
 """eV/Å³ per GPa."""
 
 
-def ase_stress(dS_dstrain: np.ndarray, volume: float) -> np.ndarray:
-    """(1/V)·∂S/∂ε in ASE's Voigt convention from dael's strain derivative (whose shear entries move ε_ab and
-    ε_ba together, i.e. twice ASE's symmetric-strain derivative)."""
-    return np.asarray(dS_dstrain) * np.array([1, 1, 1, 0.5, 0.5, 0.5]) / volume
-
-
 class EntropyBias(Calculator):
     """Driver energy minus k times an entropy of the configuration's fingerprints.
 
-    Subclasses implement `entropy(atoms, stress) -> (S, ∂S/∂r (n, 3), ∂S/∂ε (6,) dael Voigt)`.
+    Subclasses implement `entropy(atoms, stress) -> (S, ∂S/∂r (n, 3), ∂S/∂ε (6,) Voigt, ASE convention)`.
     After a calculation, results also hold 'entropy' (nats) and 'bias_energy' (eV) of this term.
     """
 
@@ -76,7 +70,7 @@ class EntropyBias(Calculator):
             "bias_energy": -self.k * s,
         }
         if want_stress:
-            self.results["stress"] = base["stress"] - self.k * ase_stress(ds_de, atoms.get_volume())
+            self.results["stress"] = base["stress"] - self.k * np.asarray(ds_de) / atoms.get_volume()
 
 
 class LocalEntropyBias(EntropyBias):

@@ -1,8 +1,9 @@
 """natx, the fixed fingerprint length of a run, from the equation of state (a campaign policy).
 
 A run fixes its fingerprint settings once, before any MD: natx must hold the largest sphere any snapshot will
-have. Given none (natx 0), it is `NATX_MARGIN` × the largest sphere of the seeds after compressing them to the
-run's highest pressure by a soft Murnaghan equation of state (`compressed_volume_ratio`).
+have. Given none (natx None; "auto" in the CLI and campaign.yaml), it is `NATX_MARGIN` × the largest sphere of
+the seeds after compressing them to the run's highest pressure by a soft Murnaghan equation of state
+(`compressed_volume_ratio`).
 """
 
 from __future__ import annotations
@@ -46,10 +47,10 @@ def padded_settings(structures: Atoms | Sequence[Atoms], cutoff: float = 5.0, or
     return FingerprintSettings(float(cutoff), int(np.ceil(margin * largest)), orbital)
 
 
-def run_settings(structures: Atoms | Sequence[Atoms], cutoff: float, natx: int, orbital: str = "s",
+def run_settings(structures: Atoms | Sequence[Atoms], cutoff: float, natx: int | None, orbital: str = "s",
                  pressure: float = 0.0) -> FingerprintSettings:
-    """Settings for a run: natx as given, or (natx 0) NATX_MARGIN × the largest sphere of `structures`
-    compressed to `pressure` (GPa)."""
-    if natx:
+    """Settings for a run: natx as given, or (None: automatic) NATX_MARGIN × the largest sphere of
+    `structures` compressed to `pressure` (GPa)."""
+    if natx is not None:
         return FingerprintSettings(cutoff, natx, orbital)
     return padded_settings(structures, cutoff, orbital, pressure=pressure)

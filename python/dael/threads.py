@@ -1,4 +1,5 @@
-"""Thread count of dael's native (rayon) work; 0 means RAYON_NUM_THREADS or all cores."""
+"""Thread counts: of dael's native (rayon) work (0 means RAYON_NUM_THREADS or all cores), of child and
+worker processes (one helper each)."""
 
 import os
 
@@ -29,3 +30,25 @@ def get_num_threads() -> int:
 def resolve(threads: int | None) -> int:
     """Per-call override, falling back to the configured default."""
     return _threads if threads is None else _checked(threads, "threads")
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS")
+"""The environment variables that set the thread pools of OpenMP, BLAS and rayon (native dael)."""
+
+
+def thread_env(threads: int, **extra: str) -> dict[str, str]:
+    """Environment for a child process: this one's, with `threads` threads for OpenMP, BLAS and rayon, and
+    the `extra` variables."""
+    return {**os.environ, **{k: str(threads) for k in THREAD_VARIABLES}, **extra}
+
+
+def limit_process(threads: int) -> None:
+    """Give this whole process `threads` threads (OpenMP/BLAS variables for libraries loaded later, dael's
+    rayon calls, torch if installed). For worker processes only: it changes global state."""
+    os.environ.update({k: str(threads) for k in THREAD_VARIABLES})
+    set_num_threads(threads)
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(threads)

@@ -78,7 +78,8 @@ pub struct Output {
     pub pairs: Vec<[i64; 2]>,
     /// (n_entries, 3, len) in 1/Å.
     pub grad: Vec<f64>,
-    /// (n_atoms, 6, len) strain derivative Σ_s ∂fp_i/∂r_{s,α} (r_s − r_i)_β, Voigt xx yy zz yz xz xy.
+    /// (n_atoms, 6, len) strain derivative ½ Σ_s [∂fp_i/∂r_{s,α} (r_s − r_i)_β + (α ↔ β)], Voigt xx yy zz yz xz
+    /// xy, in ASE's convention (by the symmetric strain tensor: σ_αβ = (1/V) ∂E/∂ε_αβ).
     pub strain: Vec<f64>,
     /// Sphere size (atoms incl. the centre) of each atom.
     pub sphere: Vec<i64>,
@@ -416,7 +417,9 @@ fn centre_gradient(i: usize, sphere: &Sphere, grads: &[Vec<[f64; 3]>], len: usiz
             }
             if stress {
                 for (v, &(a, b)) in VOIGT.iter().enumerate() {
-                    let e = if a == b { g[a] * x[a] } else { g[a] * x[b] + g[b] * x[a] };
+                    // ASE's convention: the derivative by the symmetric strain ε_ab = ε_ba (half the
+                    // derivative by a move of both), so σ = (1/V)·∂E/∂ε with no factor for shears
+                    let e = if a == b { g[a] * x[a] } else { 0.5 * (g[a] * x[b] + g[b] * x[a]) };
                     strain[v * len + q] += e;
                 }
             }

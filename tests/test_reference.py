@@ -20,8 +20,9 @@ from ase.optimize import BFGS
 from ase.units import GPa
 from scipy.spatial.transform import Rotation
 
-from dael.oracles import make_oracle
-from dael.reference import ReferenceCalculator, _import_lammps, reference_calculator
+from dael.lammps import import_lammps
+from dael.reference import ReferenceCalculator, reference_calculator
+from dael.registry import make_calculator
 
 from conftest import skewed
 
@@ -29,7 +30,7 @@ from conftest import skewed
 @pytest.fixture(scope="module", autouse=True)
 def _lammps() -> None:
     try:
-        _import_lammps()
+        import_lammps()
     except ImportError as exc:  # pragma: no cover
         pytest.skip(f"LAMMPS unavailable: {exc}")
 
@@ -238,7 +239,7 @@ def test_open_boundaries_equal_large_vacuum_box(system: str, calcs) -> None:
 
 def test_calculator_reuse_equals_fresh_calculator(calcs) -> None:
     """One LAMMPS instance serves structures of different sizes, cells and compositions."""
-    shared = make_oracle("reference")
+    shared = make_calculator("reference")
     seq = [
         bulk("Si", "diamond", a=5.43, cubic=True),
         bulk("Si", "diamond", a=5.5) * (2, 1, 1),
@@ -300,15 +301,15 @@ def test_errors_for_bad_structures(calcs) -> None:
     assert np.isfinite(fine.get_potential_energy())  # the calculator survives the error
 
 
-def test_make_oracle() -> None:
-    assert isinstance(make_oracle("reference"), ReferenceCalculator)
-    assert make_oracle("reference", system="NaCl").system == "NaCl"
-    emt = make_oracle("ase:ase.calculators.emt:EMT")
+def test_make_calculator() -> None:
+    assert isinstance(make_calculator("reference"), ReferenceCalculator)
+    assert make_calculator("reference", system="NaCl").system == "NaCl"
+    emt = make_calculator("ase:ase.calculators.emt:EMT")
     atoms = bulk("Cu", "fcc", a=3.6)
     atoms.calc = emt
     assert np.isfinite(atoms.get_potential_energy())
     for name, match in [
-        ("nope", "unknown oracle"),
+        ("nope", "unknown calculator"),
         ("vasp", "needs the command"),
         ("qe", "needs the command"),
         ("ase:no_such_module_xyz:Calc", "cannot import"),
@@ -317,11 +318,11 @@ def test_make_oracle() -> None:
         ("ase:emt", "expected the form"),
     ]:
         with pytest.raises(ValueError, match=match):
-            make_oracle(name)
+            make_calculator(name)
     with pytest.raises(ValueError, match="unknown reference system"):
-        make_oracle("reference", system="Fe")
+        make_calculator("reference", system="Fe")
     with pytest.raises(ValueError, match="only 'system'"):
-        make_oracle("reference", xc="PBE")
+        make_calculator("reference", xc="PBE")
 
 
 def test_works_without_ld_library_path() -> None:
@@ -335,3 +336,20 @@ def test_works_without_ld_library_path() -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert float(out.stdout.split()[-1]) == pytest.approx(-8.05, abs=0.05)
+
+
+def test_one_registry_for_drivers_oracles_and_models(tmp_path) -> None:
+    """Every role (explore --driver, label --oracle, distill --teacher, campaign.yaml) parses names in
+    dael.registry: the same name gives the same calculator or the same error everywhere."""
+    from dael.registry import check_calculator
+
+    check_calculator("reference", system="Si")
+    check_calculator(" Reference ")
+    for name, match in [("allegro:", "unknown calculator"), (f"allegro:{tmp_path}/none", "does not exist"),
+                        ("ase:emt", "expected the form")]:
+        with pytest.raises(ValueError, match=match):
+            check_calculator(name)
+    with pytest.raises(ValueError, match="takes no parameters"):
+        check_calculator(f"allegro:{tmp_path}", compile=True)
+    with pytest.raises(ValueError, match="only 'system'"):
+        check_calculator("reference", xc="PBE")

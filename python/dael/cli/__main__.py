@@ -1,0 +1,5 @@
+"""`python -m dael.cli ...` runs the `dael` command line."""
+
+from dael.cli import app
+
+app()

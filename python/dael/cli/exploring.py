@@ -1,0 +1,139 @@
+"""Commands that run MD: `dael explore`, `dael distill`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from dael.campaign import K_GLOBAL
+from dael.checks import natx_value, number
+from dael.cli.common import Device, _read, app, checked, console, done, errors, fail
+from dael.distill import DistillSettings
+from dael.window import WINDOW
+
+
+@app.command()
+def explore(
+    seeds: Annotated[list[Path], typer.Argument(help="seed structures, one phase each (atoms.info['phase'] "
+                                                     "or the file name)")],
+    out: Annotated[Path, typer.Option(help="output folder (resumable)")] = Path("explore"),
+    driver: Annotated[str, typer.Option(help="reference | chgnet | sevennet | allegro:PATH | ase:module:Class")]
+    = "chgnet",
+    pressure: Annotated[list[float], typer.Option(help="pressures, GPa (repeat the option)")] = [0.0],  # noqa: B006
+    temperature: Annotated[list[float], typer.Option(help="temperatures, K")] = [300.0],  # noqa: B006
+    k_global: Annotated[list[float], typer.Option(help="global-entropy bias strengths: k_B·T per atom with "
+                                                       "--bias-scale kT, eV with paper")] = [K_GLOBAL],  # noqa: B006
+    k_local: Annotated[list[float], typer.Option(help="local-entropy bias strengths, eV")] = [0.0],  # noqa: B006
+    bias_scale: Annotated[str, typer.Option(help="'kT' (size-independent, k in k_B·T per atom) or 'paper' "
+                                                 "(E − k·log det, k in eV)")] = "kT",
+    window: Annotated[float, typer.Option(help="energy window on candidates, eV/atom above the thermal "
+                                               "expectation (0: off)")] = WINDOW,
+    mode: Annotated[str, typer.Option(help="'dual' (each snapshot in the mode its disorder calls for), 'atom' "
+                                           "or 'config'")] = "dual",
+    ensemble: Annotated[str, typer.Option(help="'nvt' (Langevin) or 'npt' (MTK)")] = "nvt",
+    steps: Annotated[int, typer.Option(help="biased MD steps per trajectory")] = 1000,
+    snapshots: Annotated[int, typer.Option(help="snapshots per trajectory")] = 10,
+    dt: Annotated[float, typer.Option(help="time step, fs")] = 1.0,
+    friction: Annotated[float, typer.Option(help="Langevin friction, 1/fs")] = 0.01,
+    relax_steps: Annotated[int, typer.Option(help="FIRE steps of the relaxation under pressure")] = 200,
+    thermalize: Annotated[int, typer.Option(help="unbiased MD steps before the biased run")] = 100,
+    random: Annotated[bool, typer.Option(help="random-MD baseline: k = 0, random snapshot steps")] = False,
+    dataset: Annotated[Path | None, typer.Option(help="ASE database of the labelled dataset")] = None,
+    state: Annotated[Path | None, typer.Option(help="saved entropy state instead of --dataset")] = None,
+    min_gain: Annotated[float, typer.Option(help="smallest entropy gain ΔH to accept, nats")] = 0.01,
+    workers: Annotated[int, typer.Option(help="trajectories run in parallel (one thread each)")] = 1,
+    cutoff: Annotated[float, typer.Option(help="fingerprint sphere radius, Å")] = 5.0,
+    natx: Annotated[str, typer.Option(help="atoms per sphere, or 'auto': 1.5× the largest sphere of the seeds "
+                                           "compressed to the highest pressure")] = "auto",
+    eps: Annotated[float, typer.Option(help="ε added to the covariance diagonal")] = 1e-3,
+    seed: Annotated[int, typer.Option(help="random seed of the first trajectory")] = 0,
+) -> None:
+    """Entropy-biased MD over phases × pressures × temperatures × k; snapshots through the global filter."""
+    from dael.explore import Explorer, grid
+    from dael.md import MDSettings
+    from dael.natx import run_settings
+    from dael.registry import check_calculator
+    from dael.screen import dataset_state
+
+    structures = _read(seeds, ":")
+    phases = {}
+    for n, atoms in enumerate(structures):
+        name = str(atoms.info.get("phase", seeds[0].stem if len(structures) == 1 else f"seed{n}"))
+        phases[name if name not in phases else f"{name}{n}"] = atoms
+    with checked():  # every option and grid point is checked before anything runs or is written
+        check_calculator(driver)
+        number("--min-gain", min_gain, infinite=True)
+        number("--workers", workers, low=1, integer=True)
+        md = MDSettings(temperature=temperature[0], ensemble=ensemble, steps=steps, snapshots=snapshots,
+                        dt=dt, friction=friction, thermalize=thermalize, relax_steps=relax_steps)
+        settings = run_settings(structures, cutoff, natx_value(natx), "s", max(pressure, default=0.0))
+        current = dataset_state(dataset, state, mode, eps, settings, 500, adopt=natx_value(natx) is None,
+                                say=console.print)
+        settings = current.settings or settings
+        if bias_scale not in ("kT", "paper"):
+            raise ValueError(f"--bias-scale must be 'kT' or 'paper'; got {bias_scale!r}")
+        number("--window (eV/atom, 0: off)", window, low=0)
+        jobs = grid(phases, pressure, temperature, k_global, k_local, md, random_baseline=random, seed=seed,
+                    bias_scale=bias_scale)
+        explorer = Explorer(driver, current, out, min_gain, workers, settings, window=window or None)
+        with console.status(Text(f"exploring: {len(jobs)} trajectories")) as status:
+            result = explorer.run(jobs, lambda e: status.update(Text(
+                f"{e['name']}: {e['status']}, {e['accepted']}/{e['snapshots']} accepted")))
+    stopped = [t for t in result.trajectories if t["status"] != "ok"]
+    for t in stopped:
+        errors.print(f"{t['name']}: {t['status']}")
+    failed = sum(t["status"].startswith("failed") for t in stopped)
+    console.print(f"{len(result.trajectories)} trajectories ({len(stopped)} stopped early, {failed} failed), "
+                  f"{result.accepted} snapshots accepted -> {out}/accepted.extxyz (all in {out}/snapshots.extxyz); "
+                  f"log det {result.state.logdet:.3f} nats")
+    done(failed)
+
+
+_DISTILL = DistillSettings()
+
+
+@app.command()
+def distill(
+    system: Annotated[str, typer.Argument(help="preset (Si, C, NaCl) or a campaign folder")],
+    teacher: Annotated[str, typer.Option(help="chgnet | sevennet | allegro:PATH | ase:module:Class | reference")]
+    = "chgnet",
+    out: Annotated[Path, typer.Option(help="folder of the base model (resumable)")] = Path("base"),
+    device: Device = "cpu",
+    epochs: Annotated[int, typer.Option(help="most training epochs")] = _DISTILL.epochs,
+    steps: Annotated[int, typer.Option(help="MD steps per trajectory (0: the campaign's)")] = 0,
+    snapshots: Annotated[int, typer.Option(help="snapshots per trajectory (0: the campaign's)")] = 0,
+    repeats: Annotated[int, typer.Option(help="MD seeds per phase, pressure and temperature")] = _DISTILL.repeats,
+    rattles: Annotated[int, typer.Option(help="rattled copies (0.05-0.15 Å) per relaxed phase and pressure")]
+    = _DISTILL.rattles,
+    strains: Annotated[int, typer.Option(help="random strains (up to ±10 %) per relaxed phase and pressure")]
+    = _DISTILL.strains,
+    r_max: Annotated[float, typer.Option(help="cutoff of the base, Å")] = _DISTILL.r_max,
+    l_max: Annotated[int, typer.Option(help="largest rotation order of the base")] = _DISTILL.l_max,
+    num_layers: Annotated[int, typer.Option(help="Allegro layers")] = _DISTILL.num_layers,
+    scalar_features: Annotated[int, typer.Option(help="scalar features")] = _DISTILL.num_scalar_features,
+    tensor_features: Annotated[int, typer.Option(help="tensor features")] = _DISTILL.num_tensor_features,
+    workers: Annotated[int, typer.Option(help="MD trajectories in parallel (0: the campaign's)")] = 0,
+    threads: Annotated[int, typer.Option(help="torch threads of training and timing")] = _DISTILL.threads,
+) -> None:
+    """Distil a teacher (foundation model or any ASE calculator) into an Allegro base: broad random MD, melts,
+    strains and rattles labelled by the teacher, a 10 % holdout; writes model.nequip.zip and distill.json
+    (errors against the teacher, speed of both). Fine-tune it with `--from OUT` or campaign.yaml's train.base."""
+    from dael.campaign import load_or_preset
+    from dael.distill import distill as run_distill
+
+    settings = DistillSettings(epochs=epochs, steps=steps or None, snapshots=snapshots or None, repeats=repeats,
+                               rattles=rattles, strains=strains, r_max=r_max, l_max=l_max, num_layers=num_layers,
+                               num_scalar_features=scalar_features, num_tensor_features=tensor_features,
+                               workers=workers or None, threads=threads, device=device)
+    try:
+        campaign, seeds = load_or_preset(system)
+        result = run_distill(campaign, seeds, out, teacher, settings,
+                             say=lambda line: console.print(line, markup=False, highlight=False))
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"base model: {out / result['model']} (errors and timings: {out / 'distill.json'})")
+
+

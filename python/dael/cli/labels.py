@@ -1,0 +1,207 @@
+"""Commands on the dataset: `dael label`, `dael export`, `dael train`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from dael.checks import output_file
+from dael.cli.common import Device, _read, app, console, done, errors, fail
+
+
+@app.command()
+def train(
+    db: Annotated[Path, typer.Option(help="labelled dataset: a dael dataset (its labelled rows but the 'test' "
+                                           "ones), an ASE database or extxyz")],
+    out: Annotated[Path, typer.Option(help="model directory to create (e.g. models/round-03)")],
+    from_: Annotated[str | None, typer.Option(
+        "--from", help="warm start: a local .nequip.zip (foundation model or previous round), a .ckpt or a "
+                       "dael model directory; hub ids are not fetched")] = None,
+    epochs: Annotated[int, typer.Option(help="most epochs (early stopping may end sooner)")] = 200,
+    seed: Annotated[int, typer.Option(help="seed of the split, shuffling and initialisation")] = 0,
+    test: Annotated[Path | None, typer.Option(
+        help="extra labelled structures to evaluate on (of a dael dataset: its 'test' rows)")] = None,
+    lr: Annotated[float | None, typer.Option(help="learning rate (default: 1e-2 new, 3e-3 warm)")] = None,
+    stress_weight: Annotated[float, typer.Option(help="loss weight of stress (energy, forces: 1)")] = 100.0,
+    val_fraction: Annotated[float, typer.Option(help="share of structures held out for validation")] = 0.1,
+    threads: Annotated[int, typer.Option(help="torch/OpenMP threads of the training process")] = 1,
+    device: Device = "cpu",
+    overwrite: Annotated[bool, typer.Option(help="replace a previous run in --out")] = False,
+) -> None:
+    """Train an Allegro potential on a labelled dataset (new, or fine-tuned with --from); writes the model
+    directory with model.nequip.zip and metrics.json."""
+    from dael.train import TrainSettings
+    from dael.train import train as run
+
+    try:
+        settings = TrainSettings(epochs=epochs, seed=seed, lr=lr, stress_weight=stress_weight,
+                                 val_fraction=val_fraction, threads=threads, device=device)
+        result = run(db, out, parent=from_, settings=settings, test=test, overwrite=overwrite,
+                     progress=console.print)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        raise fail(str(exc)) from exc
+    table = Table(title=f"Errors of {result.package} (MAE / RMSE)")
+    for col in ("set", "structures", "E meV/atom", "F meV/Å", "S meV/Å³"):
+        table.add_column(col, justify="right" if col != "set" else "left")
+    for name in ("validation", "validation_baseline", "test", "test_baseline"):
+        if name in result.metrics:
+            m = result.metrics[name]
+            cells = [f"{m[f'{q}_mae']:.{d}f} / {m[f'{q}_rmse']:.{d}f}" if m[f"{q}_mae"] is not None else "n/a"
+                     for q, d in (("energy", 2), ("force", 1), ("stress", 2))]
+            table.add_row(name.replace("_", " "), str(m["structures"]), *cells)
+    console.print(table)
+
+
+def _oracle_params(items: list[str] | None) -> dict:
+    """``--param key=value`` pairs; a value is JSON when it parses (500, true, {"Si": ...}), else text."""
+
+    params = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise fail(f"--param {item!r}: expected key=value, e.g. --param system=Si or --param ecut=500")
+        try:
+            params[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key.strip()] = value
+    return params
+
+
+def _fingerprint_option(text: str | None):
+    """``CUTOFF,NATX,ORBITAL`` (e.g. 5.0,50,s) as FingerprintSettings; None when not given."""
+    from dael.fingerprint import FingerprintSettings
+
+    if text is None:
+        return None
+    parts = text.split(",")
+    try:
+        return FingerprintSettings(float(parts[0]), int(parts[1]), parts[2].strip())
+    except (IndexError, ValueError) as exc:
+        raise ValueError(f"--fingerprint {text!r}: expected CUTOFF,NATX,ORBITAL (5.0,50,s); {exc}") from None
+
+
+@app.command("label")
+def label_(
+    db: Annotated[Path, typer.Option(help="the dataset: an ASE SQLite database (.db), created if missing")],
+    candidates: Annotated[list[Path] | None, typer.Argument(
+        help="candidate files (extxyz, ASE db, ...); none: only label the pending rows")] = None,
+    oracle: Annotated[str, typer.Option(help="reference | gpaw | vasp | qe | ase:module:Class (any name of "
+                                                  "dael.registry)")]
+    = "reference",
+    param: Annotated[list[str] | None, typer.Option(
+        help="oracle parameter key=value (value read as JSON, else text); repeatable")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="worker processes, 1 OpenMP thread each (0: this process) [default: 1]")] = None,
+    dask: Annotated[str | None, typer.Option(
+        help="Dask scheduler address (e.g. a dask-jobqueue SLURMCluster's), or 'local'")] = None,
+    source: Annotated[str, typer.Option(help="entropy | random | anchor | test")] = "entropy",
+    round_: Annotated[int, typer.Option("--round", help="active-learning round")] = 0,
+    campaign: Annotated[str, typer.Option(help="campaign name")] = "default",
+    timeout: Annotated[float | None, typer.Option(help="seconds per oracle call [default: no limit]")] = None,
+    retries: Annotated[int, typer.Option(help="extra calls after a failure that is not bad input")] = 0,
+    retry_failed: Annotated[bool, typer.Option(help="put this oracle's failed rows back to pending")] = False,
+    relabel_failed: Annotated[bool, typer.Option(
+        help="give every failed row, whatever oracle failed on it, to this --oracle/--param (pending)")] = False,
+    relabel_pending: Annotated[bool, typer.Option(
+        help="give the rows pending for other oracles to this --oracle/--param")] = False,
+    fingerprint: Annotated[str | None, typer.Option(
+        help="fingerprint settings the selection used, CUTOFF,NATX,ORBITAL (e.g. 5.0,50,s)")] = None,
+) -> None:
+    """Label candidate structures with an oracle into the dataset; rerun the same command to resume."""
+    from collections import Counter
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from dael.dataset import SOURCES, Dataset, oracle_spec
+    from dael.label import check_options, label_dataset
+    from dael.registry import check_calculator
+
+    params = _oracle_params(param)
+    if workers is not None and dask is not None:
+        raise fail("give --workers or --dask, not both")
+    workers = 1 if workers is None else workers
+    if not candidates and not db.exists():
+        raise fail(f"{db} does not exist yet: give the candidate files to label")
+    try:  # everything is checked before the dataset is touched
+        check_options(workers, timeout, retries)
+        if source not in SOURCES:
+            raise ValueError(f"--source must be one of {', '.join(SOURCES)}; got {source!r}")
+        settings = _fingerprint_option(fingerprint)
+        check_calculator(oracle, **params)
+        dataset = Dataset(db)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    structures = _read(candidates, ":") if candidates else []
+    spec = oracle_spec(oracle, params)
+    try:
+        added = dataset.add(structures, oracle=spec, campaign=campaign, round=round_, source=source,
+                            fingerprint=settings)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    if retry_failed:
+        dataset.retry_failed(spec)
+    statuses = ("failed",) * relabel_failed + ("pending",) * relabel_pending
+    if statuses:
+        moved = dataset.reassign(spec, statuses) + (dataset.retry_failed(spec) if relabel_failed else 0)
+        console.print(f"{moved} {' and '.join(statuses)} rows given to {spec}")
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(f"labelling with {oracle}", total=None)
+        try:
+            summary = label_dataset(
+                dataset, oracle, params, workers=workers, dask=dask, timeout=timeout, retries=retries,
+                progress=lambda s, total: bar.update(task, total=total, completed=s.labeled + s.failed,
+                                                     description=f"labelling, {s.failed} failed"))
+        except KeyboardInterrupt:
+            bar.stop()
+            errors.print("interrupted: every finished label is saved; rerun the same command to resume")
+            raise typer.Exit(130) from None
+        except (OSError, RuntimeError) as exc:  # no Dask scheduler there, workers that cannot start
+            bar.stop()
+            raise fail(f"labelling stopped ({exc}); finished labels are saved, rerun to resume") from exc
+    counts = dataset.counts()
+    rate = (summary.labeled + summary.failed) / max(summary.seconds, 1e-9)
+    console.print(f"{summary.labeled} labeled, {summary.failed} failed, {len(added.duplicates)} duplicates "
+                  f"skipped, {summary.seconds:.1f} s ({rate:.1f} structures/s) -> {db} (rows: "
+                  f"{counts['labeled']} labeled, {counts['failed']} failed, {counts['pending']} pending)")
+    for message, n in Counter(summary.errors).most_common(3):
+        console.print(Text.assemble((f"  {n} failed: ", "yellow"), message))
+    if summary.failed:
+        console.print("  after fixing the cause, --retry-failed labels them again with this oracle, "
+                      "--relabel-failed with the --oracle/--param given")
+    if counts["pending"]:
+        others = sorted({a.info["oracle"] for a in dataset.structures("pending")})
+        console.print(f"  {counts['pending']} rows wait for other oracles ({'; '.join(others)}): rerun with "
+                      "that --oracle and --param, or give them to this one with --relabel-pending")
+    done(summary.failed)
+
+
+@app.command()
+def export(
+    db: Annotated[Path, typer.Option(help="the dataset (ASE database)")],
+    out: Annotated[Path, typer.Option(help="extxyz with energy, forces, stress (nequip reads it as is)")]
+    = Path("train.extxyz"),
+    status: Annotated[str, typer.Option(help="labeled | pending | failed | all")] = "labeled",
+    source: Annotated[list[str] | None, typer.Option(help="only rows of this source; repeatable")] = None,
+    campaign: Annotated[str | None, typer.Option(help="only rows of this campaign")] = None,
+    round_: Annotated[int | None, typer.Option("--round", help="only rows of this round")] = None,
+) -> None:
+    """Write dataset rows to an extxyz training file."""
+    from dael.dataset import Dataset
+
+    if not db.is_file():
+        raise fail(f"{db}: no such dataset")
+    query = {k: v for k, v in {"campaign": campaign, "round": round_}.items() if v is not None}
+    try:
+        output_file(out)
+        n = Dataset(db).export(out, None if status == "all" else status, source, **query)
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"{n} structures -> {out}")
+
+
