@@ -29,16 +29,16 @@ def test_presets_round_trip(system, tmp_path):
 def test_natx_covers_the_highest_pressure():
     """natx of a preset run exceeds every sphere of the phases relaxed (reference oracle) at the grid's highest
     pressure by the thermal margin; the uncompressed seeds would not have given it."""
-    from dael.explore import make_driver
     from dael.fingerprint import fingerprint
     from dael.loop import fingerprint_settings
     from dael.md import relax
     from dael.natx import padded_settings
+    from dael.registry import make_calculator
 
     campaign, seeds = preset("NaCl"), phases("NaCl")
     p_max = max(campaign.explore.pressures)
     settings = fingerprint_settings(campaign, seeds)
-    relaxed = [relax(a, make_driver("reference"), p_max, fmax=0.05, steps=150) for a in seeds.values()]
+    relaxed = [relax(a, make_calculator("reference"), p_max, fmax=0.05, steps=150) for a in seeds.values()]
     largest = fingerprint(relaxed, cutoff=settings.cutoff, natx=None).settings.natx
     assert largest > max(fingerprint(list(seeds.values()), cutoff=settings.cutoff, natx=None).settings.natx, 27)
     assert settings.natx >= 1.5 * largest > padded_settings(list(seeds.values()), settings.cutoff).natx
@@ -173,7 +173,7 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
     if len(trained - filled) < 2:  # a size the saturated filter could not fill is named in the report
         assert "Sets a strategy could not fill" in report.read_text()
     assert {r["set"] for r in records} == {"holdout", "holdout-entropy", "holdout-random", "test", "test-900K",
-                                           "test-strain", "md"}
+                                           "test-strain", "transfer", "md"}
     evaluation = json.loads((tmp_path / "models" / "stream-fill-N16-d0" / "evaluation.json").read_text())
     kinds = [evaluation[k] for k in ("test-900K", "test-strain")]
     assert sum(k["structures"] for k in kinds) == evaluation["test"]["structures"]
@@ -182,13 +182,20 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
     union = evaluation["holdout"]["structures"]
     assert union == evaluation["holdout-entropy"]["structures"] + evaluation["holdout-random"]["structures"]
     assert 0 < evaluation["md"]["survived"] <= 1 and evaluation["md"]["energy_mae"] > 0
-    # the strategies see the explorer's tags (trajectory, step, energies) although the dataset does not keep them
+    # the strategies see the explorer's tags (trajectory, step, energies), kept with the dataset's rows
     from ase.io import read
 
     from dael.benchmark import _labelled
 
-    pools = {name: read(tmp_path / "pools" / f"{name}.extxyz", ":") for name in ("entropy", "random", "anchor", "test")}
+    names = ("entropy", "random", "anchor", "test", "transfer")
+    pools = {name: read(tmp_path / "pools" / f"{name}.extxyz", ":") for name in names}
     data = _labelled(campaign, pools, tmp_path, say=lambda line: None)
+    # transfer: 2×2×2 cells at conditions off the grid (0 GPa, 900 K → 5 GPa, 1035 K), never trained on
+    seed_atoms = {name: len(a) for name, a in phases("Si").items()}
+    assert len(data["transfer"]) == evaluation["transfer"]["structures"] == len(pools["transfer"]) > 0
+    assert all(len(a) == 8 * seed_atoms[a.info["phase"]] for a in data["transfer"])
+    assert {(a.info["pressure_GPa"], a.info["temperature_K"]) for a in data["transfer"]} == {(5.0, 1035.0)}
+    assert len(data["test"]) == evaluation["test"]["structures"]  # the test set holds no transfer structure
     assert all({"trajectory", "step", "driver_energy"} <= set(a.info) for a in data["entropy"])
     assert all(a.info["status"] == "labeled" for a in data["entropy"])
     trained = {p: p.stat().st_mtime for p in tmp_path.glob("models/*/model.nequip.zip")}

@@ -25,7 +25,7 @@ from dael.dataset import Dataset, oracle_spec, structure_hash
 from dael.dft import ESPRESSO_DEFAULTS, gpaw_parameters
 from dael.fingerprint import FingerprintSettings
 from dael.label import label, label_dataset
-from dael.oracles import make_oracle
+from dael.registry import make_calculator
 
 from conftest import skewed
 
@@ -63,7 +63,7 @@ def test_store_round_trip_refuses_duplicates_and_exports_for_nequip(tmp_path, rn
     assert again.duplicates == [0] and len(again.ids) == 1
     assert dataset.counts() == {"pending": 5} and len(dataset) == 5
 
-    oracle = make_oracle("reference")
+    oracle = make_calculator("reference")
     expected = {}
     for row_id, atoms in dataset.pending("reference"):
         atoms.calc = oracle
@@ -109,7 +109,7 @@ def test_executor_equals_direct_calls(rng):
     frames = candidates(rng)
     outcomes = list(label(frames, "reference", workers=2))
     assert sorted(o.index for o in outcomes) == list(range(len(frames)))
-    direct = {name: make_oracle("reference", system=name) for name in ("Si", "NaCl", "C")}
+    direct = {name: make_calculator("reference", system=name) for name in ("Si", "NaCl", "C")}
     for out in outcomes:
         assert out.ok and out.attempts == 1
         atoms = frames[out.index].copy()
@@ -229,7 +229,7 @@ def test_cli_label_and_export(tmp_path, rng):
 
     new = ["label", str(tmp_path / "c.extxyz"), "--db", str(tmp_path / "n.db")]
     bad = [
-        (new + ["--oracle", "nope"], "unknown oracle"),
+        (new + ["--oracle", "nope"], "unknown calculator"),
         (new + ["--param", "system"], "key=value"),
         (new + ["--param", "system=Fe"], "unknown reference system"),
         (new + ["--source", "md"], "--source"),
@@ -258,16 +258,16 @@ def test_dft_oracle_templates(tmp_path, monkeypatch):
     assert gpaw_parameters(["Si"], ecut=400, kpts=(2, 2, 2))["mode"]["ecut"] == 400 and \
         gpaw_parameters(["Si"], kpts=(2, 2, 2))["kpts"] == (2, 2, 2)
     with pytest.raises(ValueError, match="command"):
-        make_oracle("vasp")
+        make_calculator("vasp")
     with pytest.raises(ValueError, match="POTCAR"):
-        make_oracle("vasp", command="vasp_std")
-    vasp = make_oracle("vasp", command="vasp_std", pp=str(tmp_path), encut=520, directory=str(tmp_path / "v"))
+        make_calculator("vasp", command="vasp_std")
+    vasp = make_calculator("vasp", command="vasp_std", pp=str(tmp_path), encut=520, directory=str(tmp_path / "v"))
     assert vasp.parameters["encut"] == 520 and vasp.parameters["kspacing"] == 0.25
     with pytest.raises(ValueError, match="command"):
-        make_oracle("qe", pseudopotentials={"Si": "Si.upf"})
+        make_calculator("qe", pseudopotentials={"Si": "Si.upf"})
     with pytest.raises(ValueError, match="pseudopotentials"):
-        make_oracle("qe", command="pw.x", pseudo_dir=str(tmp_path))
-    qe = make_oracle("qe", command="pw.x", pseudo_dir=str(tmp_path), pseudopotentials={"Si": "Si.upf"},
+        make_calculator("qe", command="pw.x", pseudo_dir=str(tmp_path))
+    qe = make_calculator("qe", command="pw.x", pseudo_dir=str(tmp_path), pseudopotentials={"Si": "Si.upf"},
                      ecutwfc=60, directory=str(tmp_path / "run"))
     atoms = bulk("Si", "diamond", a=5.43)
     qe.write_inputfiles(atoms, ["energy", "forces", "stress"])
@@ -344,3 +344,19 @@ def test_one_reader_for_files_pools_and_datasets(tmp_path, rng):
         read_structures(failed.path)
     with pytest.raises(ValueError, match="missing.extxyz: no such file"):
         read_structures(tmp_path / "missing.extxyz")
+
+
+def test_rows_keep_the_explorers_tags_through_labelling(tmp_path, rng):
+    """Provenance: a candidate's atoms.info tags (phase, trajectory, step, gain, ...) come back with its row,
+    pending and labelled; the dataset's own keys win over a tag of the same name; arrays are not kept."""
+    atoms = skewed(bulk("Si", "diamond", a=5.43, cubic=True), rng, strain=0.01, rattle=0.05)
+    atoms.info.update(phase="diamond", trajectory="diamond-8GPa-1000K-k0.25", step=40, gain=np.float64(0.12),
+                      accepted=True, source="random", arr=np.arange(3))
+    db = Dataset(tmp_path / "d.db")
+    db.add([atoms], oracle="reference", source="entropy")
+    pending = next(db.structures(status="pending"))
+    assert pending.info["trajectory"] == "diamond-8GPa-1000K-k0.25" and pending.info["step"] == 40
+    label_dataset(db, "reference", workers=0)
+    (row,) = db.labelled()
+    assert row.info["phase"] == "diamond" and row.info["gain"] == 0.12 and row.info["accepted"] is True
+    assert row.info["source"] == "entropy" and "arr" not in row.info

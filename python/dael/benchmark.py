@@ -7,15 +7,18 @@ Protocol (`run_benchmark`), all in one folder, every stage resumable:
    trajectory, step and energies). *Random*: the same grid and step counts with k = 0 and snapshots at
    uniformly random steps (random MD). *Anchors*: each phase relaxed at each pressure, isotropic strains
    0.95/0.97/1.03/1.05, 300 K MD snapshots. *Test* (independent): plain MD at every phase/pressure/temperature
-   with other seeds, plus strains 0.92/1.08 of the relaxed phases.
+   with other seeds, plus strains 0.92/1.08 of the relaxed phases. *Transfer* (never seen, never tuned on):
+   plain MD of 2×2×2 supercells of the phases at pressures and temperatures off the grid (the midpoints and
+   15 % beyond the largest; `off_grid`), other seeds: how a potential carries to other cells and conditions.
 2. Everything is labelled by the campaign's oracle (one database, tagged by source).
 3. In-distribution holdouts: 10 % of each of the entropy and random pools, set aside before selection.
 4. Training sets per strategy and draw (`dael.strategies`; the default `stream` is what `dael run` labels).
 5. One model per (strategy, N, draw), trained identically (dael.train, from scratch, at least `epochs` and
    at least `min_steps` optimizer steps), run in parallel single-thread processes. Each is evaluated on the
    entropy pool's holdout, the random pool's holdout, their union, the test set and each kind of test
-   structure (thermal MD per temperature, strain probes), and by MD stability (`dael.stability`: 64-atom
-   cells at the hottest temperature and highest pressure); records.csv, then the report.
+   structure (thermal MD per temperature, strain probes), the transfer set, and by MD stability
+   (`dael.stability`: 64-atom cells at the hottest temperature and highest pressure); records.csv, then the
+   report.
 """
 
 from __future__ import annotations
@@ -34,12 +37,14 @@ from ase import Atoms
 
 from dael.campaign import Campaign
 from dael.entropy import GlobalEntropy
-from dael.files import write_atomic
+from dael.files import mark, marked, write_atomic
 from dael.fingerprint import fingerprint
 from dael.strategies import DEFAULT_STRATEGIES, DRAW_SHARE
 
 Say = Callable[[str], None]
-POOL_SOURCES = {"entropy": "entropy", "random": "random", "anchor": "anchor", "test": "test"}
+POOL_SOURCES = {"entropy": "entropy", "random": "random", "anchor": "anchor", "test": "test", "transfer": "test"}
+TRANSFER_REPEAT = (2, 2, 2)
+"""Supercell of each seed phase in the transfer set (8× the atoms the pools were explored with)."""
 
 def _pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, say: Say) -> dict[str, list]:
     """Explore (biased and plain), anchors and test structures; cached as extxyz in folder/pools."""
@@ -91,31 +96,68 @@ def _pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, 
             a.info["source"] = "test"
         write(path, test, format="extxyz")
     pools["test"] = read(path, ":")
+    path = out / "transfer.extxyz"
+    if not path.exists():
+        pressures, temperatures = off_grid(e.pressures, 5.0), off_grid(e.temperatures, 300.0)
+        say(f"benchmark: transfer set (2×2×2 cells; {', '.join(f'{p:g}' for p in pressures)} GPa × "
+            f"{', '.join(f'{t:g}' for t in temperatures)} K; new seeds)")
+        transfer_md = MDSettings(ensemble="nvt", steps=e.steps, snapshots=3, thermalize=e.thermalize,
+                                 relax_steps=e.relax_steps)
+        bigger = {name: atoms.repeat(TRANSFER_REPEAT) for name, atoms in seeds.items()}
+        jobs = grid(bigger, pressures, temperatures, [0.0], md=transfer_md, random_baseline=True,
+                    seed=campaign.seed + 77_000)
+        state = GlobalEntropy("atom", campaign.filter.eps, settings)
+        Explorer(campaign.driver, state, out / "transfer-md", min_gain=-np.inf, workers=e.workers).run(jobs)
+        transfer = read(out / "transfer-md" / "snapshots.extxyz", ":")
+        for a in transfer:
+            a.info["source"] = "test"
+        write(path, transfer, format="extxyz")
+    pools["transfer"] = read(path, ":")
     path = out / "md-starts.extxyz"
     if not path.exists():
-        from dael.oracles import make_oracle
+        from dael.registry import make_calculator
         from dael.stability import md_starts
 
-        oracle = make_oracle(campaign.label.oracle, **campaign.label.params)
+        oracle = make_calculator(campaign.label.oracle, **campaign.label.params)
         write(path, md_starts(seeds, oracle, max(e.pressures)), format="extxyz")
     return pools
 
 
 def _labelled(campaign: Campaign, pools: dict[str, list], folder: Path, say: Say) -> dict[str, list]:
     """Label every pool with the campaign's oracle (resumable); returns the labelled structures per pool."""
-    from dael.dataset import Dataset, oracle_spec
+    from dael.dataset import SOURCES, Dataset, oracle_spec
     from dael.label import label_dataset
 
     lab = campaign.label
     db = Dataset(folder / "labels.db")
     spec = oracle_spec(lab.oracle, lab.params)
-    if not (folder / "labels.done").exists():
+    done = marked(folder / "labels.done")
+    if done is None or not set(pools) <= set(done.get("pools", [])):  # a pool added since: label it too
         for name, structures in pools.items():
             db.add(structures, oracle=spec, campaign=campaign.name, source=POOL_SOURCES[name])
         say(f"benchmark: labelling {len(db.pending(spec))} structures with {lab.oracle}")
         label_dataset(db, lab.oracle, lab.params, workers=lab.workers, timeout=lab.timeout, retries=lab.retries)
-        (folder / "labels.done").write_text("done")
-    return {name: with_tags(pools[name], db.labelled(sources=[POOL_SOURCES[name]])) for name in pools}
+        mark(folder / "labels.done", {"labelled": len(db.labelled(sources=SOURCES)),
+                                      "pools": sorted(set(pools) | set((done or {}).get("pools", [])))})
+    rows = db.labelled(sources=SOURCES)
+    return {name: with_tags(pools[name], _of_pool(rows, pools[name])) for name in pools}
+
+
+def _of_pool(rows: list[Atoms], pool: list[Atoms]) -> list[Atoms]:
+    """The labelled rows of the structures in `pool` (two pools may share a dataset source)."""
+    from dael.dataset import structure_hash
+
+    hashes = {structure_hash(a) for a in pool}
+    return [a for a in rows if a.info["hash"] in hashes]
+
+
+def off_grid(values: list[float], step: float) -> list[float]:
+    """Conditions the pools never sampled: the midpoints of the sorted grid values and 15 % beyond the
+    largest (`step` beyond a largest value <= 0, e.g. a single pressure of 0 GPa)."""
+    grid_values = sorted(set(float(v) for v in values))
+    top = grid_values[-1]
+    beyond = top * 1.15 if top > 0 else top + step
+    return [0.5 * (a + b) for a, b in zip(grid_values, grid_values[1:], strict=False)] + [round(beyond, 1)]
 
 
 def with_tags(pool: list[Atoms], labelled: list[Atoms]) -> list[Atoms]:
@@ -212,7 +254,7 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     from dael.deploy import load_calculator, resolve_parent
     from dael.loop import fingerprint_settings
     from dael.metrics import evaluate
-    from dael.oracles import make_oracle
+    from dael.registry import make_calculator
     from dael.report import write_report
     from dael.stability import md_stability
     from dael.strategies import check_strategies
@@ -235,9 +277,9 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     train_settings = {"epochs": bench.epochs, "seed": campaign.seed, **campaign.train.settings}
     evaluation_sets = {"holdout-entropy": holdouts["entropy"], "holdout-random": holdouts["random"],
                        "holdout": holdouts["entropy"] + holdouts["random"], "test": data["test"],
-                       **by_test_kind(pools["test"], data["test"])}
+                       **by_test_kind(pools["test"], data["test"]), "transfer": data["transfer"]}
     starts = read(folder / "pools" / "md-starts.extxyz", ":")
-    oracle = make_oracle(campaign.label.oracle, **campaign.label.params)
+    oracle = make_calculator(campaign.label.oracle, **campaign.label.params)
 
     def one(job: tuple) -> list[dict]:
         strategy, d, n = job
@@ -247,7 +289,7 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
             settings = TrainSettings(**train_settings)
             settings.epochs = epochs_for(n, settings, bench.epochs, bench.min_steps)
             train(_members(sets[job], data), out, parent=parent, settings=settings, progress=None, overwrite=True)
-        result = json.loads(done.read_text()) if done.exists() else {}
+        result = marked(done) or {}
         missing = [name for name in [*evaluation_sets, "md"] if name not in result]
         if missing:  # a model evaluated by an earlier version of the benchmark gets the new sets only
             calc = load_calculator(out, device=train_settings.get("device", "cpu"))
@@ -255,7 +297,7 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
                 result[name] = (md_stability(calc, starts, oracle, max(e.temperatures), bench.md_steps,
                                              seed=campaign.seed)
                                 if name == "md" else evaluate(calc, evaluation_sets[name]))
-            write_atomic(done, json.dumps(result).encode())
+            mark(done, result)
         say(f"benchmark: {strategy} N={n} draw {d}: test E {result['test']['energy_mae']:.2f} meV/atom, "
             f"F {result['test']['force_mae']:.1f} meV/Å; MD survived {result['md']['survived']:.2f}")
         return [{"pool": strategy, "size": n, "draw": d, "set": which,
@@ -275,7 +317,7 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     sizes = {name: len(v) for name, v in data.items()}
     short = sorted({(s, n) for s in strategies for n in bench.sizes for d in range(bench.draws)
                     if (s, d, n) not in sets})
-    notes = [f"System {campaign.system}; oracle {campaign.label.oracle} (a stand-in for DFT, see dael.oracles); "
+    notes = [f"System {campaign.system}; oracle {campaign.label.oracle} (a stand-in for DFT, see dael.registry); "
              f"MD driver {campaign.driver}; bias {e.k_global} ({e.bias_scale} scale), energy window {e.window} "
              f"eV/atom; filter {campaign.filter.mode} mode, min gain {campaign.filter.min_gain}.",
              f"Pools (labelled structures): {sizes}; holdouts: entropy {len(holdouts['entropy'])}, random "

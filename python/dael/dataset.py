@@ -111,7 +111,9 @@ class Dataset:
             source: str = "entropy", fingerprint: FingerprintSettings | None = None) -> Added:
         """Write the structures not yet in the dataset as 'pending' rows, in one transaction.
 
-        Results already attached to a structure (e.g. a foundation model's energy) are not copied.
+        Results already attached to a structure (e.g. a foundation model's energy) are not copied; its
+        ``atoms.info`` tags (text, numbers, true/false: the explorer's phase, trajectory, step, driver energy,
+        gain, ...) are kept in the row's data and come back in ``atoms.info`` when it is read.
         ``oracle`` is the :func:`oracle_spec` of the oracle that will label them.
         """
         if source not in SOURCES:
@@ -138,7 +140,7 @@ class Dataset:
                     continue
                 seen.add(h)
                 bare = atoms.copy()  # drops any attached calculator
-                ids.append(self.db.write(bare, key_value_pairs={**keys, "hash": h}))
+                ids.append(self.db.write(bare, key_value_pairs={**keys, "hash": h}, data={"info": _tags(atoms)}))
         return Added(ids, duplicates)
 
     def pending(self, oracle: str | None = None) -> list[tuple[int, Atoms]]:
@@ -218,11 +220,12 @@ class Dataset:
             query["status"] = status
         if not self.path.exists():
             return
-        for row in self.db.select(include_data=False, sort="id", **query):
+        for row in self.db.select(sort="id", **query):
             if sources and row.get("source") not in sources:
                 continue
             atoms = row.toatoms()
-            atoms.info.update(row.key_value_pairs, id=row.id)
+            atoms.info.update(row.data.get("info", {}))
+            atoms.info.update(row.key_value_pairs, id=row.id)  # the dataset's own keys win
             yield atoms
 
     def labelled(self, sources: Sequence[str] = TRAINING_SOURCES) -> list[Atoms]:
@@ -283,6 +286,12 @@ def is_dataset(path: str | os.PathLike) -> bool:
     import ase.db
 
     return ase.db.connect(path, type="db").count("status") > 0
+
+
+def _tags(atoms: Atoms) -> dict[str, Any]:
+    """The scalar ``atoms.info`` entries (text, numbers, true/false) a row keeps as provenance."""
+    return {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in atoms.info.items()
+            if isinstance(v, str | int | float | bool | np.number | np.bool_)}
 
 
 def _reads_as_number(text: str) -> bool:
