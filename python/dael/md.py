@@ -19,6 +19,7 @@ returns its snapshots, stopping early with a recorded reason if the trajectory b
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -249,7 +250,9 @@ def relax(atoms: Atoms, calc: Calculator, pressure: float, fmax: float, steps: i
     atoms.calc = calc
     if steps > 0:
         cell_filter = FrechetCellFilter(atoms, scalar_pressure=pressure * GPA)
-        FIRE(cell_filter, logfile=None).run(fmax=fmax, steps=steps)
+        with warnings.catch_warnings():  # scipy's logm of a near-identity cell, accurate to 1e-12, warns
+            warnings.filterwarnings("ignore", message="logm result may be inaccurate")
+            FIRE(cell_filter, logfile=None).run(fmax=fmax, steps=steps)
     return atoms
 
 
