@@ -173,7 +173,7 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
     if len(trained - filled) < 2:  # a size the saturated filter could not fill is named in the report
         assert "Sets a strategy could not fill" in report.read_text()
     assert {r["set"] for r in records} == {"holdout", "holdout-entropy", "holdout-random", "test", "test-900K",
-                                           "test-strain", "transfer", "md"}
+                                           "test-strain", "transfer", "transfer-beyond", "md"}
     evaluation = json.loads((tmp_path / "models" / "stream-fill-N16-d0" / "evaluation.json").read_text())
     kinds = [evaluation[k] for k in ("test-900K", "test-strain")]
     assert sum(k["structures"] for k in kinds) == evaluation["test"]["structures"]
@@ -195,6 +195,7 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
     assert len(data["transfer"]) == evaluation["transfer"]["structures"] == len(pools["transfer"]) > 0
     assert all(len(a) == 8 * seed_atoms[a.info["phase"]] for a in data["transfer"])
     assert {(a.info["pressure_GPa"], a.info["temperature_K"]) for a in data["transfer"]} == {(5.0, 1035.0)}
+    assert evaluation["transfer-beyond"]["structures"] == evaluation["transfer"]["structures"]  # no midpoint
     assert len(data["test"]) == evaluation["test"]["structures"]  # the test set holds no transfer structure
     assert all({"trajectory", "step", "driver_energy"} <= set(a.info) for a in data["entropy"])
     assert all(a.info["status"] == "labeled" for a in data["entropy"])

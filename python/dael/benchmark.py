@@ -9,7 +9,8 @@ Protocol (`run_benchmark`), all in one folder, every stage resumable:
    0.95/0.97/1.03/1.05, 300 K MD snapshots. *Test* (independent): plain MD at every phase/pressure/temperature
    with other seeds, plus strains 0.92/1.08 of the relaxed phases. *Transfer* (never seen, never tuned on):
    plain MD of 2×2×2 supercells of the phases at pressures and temperatures off the grid (the midpoints and
-   15 % beyond the largest; `off_grid`), other seeds: how a potential carries to other cells and conditions.
+   15 % beyond the largest; `off_grid`), other seeds: how a potential carries to other cells and conditions;
+   evaluated whole and split into 'transfer-inside' (within the grid's ranges) and 'transfer-beyond'.
 2. Everything is labelled by the campaign's oracle (one database, tagged by source).
 3. In-distribution holdouts: 10 % of each of the entropy and random pools, set aside before selection.
 4. Training sets per strategy and draw (`dael.strategies`; the default `stream` is what `dael run` labels).
@@ -51,14 +52,12 @@ def _pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, 
     from ase.io import read, write
 
     from dael.explore import ANCHOR_STRAINS, Explorer, anchors, grid
-    from dael.md import MDSettings
 
     e, bench = campaign.explore, campaign.benchmark
     out = folder / "pools"
     out.mkdir(parents=True, exist_ok=True)
     pools: dict[str, list] = {}
-    md = MDSettings(ensemble=e.ensemble, steps=e.steps, snapshots=bench.snapshots, dt=e.dt, friction=e.friction,
-                    thermalize=e.thermalize, relax_steps=e.relax_steps)
+    md = e.md(snapshots=bench.snapshots)
     for name, random in (("entropy", False), ("random", True)):
         path = out / f"{name}.extxyz"
         if not path.exists():
@@ -84,34 +83,18 @@ def _pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, 
     path = out / "test.extxyz"
     if not path.exists():
         say("benchmark: independent test set")
-        test_md = MDSettings(ensemble="nvt", steps=e.steps, snapshots=5, thermalize=e.thermalize,
-                             relax_steps=e.relax_steps)
-        jobs = grid(seeds, e.pressures, e.temperatures, [0.0], md=test_md, random_baseline=True,
-                    seed=campaign.seed + 99_000)
-        state = GlobalEntropy("atom", campaign.filter.eps, settings)
-        Explorer(campaign.driver, state, out / "test-md", min_gain=-np.inf, workers=e.workers).run(jobs)
-        test = read(out / "test-md" / "snapshots.extxyz", ":")
+        test = _plain_md(campaign, seeds, e.pressures, e.temperatures, 5, 99_000, out / "test-md", settings)
         test += anchors(seeds, campaign.driver, e.pressures, strains=(0.92, 1.08), thermal=0)
-        for a in test:
-            a.info["source"] = "test"
-        write(path, test, format="extxyz")
+        write(path, _as_test(test), format="extxyz")
     pools["test"] = read(path, ":")
     path = out / "transfer.extxyz"
     if not path.exists():
         pressures, temperatures = off_grid(e.pressures, 5.0), off_grid(e.temperatures, 300.0)
         say(f"benchmark: transfer set (2×2×2 cells; {', '.join(f'{p:g}' for p in pressures)} GPa × "
             f"{', '.join(f'{t:g}' for t in temperatures)} K; new seeds)")
-        transfer_md = MDSettings(ensemble="nvt", steps=e.steps, snapshots=3, thermalize=e.thermalize,
-                                 relax_steps=e.relax_steps)
         bigger = {name: atoms.repeat(TRANSFER_REPEAT) for name, atoms in seeds.items()}
-        jobs = grid(bigger, pressures, temperatures, [0.0], md=transfer_md, random_baseline=True,
-                    seed=campaign.seed + 77_000)
-        state = GlobalEntropy("atom", campaign.filter.eps, settings)
-        Explorer(campaign.driver, state, out / "transfer-md", min_gain=-np.inf, workers=e.workers).run(jobs)
-        transfer = read(out / "transfer-md" / "snapshots.extxyz", ":")
-        for a in transfer:
-            a.info["source"] = "test"
-        write(path, transfer, format="extxyz")
+        transfer = _plain_md(campaign, bigger, pressures, temperatures, 3, 77_000, out / "transfer-md", settings)
+        write(path, _as_test(transfer), format="extxyz")
     pools["transfer"] = read(path, ":")
     path = out / "md-starts.extxyz"
     if not path.exists():
@@ -121,6 +104,28 @@ def _pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, 
         oracle = make_calculator(campaign.label.oracle, **campaign.label.params)
         write(path, md_starts(seeds, oracle, max(e.pressures)), format="extxyz")
     return pools
+
+
+def _plain_md(campaign: Campaign, phases: dict[str, Atoms], pressures: list[float], temperatures: list[float],
+              snapshots: int, seed: int, folder: Path, settings) -> list[Atoms]:
+    """Snapshots of plain NVT MD (random steps) of `phases` at every pressure (GPa) × temperature (K),
+    seeds offset by `seed` from the campaign's; run (resumably) in `folder`."""
+    from ase.io import read
+
+    from dael.explore import Explorer, grid
+
+    e = campaign.explore
+    jobs = grid(phases, pressures, temperatures, [0.0], md=e.md(ensemble="nvt", snapshots=snapshots),
+                random_baseline=True, seed=campaign.seed + seed)
+    state = GlobalEntropy("atom", campaign.filter.eps, settings)
+    Explorer(campaign.driver, state, folder, min_gain=-np.inf, workers=e.workers).run(jobs)
+    return read(folder / "snapshots.extxyz", ":")
+
+
+def _as_test(structures: list[Atoms]) -> list[Atoms]:
+    for a in structures:
+        a.info["source"] = "test"
+    return structures
 
 
 def _labelled(campaign: Campaign, pools: dict[str, list], folder: Path, say: Say) -> dict[str, list]:
@@ -213,6 +218,17 @@ def holdout_indices(data: dict[str, list], seed: int) -> dict[str, np.ndarray]:
     return {name: rng.permutation(len(data[name]))[: max(1, len(data[name]) // 10)] for name in ("entropy", "random")}
 
 
+def by_transfer_kind(labelled: list[Atoms], pressures: list[float], temperatures: list[float]
+                     ) -> dict[str, list[Atoms]]:
+    """The transfer structures split into 'transfer-inside' (pressure and temperature within the grid's
+    ranges: interpolation) and 'transfer-beyond' (either above the grid's largest: extrapolation)."""
+    groups: dict[str, list[Atoms]] = {"transfer-inside": [], "transfer-beyond": []}
+    for atoms in labelled:
+        beyond = atoms.info["pressure_GPa"] > max(pressures) or atoms.info["temperature_K"] > max(temperatures)
+        groups["transfer-beyond" if beyond else "transfer-inside"].append(atoms)
+    return {name: group for name, group in groups.items() if group}
+
+
 def by_test_kind(pool: list[Atoms], labelled: list[Atoms]) -> dict[str, list[Atoms]]:
     """The labelled test structures by kind: 'test-<T>K' (thermal MD at T) and 'test-strain' (0.92/1.08
     strains of the relaxed phases), matched to the unlabelled pool by content hash."""
@@ -277,7 +293,8 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     train_settings = {"epochs": bench.epochs, "seed": campaign.seed, **campaign.train.settings}
     evaluation_sets = {"holdout-entropy": holdouts["entropy"], "holdout-random": holdouts["random"],
                        "holdout": holdouts["entropy"] + holdouts["random"], "test": data["test"],
-                       **by_test_kind(pools["test"], data["test"]), "transfer": data["transfer"]}
+                       **by_test_kind(pools["test"], data["test"]), "transfer": data["transfer"],
+                       **by_transfer_kind(data["transfer"], e.pressures, e.temperatures)}
     starts = read(folder / "pools" / "md-starts.extxyz", ":")
     oracle = make_calculator(campaign.label.oracle, **campaign.label.params)
 

@@ -18,6 +18,7 @@ from ase import Atoms
 from ase.build import bulk
 
 from dael.checks import AUTO, natx_value, number
+from dael.md import MDSettings
 from dael.window import WINDOW
 
 CONFIG = "campaign.yaml"
@@ -85,6 +86,12 @@ class Explore:
     dt: float = 1.0
     friction: float = 0.01
     workers: int = 2
+
+    def md(self, **overrides: Any) -> MDSettings:
+        """The MD settings of one trajectory of this grid (each grid point sets temperature and pressure),
+        with `overrides` (e.g. snapshots=25): the one place campaign settings become MD settings."""
+        keys = ("ensemble", "steps", "snapshots", "thermalize", "relax_steps", "dt", "friction")
+        return MDSettings(**{**{k: getattr(self, k) for k in keys}, **overrides})
 
 
 @dataclass

@@ -205,11 +205,9 @@ def _explore(campaign: Any, seeds: dict[str, Atoms], teacher: str, folder: Path,
     from dael.entropy import GlobalEntropy
     from dael.explore import Explorer, grid
     from dael.loop import fingerprint_settings
-    from dael.md import MDSettings
 
     e = campaign.explore
-    md = MDSettings(ensemble=e.ensemble, steps=s.steps or e.steps, snapshots=s.snapshots or e.snapshots, dt=e.dt,
-                    friction=e.friction, thermalize=e.thermalize, relax_steps=e.relax_steps)
+    md = e.md(steps=s.steps or e.steps, snapshots=s.snapshots or e.snapshots)
     jobs = [job for rep in range(s.repeats)
             for job in grid(seeds, e.pressures, e.temperatures, [0.0], md=md, random_baseline=True,
                             seed=campaign.seed + 10_000 * rep)]

@@ -19,7 +19,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field, replace
 from itertools import product
 from pathlib import Path
@@ -34,7 +34,7 @@ from dael.entropy import GlobalEntropy
 from dael.files import concat_files, write_extxyz
 from dael.fingerprint import FingerprintSettings, fingerprint
 from dael.md import GlobalEntropyBias, LocalEntropyBias, MDSettings, relax, run_md
-from dael.pools import init_worker
+from dael.pools import process_pool
 from dael.registry import make_calculator
 from dael.window import in_window
 
@@ -201,12 +201,7 @@ class Explorer:
         return result
 
     def _parallel(self, todo: list[Job], log, result: ExploreResult, progress) -> None:
-        import multiprocessing
-
-        ctx = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=init_worker,
-                                   initargs=(1, os.getpid()))
-        with pool:
+        with process_pool(self.workers) as pool:
             queue = list(todo)
             running = set()
             while queue or running:

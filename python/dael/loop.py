@@ -38,7 +38,6 @@ from dael.checks import natx_value
 from dael.entropy import GlobalEntropy
 from dael.files import mark, marked
 from dael.fingerprint import FingerprintSettings, fingerprint
-from dael.md import MDSettings
 
 Say = Callable[[str], None]
 
@@ -164,9 +163,7 @@ def _explore_and_select(campaign: Campaign, seeds: dict, paths: Paths, r: int, d
     state = current_state(paths, campaign, settings)
     budget = min(b.per_round, b.total - used)
     n_anchor = int(round(b.anchor_fraction * budget))
-    md = MDSettings(ensemble=e.ensemble, steps=e.steps, snapshots=e.snapshots, dt=e.dt, friction=e.friction,
-                    thermalize=e.thermalize, relax_steps=e.relax_steps)
-    jobs = grid(seeds, e.pressures, e.temperatures, e.k_global, e.k_local, md, seed=campaign.seed + 1000 * r,
+    jobs = grid(seeds, e.pressures, e.temperatures, e.k_global, e.k_local, e.md(), seed=campaign.seed + 1000 * r,
                 bias_scale=e.bias_scale, shuffle=e.shuffle)
     say(f"round {r}: exploring {len(jobs)} trajectories with driver {driver}")
     streaming = f.selection == "stream"

@@ -1,5 +1,8 @@
-"""Worker pools that call an oracle on structures, one job at a time per worker; each job ends as an
-(ok, results or error, final) attempt and never raises.
+"""Worker processes and pools: every dael worker process is made here (`init_worker`: it dies with its
+parent and runs the threads it is given). `process_pool`: spawned processes for the explorer's trajectories;
+`dask_client`: a Dask cluster (remote or local) for labelling and pool screening. The labelling pools call
+an oracle on structures, one job at a time per worker; each job ends as an (ok, results or error, final)
+attempt and never raises:
 
 - local process pool (default, ``workers=N``): N worker processes (fresh interpreters with this one's
   import path), each with ``threads`` OpenMP / BLAS / rayon threads (1 by default), each building its
@@ -111,6 +114,28 @@ def die_with_parent(parent: int) -> bool:
         except (OSError, AttributeError):  # pragma: no cover
             pass
     return os.getppid() == parent
+
+
+def process_pool(workers: int, threads: int = 1) -> Any:
+    """A concurrent.futures pool of `workers` fresh (spawned) processes with `threads` threads each, which
+    die with this process (the explorer's trajectories)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker,
+                               initargs=(threads, os.getpid()))
+
+
+def dask_client(address: str) -> tuple[Any, Any]:
+    """(client, cluster): a Dask client of the scheduler at `address`, or for 'local' of a new LocalCluster of
+    one single-threaded worker process per core (Dask sets their OpenMP/BLAS threads to 1; close the
+    cluster after the client). cluster is None for a remote scheduler."""
+    from dask.distributed import Client, LocalCluster
+
+    cluster = None
+    if address == "local":
+        cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+    return Client(cluster if cluster is not None else address), cluster
 
 
 def init_worker(threads: int, parent: int) -> None:
@@ -272,13 +297,7 @@ class DaskPool:
     """Jobs on a Dask cluster: at most one per worker thread in flight."""
 
     def __init__(self, address: str, oracle: str, params: dict[str, Any]) -> None:
-        from dask.distributed import Client, LocalCluster
-
-        self.cluster = None
-        if address == "local":  # Dask's worker environment sets OMP/BLAS threads to 1
-            self.cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                                        dashboard_address=None)
-        self.client = Client(self.cluster if self.cluster is not None else address)
+        self.client, self.cluster = dask_client(address)
         self.args = (oracle, params)
         self.running: dict[Any, int] = {}
 

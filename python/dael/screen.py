@@ -77,11 +77,10 @@ def fingerprinted(blocks: Iterator[list[Tagged]], settings: FingerprintSettings,
         for block in blocks:
             yield block, fingerprint_chunk([a for _, _, a in block], settings)
         return
-    from dask.distributed import Client, LocalCluster
+    from dael.pools import dask_client
 
-    cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                           dashboard_address=None) if dask == "local" else None
-    with Client(cluster if cluster is not None else dask) as client:
+    client, cluster = dask_client(dask)
+    with client:
         window = 2 * max(1, len(client.scheduler_info()["workers"]))
         pending: list = []
         for block in blocks:
