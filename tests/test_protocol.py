@@ -166,3 +166,40 @@ def test_every_strategy_fills_its_sets_from_candidates_only(strategy, rng):
         assert sets[4][0][0] == "r" and all(k[0] == "e" for k in sets[8][1:])
     if strategy == "mixed":
         assert sum(k[0] == "a" for k in sets[8]) == round(0.2 * 8)
+
+
+def test_benchmark_sets_follow_the_sizes_asked_for(tmp_path, monkeypatch):
+    """A rerun with more sizes draws the new ones (from the same seed stream) and keeps the saved ones; a
+    rerun with fewer reports only those; a size a strategy cannot fill is remembered, not recomputed."""
+    import dael.benchmark as benchmark
+    import dael.strategies as strategies
+    from dael.campaign import preset
+
+    calls = []
+
+    def fake_select(strategy, pools, sizes, rng):
+        calls.append((strategy, list(sizes)))
+        order = [f"r{i}" for i in rng.permutation(50)]
+        return {n: order[:n] for n in sizes if n <= 20}  # 40 cannot be filled
+
+    class FakeFingerprints:
+        def subset(self, lo, hi):
+            return None
+
+    monkeypatch.setattr(strategies, "select_sets", fake_select)
+    monkeypatch.setattr(strategies, "Pools", lambda *args, **kwargs: None)
+    monkeypatch.setattr(benchmark, "fingerprint", lambda *args, **kwargs: FakeFingerprints())
+    campaign = preset("Si")
+    data = {name: list(range(50)) for name in ("entropy", "random", "anchor")}
+    settings = campaign.benchmark
+    settings.sizes, settings.draws = [5], 1
+    fp = dael.FingerprintSettings(5.0, 40, "s")
+    first, _ = benchmark._training_sets(campaign, data, fp, tmp_path, ["random"])
+    settings.sizes = [5, 10, 40]
+    more, _ = benchmark._training_sets(campaign, data, fp, tmp_path, ["random"])
+    assert set(more) == {("random", 0, 5), ("random", 0, 10)} and more[("random", 0, 5)] == first[("random", 0, 5)]
+    assert more[("random", 0, 10)][:5] == first[("random", 0, 5)]  # nested: the same stream of picks
+    settings.sizes = [10, 40]
+    fewer, _ = benchmark._training_sets(campaign, data, fp, tmp_path, ["random"])
+    assert set(fewer) == {("random", 0, 10)}
+    assert calls == [("random", [5]), ("random", [10, 40])]  # 40 was remembered as unfillable

@@ -187,7 +187,8 @@ def _training_sets(campaign: Campaign, data: dict[str, list], settings, folder: 
     hold = holdout_indices(data, campaign.seed)
     holdouts = {name: [data[name][i] for i in hold[name]] for name in hold}
     saved = json.loads(path.read_text()) if path.exists() else {}
-    todo = [(s, d) for s in strategies for d in range(bench.draws) if f"{s}/{d}" not in saved]
+    wanted = {str(n) for n in bench.sizes}
+    todo = [(s, d) for s in strategies for d in range(bench.draws) if not wanted <= set(saved.get(f"{s}/{d}", {}))]
     if todo:
         # natx sized to these pools (compressed phases outgrow the seeds' margin; zero padding changes no gain)
         names = ("entropy", "anchor", "random")
@@ -198,13 +199,15 @@ def _training_sets(campaign: Campaign, data: dict[str, list], settings, folder: 
                       {name: every.subset(ends[k], ends[k + 1]) for k, name in enumerate(names)}, rest,
                       mode=campaign.filter.mode, eps=campaign.filter.eps, min_gain=campaign.filter.min_gain,
                       window=campaign.explore.window, anchor_fraction=bench.anchor_fraction)
-        for strategy, d in todo:
+        for strategy, d in todo:  # sizes added since the sets were saved: drawn from the same seed stream
+            have = saved.get(f"{strategy}/{d}", {})
             rng = np.random.default_rng([campaign.seed, d, STRATEGY_SEEDS.get(strategy, 0)])
-            picked = select_sets(strategy, pools, bench.sizes, rng)
-            saved[f"{strategy}/{d}"] = {str(n): keys for n, keys in picked.items()}
+            missing = [n for n in bench.sizes if str(n) not in have]
+            picked = select_sets(strategy, pools, missing, rng)  # null: a size the strategy cannot fill
+            saved[f"{strategy}/{d}"] = {**have, **{str(n): picked.get(n) for n in missing}}
             write_atomic(path, json.dumps(saved).encode())
     sets = {(s, int(d), int(n)): keys for k, v in saved.items() for n, keys in v.items()
-            for s, d in [k.split("/")] if s in strategies and int(d) < bench.draws}
+            for s, d in [k.split("/")] if s in strategies and int(d) < bench.draws and n in wanted and keys}
     return sets, holdouts
 
 
