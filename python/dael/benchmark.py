@@ -145,15 +145,7 @@ def _labelled(campaign: Campaign, pools: dict[str, list], folder: Path, say: Say
         mark(folder / "labels.done", {"labelled": len(db.labelled(sources=SOURCES)),
                                       "pools": sorted(set(pools) | set((done or {}).get("pools", [])))})
     rows = db.labelled(sources=SOURCES)
-    return {name: with_tags(pools[name], _of_pool(rows, pools[name])) for name in pools}
-
-
-def _of_pool(rows: list[Atoms], pool: list[Atoms]) -> list[Atoms]:
-    """The labelled rows of the structures in `pool` (two pools may share a dataset source)."""
-    from dael.dataset import structure_hash
-
-    hashes = {structure_hash(a) for a in pool}
-    return [a for a in rows if a.info["hash"] in hashes]
+    return {name: with_tags(pools[name], rows) for name in pools}
 
 
 def off_grid(values: list[float], step: float) -> list[float]:
@@ -166,15 +158,16 @@ def off_grid(values: list[float], step: float) -> list[float]:
 
 
 def with_tags(pool: list[Atoms], labelled: list[Atoms]) -> list[Atoms]:
-    """The labelled structures with the explorer's tags of their pool structure (trajectory, step, phase,
-    temperature, energies, ...: the dataset keeps only its own columns), matched by content hash; the
-    dataset's own keys (status, source, ...) win."""
+    """The labelled rows of the structures in `pool` (matched by the rows' content hash: two pools may share
+    a dataset source), with the pool structure's tags (trajectory, step, phase, temperature, energies, ...;
+    rows written before the dataset kept them lack them); the dataset's own keys (status, source, ...) win."""
     from dael.dataset import structure_hash
 
     tags = {structure_hash(a): a.info for a in pool}
-    for atoms in labelled:
-        atoms.info = {**tags.get(structure_hash(atoms), {}), **atoms.info}
-    return labelled
+    mine = [atoms for atoms in labelled if atoms.info["hash"] in tags]
+    for atoms in mine:
+        atoms.info = {**tags[atoms.info["hash"]], **atoms.info}
+    return mine
 
 
 def _training_sets(campaign: Campaign, data: dict[str, list], settings, folder: Path,

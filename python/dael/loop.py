@@ -113,13 +113,15 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
         # budget is spent (or a round finds nothing new); a round begun before a kill is always finished
         r += 1
         used = len(dataset)
-        if used >= campaign.budget.total and marked(paths.done(r, "select")) is None:
+        selected = marked(paths.done(r, "select"))
+        if used >= campaign.budget.total and selected is None:
             break
         paths.round(r).mkdir(parents=True, exist_ok=True)
         driver = campaign.driver if r == 1 else f"allegro:{paths.model(r - 1)}"
-        if marked(paths.done(r, "select")) is None:
+        if selected is None:
             _explore_and_select(campaign, seeds, paths, r, driver, settings, used, say)
-        if marked(paths.done(r, "select"))["selected"] == 0:
+            selected = marked(paths.done(r, "select"))
+        if selected["selected"] == 0:
             say(f"round {r}: nothing new worth labelling; stopping")
             break
         if marked(paths.done(r, "label")) is None:

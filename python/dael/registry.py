@@ -65,9 +65,7 @@ def make_calculator(name: str, device: str | None = None, **params: Any) -> Base
             return _ase_class(name, arg)(**params)
         except TypeError as exc:
             raise ValueError(f"calculator {name!r}: {exc}") from exc
-    _check_torch(name, kind, arg)
-    if params:
-        raise ValueError(f"calculator {name!r} takes no parameters; got {sorted(params)}")
+    _check_torch(name, kind, arg, params)
     from dael.train import check_device
 
     device = check_device(device or os.environ.get(DEVICE_VARIABLE) or "cpu")
@@ -93,9 +91,7 @@ def check_calculator(name: str, **params: Any) -> None:
     if kind in ("reference", "dft", "ase"):
         make_calculator(name, **params)
     else:
-        _check_torch(name, kind, arg)
-        if params:
-            raise ValueError(f"calculator {name!r} takes no parameters; got {sorted(params)}")
+        _check_torch(name, kind, arg, params)
 
 
 def _parse(name: str) -> tuple[str, str]:
@@ -116,8 +112,11 @@ def _parse(name: str) -> tuple[str, str]:
                      "(reference options: system=Si|C|NaCl)")
 
 
-def _check_torch(name: str, kind: str, arg: str) -> None:
-    """The package of a foundation model is installed, or the file of an allegro model exists."""
+def _check_torch(name: str, kind: str, arg: str, params: dict[str, Any]) -> None:
+    """A torch model takes no parameters, and its package is installed (foundation models) or its file
+    exists (allegro)."""
+    if params:
+        raise ValueError(f"calculator {name!r} takes no parameters; got {sorted(params)}")
     if kind == "allegro":
         if not Path(arg).expanduser().exists():
             raise ValueError(f"calculator {name!r}: {arg} does not exist (a model folder, .nequip.zip or .ckpt)")

@@ -69,8 +69,9 @@ def explore(
         number("--workers", workers, low=1, integer=True)
         md = MDSettings(temperature=temperature[0], ensemble=ensemble, steps=steps, snapshots=snapshots,
                         dt=dt, friction=friction, thermalize=thermalize, relax_steps=relax_steps)
-        settings = run_settings(structures, cutoff, natx_value(natx), "s", max(pressure, default=0.0))
-        current = dataset_state(dataset, state, mode, eps, settings, 500, adopt=natx_value(natx) is None,
+        atoms_per_sphere = natx_value(natx)
+        settings = run_settings(structures, cutoff, atoms_per_sphere, "s", max(pressure, default=0.0))
+        current = dataset_state(dataset, state, mode, eps, settings, 500, adopt=atoms_per_sphere is None,
                                 say=console.print)
         settings = current.settings or settings
         if bias_scale not in ("kT", "paper"):

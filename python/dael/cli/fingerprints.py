@@ -81,8 +81,9 @@ def filter_(
         first = [a for _, _, a in next(chunks(iter_pool(pool), chunk), [])]
         if not first:
             raise fail("the pool holds no structures")
-        settings = run_settings(first, cutoff, natx_value(natx), orbital)
-        current = dataset_state(dataset, state, mode, eps, settings, chunk, adopt=natx_value(natx) is None,
+        atoms_per_sphere = natx_value(natx)
+        settings = run_settings(first, cutoff, atoms_per_sphere, orbital)
+        current = dataset_state(dataset, state, mode, eps, settings, chunk, adopt=atoms_per_sphere is None,
                                 say=console.print)
         settings = current.settings or settings
         novelty = NoveltyIndex.load(index, settings) if index is not None else None
