@@ -116,6 +116,57 @@ def test_round_one_of_a_campaign_fine_tunes_the_base(base, tmp_path):
     assert math.isfinite(metrics["validation"]["force_mae"]) and "warm start from" in lines[0]
 
 
+def test_benchmark_from_the_base_explores_with_it_and_fine_tunes_it(base, tmp_path):
+    """`dael benchmark CAMPAIGN --from BASE` with `driver: base` (the paper's regime): the pools are MD of the
+    base (their per-atom driver energies are the base's), the test set is MD of the oracle (its are EMT's),
+    and every model is fine-tuned from the base; 2 models of 4 structures, 1 epoch."""
+    import yaml
+
+    from dael.deploy import load_calculator
+    from dael.registry import make_calculator
+
+    campaign_dir, out, _ = base
+    config = yaml.safe_load((campaign_dir / "campaign.yaml").read_text())
+    config["driver"] = "base"
+    config["label"]["oracle"] = EMT
+    config["benchmark"] = {"sizes": [4], "draws": 1, "epochs": 1, "min_steps": 0, "repeats": 1, "snapshots": 10,
+                           "md_steps": 5, "workers": 1}
+    folder = tmp_path / "campaign"
+    folder.mkdir()
+    (folder / "campaign.yaml").write_text(yaml.safe_dump(config))
+    (folder / "seeds.extxyz").write_bytes((campaign_dir / "seeds.extxyz").read_bytes())
+    bench = tmp_path / "bench"
+    result = runner.invoke(app, ["benchmark", str(folder), "--from", str(out), "--out", str(bench),
+                                 "--strategies", "stream-fill,random"])
+    assert result.exit_code == 0, result.output
+    package = (out / "model.nequip.zip").resolve()
+    for name, calc in (("random", load_calculator(out)), ("test", make_calculator(EMT))):
+        snaps = [a for a in read(bench / "pools" / f"{name}.extxyz", ":") if "driver_energy" in a.info]
+        assert snaps
+        for atoms in snaps[:2]:
+            atoms.calc = calc
+            assert atoms.get_potential_energy() / len(atoms) == pytest.approx(atoms.info["driver_energy"], abs=1e-4)
+    for model in ("stream-fill-N4-d0", "random-N4-d0"):
+        metrics = json.loads((bench / "models" / model / "metrics.json").read_text())
+        assert metrics["parent"] == str(package) and metrics["n_train"] == 3
+    assert f"MD driver of the pools allegro:{package}, of the test sets {EMT}" in (bench / "report.html").read_text()
+
+
+def test_driver_base_needs_a_base_model(tmp_path):
+    campaign = Campaign("Cu", driver="base")
+    with pytest.raises(ValueError, match="driver: 'base' needs a base model: set train.base"):
+        campaign.exploration_driver()
+    assert campaign.exploration_driver("m.nequip.zip") == "allegro:m.nequip.zip"
+    campaign.train.base = "base/"
+    assert campaign.exploration_driver() == "allegro:base/"
+    folder = cu_campaign(tmp_path / "campaign")
+    text = (folder / "campaign.yaml").read_text().replace(f"driver: {EMT}", "driver: base")
+    (folder / "campaign.yaml").write_text(text)
+    run = runner.invoke(app, ["run", "--dir", str(folder)])
+    assert run.exit_code == 2 and "driver: 'base' needs a base model" in run.output
+    assert not (folder / "rounds").exists()
+
+
 @pytest.fixture
 def no_gpu(monkeypatch):
     import torch

@@ -2,11 +2,13 @@
 
 Protocol (`run_benchmark`), all in one folder, every stage resumable:
 
-1. Pools. *Entropy*: biased MD (k_g, k_l, bias scale of the campaign's grid) over phases × pressures ×
-   temperatures, `repeats` seeds each, `snapshots` per trajectory, every snapshot kept (tagged with its
-   trajectory, step and energies). *Random*: the same grid and step counts with k = 0 and snapshots at
+1. Pools, explored by the campaign's driver (`driver: base` with `--from`: the base model, the paper's regime).
+   *Entropy*: biased MD (k_g, k_l, bias scale of the campaign's grid) over phases × pressures × temperatures,
+   `repeats` seeds each, `snapshots` per trajectory, every snapshot kept (tagged with its trajectory, step and
+   energies). *Random*: the same grid and step counts with k = 0 and snapshots at
    uniformly random steps (random MD). *Anchors*: each phase relaxed at each pressure, isotropic strains
-   0.95/0.97/1.03/1.05, 300 K MD snapshots. *Test* (independent): plain MD at every phase/pressure/temperature
+   0.95/0.97/1.03/1.05, 300 K MD snapshots. *Test* (independent; MD with `benchmark.test_driver`, by default
+   the oracle itself: the surface the potential must reproduce): plain MD at every phase/pressure/temperature
    with other seeds, plus strains 0.92/1.08 of the relaxed phases. *Transfer* (never seen, never tuned on):
    plain MD of 2×2×2 supercells of the phases at pressures and temperatures off the grid (the midpoints and
    15 % beyond the largest; `off_grid`), other seeds: how a potential carries to other cells and conditions;
@@ -47,8 +49,10 @@ POOL_SOURCES = {"entropy": "entropy", "random": "random", "anchor": "anchor", "t
 TRANSFER_REPEAT = (2, 2, 2)
 """Supercell of each seed phase in the transfer set (8× the atoms the pools were explored with)."""
 
-def _pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, say: Say) -> dict[str, list]:
-    """Explore (biased and plain), anchors and test structures; cached as extxyz in folder/pools."""
+def _pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, driver: str,
+           say: Say) -> dict[str, list]:
+    """Explore (biased and plain MD with `driver`, a registry name), anchors (relaxed by `driver`) and test
+    structures (MD with the campaign's test-set driver); cached as extxyz in folder/pools."""
     from ase.io import read, write
 
     from dael.explore import ANCHOR_STRAINS, Explorer, anchors, grid
@@ -67,7 +71,7 @@ def _pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, 
                                     random_baseline=random, seed=offset + 10_000 * rep, bias_scale=e.bias_scale)]
             say(f"benchmark: {name} pool, {len(jobs)} trajectories")
             state = GlobalEntropy("atom", campaign.filter.eps, settings)
-            Explorer(campaign.driver, state, out / f"{name}-md", min_gain=-np.inf, workers=e.workers).run(jobs)
+            Explorer(driver, state, out / f"{name}-md", min_gain=-np.inf, workers=e.workers).run(jobs)
             snaps = read(out / f"{name}-md" / "snapshots.extxyz", ":")
             write(path, snaps, format="extxyz")
         pools[name] = read(path, ":")
@@ -77,14 +81,14 @@ def _pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, 
         need = bench.anchor_fraction * max(bench.sizes) / DRAW_SHARE
         thermal = max(2, int(np.ceil(need / (len(seeds) * len(e.pressures)))) - len(ANCHOR_STRAINS) - 1)
         say(f"benchmark: anchors ({thermal} thermal snapshots per phase and pressure)")
-        write(path, anchors(seeds, campaign.driver, e.pressures, thermal=thermal, seed=campaign.seed),
+        write(path, anchors(seeds, driver, e.pressures, thermal=thermal, seed=campaign.seed),
               format="extxyz")
     pools["anchor"] = read(path, ":")
     path = out / "test.extxyz"
     if not path.exists():
         say("benchmark: independent test set")
         test = _plain_md(campaign, seeds, e.pressures, e.temperatures, 5, 99_000, out / "test-md", settings)
-        test += anchors(seeds, campaign.driver, e.pressures, strains=(0.92, 1.08), thermal=0)
+        test += anchors(seeds, campaign.test_md_driver(), e.pressures, strains=(0.92, 1.08), thermal=0)
         write(path, _as_test(test), format="extxyz")
     pools["test"] = read(path, ":")
     path = out / "transfer.extxyz"
@@ -108,8 +112,8 @@ def _pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, 
 
 def _plain_md(campaign: Campaign, phases: dict[str, Atoms], pressures: list[float], temperatures: list[float],
               snapshots: int, seed: int, folder: Path, settings) -> list[Atoms]:
-    """Snapshots of plain NVT MD (random steps) of `phases` at every pressure (GPa) × temperature (K),
-    seeds offset by `seed` from the campaign's; run (resumably) in `folder`."""
+    """Snapshots of plain NVT MD (random steps; the campaign's test-set driver) of `phases` at every pressure
+    (GPa) × temperature (K), seeds offset by `seed` from the campaign's; run (resumably) in `folder`."""
     from ase.io import read
 
     from dael.explore import Explorer, grid
@@ -118,7 +122,7 @@ def _plain_md(campaign: Campaign, phases: dict[str, Atoms], pressures: list[floa
     jobs = grid(phases, pressures, temperatures, [0.0], md=e.md(ensemble="nvt", snapshots=snapshots),
                 random_baseline=True, seed=campaign.seed + seed)
     state = GlobalEntropy("atom", campaign.filter.eps, settings)
-    Explorer(campaign.driver, state, folder, min_gain=-np.inf, workers=e.workers).run(jobs)
+    Explorer(campaign.test_md_driver(), state, folder, min_gain=-np.inf, workers=e.workers).run(jobs)
     return read(folder / "snapshots.extxyz", ":")
 
 
@@ -266,20 +270,26 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     from dael.deploy import load_calculator, resolve_parent
     from dael.loop import fingerprint_settings
     from dael.metrics import evaluate
-    from dael.registry import make_calculator
+    from dael.registry import check_calculator, make_calculator
     from dael.report import write_report
     from dael.stability import md_stability
     from dael.strategies import check_strategies
     from dael.train import TrainSettings, train
 
     parent = resolve_parent(base) if base is not None else None  # fails before any pool is explored
+    driver = campaign.exploration_driver(parent)
+    for role, name in (("driver", driver), ("benchmark.test_driver", campaign.test_md_driver())):
+        try:
+            check_calculator(name)
+        except (ValueError, FileNotFoundError) as exc:
+            raise ValueError(f"{role}: {exc}") from exc
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     strategies = check_strategies(strategies or list(DEFAULT_STRATEGIES))
     bench, e = campaign.benchmark, campaign.explore
     settings = fingerprint_settings(campaign, seeds)
     start = time.perf_counter()
-    pools = _pools(campaign, seeds, folder, settings, say)
+    pools = _pools(campaign, seeds, folder, settings, driver, say)
     data = _labelled(campaign, pools, folder, say)
     if pools_only:
         return folder
@@ -331,7 +341,8 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     short = sorted({(s, n) for s in strategies for n in bench.sizes for d in range(bench.draws)
                     if (s, d, n) not in sets})
     notes = [f"System {campaign.system}; oracle {campaign.label.oracle} (a stand-in for DFT, see dael.registry); "
-             f"MD driver {campaign.driver}; bias {e.k_global} ({e.bias_scale} scale), energy window {e.window} "
+             f"MD driver of the pools {driver}, of the test sets {campaign.test_md_driver()}; bias {e.k_global} "
+             f"({e.bias_scale} scale), energy window {e.window} "
              f"eV/atom; filter {campaign.filter.mode} mode, min gain {campaign.filter.min_gain}.",
              f"Pools (labelled structures): {sizes}; holdouts: entropy {len(holdouts['entropy'])}, random "
              f"{len(holdouts['random'])}.",

@@ -146,7 +146,9 @@ class Train:
 class Benchmark:
     """Learning-curve benchmark: training-set sizes, draws, epochs (at least; small sets get more so that every
     model takes at least `min_steps` optimizer steps), MD repeats and snapshots per trajectory of the pools,
-    the mixed sets' anchor share, parallel trainings, and the steps (fs) of each MD-stability run."""
+    the mixed sets' anchor share, parallel trainings, the steps (fs) of each MD-stability run, and the MD
+    driver of the test and transfer sets ('oracle': the label oracle, i.e. the true surface; or a registry
+    name, e.g. for an oracle too costly to run MD with)."""
 
     sizes: list[int] = field(default_factory=lambda: [100, 200, 400, 800])
     draws: int = 3
@@ -157,6 +159,11 @@ class Benchmark:
     anchor_fraction: float = 0.2
     workers: int = 2
     md_steps: int = 300
+    test_driver: str = "oracle"
+
+
+BASE_DRIVER = "base"
+"""The `driver` value that explores with the base model (train.base, or the benchmark's --from)."""
 
 
 @dataclass
@@ -174,6 +181,29 @@ class Campaign:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def exploration_driver(self, base: str | os.PathLike | None = None) -> str:
+        """The registry name (dael.registry) of the MD driver of round 1 and of the benchmark's pools: `driver`,
+        or for 'base' the base model (`base` when given, else train.base) — the paper's regime: explore with
+        the foundation-model side, label with the oracle."""
+        if self.driver != BASE_DRIVER:
+            return self.driver
+        model = base if base is not None else self.train.base
+        if model is None:
+            raise ValueError("driver: 'base' needs a base model: set train.base (e.g. made by `dael distill`) "
+                             "or pass --from to `dael benchmark`")
+        return f"allegro:{model}"
+
+    def test_md_driver(self) -> str:
+        """The registry name of the benchmark's test- and transfer-set MD driver (benchmark.test_driver;
+        'oracle': the label oracle, which runs without label.params there)."""
+        name = self.benchmark.test_driver
+        if name != "oracle":
+            return name
+        if self.label.params:
+            raise ValueError("benchmark.test_driver 'oracle' runs MD with the oracle's name only, and label.params "
+                             f"{self.label.params} would be dropped: name a driver for the test sets instead")
+        return self.label.oracle
 
     @classmethod
     def from_dict(cls, data: dict, where: str = CONFIG) -> Campaign:

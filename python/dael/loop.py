@@ -11,14 +11,14 @@ Folder layout (everything a run used sits beside what it made):
     models/round-NN/                 the model trained on all labels so far (dael.train)
     log.jsonl                        one line per finished stage
 
-Round 1 is driven by `driver` (a foundation model or the reference oracle); round r > 1 by the model of round
-r − 1. Each round explores the grid in a seeded random order; every snapshot inside the energy window whose
-gain ΔH over the dataset as it is then exceeds `filter.min_gain` joins the dataset state at once (streaming
-acceptance, judged per atom or per configuration by the dual mode), and exploration stops once the round's
-budget (at most `budget.per_round`, never beyond `budget.total`) is accepted: the round labels exactly the
-first snapshots the filter took (`filter.selection: greedy` re-ranks them by greedy ΔH instead), with
-`anchor_fraction` of the budget drawn from near-equilibrium anchors, and fine-tunes the previous model on
-everything labelled.
+Round 1 is driven by `driver` (a foundation model, `base`: the distilled base of train.base — the paper's regime,
+exploring with the model being fine-tuned — or the reference oracle); round r > 1 by the model of round r − 1. Each
+round explores the grid in a seeded random order; every snapshot inside the energy window whose gain ΔH over the
+dataset as it is then exceeds `filter.min_gain` joins the dataset state at once (streaming acceptance, judged per
+atom or per configuration by the dual mode), and exploration stops once the round's budget (at most
+`budget.per_round`, never beyond `budget.total`) is accepted: the round labels exactly the first snapshots the
+filter took (`filter.selection: greedy` re-ranks them by greedy ΔH instead), with `anchor_fraction` of the budget
+drawn from near-equilibrium anchors, and fine-tunes the previous model on everything labelled.
 Killed at any point, `dael run` resumes at the first unfinished stage; nothing labelled is lost.
 """
 
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dael.campaign import Campaign, load
+from dael.campaign import CONFIG, Campaign, load
 from dael.checks import natx_value
 from dael.entropy import GlobalEntropy
 from dael.files import mark, marked
@@ -96,16 +96,9 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
     from dael.dataset import Dataset
 
     campaign, seeds = load(folder)
-    preflight(campaign)
     paths = Paths(Path(folder))
+    preflight(campaign, paths.root)
     settings = fingerprint_settings(campaign, seeds)
-    if campaign.train.base:  # a missing base fails now, not after round 1's exploration and labels
-        from dael.deploy import resolve_parent
-
-        try:
-            resolve_parent(paths.root / campaign.train.base)
-        except (ValueError, FileNotFoundError) as exc:
-            raise ValueError(f"{paths.root / 'campaign.yaml'}: train.base {campaign.train.base!r}: {exc}") from exc
     dataset = Dataset(paths.dataset)
     r = 0
     while max_rounds is None or r < max_rounds:
@@ -117,7 +110,7 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
         if used >= campaign.budget.total and selected is None:
             break
         paths.round(r).mkdir(parents=True, exist_ok=True)
-        driver = campaign.driver if r == 1 else f"allegro:{paths.model(r - 1)}"
+        driver = campaign.exploration_driver(_base(campaign, paths)) if r == 1 else f"allegro:{paths.model(r - 1)}"
         if selected is None:
             _explore_and_select(campaign, seeds, paths, r, driver, settings, used, say)
             selected = marked(paths.done(r, "select"))
@@ -131,17 +124,24 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
     return status(folder)
 
 
-def preflight(campaign: Campaign, where: str = "campaign.yaml") -> None:
-    """Check everything a run needs before its first side effect (a folder, a trajectory, a pending row):
-    the driver, the oracle with its parameters, the label options and the training settings."""
+def preflight(campaign: Campaign, root: Path) -> None:
+    """Check everything a run of the campaign in folder `root` needs before its first side effect (a folder, a
+    trajectory, a pending row): the base model (train.base), the driver, the oracle with its parameters, the
+    label options and the training settings."""
+    from dael.deploy import resolve_parent
     from dael.label import check_options
     from dael.registry import check_calculator
     from dael.train import TrainSettings
 
-    lab = campaign.label
+    lab, where = campaign.label, root / CONFIG
+    if campaign.train.base:  # a missing base fails now, not after round 1's exploration and labels
+        try:
+            resolve_parent(_base(campaign, Paths(root)))
+        except (ValueError, FileNotFoundError) as exc:
+            raise ValueError(f"{where}: train.base {campaign.train.base!r}: {exc}") from exc
     try:
-        check_calculator(campaign.driver)
-    except ValueError as exc:
+        check_calculator(campaign.exploration_driver(_base(campaign, Paths(root))))
+    except (ValueError, FileNotFoundError) as exc:
         raise ValueError(f"{where}: driver: {exc}") from exc
     try:
         check_options(lab.workers, lab.timeout, lab.retries)
@@ -152,6 +152,11 @@ def preflight(campaign: Campaign, where: str = "campaign.yaml") -> None:
         TrainSettings(epochs=campaign.train.epochs, seed=campaign.seed, **campaign.train.settings).check()
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: train.settings: {exc}") from exc
+
+
+def _base(campaign: Campaign, paths: Paths) -> Path | None:
+    """train.base (relative to the campaign folder), None when unset."""
+    return paths.root / campaign.train.base if campaign.train.base else None
 
 
 def _explore_and_select(campaign: Campaign, seeds: dict, paths: Paths, r: int, driver: str,
@@ -236,7 +241,7 @@ def _train(campaign: Campaign, paths: Paths, r: int, dataset, say: Say) -> None:
         raise ValueError(f"round {r}: only {len(labelled)} labelled structures; too few to train a model")
     parent = paths.model(r - 1) if r > 1 and (paths.model(r - 1) / "metrics.json").exists() else None
     if r == 1 and campaign.train.base:  # round 1 fine-tunes the base model (e.g. from `dael distill`)
-        parent = paths.root / campaign.train.base
+        parent = _base(campaign, paths)
     settings = TrainSettings(epochs=campaign.train.epochs, seed=campaign.seed, **campaign.train.settings)
     say(f"round {r}: training on {len(labelled)} structures" + (f", warm start from {parent}" if parent else ""))
     result = train(labelled, paths.model(r), parent=parent, settings=settings, progress=None, overwrite=True)

@@ -121,7 +121,8 @@ def distill(
 ) -> None:
     """Distil a teacher (foundation model or any ASE calculator) into an Allegro base: broad random MD, melts,
     strains and rattles labelled by the teacher, a 10 % holdout; writes model.nequip.zip and distill.json
-    (errors against the teacher, speed of both). Fine-tune it with `--from OUT` or campaign.yaml's train.base."""
+    (errors against the teacher, speed of both). Fine-tune it with `--from OUT` or campaign.yaml's train.base
+    (with `driver: base`, the campaign and the benchmark also explore with it: the paper's regime)."""
     from dael.campaign import load_or_preset
     from dael.distill import distill as run_distill
 
