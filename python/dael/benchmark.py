@@ -13,7 +13,9 @@ Protocol (`run_benchmark`), all in one folder, every stage resumable:
    plain MD of 2×2×2 supercells of the phases at pressures and temperatures off the grid (the midpoints and
    15 % beyond the largest; `off_grid`), other seeds: how a potential carries to other cells and conditions;
    evaluated whole and split into 'transfer-inside' (within the grid's ranges) and 'transfer-beyond'.
-2. Everything is labelled by the campaign's oracle (one database, tagged by source).
+2. Everything is labelled by the campaign's oracle (one database, tagged by source). The oracle's stress on the
+   anchors the driver relaxed tells whether driver and oracle agree on each phase's equilibrium
+   (`dael.agreement`); where they do not, the run says so (a warning and a report note).
 3. In-distribution holdouts: 10 % of each of the entropy and random pools, set aside before selection.
 4. Training sets per strategy and draw (`dael.strategies`; the default `stream` is what `dael run` labels).
 5. One model per (strategy, N, draw), trained identically (dael.train, from scratch, at least `epochs` and
@@ -267,6 +269,7 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     from scratch. Returns report.html."""
     from ase.io import read
 
+    from dael.agreement import describe, mismatch
     from dael.deploy import load_calculator, resolve_parent
     from dael.loop import fingerprint_settings
     from dael.metrics import evaluate
@@ -291,6 +294,9 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     start = time.perf_counter()
     pools = _pools(campaign, seeds, folder, settings, driver, say)
     data = _labelled(campaign, pools, folder, say)
+    disagreement = describe(mismatch(data["anchor"]), driver)
+    if disagreement:
+        say(f"benchmark: warning: {disagreement}")
     if pools_only:
         return folder
     say(f"benchmark: training sets of {', '.join(strategies)}")
@@ -348,6 +354,8 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
              f"{len(holdouts['random'])}.",
              f"Sizes {sorted(bench.sizes)}, {bench.draws} draws, ≥ {bench.epochs} epochs and ≥ {bench.min_steps} "
              f"optimizer steps per model; this run (resumed parts excluded) took {minutes:.1f} min."]
+    if disagreement:
+        notes.append(disagreement)
     if short:
         notes.append("Sets a strategy could not fill (its filter accepted fewer structures): "
                      + ", ".join(f"{s} N={n}" for s, n in short) + ".")
