@@ -1,0 +1,70 @@
+"""From scratch vs fine-tuned on the same training sets: two `dael benchmark` folders that share their pools,
+labels and sets.json (the second run with `--from BASE`), compared model by model.
+
+Usage: python benches/compare_regimes.py SCRATCH_FOLDER FINETUNED_FOLDER [--sets test,holdout-entropy]
+       [--metric energy_mae|force_mae|stress_mae] [--strategies stream-fill,mixed,random]
+Prints a markdown table: per evaluation set and N, each strategy's error (mean over the draws both folders
+trained) from scratch → fine-tuned, and the ratio random MD / best entropy-driven strategy in each regime
+(> 1: the entropy-driven set is better). Units: meV/atom, meV/Å, meV/Å³.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def errors(folder: Path, strategy: str, n: int, draws: list[int], which: str, metric: str) -> float | None:
+    """Mean over `draws` of one model's error on evaluation set `which` (None when a draw is missing)."""
+    values = []
+    for d in draws:
+        path = folder / "models" / f"{strategy}-N{n}-d{d}" / "evaluation.json"
+        if not path.exists():
+            return None
+        values.append(json.loads(path.read_text()).get(which, {}).get(metric))
+    return None if any(v is None for v in values) else float(np.mean(values))
+
+
+def shared_draws(folders: list[Path], strategies: list[str], n: int) -> list[int]:
+    """The draws evaluated for every strategy at size n in every folder."""
+    def have(d: int) -> bool:
+        return all((f / "models" / f"{s}-N{n}-d{d}" / "evaluation.json").exists() for f in folders for s in strategies)
+    return [d for d in range(10) if have(d)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scratch", type=Path)
+    parser.add_argument("finetuned", type=Path)
+    parser.add_argument("--sets", default="test,test-strain,holdout-entropy,holdout-random,transfer,md")
+    parser.add_argument("--metric", default="energy_mae")
+    parser.add_argument("--strategies", default="stream-fill,mixed,random")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 200, 400, 800])
+    args = parser.parse_args()
+    strategies = args.strategies.split(",")
+    folders = [args.scratch, args.finetuned]
+    print("| set | N | draws | " + " | ".join(f"{s}: scratch → fine-tuned" for s in strategies)
+          + " | random / best entropy-driven: scratch → fine-tuned |")
+    print("|---|---:|---:|" + "---:|" * (len(strategies) + 1))
+    for which in args.sets.split(","):
+        for n in args.sizes:
+            draws = shared_draws(folders, strategies, n)
+            if not draws:
+                continue
+            table = {(f, s): errors(f, s, n, draws, which, args.metric) for f in folders for s in strategies}
+            cells = [" → ".join("–" if table[f, s] is None else f"{table[f, s]:.1f}" for f in folders)
+                     for s in strategies]
+            ratios = []
+            for f in folders:
+                best = min((table[f, s] for s in strategies if s != "random" and table[f, s] is not None),
+                           default=None)
+                random = table.get((f, "random"))
+                ratios.append("–" if best is None or random is None else f"{random / best:.2f}")
+            print(f"| {which} | {n} | {len(draws)} | " + " | ".join(cells) + f" | {' → '.join(ratios)} |")
+
+
+if __name__ == "__main__":
+    main()
