@@ -17,22 +17,24 @@ from pathlib import Path
 import numpy as np
 
 
+def evaluation(folder: Path, strategy: str, n: int, draw: int) -> Path:
+    """The evaluation.json of one benchmark model."""
+    return folder / "models" / f"{strategy}-N{n}-d{draw}" / "evaluation.json"
+
+
 def errors(folder: Path, strategy: str, n: int, draws: list[int], which: str, metric: str) -> float | None:
-    """Mean over `draws` of one model's error on evaluation set `which` (None when a draw is missing)."""
-    values = []
-    for d in draws:
-        path = folder / "models" / f"{strategy}-N{n}-d{d}" / "evaluation.json"
-        if not path.exists():
-            return None
-        values.append(json.loads(path.read_text()).get(which, {}).get(metric))
+    """Mean over `draws` (all evaluated) of one model's error on evaluation set `which` (None when a model has
+    no such set or metric)."""
+    values = [json.loads(evaluation(folder, strategy, n, d).read_text()).get(which, {}).get(metric) for d in draws]
     return None if any(v is None for v in values) else float(np.mean(values))
 
 
 def shared_draws(folders: list[Path], strategies: list[str], n: int) -> list[int]:
-    """The draws evaluated for every strategy at size n in every folder."""
-    def have(d: int) -> bool:
-        return all((f / "models" / f"{s}-N{n}-d{d}" / "evaluation.json").exists() for f in folders for s in strategies)
-    return [d for d in range(10) if have(d)]
+    """The draws evaluated for every strategy at size n in every folder (draws are numbered from 0)."""
+    draws = []
+    while all(evaluation(f, s, n, len(draws)).exists() for f in folders for s in strategies):
+        draws.append(len(draws))
+    return draws
 
 
 def main() -> None:

@@ -51,10 +51,10 @@ POOL_SOURCES = {"entropy": "entropy", "random": "random", "anchor": "anchor", "t
 TRANSFER_REPEAT = (2, 2, 2)
 """Supercell of each seed phase in the transfer set (8× the atoms the pools were explored with)."""
 
-def _pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, driver: str,
+def _pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, driver: str, test_driver: str,
            say: Say) -> dict[str, list]:
-    """Explore (biased and plain MD with `driver`, a registry name), anchors (relaxed by `driver`) and test
-    structures (MD with the campaign's test-set driver); cached as extxyz in folder/pools."""
+    """Explore (biased and plain MD with `driver`, a registry name), anchors (relaxed by `driver`), test and
+    transfer structures (MD with `test_driver`); cached as extxyz in folder/pools."""
     from ase.io import read, write
 
     from dael.explore import ANCHOR_STRAINS, Explorer, anchors, grid
@@ -89,8 +89,9 @@ def _pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, 
     path = out / "test.extxyz"
     if not path.exists():
         say("benchmark: independent test set")
-        test = _plain_md(campaign, seeds, e.pressures, e.temperatures, 5, 99_000, out / "test-md", settings)
-        test += anchors(seeds, campaign.test_md_driver(), e.pressures, strains=(0.92, 1.08), thermal=0)
+        test = _plain_md(campaign, test_driver, seeds, e.pressures, e.temperatures, 5, 99_000, out / "test-md",
+                         settings)
+        test += anchors(seeds, test_driver, e.pressures, strains=(0.92, 1.08), thermal=0)
         write(path, _as_test(test), format="extxyz")
     pools["test"] = read(path, ":")
     path = out / "transfer.extxyz"
@@ -99,7 +100,8 @@ def _pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, 
         say(f"benchmark: transfer set (2×2×2 cells; {', '.join(f'{p:g}' for p in pressures)} GPa × "
             f"{', '.join(f'{t:g}' for t in temperatures)} K; new seeds)")
         bigger = {name: atoms.repeat(TRANSFER_REPEAT) for name, atoms in seeds.items()}
-        transfer = _plain_md(campaign, bigger, pressures, temperatures, 3, 77_000, out / "transfer-md", settings)
+        transfer = _plain_md(campaign, test_driver, bigger, pressures, temperatures, 3, 77_000,
+                             out / "transfer-md", settings)
         write(path, _as_test(transfer), format="extxyz")
     pools["transfer"] = read(path, ":")
     path = out / "md-starts.extxyz"
@@ -112,10 +114,10 @@ def _pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, 
     return pools
 
 
-def _plain_md(campaign: Campaign, phases: dict[str, Atoms], pressures: list[float], temperatures: list[float],
-              snapshots: int, seed: int, folder: Path, settings) -> list[Atoms]:
-    """Snapshots of plain NVT MD (random steps; the campaign's test-set driver) of `phases` at every pressure
-    (GPa) × temperature (K), seeds offset by `seed` from the campaign's; run (resumably) in `folder`."""
+def _plain_md(campaign: Campaign, driver: str, phases: dict[str, Atoms], pressures: list[float],
+              temperatures: list[float], snapshots: int, seed: int, folder: Path, settings) -> list[Atoms]:
+    """Snapshots of plain NVT MD (random steps) with `driver` of `phases` at every pressure (GPa) × temperature
+    (K), seeds offset by `seed` from the campaign's; run (resumably) in `folder`."""
     from ase.io import read
 
     from dael.explore import Explorer, grid
@@ -124,7 +126,7 @@ def _plain_md(campaign: Campaign, phases: dict[str, Atoms], pressures: list[floa
     jobs = grid(phases, pressures, temperatures, [0.0], md=e.md(ensemble="nvt", snapshots=snapshots),
                 random_baseline=True, seed=campaign.seed + seed)
     state = GlobalEntropy("atom", campaign.filter.eps, settings)
-    Explorer(campaign.test_md_driver(), state, folder, min_gain=-np.inf, workers=e.workers).run(jobs)
+    Explorer(driver, state, folder, min_gain=-np.inf, workers=e.workers).run(jobs)
     return read(folder / "snapshots.extxyz", ":")
 
 
@@ -280,8 +282,8 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     from dael.train import TrainSettings, train
 
     parent = resolve_parent(base) if base is not None else None  # fails before any pool is explored
-    driver = campaign.exploration_driver(parent)
-    for role, name in (("driver", driver), ("benchmark.test_driver", campaign.test_md_driver())):
+    driver, test_driver = campaign.exploration_driver(parent), campaign.test_md_driver()
+    for role, name in (("driver", driver), ("benchmark.test_driver", test_driver)):
         try:
             check_calculator(name)
         except (ValueError, FileNotFoundError) as exc:
@@ -292,7 +294,7 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     bench, e = campaign.benchmark, campaign.explore
     settings = fingerprint_settings(campaign, seeds)
     start = time.perf_counter()
-    pools = _pools(campaign, seeds, folder, settings, driver, say)
+    pools = _pools(campaign, seeds, folder, settings, driver, test_driver, say)
     data = _labelled(campaign, pools, folder, say)
     disagreement = describe(mismatch(data["anchor"]), driver)
     if disagreement:
@@ -347,7 +349,7 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     short = sorted({(s, n) for s in strategies for n in bench.sizes for d in range(bench.draws)
                     if (s, d, n) not in sets})
     notes = [f"System {campaign.system}; oracle {campaign.label.oracle} (a stand-in for DFT, see dael.registry); "
-             f"MD driver of the pools {driver}, of the test sets {campaign.test_md_driver()}; bias {e.k_global} "
+             f"MD driver of the pools {driver}, of the test sets {test_driver}; bias {e.k_global} "
              f"({e.bias_scale} scale), energy window {e.window} "
              f"eV/atom; filter {campaign.filter.mode} mode, min gain {campaign.filter.min_gain}.",
              f"Pools (labelled structures): {sizes}; holdouts: entropy {len(holdouts['entropy'])}, random "

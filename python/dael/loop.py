@@ -133,14 +133,14 @@ def preflight(campaign: Campaign, root: Path) -> None:
     from dael.registry import check_calculator
     from dael.train import TrainSettings
 
-    lab, where = campaign.label, root / CONFIG
-    if campaign.train.base:  # a missing base fails now, not after round 1's exploration and labels
+    lab, where, base = campaign.label, root / CONFIG, _base(campaign, Paths(root))
+    if base is not None:  # a missing base fails now, not after round 1's exploration and labels
         try:
-            resolve_parent(_base(campaign, Paths(root)))
+            resolve_parent(base)
         except (ValueError, FileNotFoundError) as exc:
             raise ValueError(f"{where}: train.base {campaign.train.base!r}: {exc}") from exc
     try:
-        check_calculator(campaign.exploration_driver(_base(campaign, Paths(root))))
+        check_calculator(campaign.exploration_driver(base))
     except (ValueError, FileNotFoundError) as exc:
         raise ValueError(f"{where}: driver: {exc}") from exc
     try:
