@@ -66,6 +66,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
         ("scalar", "explore", "pressures", 8.0), ("friction", "explore", "friction", -1.0),
         ("nan", "filter", "min_gain", float("nan")), ("nosuch", "label", "oracle", "nosuch"),
         ("param", "label", "params", {"system": "Fe"}), ("driver", None, "driver", "mace"),
+        ("lmax", "train", "settings", {"l_max": -1}),
     ]:
         campaign_folder(tmp / f"campaign-{name}", section, key, value)
     return {"tmp": tmp, **{p.stem: p for p in tmp.iterdir()}}
@@ -101,7 +102,12 @@ TABLE = [
     (["run", "--dir", "{campaign-nosuch}"], 2, "label (oracle 'nosuch'"),
     (["run", "--dir", "{campaign-param}"], 2, "unknown reference system"),
     (["run", "--dir", "{campaign-driver}"], 2, "driver: unknown calculator 'mace'"),
+    (["run", "--dir", "{campaign-lmax}"], 2, "train.settings: l_max must be >= 0"),
     (["status", "--dir", "{campaign-lots}"], 2, "budget.total"),
+    # the benchmark checks what its labels and models need before it explores a pool
+    (["benchmark", "{campaign-nosuch}", "--out", "{tmp}/bench"], 2, "campaign.yaml: label (oracle 'nosuch'"),
+    (["benchmark", "{campaign-driver}", "--out", "{tmp}/bench"], 2, "driver: unknown calculator 'mace'"),
+    (["benchmark", "{campaign-lmax}", "--out", "{tmp}/bench"], 2, "train.settings: l_max must be >= 0"),
     (["label", "{cu}", "--db", "{tmp}/cu.db", "--workers", "0"], 1, "no potential for the elements {Cu}"),
     (["explore", "{cu}", "--driver", "reference", "--out", "{tmp}/cu-run", "--steps", "2", "--snapshots", "1",
       "--relax-steps", "0", "--thermalize", "0", "--natx", "40", "--cutoff", "4.5"], 1, "1 failed"),

@@ -44,6 +44,7 @@ from dael.campaign import Campaign
 from dael.entropy import GlobalEntropy
 from dael.files import mark, marked, write_atomic
 from dael.fingerprint import fingerprint
+from dael.preflight import preflight
 from dael.strategies import DEFAULT_STRATEGIES, DRAW_SHARE
 
 Say = Callable[[str], None]
@@ -265,32 +266,28 @@ def epochs_for(n: int, settings, epochs: int, min_steps: int) -> int:
 
 
 def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.PathLike, say: Say = print,
-                  pools_only: bool = False, strategies: list[str] | None = None, base: str | None = None) -> Path:
-    """Run (or resume) the benchmark of `campaign` in `folder` for `strategies` (default: stream, mixed,
-    entropy-random, random); `base`: a model (.nequip.zip or model directory) every model fine-tunes, None:
-    from scratch. Returns report.html."""
+                  pools_only: bool = False, strategies: list[str] | None = None, base: str | None = None,
+                  where: str = "campaign") -> Path:
+    """Run (or resume) the benchmark of `campaign` (read from `where`, named in input errors) in `folder` for
+    `strategies` (default: stream, mixed, entropy-random, random); `base`: a model (.nequip.zip or model
+    directory) every model fine-tunes, None: from scratch. Returns report.html."""
     from ase.io import read
 
     from dael.agreement import describe, mismatch
-    from dael.deploy import load_calculator, resolve_parent
+    from dael.deploy import load_calculator
     from dael.loop import fingerprint_settings
     from dael.metrics import evaluate
-    from dael.registry import check_calculator, make_calculator
+    from dael.registry import make_calculator
     from dael.report import write_report
     from dael.stability import md_stability
     from dael.strategies import check_strategies
     from dael.train import TrainSettings, train
 
-    parent = resolve_parent(base) if base is not None else None  # fails before any pool is explored
-    driver, test_driver = campaign.exploration_driver(parent), campaign.test_md_driver()
-    for role, name in (("driver", driver), ("benchmark.test_driver", test_driver)):
-        try:
-            check_calculator(name)
-        except (ValueError, FileNotFoundError) as exc:
-            raise ValueError(f"{role}: {exc}") from exc
+    checked = preflight(campaign, where, base, epochs=campaign.benchmark.epochs, benchmark=True)
+    parent, driver, test_driver = checked.base, checked.driver, checked.test_driver
+    strategies = check_strategies(strategies or list(DEFAULT_STRATEGIES))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    strategies = check_strategies(strategies or list(DEFAULT_STRATEGIES))
     bench, e = campaign.benchmark, campaign.explore
     settings = fingerprint_settings(campaign, seeds)
     start = time.perf_counter()

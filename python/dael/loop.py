@@ -38,6 +38,7 @@ from dael.checks import natx_value
 from dael.entropy import GlobalEntropy
 from dael.files import mark, marked
 from dael.fingerprint import FingerprintSettings, fingerprint
+from dael.preflight import preflight
 
 Say = Callable[[str], None]
 
@@ -97,7 +98,8 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
 
     campaign, seeds = load(folder)
     paths = Paths(Path(folder))
-    preflight(campaign, paths.root)
+    base = _base(campaign, paths)
+    preflight(campaign, str(paths.root / CONFIG), base, f"train.base {campaign.train.base!r}")
     settings = fingerprint_settings(campaign, seeds)
     dataset = Dataset(paths.dataset)
     r = 0
@@ -110,7 +112,7 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
         if used >= campaign.budget.total and selected is None:
             break
         paths.round(r).mkdir(parents=True, exist_ok=True)
-        driver = campaign.exploration_driver(_base(campaign, paths)) if r == 1 else f"allegro:{paths.model(r - 1)}"
+        driver = campaign.exploration_driver(base) if r == 1 else f"allegro:{paths.model(r - 1)}"
         if selected is None:
             _explore_and_select(campaign, seeds, paths, r, driver, settings, used, say)
             selected = marked(paths.done(r, "select"))
@@ -122,36 +124,6 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
         if marked(paths.done(r, "train")) is None:
             _train(campaign, paths, r, dataset, say)
     return status(folder)
-
-
-def preflight(campaign: Campaign, root: Path) -> None:
-    """Check everything a run of the campaign in folder `root` needs before its first side effect (a folder, a
-    trajectory, a pending row): the base model (train.base), the driver, the oracle with its parameters, the
-    label options and the training settings."""
-    from dael.deploy import resolve_parent
-    from dael.label import check_options
-    from dael.registry import check_calculator
-    from dael.train import TrainSettings
-
-    lab, where, base = campaign.label, root / CONFIG, _base(campaign, Paths(root))
-    if base is not None:  # a missing base fails now, not after round 1's exploration and labels
-        try:
-            resolve_parent(base)
-        except (ValueError, FileNotFoundError) as exc:
-            raise ValueError(f"{where}: train.base {campaign.train.base!r}: {exc}") from exc
-    try:
-        check_calculator(campaign.exploration_driver(base))
-    except (ValueError, FileNotFoundError) as exc:
-        raise ValueError(f"{where}: driver: {exc}") from exc
-    try:
-        check_options(lab.workers, lab.timeout, lab.retries)
-        check_calculator(lab.oracle, **lab.params)
-    except Exception as exc:  # an oracle's constructor may raise anything for bad parameters
-        raise ValueError(f"{where}: label (oracle {lab.oracle!r}, params {lab.params}): {exc}") from exc
-    try:
-        TrainSettings(epochs=campaign.train.epochs, seed=campaign.seed, **campaign.train.settings).check()
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: train.settings: {exc}") from exc
 
 
 def _base(campaign: Campaign, paths: Paths) -> Path | None:

@@ -98,7 +98,7 @@ def benchmark(
     """Selection strategies vs random MD on the same pools and training: learning curves, MD stability and an
     HTML report."""
     from dael.benchmark import run_benchmark
-    from dael.campaign import load_or_preset
+    from dael.campaign import CONFIG, load_or_preset
     from dael.train import check_device
 
     try:
@@ -119,7 +119,8 @@ def benchmark(
         chosen = check_strategies(list(STRATEGIES) if strategies == "all" else
                                   [x.strip() for x in strategies.split(",") if x.strip()])
         report = run_benchmark(campaign, seeds, out or Path(f"benchmark-{campaign.system}"),
-                               say=console.print, strategies=chosen, base=from_)
+                               say=console.print, strategies=chosen, base=from_,
+                               where=str(Path(system) / CONFIG) if Path(system).is_dir() else f"preset {system}")
     except (ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from exc
     console.print(f"report: {report}")
