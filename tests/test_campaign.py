@@ -172,8 +172,8 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
     assert filled <= trained and trained - filled <= {("stream", 8), ("stream", 16)}
     if len(trained - filled) < 2:  # a size the saturated filter could not fill is named in the report
         assert "Sets a strategy could not fill" in report.read_text()
-    assert {r["set"] for r in records} == {"holdout", "holdout-entropy", "holdout-random", "test", "test-900K",
-                                           "test-strain", "transfer", "transfer-beyond", "md"}
+    assert {r["set"] for r in records} == {"holdout", "holdout-entropy", "holdout-entropy-window", "holdout-random",
+                                           "test", "test-900K", "test-strain", "transfer", "transfer-beyond", "md"}
     evaluation = json.loads((tmp_path / "models" / "stream-fill-N16-d0" / "evaluation.json").read_text())
     kinds = [evaluation[k] for k in ("test-900K", "test-strain")]
     assert sum(k["structures"] for k in kinds) == evaluation["test"]["structures"]
@@ -199,6 +199,13 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
     assert len(data["test"]) == evaluation["test"]["structures"]  # the test set holds no transfer structure
     assert all({"trajectory", "step", "driver_energy"} <= set(a.info) for a in data["entropy"])
     assert all(a.info["status"] == "labeled" for a in data["entropy"])
+    # the entropy holdout within the energy window: the snapshots a windowed strategy could have picked
+    from dael.benchmark import holdout_indices
+    from dael.window import in_window
+
+    held = [data["entropy"][i] for i in holdout_indices(data, campaign.seed)["entropy"]]
+    inside = int(in_window(held, e.window).sum())
+    assert 0 < evaluation["holdout-entropy-window"]["structures"] == inside <= len(held)
     trained = {p: p.stat().st_mtime for p in tmp_path.glob("models/*/model.nequip.zip")}
     run_benchmark(campaign, phases("Si"), tmp_path, say=lambda line: None, strategies=strategies)
     assert {p: p.stat().st_mtime for p in tmp_path.glob("models/*/model.nequip.zip")} == trained

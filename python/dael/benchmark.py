@@ -16,14 +16,16 @@ Protocol (`run_benchmark`), all in one folder, every stage resumable:
 2. Everything is labelled by the campaign's oracle (one database, tagged by source). The oracle's stress on the
    anchors the driver relaxed tells whether driver and oracle agree on each phase's equilibrium
    (`dael.agreement`); where they do not, the run says so (a warning and a report note).
-3. In-distribution holdouts: 10 % of each of the entropy and random pools, set aside before selection.
+3. In-distribution holdouts: 10 % of each of the entropy and random pools, set aside before selection; the
+   entropy holdout is also evaluated within the energy window ('holdout-entropy-window': the snapshots a
+   windowed strategy or a campaign could label, i.e. the paper's holdout of its accepted dataset).
 4. Training sets per strategy and draw (`dael.strategies`; the default `stream` is what `dael run` labels).
 5. One model per (strategy, N, draw), trained identically (dael.train, from scratch, at least `epochs` and
    at least `min_steps` optimizer steps), run in parallel single-thread processes. Each is evaluated on the
-   entropy pool's holdout, the random pool's holdout, their union, the test set and each kind of test
-   structure (thermal MD per temperature, strain probes), the transfer set, and by MD stability
-   (`dael.stability`: 64-atom cells at the hottest temperature and highest pressure); records.csv, then the
-   report.
+   entropy pool's holdout (whole and within the window), the random pool's holdout, their union, the test
+   set and each kind of test structure (thermal MD per temperature, strain probes), the transfer set, and by
+   MD stability (`dael.stability`: 64-atom cells at the hottest temperature and highest pressure);
+   records.csv, then the report.
 """
 
 from __future__ import annotations
@@ -282,6 +284,7 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     from dael.stability import md_stability
     from dael.strategies import check_strategies
     from dael.train import TrainSettings, train
+    from dael.window import in_window
 
     checked = preflight(campaign, where, base, epochs=campaign.benchmark.epochs, benchmark=True)
     parent, driver, test_driver = checked.base, checked.driver, checked.test_driver
@@ -302,7 +305,9 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     sets, holdouts = _training_sets(campaign, data, settings, folder, strategies)
     jobs = sorted(sets, key=lambda k: (k[1], k[2], strategies.index(k[0])))
     train_settings = {"epochs": bench.epochs, "seed": campaign.seed, **campaign.train.settings}
-    evaluation_sets = {"holdout-entropy": holdouts["entropy"], "holdout-random": holdouts["random"],
+    inside = [a for a, ok in zip(holdouts["entropy"], in_window(holdouts["entropy"], e.window), strict=True) if ok]
+    evaluation_sets = {"holdout-entropy": holdouts["entropy"], **({"holdout-entropy-window": inside} if inside else {}),
+                       "holdout-random": holdouts["random"],
                        "holdout": holdouts["entropy"] + holdouts["random"], "test": data["test"],
                        **by_test_kind(pools["test"], data["test"]), "transfer": data["transfer"],
                        **by_transfer_kind(data["transfer"], e.pressures, e.temperatures)}

@@ -1,9 +1,10 @@
 """Learning curves and the HTML report of a benchmark.
 
 Input: one record per trained model and evaluation set — pool (the selection strategy: 'stream', 'mixed',
-'random', ...), size N, draw, set ('holdout-entropy', 'holdout-random', 'holdout', 'test', a kind of test
-structure such as 'test-300K', or 'md' for MD stability), and the errors energy_mae (meV/atom), force_mae
-(meV/Å), stress_mae (meV/Å³) (plus *_rmse; 'md' adds survived, the share of MD steps completed).
+'random', ...), size N, draw, set ('holdout-entropy', 'holdout-entropy-window', 'holdout-random', 'holdout',
+'test', a kind of test structure such as 'test-300K', or 'md' for MD stability), and the errors energy_mae
+(meV/atom), force_mae (meV/Å), stress_mae (meV/Å³) (plus *_rmse; 'md' adds survived, the share of MD steps
+completed).
 Output: learning-curve PNGs (log-log, mean ± standard deviation over draws), a table as CSV and Markdown,
 energy histograms of the pools, and report.html that shows them with the settings used and the ratio of
 random MD's error to each strategy's.
