@@ -206,6 +206,9 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
     held = [data["entropy"][i] for i in holdout_indices(data, campaign.seed)["entropy"]]
     inside = int(in_window(held, e.window).sum())
     assert 0 < evaluation["holdout-entropy-window"]["structures"] == inside <= len(held)
+    outside = int((~in_window(data["entropy"], e.window)).sum())
+    assert f"({inside} inside the energy window)" in report.read_text()
+    assert f"outside the window (kept in the pool, taken by no windowed strategy): {outside}." in report.read_text()
     trained = {p: p.stat().st_mtime for p in tmp_path.glob("models/*/model.nequip.zip")}
     run_benchmark(campaign, phases("Si"), tmp_path, say=lambda line: None, strategies=strategies)
     assert {p: p.stat().st_mtime for p in tmp_path.glob("models/*/model.nequip.zip")} == trained

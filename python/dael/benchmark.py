@@ -354,8 +354,10 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
              f"MD driver of the pools {driver}, of the test sets {test_driver}; bias {e.k_global} "
              f"({e.bias_scale} scale), energy window {e.window} "
              f"eV/atom; filter {campaign.filter.mode} mode, min gain {campaign.filter.min_gain}.",
-             f"Pools (labelled structures): {sizes}; holdouts: entropy {len(holdouts['entropy'])}, random "
-             f"{len(holdouts['random'])}.",
+             f"Pools (labelled structures): {sizes}; holdouts: entropy {len(holdouts['entropy'])} "
+             f"({len(inside)} inside the energy window), random {len(holdouts['random'])}; entropy-pool snapshots "
+             f"outside the window (kept in the pool, taken by no windowed strategy): "
+             f"{int((~in_window(data['entropy'], e.window)).sum())}.",
              f"Sizes {sorted(bench.sizes)}, {bench.draws} draws, ≥ {bench.epochs} epochs and ≥ {bench.min_steps} "
              f"optimizer steps per model; this run (resumed parts excluded) took {minutes:.1f} min."]
     if disagreement:
