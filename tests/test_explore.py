@@ -50,6 +50,25 @@ def test_grid_runs_filters_and_resumes(tmp_path):
     assert result.state.n == 8 * len(accepted)
 
 
+def test_parallel_exploration_stops_once_enough_is_accepted(tmp_path):
+    """With `stop_after` reached while trajectories are still queued, two workers finish what runs and leave
+    the rest (this once spun forever at 100 % CPU in `make demo` when the budget filled before the queue
+    emptied); a watchdog fails the test instead of hanging the suite."""
+    import threading
+
+    jobs = grid({"diamond": si8()}, [0.0, 2.0, 4.0, 6.0, 8.0, 10.0], [300.0], [0.25], md=MD)
+    explorer = Explorer("reference", GlobalEntropy("atom", settings=SETTINGS), tmp_path, min_gain=-np.inf,
+                        workers=2, stop_after=1)
+    outcome = {}
+    worker = threading.Thread(target=lambda: outcome.update(result=explorer.run(jobs)), daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "the explorer did not stop after the budget was accepted"
+    ran = outcome["result"].trajectories
+    assert 2 <= len(ran) < len(jobs)  # the two started together finish; no new one starts after the first
+    assert outcome["result"].accepted >= 1
+
+
 def test_random_baseline_has_no_bias_and_random_steps():
     jobs = grid({"diamond": si8()}, [0.0], [300.0, 600.0], [2.0, 5.0], md=MD, random_baseline=True)
     assert all(j.k_global == 0 and j.k_local == 0 and j.source == "random" for j in jobs)

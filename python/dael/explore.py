@@ -208,6 +208,8 @@ class Explorer:
                 while queue and len(running) < self.workers and not self._enough():
                     # each trajectory starts from the state as it is now (accepted snapshots included)
                     running.add(pool.submit(run_job, queue.pop(0), self.driver, self.state.copy()))
+                if not running:  # enough accepted: the queued trajectories are not run (was: a busy loop)
+                    break
                 finished, running = wait(running, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     entry = self._finish(fut.result(), log)
