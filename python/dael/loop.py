@@ -98,8 +98,8 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
 
     campaign, seeds = load(folder)
     paths = Paths(Path(folder))
-    base = _base(campaign, paths)
-    preflight(campaign, str(paths.root / CONFIG), base, f"train.base {campaign.train.base!r}")
+    first_driver = preflight(campaign, str(paths.root / CONFIG), _base(campaign, paths),
+                             f"train.base {campaign.train.base!r}").driver
     settings = fingerprint_settings(campaign, seeds)
     dataset = Dataset(paths.dataset)
     r = 0
@@ -112,7 +112,7 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
         if used >= campaign.budget.total and selected is None:
             break
         paths.round(r).mkdir(parents=True, exist_ok=True)
-        driver = campaign.exploration_driver(base) if r == 1 else f"allegro:{paths.model(r - 1)}"
+        driver = first_driver if r == 1 else f"allegro:{paths.model(r - 1)}"  # round 1: what preflight checked
         if selected is None:
             _explore_and_select(campaign, seeds, paths, r, driver, settings, used, say)
             selected = marked(paths.done(r, "select"))
