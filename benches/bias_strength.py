@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from ase.io import read
 
-from dael.benchmark import _labelled, holdout_indices
+from dael.benchmark import _labelled, in_distribution_holdouts
 from dael.campaign import load
 from dael.deploy import load_calculator
 from dael.metrics import evaluate
@@ -52,13 +52,14 @@ def main() -> None:
         folder = Path(folder)
         pools = {name: read(folder / "pools" / f"{name}.extxyz", ":") for name in ("entropy", "random")}
         data = _labelled(campaign, pools, folder, say=lambda line: None)
-        held = [data["entropy"][i] for i in holdout_indices(data, campaign.seed)["entropy"]]
-        inside = in_window(held, campaign.explore.window)
+        holdouts = in_distribution_holdouts(data, campaign.seed, campaign.explore.window)
         share = in_window(data["entropy"], campaign.explore.window).mean()
         models = sorted(folder.glob(f"models/{args.strategy}-N{args.size}-d*"))
         test = f"{mean_of(models, 'test'):.1f} / {mean_of(randoms, 'test'):.1f}"
-        for which, structures in (("holdout-entropy", held),
-                                  ("holdout-entropy-window", [a for a, ok in zip(held, inside, strict=True) if ok])):
+        for which in ("holdout-entropy", "holdout-entropy-window"):
+            structures = holdouts.get(which, [])
+            if not structures:
+                continue
             ours = mean_of(models, which)
             theirs = float(np.mean([evaluate(c, structures)["energy_mae"] for c in calcs]))
             print(f"| {label} | {share:.2f} | {which} ({len(structures)}) | {ours:.1f} | {theirs:.1f} | "

@@ -194,12 +194,12 @@ def test_benchmark_sets_follow_the_sizes_asked_for(tmp_path, monkeypatch):
     settings = campaign.benchmark
     settings.sizes, settings.draws = [5], 1
     fp = dael.FingerprintSettings(5.0, 40, "s")
-    first, _ = benchmark._training_sets(campaign, data, fp, tmp_path, ["random"])
+    first = benchmark._training_sets(campaign, data, fp, tmp_path, ["random"])
     settings.sizes = [5, 10, 40]
-    more, _ = benchmark._training_sets(campaign, data, fp, tmp_path, ["random"])
+    more = benchmark._training_sets(campaign, data, fp, tmp_path, ["random"])
     assert set(more) == {("random", 0, 5), ("random", 0, 10)} and more[("random", 0, 5)] == first[("random", 0, 5)]
     assert more[("random", 0, 10)][:5] == first[("random", 0, 5)]  # nested: the same stream of picks
     settings.sizes = [10, 40]
-    fewer, _ = benchmark._training_sets(campaign, data, fp, tmp_path, ["random"])
+    fewer = benchmark._training_sets(campaign, data, fp, tmp_path, ["random"])
     assert set(fewer) == {("random", 0, 10)}
     assert calls == [("random", [5]), ("random", [10, 40])]  # 40 was remembered as unfillable

@@ -182,14 +182,13 @@ def with_tags(pool: list[Atoms], labelled: list[Atoms]) -> list[Atoms]:
 
 
 def _training_sets(campaign: Campaign, data: dict[str, list], settings, folder: Path,
-                   strategies: list[str]) -> tuple[dict, dict]:
-    """{(strategy, draw, N): keys} (see dael.strategies) and the in-distribution holdouts per pool."""
+                   strategies: list[str]) -> dict:
+    """{(strategy, draw, N): keys} (see dael.strategies), none drawn from the in-distribution holdouts."""
     from dael.strategies import Pools, select_sets
 
     path = folder / "sets.json"
     bench = campaign.benchmark
     hold = holdout_indices(data, campaign.seed)
-    holdouts = {name: [data[name][i] for i in hold[name]] for name in hold}
     saved = json.loads(path.read_text()) if path.exists() else {}
     wanted = {str(n) for n in bench.sizes}
     todo = [(s, d) for s in strategies for d in range(bench.draws) if not wanted <= set(saved.get(f"{s}/{d}", {}))]
@@ -212,7 +211,7 @@ def _training_sets(campaign: Campaign, data: dict[str, list], settings, folder: 
             write_atomic(path, json.dumps(saved).encode())
     sets = {(s, int(d), int(n)): keys for k, v in saved.items() for n, keys in v.items()
             for s, d in [k.split("/")] if s in strategies and int(d) < bench.draws and n in wanted and keys}
-    return sets, holdouts
+    return sets
 
 
 STRATEGY_SEEDS = {"random": 1, "entropy-random": 2}
@@ -223,6 +222,19 @@ def holdout_indices(data: dict[str, list], seed: int) -> dict[str, np.ndarray]:
     """The in-distribution holdout: a random 10 % (at least one) of the entropy and of the random pool."""
     rng = np.random.default_rng(seed)
     return {name: rng.permutation(len(data[name]))[: max(1, len(data[name]) // 10)] for name in ("entropy", "random")}
+
+
+def in_distribution_holdouts(data: dict[str, list], seed: int, window: float | None) -> dict[str, list[Atoms]]:
+    """The benchmark's in-distribution evaluation sets: 'holdout-entropy', 'holdout-entropy-window' (its
+    snapshots inside the energy window `window` eV/atom, the ones a windowed strategy could have picked; absent
+    when none is), 'holdout-random' and their union 'holdout'."""
+    from dael.window import in_window
+
+    hold = holdout_indices(data, seed)
+    entropy, random = ([data[name][i] for i in hold[name]] for name in ("entropy", "random"))
+    inside = [a for a, ok in zip(entropy, in_window(entropy, window), strict=True) if ok]
+    return {"holdout-entropy": entropy, **({"holdout-entropy-window": inside} if inside else {}),
+            "holdout-random": random, "holdout": entropy + random}
 
 
 def by_transfer_kind(labelled: list[Atoms], pressures: list[float], temperatures: list[float]
@@ -302,13 +314,11 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     if pools_only:
         return folder
     say(f"benchmark: training sets of {', '.join(strategies)}")
-    sets, holdouts = _training_sets(campaign, data, settings, folder, strategies)
+    sets = _training_sets(campaign, data, settings, folder, strategies)
     jobs = sorted(sets, key=lambda k: (k[1], k[2], strategies.index(k[0])))
     train_settings = {"epochs": bench.epochs, "seed": campaign.seed, **campaign.train.settings}
-    inside = [a for a, ok in zip(holdouts["entropy"], in_window(holdouts["entropy"], e.window), strict=True) if ok]
-    evaluation_sets = {"holdout-entropy": holdouts["entropy"], **({"holdout-entropy-window": inside} if inside else {}),
-                       "holdout-random": holdouts["random"],
-                       "holdout": holdouts["entropy"] + holdouts["random"], "test": data["test"],
+    holdouts = in_distribution_holdouts(data, campaign.seed, e.window)
+    evaluation_sets = {**holdouts, "test": data["test"],
                        **by_test_kind(pools["test"], data["test"]), "transfer": data["transfer"],
                        **by_transfer_kind(data["transfer"], e.pressures, e.temperatures)}
     starts = read(folder / "pools" / "md-starts.extxyz", ":")
@@ -354,8 +364,9 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
              f"MD driver of the pools {driver}, of the test sets {test_driver}; bias {e.k_global} "
              f"({e.bias_scale} scale), energy window {e.window} "
              f"eV/atom; filter {campaign.filter.mode} mode, min gain {campaign.filter.min_gain}.",
-             f"Pools (labelled structures): {sizes}; holdouts: entropy {len(holdouts['entropy'])} "
-             f"({len(inside)} inside the energy window), random {len(holdouts['random'])}; entropy-pool snapshots "
+             f"Pools (labelled structures): {sizes}; holdouts: entropy {len(holdouts['holdout-entropy'])} "
+             f"({len(holdouts.get('holdout-entropy-window', []))} inside the energy window), random "
+             f"{len(holdouts['holdout-random'])}; entropy-pool snapshots "
              f"outside the window (kept in the pool, taken by no windowed strategy): "
              f"{int((~in_window(data['entropy'], e.window)).sum())}.",
              f"Sizes {sorted(bench.sizes)}, {bench.draws} draws, ≥ {bench.epochs} epochs and ≥ {bench.min_steps} "

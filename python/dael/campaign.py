@@ -365,3 +365,9 @@ def load_or_preset(system: str) -> tuple[Campaign, dict[str, Atoms]]:
     if Path(system).is_dir():
         return load(system)
     return preset(system), phases(system)
+
+
+def source(system: str) -> str:
+    """Where `load_or_preset(system)` takes its settings from, for error messages: the folder's campaign.yaml
+    or 'preset NAME'."""
+    return str(Path(system) / CONFIG) if Path(system).is_dir() else f"preset {system}"

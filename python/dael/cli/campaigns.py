@@ -98,7 +98,7 @@ def benchmark(
     """Selection strategies vs random MD on the same pools and training: learning curves, MD stability and an
     HTML report."""
     from dael.benchmark import run_benchmark
-    from dael.campaign import CONFIG, load_or_preset
+    from dael.campaign import load_or_preset, source
     from dael.train import check_device
 
     try:
@@ -120,7 +120,7 @@ def benchmark(
                                   [x.strip() for x in strategies.split(",") if x.strip()])
         report = run_benchmark(campaign, seeds, out or Path(f"benchmark-{campaign.system}"),
                                say=console.print, strategies=chosen, base=from_,
-                               where=str(Path(system) / CONFIG) if Path(system).is_dir() else f"preset {system}")
+                               where=source(system))
     except (ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from exc
     console.print(f"report: {report}")
