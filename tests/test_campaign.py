@@ -172,7 +172,8 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
     assert filled <= trained and trained - filled <= {("stream", 8), ("stream", 16)}
     if len(trained - filled) < 2:  # a size the saturated filter could not fill is named in the report
         assert "Sets a strategy could not fill" in report.read_text()
-    assert {r["set"] for r in records} == {"holdout", "holdout-entropy", "holdout-entropy-window", "holdout-random",
+    assert {r["set"] for r in records} == {"holdout", "holdout-entropy", "holdout-entropy-window",
+                                           "holdout-entropy-accepted", "holdout-random",
                                            "test", "test-900K", "test-strain", "transfer", "transfer-beyond", "md"}
     evaluation = json.loads((tmp_path / "models" / "stream-fill-N16-d0" / "evaluation.json").read_text())
     kinds = [evaluation[k] for k in ("test-900K", "test-strain")]
@@ -200,7 +201,7 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
     assert all({"trajectory", "step", "driver_energy"} <= set(a.info) for a in data["entropy"])
     assert all(a.info["status"] == "labeled" for a in data["entropy"])
     # the entropy holdout within the energy window: the snapshots a windowed strategy could have picked
-    from dael.benchmark import holdout_indices, in_distribution_holdouts
+    from dael.benchmark import accepted_by_filter, holdout_indices, in_distribution_holdouts
     from dael.window import in_window
 
     held = [data["entropy"][i] for i in holdout_indices(data, campaign.seed)["entropy"]]
@@ -208,8 +209,11 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
     assert [a.info["hash"] for a in in_distribution_holdouts(data, campaign.seed, e.window)["holdout-entropy-window"]
             ] == [a.info["hash"] for a, ok in zip(held, in_window(held, e.window), strict=True) if ok]
     assert 0 < evaluation["holdout-entropy-window"]["structures"] == inside <= len(held)
+    accepted = accepted_by_filter(campaign, data["entropy"], campaign.filter.cutoff)
+    taken = int(accepted[holdout_indices(data, campaign.seed)["entropy"]].sum())
+    assert 0 < evaluation["holdout-entropy-accepted"]["structures"] == taken <= inside
     outside = int((~in_window(data["entropy"], e.window)).sum())
-    assert f"({inside} inside the energy window)" in report.read_text()
+    assert f"({inside} inside the energy window, {taken} accepted by the filter)" in report.read_text()
     assert f"outside the window (kept in the pool, taken by no windowed strategy): {outside}." in report.read_text()
     trained = {p: p.stat().st_mtime for p in tmp_path.glob("models/*/model.nequip.zip")}
     run_benchmark(campaign, phases("Si"), tmp_path, say=lambda line: None, strategies=strategies)

@@ -148,6 +148,30 @@ def test_stream_sets_are_the_first_accepted_in_a_random_trajectory_order(rng):
     assert filled[10] == sets[10] and len(filled[50]) == 50 and "e5" not in filled[50]
 
 
+def test_the_filter_accepts_in_pool_order_inside_the_window(rng):
+    """The paper's holdout subset: what a campaign's filter accepts in exploration (pool) order — never a
+    snapshot outside the window, the first one always, the rejected ones never changing what follows (the
+    accepted ones alone are all accepted again), and in another order another set."""
+    from dael.benchmark import accepted_by_filter
+    from dael.campaign import preset
+
+    pools = synthetic_pools(rng)
+    far = pools.entropy[5]  # outside the window, and novel: compressed by 15 %
+    far.set_cell(0.85 * far.cell, scale_atoms=True)
+    campaign = preset("Si")
+    campaign.filter.mode, campaign.filter.min_gain, campaign.explore.window = "dual", 0.0, 0.5
+    accepted = accepted_by_filter(campaign, pools.entropy, 4.0)
+    assert accepted[0] and not accepted[5] and 5 < accepted.sum() < len(accepted) - 5
+    again = accepted_by_filter(campaign, [pools.entropy[i] for i in np.flatnonzero(accepted)], 4.0)
+    assert again.all()
+    backwards = accepted_by_filter(campaign, pools.entropy[::-1], 4.0)[::-1]
+    assert (backwards != accepted).any() and backwards[-1]
+    campaign.explore.window = None  # the window acts as if the snapshot outside had never been produced
+    assert accepted_by_filter(campaign, pools.entropy, 4.0)[5]
+    rest = [a for k, a in enumerate(pools.entropy) if k != 5]
+    assert list(accepted_by_filter(campaign, rest, 4.0)) == list(np.delete(accepted, 5))
+
+
 @pytest.mark.parametrize("strategy", ["stream-fill", "stream-md", "seeded", "mixed", "greedy-atom", "greedy-config",
                                       "entropy-random", "random", "direct", "quests-fps", "quests-msc",
                                       "quests-kmeans"])

@@ -18,7 +18,8 @@ Protocol (`run_benchmark`), all in one folder, every stage resumable:
    (`dael.agreement`); where they do not, the run says so (a warning and a report note).
 3. In-distribution holdouts: 10 % of each of the entropy and random pools, set aside before selection; the
    entropy holdout is also evaluated within the energy window ('holdout-entropy-window': the snapshots a
-   windowed strategy or a campaign could label, i.e. the paper's holdout of its accepted dataset).
+   windowed strategy or a campaign could label) and on the snapshots of it that the streaming filter accepts
+   in exploration order ('holdout-entropy-accepted': the paper's holdout, 10 % of its accepted dataset).
 4. Training sets per strategy and draw (`dael.strategies`; the default `stream` is what `dael run` labels).
 5. One model per (strategy, N, draw), trained identically (dael.train, from scratch, at least `epochs` and
    at least `min_steps` optimizer steps), run in parallel single-thread processes. Each is evaluated on the
@@ -224,16 +225,37 @@ def holdout_indices(data: dict[str, list], seed: int) -> dict[str, np.ndarray]:
     return {name: rng.permutation(len(data[name]))[: max(1, len(data[name]) // 10)] for name in ("entropy", "random")}
 
 
-def in_distribution_holdouts(data: dict[str, list], seed: int, window: float | None) -> dict[str, list[Atoms]]:
+def accepted_by_filter(campaign: Campaign, structures: list[Atoms], cutoff: float) -> np.ndarray:
+    """Mask of the biased-MD snapshots the campaign's streaming filter accepts (window, dual modes, min_gain)
+    when they arrive in the pool's order, the order the explorer produced them: the dataset a campaign on this
+    exploration would label, every rejected snapshot being close to what it already holds."""
+    from dael.dual import new_state
+    from dael.window import in_window
+
+    inside = np.flatnonzero(in_window(structures, campaign.explore.window))
+    accepted = np.zeros(len(structures), dtype=bool)
+    if len(inside):
+        fps = fingerprint([structures[i] for i in inside], cutoff=cutoff, natx=None)
+        state = new_state(campaign.filter.mode, campaign.filter.eps, fps.settings)
+        accepted[inside[state.stream(fps, campaign.filter.min_gain)[1]]] = True
+    return accepted
+
+
+def in_distribution_holdouts(data: dict[str, list], seed: int, window: float | None,
+                             accepted: np.ndarray | None = None) -> dict[str, list[Atoms]]:
     """The benchmark's in-distribution evaluation sets: 'holdout-entropy', 'holdout-entropy-window' (its
-    snapshots inside the energy window `window` eV/atom, the ones a windowed strategy could have picked; absent
-    when none is), 'holdout-random' and their union 'holdout'."""
+    snapshots inside the energy window `window` eV/atom, the ones a windowed strategy could have picked),
+    'holdout-entropy-accepted' (those of them in `accepted`, a mask over the entropy pool: the paper's holdout,
+    a random 10 % of the dataset its filter accepted), 'holdout-random' and the union 'holdout'. An empty
+    subset is left out."""
     from dael.window import in_window
 
     hold = holdout_indices(data, seed)
     entropy, random = ([data[name][i] for i in hold[name]] for name in ("entropy", "random"))
     inside = [a for a, ok in zip(entropy, in_window(entropy, window), strict=True) if ok]
+    taken = [] if accepted is None else [data["entropy"][i] for i in hold["entropy"] if accepted[i]]
     return {"holdout-entropy": entropy, **({"holdout-entropy-window": inside} if inside else {}),
+            **({"holdout-entropy-accepted": taken} if taken else {}),
             "holdout-random": random, "holdout": entropy + random}
 
 
@@ -317,7 +339,8 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     sets = _training_sets(campaign, data, settings, folder, strategies)
     jobs = sorted(sets, key=lambda k: (k[1], k[2], strategies.index(k[0])))
     train_settings = {"epochs": bench.epochs, "seed": campaign.seed, **campaign.train.settings}
-    holdouts = in_distribution_holdouts(data, campaign.seed, e.window)
+    holdouts = in_distribution_holdouts(data, campaign.seed, e.window,
+                                        accepted_by_filter(campaign, data["entropy"], settings.cutoff))
     evaluation_sets = {**holdouts, "test": data["test"],
                        **by_test_kind(pools["test"], data["test"]), "transfer": data["transfer"],
                        **by_transfer_kind(data["transfer"], e.pressures, e.temperatures)}
@@ -365,7 +388,8 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
              f"({e.bias_scale} scale), energy window {e.window} "
              f"eV/atom; filter {campaign.filter.mode} mode, min gain {campaign.filter.min_gain}.",
              f"Pools (labelled structures): {sizes}; holdouts: entropy {len(holdouts['holdout-entropy'])} "
-             f"({len(holdouts.get('holdout-entropy-window', []))} inside the energy window), random "
+             f"({len(holdouts.get('holdout-entropy-window', []))} inside the energy window, "
+             f"{len(holdouts.get('holdout-entropy-accepted', []))} accepted by the filter), random "
              f"{len(holdouts['holdout-random'])}; entropy-pool snapshots "
              f"outside the window (kept in the pool, taken by no windowed strategy): "
              f"{int((~in_window(data['entropy'], e.window)).sum())}.",
