@@ -1,0 +1,37 @@
+"""Per-phase signed energy error of benchmark models on the test set: does a model's error come from an offset
+between phases (a floor no amount of data removes) or from scatter?
+
+Usage: python benches/phase_offsets.py CAMPAIGN_FOLDER BENCHMARK_FOLDER MODEL_FOLDER [...]
+Prints, per model, the test-set energy MAE, the mean and spread of the signed error (model − oracle) and its
+mean per phase, all in meV/atom.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from ase.io import read
+
+from dael.benchmark import _labelled
+from dael.campaign import load
+from dael.deploy import load_calculator
+
+
+def main() -> None:
+    campaign, _ = load(sys.argv[1])
+    folder = Path(sys.argv[2])
+    test = _labelled(campaign, {"test": read(folder / "pools" / "test.extxyz", ":")}, folder, say=lambda line: None)
+    test = test["test"]
+    reference = np.array([a.get_potential_energy() / len(a) for a in test])
+    phases = np.array([str(a.info.get("phase")) for a in test])
+    for model in sys.argv[3:]:
+        calc = load_calculator(model)
+        err = 1000 * (np.array([calc.get_potential_energy(a.copy()) / len(a) for a in test]) - reference)
+        per_phase = ", ".join(f"{p} {err[phases == p].mean():+.1f}" for p in sorted(set(phases)))
+        print(f"{model}: MAE {np.abs(err).mean():.1f}, mean {err.mean():+.1f}, std {err.std():.1f}; {per_phase}")
+
+
+if __name__ == "__main__":
+    main()
