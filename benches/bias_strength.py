@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from ase.io import read
 
-from dael.benchmark import _labelled, accepted_by_filter, in_distribution_holdouts
+from dael.benchmark import _labelled, accepted_by_filter, holdout_indices, in_distribution_holdouts
 from dael.campaign import load
 from dael.deploy import load_calculator
 from dael.metrics import evaluate
@@ -62,12 +62,12 @@ def main() -> None:
         data = _labelled(campaign, pools, folder, say=lambda line: None)
         accepted = accepted_by_filter(campaign, data["entropy"], campaign.filter.cutoff)
         holdouts = in_distribution_holdouts(data, campaign.seed, campaign.explore.window, accepted)
-        share = in_window(data["entropy"], campaign.explore.window).mean()
+        inside = in_window(data["entropy"], campaign.explore.window)
+        holdouts["holdout-entropy-rejected"] = [data["entropy"][i] for i in holdout_indices(data, campaign.seed)[
+            "entropy"] if inside[i] and not accepted[i]]
+        share = inside.mean()
         models = sorted(folder.glob(f"models/{args.strategy}-N{args.size}-d*"))
         test = f"{mean_of(models, 'test'):.1f} / {mean_of(randoms, 'test'):.1f}"
-        taken = {id(a) for a in holdouts.get("holdout-entropy-accepted", [])}
-        holdouts["holdout-entropy-rejected"] = [a for a in holdouts.get("holdout-entropy-window", [])
-                                                if id(a) not in taken]
         for which in ("holdout-entropy", "holdout-entropy-window", "holdout-entropy-accepted",
                       "holdout-entropy-rejected"):
             structures = holdouts.get(which, [])

@@ -16,19 +16,22 @@ from ase.io import read
 
 from dael.benchmark import _labelled
 from dael.campaign import load
-from dael.deploy import load_calculator
+from dael.deploy import load_calculator, with_calculator
+from dael.metrics import load_structures, reference_results
 
 
 def main() -> None:
     campaign, _ = load(sys.argv[1])
     folder = Path(sys.argv[2])
-    test = _labelled(campaign, {"test": read(folder / "pools" / "test.extxyz", ":")}, folder, say=lambda line: None)
-    test = test["test"]
-    reference = np.array([a.get_potential_energy() / len(a) for a in test])
-    phases = np.array([str(a.info.get("phase")) for a in test])
+    pool = read(folder / "pools" / "test.extxyz", ":")
+    labelled = _labelled(campaign, {"test": pool}, folder, say=lambda line: None)["test"]
+    phases = np.array([str(a.info.get("phase")) for a in labelled])
+    test = load_structures(labelled)
+    reference = np.array([reference_results(a)[0] / len(a) for a in test])
     for model in sys.argv[3:]:
         calc = load_calculator(model)
-        err = 1000 * (np.array([calc.get_potential_energy(a.copy()) / len(a) for a in test]) - reference)
+        predicted = np.array([with_calculator(a, calc).get_potential_energy() / len(a) for a in test])
+        err = 1000 * (predicted - reference)
         per_phase = ", ".join(f"{p} {err[phases == p].mean():+.1f}" for p in sorted(set(phases)))
         print(f"{model}: MAE {np.abs(err).mean():.1f}, mean {err.mean():+.1f}, std {err.std():.1f}; {per_phase}")
 
