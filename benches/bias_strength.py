@@ -24,6 +24,7 @@ from ase.io import read
 from dael.benchmark import _labelled, accepted_by_filter, holdout_indices, in_distribution_holdouts
 from dael.campaign import load
 from dael.deploy import load_calculator
+from dael.fingerprint import fingerprint
 from dael.metrics import evaluate
 from dael.window import in_window
 
@@ -60,7 +61,8 @@ def main() -> None:
         folder = Path(folder)
         pools = {name: read(folder / "pools" / f"{name}.extxyz", ":") for name in ("entropy", "random")}
         data = _labelled(campaign, pools, folder, say=lambda line: None)
-        accepted = accepted_by_filter(campaign, data["entropy"], campaign.filter.cutoff)
+        fps = fingerprint(data["entropy"], cutoff=campaign.filter.cutoff, natx=None)
+        accepted = accepted_by_filter(campaign, data["entropy"], fps)
         holdouts = in_distribution_holdouts(data, campaign.seed, campaign.explore.window, accepted)
         inside = in_window(data["entropy"], campaign.explore.window)
         holdouts["holdout-entropy-rejected"] = [data["entropy"][i] for i in holdout_indices(data, campaign.seed)[

@@ -201,7 +201,7 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
     assert all({"trajectory", "step", "driver_energy"} <= set(a.info) for a in data["entropy"])
     assert all(a.info["status"] == "labeled" for a in data["entropy"])
     # the entropy holdout within the energy window: the snapshots a windowed strategy could have picked
-    from dael.benchmark import accepted_by_filter, holdout_indices, in_distribution_holdouts
+    from dael.benchmark import accepted_by_filter, holdout_indices, in_distribution_holdouts, pool_fingerprints
     from dael.window import in_window
 
     held = [data["entropy"][i] for i in holdout_indices(data, campaign.seed)["entropy"]]
@@ -209,7 +209,7 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
     assert [a.info["hash"] for a in in_distribution_holdouts(data, campaign.seed, e.window)["holdout-entropy-window"]
             ] == [a.info["hash"] for a, ok in zip(held, in_window(held, e.window), strict=True) if ok]
     assert 0 < evaluation["holdout-entropy-window"]["structures"] == inside <= len(held)
-    accepted = accepted_by_filter(campaign, data["entropy"], campaign.filter.cutoff)
+    accepted = accepted_by_filter(campaign, data["entropy"], pool_fingerprints(data, campaign.filter.cutoff)["entropy"])
     taken = int(accepted[holdout_indices(data, campaign.seed)["entropy"]].sum())
     assert 0 < evaluation["holdout-entropy-accepted"]["structures"] == taken <= inside
     outside = int((~in_window(data["entropy"], e.window)).sum())

@@ -160,16 +160,19 @@ def test_the_filter_accepts_in_pool_order_inside_the_window(rng):
     far.set_cell(0.85 * far.cell, scale_atoms=True)
     campaign = preset("Si")
     campaign.filter.mode, campaign.filter.min_gain, campaign.explore.window = "dual", 0.0, 0.5
-    accepted = accepted_by_filter(campaign, pools.entropy, 4.0)
+    def accepted_by(structures):
+        return accepted_by_filter(campaign, structures, dael.fingerprint(structures, cutoff=4.0, natx=40))
+
+    accepted = accepted_by(pools.entropy)
     assert accepted[0] and not accepted[5] and 5 < accepted.sum() < len(accepted) - 5
-    again = accepted_by_filter(campaign, [pools.entropy[i] for i in np.flatnonzero(accepted)], 4.0)
+    again = accepted_by([pools.entropy[i] for i in np.flatnonzero(accepted)])
     assert again.all()
-    backwards = accepted_by_filter(campaign, pools.entropy[::-1], 4.0)[::-1]
+    backwards = accepted_by(pools.entropy[::-1])[::-1]
     assert (backwards != accepted).any() and backwards[-1]
     campaign.explore.window = None  # the window acts as if the snapshot outside had never been produced
-    assert accepted_by_filter(campaign, pools.entropy, 4.0)[5]
+    assert accepted_by(pools.entropy)[5]
     rest = [a for k, a in enumerate(pools.entropy) if k != 5]
-    assert list(accepted_by_filter(campaign, rest, 4.0)) == list(np.delete(accepted, 5))
+    assert list(accepted_by(rest)) == list(np.delete(accepted, 5))
 
 
 @pytest.mark.parametrize("strategy", ["stream-fill", "stream-md", "seeded", "mixed", "greedy-atom", "greedy-config",
@@ -206,18 +209,13 @@ def test_benchmark_sets_follow_the_sizes_asked_for(tmp_path, monkeypatch):
         order = [f"r{i}" for i in rng.permutation(50)]
         return {n: order[:n] for n in sizes if n <= 20}  # 40 cannot be filled
 
-    class FakeFingerprints:
-        def subset(self, lo, hi):
-            return None
-
     monkeypatch.setattr(strategies, "select_sets", fake_select)
     monkeypatch.setattr(strategies, "Pools", lambda *args, **kwargs: None)
-    monkeypatch.setattr(benchmark, "fingerprint", lambda *args, **kwargs: FakeFingerprints())
     campaign = preset("Si")
     data = {name: list(range(50)) for name in ("entropy", "random", "anchor")}
     settings = campaign.benchmark
     settings.sizes, settings.draws = [5], 1
-    fp = dael.FingerprintSettings(5.0, 40, "s")
+    fp = dict.fromkeys(data)  # fingerprints are not read: the strategy and Pools are stand-ins
     first = benchmark._training_sets(campaign, data, fp, tmp_path, ["random"])
     settings.sizes = [5, 10, 40]
     more = benchmark._training_sets(campaign, data, fp, tmp_path, ["random"])

@@ -46,7 +46,7 @@ from ase import Atoms
 from dael.campaign import Campaign
 from dael.entropy import GlobalEntropy
 from dael.files import mark, marked, write_atomic
-from dael.fingerprint import fingerprint
+from dael.fingerprint import Fingerprints, fingerprint
 from dael.preflight import preflight
 from dael.strategies import DEFAULT_STRATEGIES, DRAW_SHARE
 
@@ -182,9 +182,19 @@ def with_tags(pool: list[Atoms], labelled: list[Atoms]) -> list[Atoms]:
     return mine
 
 
-def _training_sets(campaign: Campaign, data: dict[str, list], settings, folder: Path,
+def pool_fingerprints(data: dict[str, list], cutoff: float) -> dict[str, Fingerprints]:
+    """Per-atom fingerprints (cutoff Å) of the entropy, anchor and random-MD pools, one natx sized to them
+    (compressed phases outgrow the seeds' margin; zero padding changes no gain)."""
+    names = ("entropy", "anchor", "random")
+    every = fingerprint([a for name in names for a in data[name]], cutoff=cutoff, natx=None)
+    ends = np.cumsum([0] + [len(data[name]) for name in names])
+    return {name: every.subset(ends[k], ends[k + 1]) for k, name in enumerate(names)}
+
+
+def _training_sets(campaign: Campaign, data: dict[str, list], fps: dict[str, Fingerprints], folder: Path,
                    strategies: list[str]) -> dict:
-    """{(strategy, draw, N): keys} (see dael.strategies), none drawn from the in-distribution holdouts."""
+    """{(strategy, draw, N): keys} (see dael.strategies), none drawn from the in-distribution holdouts;
+    fps: pool_fingerprints of data."""
     from dael.strategies import Pools, select_sets
 
     path = folder / "sets.json"
@@ -194,16 +204,11 @@ def _training_sets(campaign: Campaign, data: dict[str, list], settings, folder: 
     wanted = {str(n) for n in bench.sizes}
     todo = [(s, d) for s in strategies for d in range(bench.draws) if not wanted <= set(saved.get(f"{s}/{d}", {}))]
     if todo:
-        # natx sized to these pools (compressed phases outgrow the seeds' margin; zero padding changes no gain)
-        names = ("entropy", "anchor", "random")
-        every = fingerprint([a for name in names for a in data[name]], cutoff=settings.cutoff, natx=None)
-        ends = np.cumsum([0] + [len(data[name]) for name in names])
         rest = {name: np.setdiff1d(np.arange(len(data[name])), hold[name]) for name in hold}
-        pools = Pools(data["entropy"], data["random"], data["anchor"],
-                      {name: every.subset(ends[k], ends[k + 1]) for k, name in enumerate(names)}, rest,
+        pools = Pools(data["entropy"], data["random"], data["anchor"], fps, rest,
                       mode=campaign.filter.mode, eps=campaign.filter.eps, min_gain=campaign.filter.min_gain,
                       window=campaign.explore.window, anchor_fraction=bench.anchor_fraction)
-        for strategy, d in todo:  # sizes added since the sets were saved: drawn from the same seed stream
+    for strategy, d in todo:  # sizes added since the sets were saved: drawn from the same seed stream
             have = saved.get(f"{strategy}/{d}", {})
             rng = np.random.default_rng([campaign.seed, d, STRATEGY_SEEDS.get(strategy, 0)])
             missing = [n for n in bench.sizes if str(n) not in have]
@@ -225,19 +230,18 @@ def holdout_indices(data: dict[str, list], seed: int) -> dict[str, np.ndarray]:
     return {name: rng.permutation(len(data[name]))[: max(1, len(data[name]) // 10)] for name in ("entropy", "random")}
 
 
-def accepted_by_filter(campaign: Campaign, structures: list[Atoms], cutoff: float) -> np.ndarray:
-    """Mask of the biased-MD snapshots the campaign's streaming filter accepts (window, dual modes, min_gain)
-    when they arrive in the pool's order, the order the explorer produced them: the dataset a campaign on this
-    exploration would label, every rejected snapshot being close to what it already holds."""
-    from dael.dual import new_state
-    from dael.window import in_window
+def accepted_by_filter(campaign: Campaign, structures: list[Atoms], fps: Fingerprints) -> np.ndarray:
+    """Mask of the biased-MD snapshots (per-atom fingerprints `fps`) the campaign's streaming filter accepts
+    (window, dual modes, min_gain) when they arrive in the pool's order, the order the explorer produced them:
+    the dataset a campaign on this exploration would label, every rejected snapshot being close to what it
+    already holds."""
+    from dael.strategies import filter_stream
 
-    inside = np.flatnonzero(in_window(structures, campaign.explore.window))
+    f = campaign.filter
+    rows, taken = filter_stream(structures, fps, np.arange(len(structures)), campaign.explore.window, f.mode,
+                                f.eps, f.min_gain)
     accepted = np.zeros(len(structures), dtype=bool)
-    if len(inside):
-        fps = fingerprint([structures[i] for i in inside], cutoff=cutoff, natx=None)
-        state = new_state(campaign.filter.mode, campaign.filter.eps, fps.settings)
-        accepted[inside[state.stream(fps, campaign.filter.min_gain)[1]]] = True
+    accepted[rows[taken]] = True
     return accepted
 
 
@@ -336,11 +340,12 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     if pools_only:
         return folder
     say(f"benchmark: training sets of {', '.join(strategies)}")
-    sets = _training_sets(campaign, data, settings, folder, strategies)
+    fps = pool_fingerprints(data, settings.cutoff)
+    sets = _training_sets(campaign, data, fps, folder, strategies)
     jobs = sorted(sets, key=lambda k: (k[1], k[2], strategies.index(k[0])))
     train_settings = {"epochs": bench.epochs, "seed": campaign.seed, **campaign.train.settings}
     holdouts = in_distribution_holdouts(data, campaign.seed, e.window,
-                                        accepted_by_filter(campaign, data["entropy"], settings.cutoff))
+                                        accepted_by_filter(campaign, data["entropy"], fps["entropy"]))
     evaluation_sets = {**holdouts, "test": data["test"],
                        **by_test_kind(pools["test"], data["test"]), "transfer": data["transfer"],
                        **by_transfer_kind(data["transfer"], e.pressures, e.temperatures)}

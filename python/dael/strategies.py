@@ -92,13 +92,27 @@ def stream_order(pools: Pools, rng: np.random.Generator, budget: int, fill: bool
     rank = dict(zip(trajectories, rng.permutation(len(trajectories)), strict=True))
     steps = [float(structures[i].info.get("step", 0)) for i in cand]
     ordered = cand[sorted(range(len(cand)), key=lambda k: (rank[names[k]], steps[k]))]
-    ordered = ordered[in_window([structures[i] for i in ordered], pools.window)]
-    state = new_state(pools.mode, pools.eps, fps.settings)
-    for block in start:
-        state.add(block)
-    _, accepted = state.stream(_subset(fps, ordered), pools.min_gain, budget)
+    ordered, accepted = filter_stream(structures, fps, ordered, pools.window, pools.mode, pools.eps, pools.min_gain,
+                                      budget, start)
     order = ordered[accepted] if not fill else np.concatenate([ordered[accepted], ordered[~accepted]])
     return [f"{pool[0]}{i}" for i in order[:budget]]
+
+
+def filter_stream(structures: Sequence[Atoms], fps: Fingerprints, rows: np.ndarray, window: float | None,
+                  mode: str, eps: float, min_gain: float, budget: int | None = None,
+                  start: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """The streaming filter of a campaign over `rows` (indices into `structures` and their per-atom `fps`) in
+    that order: returns the rows inside the energy window (`window` eV/atom above the relaxed phase; None: all)
+    and the mask of those it accepts (ΔH > min_gain in `mode`, at most `budget`); `start`: per-atom blocks
+    the state begins with."""
+    rows = np.asarray(rows, dtype=np.int64)
+    rows = rows[in_window([structures[i] for i in rows], window)]
+    if not len(rows):
+        return rows, np.zeros(0, dtype=bool)
+    state = new_state(mode, eps, fps.settings)
+    for block in start:
+        state.add(block)
+    return rows, state.stream(_subset(fps, rows), min_gain, budget)[1]
 
 
 def _subset(fps: Fingerprints, rows: np.ndarray) -> list[np.ndarray]:
