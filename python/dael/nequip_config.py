@@ -2,8 +2,8 @@
 
 The model is the small Allegro of `TrainSettings` trained from scratch, or a parent package whose per-type
 energy shifts are replaced (warm start). The loss is Huber terms on the per-atom energy, forces and stress,
-weighted 1 : 1 : `stress_weight`; early stopping, the learning-rate plateau schedule and the best checkpoint
-follow one validation score, the MAEs each divided by the mean baseline's RMSE (see `dael.train`).
+weighted `energy_weight` : 1 : `stress_weight`; early stopping, the learning-rate plateau schedule and the best
+checkpoint follow one validation score, the MAEs each divided by the mean baseline's RMSE (see `dael.train`).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ __all__ = ["metric_terms", "parent_model", "scratch_model", "train_config"]
 
 def metric_terms(s: TrainSettings, scales: Sequence[float]) -> tuple[list[dict], list[dict]]:
     """(loss, validation metrics) entries of nequip's MetricsManager for energy per atom, forces and (when
-    `scales` has three entries) stress. Loss: Huber terms weighted 1 : 1 : stress_weight. Validation: MAEs
+    `scales` has three entries) stress. Loss: Huber terms weighted energy_weight : 1 : stress_weight. Validation: MAEs
     weighted by 1 / `scales` (the mean baseline's RMSEs on the training set: eV/atom, eV/Å, eV/Å³), so the
     monitored sum weighs each quantity by how hard it is, whatever the stress weight of the loss."""
-    fields = [("energy", {"_target_": "nequip.data.PerAtomModifier", "field": "total_energy"}, 1.0),
+    fields = [("energy", {"_target_": "nequip.data.PerAtomModifier", "field": "total_energy"}, s.energy_weight),
               ("forces", "forces", 1.0), ("stress", "stress", s.stress_weight)]
     loss, maes = [], []
     for (name, field, weight), delta, scale in zip(fields, s.huber_deltas, scales, strict=False):
