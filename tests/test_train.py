@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from dael.cli import app
 from dael.deploy import load_calculator, resolve_parent
 from dael.metrics import MeanBaseline, evaluate, load_structures
+from dael.nequip_config import metric_terms
 from dael.reference import reference_calculator
 from dael.train import TrainSettings, train
 
@@ -158,6 +159,17 @@ def test_datasets_need_labels_and_read_every_format(dataset, tmp_path):
         train(frames[:1], tmp_path / "one")
     with pytest.raises(ValueError, match="val_fraction"):
         train(frames, tmp_path / "bad", settings=TrainSettings(val_fraction=1.5))
+    with pytest.raises(ValueError, match="energy_weight and stress_weight must be >= 0"):
+        train(frames, tmp_path / "bad", settings=TrainSettings(energy_weight=-1.0))
+
+
+def test_loss_weights_reach_the_nequip_config():
+    loss, maes = metric_terms(TrainSettings(energy_weight=3.0, stress_weight=7.0), scales=(0.1, 0.5, 0.02))
+    assert [(term["name"], term["coeff"]) for term in loss] == [
+        ("energy_huber", 3.0), ("forces_huber", 1.0), ("stress_huber", 7.0)]
+    assert [term["metric"]["delta"] for term in loss] == [0.01, 0.01, 0.1]
+    assert [term["coeff"] for term in maes] == pytest.approx([10.0, 2.0, 50.0])
+    assert TrainSettings().stress_weight == 10.0 and TrainSettings().energy_weight == 1.0
 
 
 def test_mean_baseline_fits_per_type_energies():
