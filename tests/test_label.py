@@ -210,6 +210,21 @@ def test_kill_9_during_labelling_then_resume(tmp_path):
     assert sorted(a.info["hash"] for a in final) == sorted(structure_hash(a) for a in frames)
 
 
+def test_a_lock_file_left_by_a_killed_writer_blocks_nothing(tmp_path, rng):
+    """ASE's db lock file (`NAME.db.lock`) survives kill -9 of a writer; the dataset must not wait on it."""
+    import threading
+
+    db = tmp_path / "d.db"
+    frames = candidates(rng)[:2]
+    Dataset(db).add(frames, oracle=oracle_spec(FAKE))
+    (tmp_path / "d.db.lock").touch()  # what a writer killed inside ase.db's write or update leaves behind
+    writer = threading.Thread(target=label_dataset, args=(Dataset(db), FAKE), kwargs={"workers": 0}, daemon=True)
+    writer.start()
+    writer.join(timeout=30)
+    assert not writer.is_alive(), "the write waited on the stale lock file"
+    assert Dataset(db).counts()["labeled"] == 2
+
+
 def test_cli_label_and_export(tmp_path, rng):
     frames = candidates(rng)[:4]
     write(tmp_path / "c.extxyz", frames)

@@ -96,7 +96,9 @@ class Dataset:
             _check_database(self.path)
         elif not self.path.parent.is_dir():
             raise ValueError(f"{self.path}: the folder {self.path.parent} does not exist")
-        self.db = ase.db.connect(self.path, type="db", append=True)
+        # SQLite's own locks guard the file (and die with their process); ASE's lock file would not: a writer
+        # killed inside a write (kill -9) left it behind and every later writer waited on it forever.
+        self.db = ase.db.connect(self.path, type="db", append=True, use_lock_file=False)
 
     def __len__(self) -> int:
         return self.db.count() if self.path.exists() else 0
@@ -285,7 +287,7 @@ def is_dataset(path: str | os.PathLike) -> bool:
         return False
     import ase.db
 
-    return ase.db.connect(path, type="db").count("status") > 0
+    return ase.db.connect(path, type="db", use_lock_file=False).count("status") > 0
 
 
 def _tags(atoms: Atoms) -> dict[str, Any]:
