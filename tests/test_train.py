@@ -169,7 +169,7 @@ def test_loss_weights_reach_the_nequip_config():
         ("energy_huber", 3.0), ("forces_huber", 1.0), ("stress_huber", 7.0)]
     assert [term["metric"]["delta"] for term in loss] == [0.01, 0.01, 0.1]
     assert [term["coeff"] for term in maes] == pytest.approx([10.0, 2.0, 50.0])
-    assert TrainSettings().stress_weight == 10.0 and TrainSettings().energy_weight == 1.0
+    assert TrainSettings().stress_weight == 1.0 and TrainSettings().energy_weight == 1.0
 
 
 def test_mean_baseline_fits_per_type_energies():

@@ -17,14 +17,16 @@ Training runs `nequip-train` in a subprocess with `threads` OpenMP/torch threads
 machine two threads never helped: 0.21-0.43 s/epoch with one and 0.21-0.73 with two on 43 8-atom cells; 5.5-7 ms
 against 17-30 ms per 64-atom call; `benches/train.py`). Losses are Huber terms on the per-atom energy (δ 0.01 eV),
 forces (δ 0.01 eV/Å) and stress (δ 0.1 eV/Å³), weighted `energy_weight` : 1 : `stress_weight`, as the authors
-fine-tune (docs/method.md §7; their stress weight is 0.01 with Allegro-OAM-L). dael's default is 1 : 1 : 10
+fine-tune (docs/method.md §7; their stress weight is 0.01 with Allegro-OAM-L). dael's default is 1 : 1 : 1
 (docs/method.md §9). Energy and force errors above their δ sit in the Huber loss's linear part (gradient δ),
-stress errors of ~10 meV/Å³ in its quadratic part (gradient w × error), so w = 100 gave stress ~100× the pull of
-energy: it left carbon's phases 80–100 meV/atom apart from the oracle in its own training set. Measured on 200
-random-MD structures of a benchmark (45 epochs, the campaigns' model, fine-tuned from the CHGNet-distilled base;
-test MAE E / F / S in meV/atom, meV/Å, meV/Å³ on the benchmark's test set, one seed): C w = 1: 11.1 / 102 / 12.2,
-w = 10: 12.8 / 112 / 8.5, w = 100: 29.1 / 180 / 6.9; Si w = 1: 16.5 / 54 / 8.7, w = 10: 15.6 / 57 / 7.4,
-w = 100: 15.4 / 75 / 6.8. Early stopping, the learning-rate plateau schedule (halve after `lr_patience`) and the
+stress errors of ~10 meV/Å³ in its quadratic part (gradient w × error), so w = 100 (the earlier default) gave
+stress ~100× the pull of energy: it left carbon's phases 40–100 meV/atom apart from the oracle in its own
+training set. Measured on 200 random-MD structures of a benchmark (45 epochs, the campaigns' model, fine-tuned
+from the CHGNet-distilled base; test MAE E / F / S in meV/atom, meV/Å, meV/Å³ on the benchmark's test set, one
+seed): C w = 1: 11.1 / 102 / 12.2, w = 10: 12.8 / 112 / 8.5, w = 100: 29.1 / 180 / 6.9; Si w = 1: 16.5 / 54 / 8.7,
+w = 10: 15.6 / 57 / 7.4, w = 100: 15.4 / 75 / 6.8. On C's mixed set of N = 400 (anchors + biased MD, 30 epochs)
+w = 10 still left the offset (test 28.1 / 119 / 6.5; w = 1: 12.3 / 104 / 11.5): stress is the price, ~1.3–1.8×.
+Early stopping, the learning-rate plateau schedule (halve after `lr_patience`) and the
 best checkpoint follow one validation score: the MAEs of energy, forces and stress, each divided by the mean
 baseline's RMSE on the training set (so neither the loss weights nor the units decide what "better" means).
 
@@ -90,7 +92,7 @@ class TrainSettings:
     batch_size: int = 4               # structures per optimizer step
     lr: float | None = None           # Adam learning rate; None: 1e-2 from scratch, 3e-3 from a parent
     energy_weight: float = 1.0        # loss weight of the per-atom energy against forces (w : 1 : stress_weight)
-    stress_weight: float = 10.0       # loss weight of stress against forces (energy_weight : 1 : w)
+    stress_weight: float = 1.0        # loss weight of stress against forces (energy_weight : 1 : w)
     huber_deltas: tuple[float, float, float] = (0.01, 0.01, 0.1)  # eV/atom, eV/Å, eV/Å³
     patience: int = 30                # epochs without a better validation score before stopping
     lr_patience: int = 15             # epochs without improvement before the learning rate is halved
