@@ -140,6 +140,8 @@ def test_bad_warm_start_sources_are_clear_errors(dataset, tmp_path):
             assert "pass its local path" in result.output
     missing = runner.invoke(app, ["train", "--db", str(tmp_path / "none.db"), "--out", str(tmp_path / "m")])
     assert missing.exit_code == 2 and "none.db: no such file" in missing.output
+    negative = runner.invoke(app, ["train", "--db", db, "--out", str(tmp_path / "m"), "--energy-weight", "-1"])
+    assert negative.exit_code == 2 and "energy_weight and stress_weight must be >= 0" in negative.output
     with pytest.raises(ValueError, match="model id"):
         resolve_parent("nequip.net:mir-group/NequIP-OAM-L:0.1")
 

@@ -27,7 +27,8 @@ def train(
     test: Annotated[Path | None, typer.Option(
         help="extra labelled structures to evaluate on (of a dael dataset: its 'test' rows)")] = None,
     lr: Annotated[float | None, typer.Option(help="learning rate (default: 1e-2 new, 3e-3 warm)")] = None,
-    stress_weight: Annotated[float, typer.Option(help="loss weight of stress (energy, forces: 1)")] = 100.0,
+    energy_weight: Annotated[float, typer.Option(help="loss weight of the energy per atom (forces: 1)")] = 1.0,
+    stress_weight: Annotated[float, typer.Option(help="loss weight of stress (forces: 1)")] = 1.0,
     val_fraction: Annotated[float, typer.Option(help="share of structures held out for validation")] = 0.1,
     threads: Annotated[int, typer.Option(help="torch/OpenMP threads of the training process")] = 1,
     device: Device = "cpu",
@@ -39,8 +40,8 @@ def train(
     from dael.train import train as run
 
     try:
-        settings = TrainSettings(epochs=epochs, seed=seed, lr=lr, stress_weight=stress_weight,
-                                 val_fraction=val_fraction, threads=threads, device=device)
+        settings = TrainSettings(epochs=epochs, seed=seed, lr=lr, energy_weight=energy_weight,
+                                 stress_weight=stress_weight, val_fraction=val_fraction, threads=threads, device=device)
         result = run(db, out, parent=from_, settings=settings, test=test, overwrite=overwrite,
                      progress=console.print)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
