@@ -12,6 +12,7 @@ from rich.text import Text
 
 from dael.checks import output_file
 from dael.cli.common import Device, _read, app, console, done, errors, fail
+from dael.train import TrainSettings
 
 
 @app.command()
@@ -22,21 +23,23 @@ def train(
     from_: Annotated[str | None, typer.Option(
         "--from", help="warm start: a local .nequip.zip (foundation model or previous round), a .ckpt or a "
                        "dael model directory; hub ids are not fetched")] = None,
-    epochs: Annotated[int, typer.Option(help="most epochs (early stopping may end sooner)")] = 200,
-    seed: Annotated[int, typer.Option(help="seed of the split, shuffling and initialisation")] = 0,
+    epochs: Annotated[int, typer.Option(help="most epochs (early stopping may end sooner)")] = TrainSettings.epochs,
+    seed: Annotated[int, typer.Option(help="seed of the split, shuffling and initialisation")] = TrainSettings.seed,
     test: Annotated[Path | None, typer.Option(
         help="extra labelled structures to evaluate on (of a dael dataset: its 'test' rows)")] = None,
     lr: Annotated[float | None, typer.Option(help="learning rate (default: 1e-2 new, 3e-3 warm)")] = None,
-    energy_weight: Annotated[float, typer.Option(help="loss weight of the energy per atom (forces: 1)")] = 1.0,
-    stress_weight: Annotated[float, typer.Option(help="loss weight of stress (forces: 1)")] = 1.0,
-    val_fraction: Annotated[float, typer.Option(help="share of structures held out for validation")] = 0.1,
-    threads: Annotated[int, typer.Option(help="torch/OpenMP threads of the training process")] = 1,
+    energy_weight: Annotated[float, typer.Option(
+        help="loss weight of the energy per atom (forces: 1)")] = TrainSettings.energy_weight,
+    stress_weight: Annotated[float, typer.Option(
+        help="loss weight of stress (forces: 1)")] = TrainSettings.stress_weight,
+    val_fraction: Annotated[float, typer.Option(
+        help="share of structures held out for validation")] = TrainSettings.val_fraction,
+    threads: Annotated[int, typer.Option(help="torch/OpenMP threads of the training process")] = TrainSettings.threads,
     device: Device = "cpu",
     overwrite: Annotated[bool, typer.Option(help="replace a previous run in --out")] = False,
 ) -> None:
     """Train an Allegro potential on a labelled dataset (new, or fine-tuned with --from); writes the model
     directory with model.nequip.zip and metrics.json."""
-    from dael.train import TrainSettings
     from dael.train import train as run
 
     try:
