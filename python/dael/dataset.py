@@ -87,8 +87,6 @@ class Dataset:
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
-        import ase.db
-
         self.path = Path(path)
         if self.path.suffix != ".db":
             raise ValueError(f"{self.path}: a dataset is an ASE SQLite database; give a name ending in .db")
@@ -96,9 +94,7 @@ class Dataset:
             _check_database(self.path)
         elif not self.path.parent.is_dir():
             raise ValueError(f"{self.path}: the folder {self.path.parent} does not exist")
-        # SQLite's own locks guard the file (and die with their process); ASE's lock file would not: a writer
-        # killed inside a write (kill -9) left it behind and every later writer waited on it forever.
-        self.db = ase.db.connect(self.path, type="db", append=True, use_lock_file=False)
+        self.db = _connect(self.path)
 
     def __len__(self) -> int:
         return self.db.count() if self.path.exists() else 0
@@ -285,9 +281,16 @@ def is_dataset(path: str | os.PathLike) -> bool:
         _check_database(path)
     except ValueError:
         return False
+    return _connect(path).count("status") > 0
+
+
+def _connect(path: str | os.PathLike) -> Any:
+    """The ase.db handle of an SQLite dataset file. SQLite's own locks guard the file (and die with their
+    process); ASE's lock file would not: a writer killed inside a write (kill -9) left it behind and every later
+    writer waited on it forever, so it is not used. Always append: ase.db deletes an existing file otherwise."""
     import ase.db
 
-    return ase.db.connect(path, type="db", use_lock_file=False).count("status") > 0
+    return ase.db.connect(path, type="db", append=True, use_lock_file=False)
 
 
 def _tags(atoms: Atoms) -> dict[str, Any]:
