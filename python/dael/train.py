@@ -26,9 +26,9 @@ from the CHGNet-distilled base; test MAE E / F / S in meV/atom, meV/Å, meV/Å³
 seed): C w = 1: 11.1 / 102 / 12.2, w = 10: 12.8 / 112 / 8.5, w = 100: 29.1 / 180 / 6.9; Si w = 1: 16.5 / 54 / 8.7,
 w = 10: 15.6 / 57 / 7.4, w = 100: 15.4 / 75 / 6.8. On C's mixed set of N = 400 (anchors + biased MD, 30 epochs)
 w = 10 still left the offset (test 28.1 / 119 / 6.5; w = 1: 12.3 / 104 / 11.5): stress is the price, ~1.3–1.8×.
-Early stopping, the learning-rate plateau schedule (halve after `lr_patience`) and the
-best checkpoint follow one validation score: the MAEs of energy, forces and stress, each divided by the mean
-baseline's RMSE on the training set (so neither the loss weights nor the units decide what "better" means).
+Early stopping, the learning-rate plateau schedule (halve after `lr_patience`) and the best checkpoint follow one
+validation score: the MAEs of energy, forces and stress, each divided by the mean baseline's RMSE on the training
+set (so neither the loss weights nor the units decide what "better" means).
 
 Warm starts load a `.nequip.zip` with `ModelFromPackage` (a foundation model such as Allegro-OAM-L, or the
 previous round's `model.nequip.zip`); a `.ckpt` is packaged first, because a `ModelFromCheckpoint` child
