@@ -12,6 +12,7 @@ from dael.cli import app
 from dael.dataset import Dataset
 from dael.report import markdown_table, ratios, summarize, write_report
 from dael.strategies import interleave
+from dael.train import still_improving
 
 
 @pytest.mark.parametrize("system", ["Si", "C", "NaCl"])
@@ -172,6 +173,8 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
     assert filled <= trained and trained - filled <= {("stream", 8), ("stream", 16)}
     if len(trained - filled) < 2:  # a size the saturated filter could not fill is named in the report
         assert "Sets a strategy could not fill" in report.read_text()
+    improving = [still_improving(json.loads(m.read_text())) for m in (tmp_path / "models").glob("*/metrics.json")]
+    assert ("still improving:" in report.read_text()) == any(improving)  # training-limited models are named
     assert {r["set"] for r in records} == {"holdout", "holdout-entropy", "holdout-entropy-window",
                                            "holdout-entropy-accepted", "holdout-random",
                                            "test", "test-900K", "test-strain", "transfer", "transfer-beyond", "md"}

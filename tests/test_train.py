@@ -16,7 +16,7 @@ from dael.deploy import load_calculator, resolve_parent
 from dael.metrics import MeanBaseline, evaluate, load_structures
 from dael.nequip_config import metric_terms
 from dael.reference import reference_calculator
-from dael.train import TrainSettings, train
+from dael.train import TrainSettings, still_improving, train
 
 from conftest import skewed
 
@@ -68,7 +68,9 @@ def test_training_writes_a_model_directory_with_metrics(trained):
         assert (out / name).exists(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics == json.loads(json.dumps(result.metrics))
-    assert metrics["n_train"] == 36 and metrics["n_val"] == 4 and metrics["epochs"] == 15
+    assert metrics["n_train"] == 36 and metrics["n_val"] == 4 and metrics["epochs"] == metrics["epoch_limit"] == 15
+    noted = [line for line in lines if line.startswith("note: the best validation score")]
+    assert len(noted) == still_improving(metrics)  # the run says so when it stopped while still improving
     assert metrics["seconds_per_epoch"] > 0 and metrics["inference"]["threads"] == 1
     assert sum("epoch" in line and "meV/atom" in line for line in lines) == 15  # progress, one line per epoch
     for key in ("energy_mae", "energy_rmse", "force_mae", "force_rmse", "stress_mae", "stress_rmse"):
@@ -172,6 +174,15 @@ def test_loss_weights_reach_the_nequip_config():
     assert [term["metric"]["delta"] for term in loss] == [0.01, 0.01, 0.1]
     assert [term["coeff"] for term in maes] == pytest.approx([10.0, 2.0, 50.0])
     assert TrainSettings().stress_weight == 1.0 and TrainSettings().energy_weight == 1.0
+
+
+def test_still_improving_means_best_epoch_near_the_limit_and_no_early_stop():
+    run = {"epochs": 30, "epoch_limit": 30}
+    assert still_improving(run | {"best_epoch": 30}) and still_improving(run | {"best_epoch": 28})
+    assert not still_improving(run | {"best_epoch": 27})  # 10 % of 30: the last three epochs
+    assert not still_improving({"epochs": 45, "epoch_limit": 200, "best_epoch": 45})  # early stopping ended it
+    assert still_improving({"epochs": 5, "best_epoch": 5})  # metrics of older runs (no epoch_limit)
+    assert not still_improving({"epochs": 0, "best_epoch": None})
 
 
 def test_mean_baseline_fits_per_type_energies():

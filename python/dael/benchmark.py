@@ -298,6 +298,12 @@ def _members(keys: list[str], data: dict[str, list]) -> list[Atoms]:
     return [data[POOL_KEYS[key[0]]][int(key[1:])] for key in keys]
 
 
+def model_dir(folder: Path, job: tuple[str, int, int]) -> Path:
+    """The model directory of one (strategy, draw, size) job of a benchmark folder."""
+    strategy, draw, n = job
+    return folder / "models" / f"{strategy}-N{n}-d{draw}"
+
+
 def epochs_for(n: int, settings, epochs: int, min_steps: int) -> int:
     """At least `epochs`, and enough that n structures (less the validation share) give `min_steps` optimizer
     steps at the settings' batch size: small training sets are trained as long, not as few times, as large."""
@@ -321,7 +327,7 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     from dael.report import write_report
     from dael.stability import md_stability
     from dael.strategies import check_strategies
-    from dael.train import TrainSettings, train
+    from dael.train import TrainSettings, still_improving, train
     from dael.window import in_window
 
     checked = preflight(campaign, where, base, epochs=campaign.benchmark.epochs, benchmark=True)
@@ -354,7 +360,7 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
 
     def one(job: tuple) -> list[dict]:
         strategy, d, n = job
-        out = folder / "models" / f"{strategy}-N{n}-d{d}"
+        out = model_dir(folder, job)
         done = out / "evaluation.json"
         if not done.exists():
             settings = TrainSettings(**train_settings)
@@ -402,6 +408,13 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
              f"optimizer steps per model; this run (resumed parts excluded) took {minutes:.1f} min."]
     if disagreement:
         notes.append(disagreement)
+    improving = [model_dir(folder, job).name for job in jobs
+                 if still_improving(json.loads((model_dir(folder, job) / "metrics.json").read_text()))]
+    if improving:
+        notes.append(f"{len(improving)} of {len(jobs)} models stopped at their epoch limit with their best validation "
+                     f"score in the last 10 % of their epochs (still improving: {', '.join(improving[:6])}"
+                     f"{', ...' if len(improving) > 6 else ''}): their errors are training-limited; a larger "
+                     "benchmark.epochs lowers them (docs/benchmarks/si-training-results.md).")
     if short:
         notes.append("Sets a strategy could not fill (its filter accepted fewer structures): "
                      + ", ".join(f"{s} N={n}" for s, n in short) + ".")
