@@ -327,7 +327,7 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     from dael.report import write_report
     from dael.stability import md_stability
     from dael.strategies import check_strategies
-    from dael.train import TrainSettings, still_improving, train
+    from dael.train import IMPROVING_TAIL, TrainSettings, still_improving, train
     from dael.window import in_window
 
     checked = preflight(campaign, where, base, epochs=campaign.benchmark.epochs, benchmark=True)
@@ -408,12 +408,13 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
              f"optimizer steps per model; this run (resumed parts excluded) took {minutes:.1f} min."]
     if disagreement:
         notes.append(disagreement)
-    improving = [model_dir(folder, job).name for job in jobs
-                 if still_improving(json.loads((model_dir(folder, job) / "metrics.json").read_text()))]
+    improving = [d.name for d in (model_dir(folder, job) for job in jobs)
+                 if still_improving(json.loads((d / "metrics.json").read_text()))]
     if improving:
-        notes.append(f"{len(improving)} of {len(jobs)} models stopped at their epoch limit with their best validation "
-                     f"score in the last 10 % of their epochs (still improving: {', '.join(improving[:6])}"
-                     f"{', ...' if len(improving) > 6 else ''}): their errors are training-limited; a larger "
+        notes.append(f"{len(improving)} of {len(jobs)} models stopped at their epoch limit with their best "
+                     f"validation score in the last {IMPROVING_TAIL:.0%} of their epochs (still improving: "
+                     f"{', '.join(improving[:6])}{', ...' if len(improving) > 6 else ''}): their errors are "
+                     "training-limited; a larger "
                      "benchmark.epochs lowers them (docs/benchmarks/si-training-results.md).")
     if short:
         notes.append("Sets a strategy could not fill (its filter accepted fewer structures): "

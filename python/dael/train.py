@@ -344,7 +344,10 @@ def train(dataset: Dataset, out: str | Path, parent: str | Path | None = None,
     return TrainResult(out, out / PACKAGE, metrics)
 
 
-def still_improving(metrics: dict[str, Any], tail: float = 0.1) -> bool:
+IMPROVING_TAIL = 0.1  # share of the last epochs in which a best validation score means "still improving"
+
+
+def still_improving(metrics: dict[str, Any], tail: float = IMPROVING_TAIL) -> bool:
     """True when a run (its metrics.json) ended at its epoch limit with its best validation score in the last
     `tail` share of the epochs (at least the last one): early stopping never triggered, the model is
     training-limited. Measured (docs/benchmarks/si-training-results.md): Si fine-tunes stopped so at 30
