@@ -207,7 +207,8 @@ def _training_sets(campaign: Campaign, data: dict[str, list], fps: dict[str, Fin
         rest = {name: np.setdiff1d(np.arange(len(data[name])), hold[name]) for name in hold}
         pools = Pools(data["entropy"], data["random"], data["anchor"], fps, rest,
                       mode=campaign.filter.mode, eps=campaign.filter.eps, min_gain=campaign.filter.min_gain,
-                      window=campaign.explore.window, anchor_fraction=bench.anchor_fraction)
+                      window=campaign.explore.window, anchor_fraction=bench.anchor_fraction,
+                      order=campaign.explore.order)
     for strategy, d in todo:  # sizes added since the sets were saved: drawn from the same seed stream
             have = saved.get(f"{strategy}/{d}", {})
             rng = np.random.default_rng([campaign.seed, d, STRATEGY_SEEDS.get(strategy, 0)])

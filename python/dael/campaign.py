@@ -19,6 +19,7 @@ from ase.build import bulk
 
 from dael.checks import AUTO, natx_value, number
 from dael.md import MDSettings
+from dael.order import ORDERS
 from dael.window import WINDOW
 
 CONFIG = "campaign.yaml"
@@ -68,8 +69,9 @@ def phases(system: str) -> dict[str, Atoms]:
 class Explore:
     """MD grid (docs/method.md §5): pressures GPa, temperatures K, global bias strengths k_global (in units of
     k_B·T per atom with bias_scale 'kT', eV with 'paper'; see dael.md.GlobalEntropyBias), local ones eV;
-    window: the energy window on candidates, eV/atom (None: off; see dael.window); shuffle: trajectories
-    in a seeded random order of the grid."""
+    window: the energy window on candidates, eV/atom (None: off; see dael.window); order: the exploration
+    order of the grid's trajectories ('stratified', 'random' or 'grid'; see dael.order), also the order the
+    benchmark's stream strategies take the entropy pool's trajectories in."""
 
     pressures: list[float] = field(default_factory=lambda: [0.0])
     temperatures: list[float] = field(default_factory=lambda: [300.0, 1000.0])
@@ -77,7 +79,7 @@ class Explore:
     k_local: list[float] = field(default_factory=lambda: [0.0])
     bias_scale: str = "kT"
     window: float | None = WINDOW
-    shuffle: bool = True
+    order: str = "stratified"
     ensemble: str = "nvt"
     steps: int = 500
     snapshots: int = 10
@@ -260,6 +262,7 @@ class Campaign:
             "filter.mode must be 'dual', 'atom' or 'config'": f.mode not in ("dual", "atom", "config"),
             "filter.selection must be 'stream' or 'greedy'": f.selection not in ("stream", "greedy"),
             "explore.bias_scale must be 'kT' or 'paper'": e.bias_scale not in ("kT", "paper"),
+            f"explore.order must be one of {', '.join(ORDERS)}": e.order not in ORDERS,
             "explore.window must be positive (eV/atom) or null": e.window is not None and not e.window > 0,
             "explore.ensemble must be 'nvt' or 'npt'": e.ensemble not in ("nvt", "npt"),
             "explore.temperatures must be positive (K)": any(t <= 0 for t in e.temperatures),

@@ -34,6 +34,7 @@ from dael.entropy import GlobalEntropy
 from dael.files import concat_files, write_extxyz
 from dael.fingerprint import FingerprintSettings, fingerprint
 from dael.md import GlobalEntropyBias, LocalEntropyBias, MDSettings, relax, run_md
+from dael.order import trajectory_order
 from dael.pools import process_pool
 from dael.registry import make_calculator
 from dael.window import in_window
@@ -61,11 +62,12 @@ class Job:
 def grid(phases: dict[str, Atoms], pressures: Sequence[float], temperatures: Sequence[float],
          k_global: Sequence[float], k_local: Sequence[float] = (0.0,), md: MDSettings | None = None,
          random_baseline: bool = False, seed: int = 0, bias_scale: str = "kT",
-         shuffle: bool = False) -> list[Job]:
+         order: str = "grid") -> list[Job]:
     """Every (phase, P GPa, T K, k_g, k_l eV) trajectory (k_g in `bias_scale`'s unit, see GlobalEntropyBias);
     random_baseline: the same with k = 0 and random snapshot steps (each combination once per distinct k,
-    so equal step counts). shuffle: in a seeded random order rather than phase by phase, so that the
-    first trajectories of a budgeted run already span the phases, pressures and temperatures."""
+    so equal step counts). order: 'grid' (phase by phase), 'stratified' or 'random', seeded by `seed`
+    (dael.order: 'stratified' makes the first trajectories of a budgeted run span the phases, then the
+    pressures and temperatures of each)."""
     md = md or MDSettings()
     jobs = []
     for n, (phase, p, t, kg, kl) in enumerate(product(phases, pressures, temperatures, k_global, k_local)):
@@ -77,9 +79,8 @@ def grid(phases: dict[str, Atoms], pressures: Sequence[float], temperatures: Seq
         number("k_local (eV)", kl)
         jobs.append(Job(phase, phases[phase], settings, float(kg), float(kl),
                         "random" if random_baseline else "entropy", bias_scale))
-    if shuffle:
-        jobs = [jobs[i] for i in np.random.default_rng(seed).permutation(len(jobs))]
-    return jobs
+    keys = [(j.phase, j.md.pressure, j.md.temperature, j.k_global, j.k_local) for j in jobs]
+    return [jobs[i] for i in trajectory_order(keys, order, np.random.default_rng(seed))]
 
 
 _DRIVERS: dict[str, Calculator] = {}

@@ -143,7 +143,7 @@ def _explore_and_select(campaign: Campaign, seeds: dict, paths: Paths, r: int, d
     budget = min(b.per_round, b.total - used)
     n_anchor = int(round(b.anchor_fraction * budget))
     jobs = grid(seeds, e.pressures, e.temperatures, e.k_global, e.k_local, e.md(), seed=campaign.seed + 1000 * r,
-                bias_scale=e.bias_scale, shuffle=e.shuffle)
+                bias_scale=e.bias_scale, order=e.order)
     say(f"round {r}: exploring {len(jobs)} trajectories with driver {driver}")
     streaming = f.selection == "stream"
     explorer = Explorer(driver, state.copy(), paths.round(r) / "explore", f.min_gain, e.workers, window=e.window,

@@ -4,8 +4,9 @@ Every strategy picks, for one draw, training sets of the requested sizes from la
 list of keys "e<i>" (entropy pool: biased MD), "r<i>" (random-MD pool) or "a<i>" (anchors), i the index in
 that pool; holdout structures are never offered.
 
-- stream (dael's default, the authors' protocol): the entropy pool's trajectories in a random order of the
-  draw (an independent exploration order), snapshots in step order; those inside the energy window whose gain
+- stream (dael's default, the authors' protocol): the entropy pool's trajectories in an exploration order of
+  the draw (`explore.order`, by default stratified over phases and conditions: dael.order), snapshots in
+  step order; those inside the energy window whose gain
   over the set as it is then exceeds min_gain join it at once (dual mode). The set of size N is the first N
   accepted: what `dael run` with budget N labels.
 - stream-fill: `stream`, then, once the filter has taken all it will (it saturates: ΔH > 0 accepted ~10 % of
@@ -35,11 +36,14 @@ from ase import Atoms
 from dael.dual import new_state
 from dael.entropy import GlobalEntropy
 from dael.fingerprint import Fingerprints
+from dael.order import trajectory_order
 from dael.window import in_window
 
 STRATEGIES = ("stream", "stream-fill", "stream-md", "seeded", "mixed", "greedy-atom", "greedy-config",
               "entropy-random", "random", "direct", "quests-msc", "quests-fps", "quests-kmeans")
 DEFAULT_STRATEGIES = ("stream", "stream-fill", "mixed", "entropy-random", "random")
+GRID_TAGS = ("phase", "pressure_GPa", "temperature_K", "k_global", "k_local")
+"""The snapshot tags that name a trajectory's grid point, most important first (the stratified order's keys)."""
 DRAW_SHARE = 0.8
 """Share of the entropy and anchor pools each greedy draw selects from (draws differ by this subsample)."""
 
@@ -59,6 +63,7 @@ class Pools:
     min_gain: float = 0.01
     window: float | None = None
     anchor_fraction: float = 0.2
+    order: str = "stratified"
 
 
 Sets = dict[int, list[str]]
@@ -82,14 +87,17 @@ def _prefixes(order: Sequence[str], sizes: Sequence[int]) -> Sets:
 
 def stream_order(pools: Pools, rng: np.random.Generator, budget: int, fill: bool = False,
                  start: Sequence[np.ndarray] = (), pool: str = "entropy") -> list[str]:
-    """Keys of `pool` in the order the streaming filter accepts them, trajectories in a random order;
+    """Keys of `pool` in the order the streaming filter accepts them, trajectories in the exploration order
+    `pools.order` of the draw (dael.order);
     fill: followed by the snapshots it did not accept (inside the window), in the same order; start:
     per-atom fingerprints (one block per structure) already in the dataset (the filter's state begins with them)."""
     structures, fps = getattr(pools, pool), pools.fps[pool]
     cand = pools.candidates[pool]
     names = [str(structures[i].info.get("trajectory", i)) for i in cand]
     trajectories = list(dict.fromkeys(names))
-    rank = dict(zip(trajectories, rng.permutation(len(trajectories)), strict=True))
+    tags = {name: structures[i].info for name, i in zip(names, cand, strict=True)}  # the same per trajectory
+    keys = [tuple(tags[t].get(k) for k in GRID_TAGS) for t in trajectories]
+    rank = {trajectories[i]: r for r, i in enumerate(trajectory_order(keys, pools.order, rng))}
     steps = [float(structures[i].info.get("step", 0)) for i in cand]
     ordered = cand[sorted(range(len(cand)), key=lambda k: (rank[names[k]], steps[k]))]
     ordered, accepted = filter_stream(structures, fps, ordered, pools.window, pools.mode, pools.eps, pools.min_gain,
