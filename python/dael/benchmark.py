@@ -195,27 +195,22 @@ def _training_sets(campaign: Campaign, data: dict[str, list], fps: dict[str, Fin
                    strategies: list[str]) -> dict:
     """{(strategy, draw, N): keys} (see dael.strategies), none drawn from the in-distribution holdouts;
     fps: pool_fingerprints of data."""
-    from dael.strategies import Pools, select_sets
+    from dael.strategies import select_sets
 
     path = folder / "sets.json"
     bench = campaign.benchmark
-    hold = holdout_indices(data, campaign.seed)
     saved = json.loads(path.read_text()) if path.exists() else {}
     wanted = {str(n) for n in bench.sizes}
     todo = [(s, d) for s in strategies for d in range(bench.draws) if not wanted <= set(saved.get(f"{s}/{d}", {}))]
     if todo:
-        rest = {name: np.setdiff1d(np.arange(len(data[name])), hold[name]) for name in hold}
-        pools = Pools(data["entropy"], data["random"], data["anchor"], fps, rest,
-                      mode=campaign.filter.mode, eps=campaign.filter.eps, min_gain=campaign.filter.min_gain,
-                      window=campaign.explore.window, anchor_fraction=bench.anchor_fraction,
-                      order=campaign.explore.order)
+        pools = selection_pools(campaign, data, fps)
     for strategy, d in todo:  # sizes added since the sets were saved: drawn from the same seed stream
-            have = saved.get(f"{strategy}/{d}", {})
-            rng = np.random.default_rng([campaign.seed, d, STRATEGY_SEEDS.get(strategy, 0)])
-            missing = [n for n in bench.sizes if str(n) not in have]
-            picked = select_sets(strategy, pools, missing, rng)  # null: a size the strategy cannot fill
-            saved[f"{strategy}/{d}"] = {**have, **{str(n): picked.get(n) for n in missing}}
-            write_atomic(path, json.dumps(saved).encode())
+        have = saved.get(f"{strategy}/{d}", {})
+        rng = draw_rng(campaign, strategy, d)
+        missing = [n for n in bench.sizes if str(n) not in have]
+        picked = select_sets(strategy, pools, missing, rng)  # null: a size the strategy cannot fill
+        saved[f"{strategy}/{d}"] = {**have, **{str(n): picked.get(n) for n in missing}}
+        write_atomic(path, json.dumps(saved).encode())
     sets = {(s, int(d), int(n)): keys for k, v in saved.items() for n, keys in v.items()
             for s, d in [k.split("/")] if s in strategies and int(d) < bench.draws and n in wanted and keys}
     return sets
@@ -223,6 +218,24 @@ def _training_sets(campaign: Campaign, data: dict[str, list], fps: dict[str, Fin
 
 STRATEGY_SEEDS = {"random": 1, "entropy-random": 2}
 """Seed streams of the permutation strategies (so that random and entropy-random draws are independent)."""
+
+
+def draw_rng(campaign: Campaign, strategy: str, draw: int) -> np.random.Generator:
+    """The random stream of one strategy's draw (the same on every rerun)."""
+    return np.random.default_rng([campaign.seed, draw, STRATEGY_SEEDS.get(strategy, 0)])
+
+
+def selection_pools(campaign: Campaign, data: dict[str, list], fps: dict[str, Fingerprints]):
+    """What the strategies choose from (dael.strategies.Pools): the labelled pools `data` less the
+    in-distribution holdouts, with their per-atom fingerprints `fps` and the campaign's filter, window,
+    anchor share and exploration order."""
+    from dael.strategies import Pools
+
+    hold = holdout_indices(data, campaign.seed)
+    rest = {name: np.setdiff1d(np.arange(len(data[name])), hold[name]) for name in hold}
+    return Pools(data["entropy"], data["random"], data["anchor"], fps, rest, mode=campaign.filter.mode,
+                 eps=campaign.filter.eps, min_gain=campaign.filter.min_gain, window=campaign.explore.window,
+                 anchor_fraction=campaign.benchmark.anchor_fraction, order=campaign.explore.order)
 
 
 def holdout_indices(data: dict[str, list], seed: int) -> dict[str, np.ndarray]:
