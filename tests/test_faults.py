@@ -67,6 +67,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
         ("nan", "filter", "min_gain", float("nan")), ("nosuch", "label", "oracle", "nosuch"),
         ("param", "label", "params", {"system": "Fe"}), ("driver", None, "driver", "mace"),
         ("lmax", "train", "settings", {"l_max": -1}), ("order", "explore", "order", "shuffled"),
+        ("shuffle", "explore", "shuffle", True),
     ]:
         campaign_folder(tmp / f"campaign-{name}", section, key, value)
     return {"tmp": tmp, **{p.stem: p for p in tmp.iterdir()}}
@@ -99,6 +100,7 @@ TABLE = [
     (["run", "--dir", "{campaign-scalar}"], 2, "explore.pressures must be a list"),
     (["run", "--dir", "{campaign-friction}"], 2, "explore.friction (1/fs) must be >= 0"),
     (["run", "--dir", "{campaign-order}"], 2, "explore.order must be one of stratified, random, grid"),
+    (["run", "--dir", "{campaign-shuffle}"], 2, "explore.shuffle was replaced by explore.order"),
     (["run", "--dir", "{campaign-nan}"], 2, "filter.min_gain"),
     (["run", "--dir", "{campaign-nosuch}"], 2, "label (oracle 'nosuch'"),
     (["run", "--dir", "{campaign-param}"], 2, "unknown reference system"),

@@ -227,6 +227,10 @@ class Campaign:
                 raise ValueError(f"{where}: '{name}' must be a mapping")
             known = {f.name: f.type for f in fields(klass)}
             bad = set(value) - set(known)
+            if name == "explore" and "shuffle" in bad:  # written by dael before explore.order
+                raise ValueError(f"{where}: explore.shuffle was replaced by explore.order: write 'order: "
+                                 "stratified' (the default), 'order: random' (what shuffle: true did) or 'order: "
+                                 "grid' (shuffle: false) instead")
             if bad:
                 raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(bad))} in '{name}'; "
                                  f"known: {', '.join(sorted(known))}")
