@@ -92,6 +92,8 @@ TABLE = [
     (["explore", "{si}", "--driver", "reference", "--temperature", "inf"], 2, "temperature (K) must be a finite"),
     (["explore", "{si}", "--driver", "reference", "--k-global", "nan"], 2, "k_global (eV)"),
     (["explore", "{si}", "--driver", "reference", "--min-gain", "nan"], 2, "--min-gain must be a number"),
+    (["explore", "{si}", "--driver", "reference", "--order", "shuffled"], 2,
+     "exploration order must be one of stratified, random, grid"),
     (["entropy", "{si}", "--k", "0"], 2, "--k must be >= 1"),
     (["export", "--db", "{tmp}/none.db"], 2, "no such dataset"),
     (["init", "Xe", "--dir", "{tmp}/xe"], 2, "no preset for system 'Xe'"),

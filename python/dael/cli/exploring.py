@@ -33,6 +33,8 @@ def explore(
                                                "expectation (0: off)")] = WINDOW,
     mode: Annotated[str, typer.Option(help="'dual' (each snapshot in the mode its disorder calls for), 'atom' "
                                            "or 'config'")] = "dual",
+    order: Annotated[str, typer.Option(help="order of the trajectories: 'stratified' (phases, then conditions "
+                                            "balanced), 'random' or 'grid'")] = "stratified",
     ensemble: Annotated[str, typer.Option(help="'nvt' (Langevin) or 'npt' (MTK)")] = "nvt",
     steps: Annotated[int, typer.Option(help="biased MD steps per trajectory")] = 1000,
     snapshots: Annotated[int, typer.Option(help="snapshots per trajectory")] = 10,
@@ -78,7 +80,7 @@ def explore(
             raise ValueError(f"--bias-scale must be 'kT' or 'paper'; got {bias_scale!r}")
         number("--window (eV/atom, 0: off)", window, low=0)
         jobs = grid(phases, pressure, temperature, k_global, k_local, md, random_baseline=random, seed=seed,
-                    bias_scale=bias_scale)
+                    bias_scale=bias_scale, order=order)
         explorer = Explorer(driver, current, out, min_gain, workers, settings, window=window or None)
         with console.status(Text(f"exploring: {len(jobs)} trajectories")) as status:
             result = explorer.run(jobs, lambda e: status.update(Text(
