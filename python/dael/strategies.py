@@ -6,9 +6,8 @@ that pool; holdout structures are never offered.
 
 - stream (dael's default, the authors' protocol): the entropy pool's trajectories in an exploration order of
   the draw (`explore.order`, by default stratified over phases and conditions: dael.order), snapshots in
-  step order; those inside the energy window whose gain
-  over the set as it is then exceeds min_gain join it at once (dual mode). The set of size N is the first N
-  accepted: what `dael run` with budget N labels.
+  step order; those inside the energy window whose gain over the set as it is then exceeds min_gain join it
+  at once (dual mode). The set of size N is the first N accepted: what `dael run` with budget N labels.
 - stream-fill: `stream`, then, once the filter has taken all it will (it saturates: ΔH > 0 accepted ~10 % of
   the Si pool), the rest of the window's snapshots in the same exploration order: any N up to the pool.
 - stream-md: `stream-fill` over the random-MD pool (plain MD, no bias): entropy selection without biased
