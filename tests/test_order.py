@@ -25,7 +25,7 @@ def test_stratified_order_balances_every_prefix():
             assert sorted(k[2] for k in mine) == [300.0, 1500.0, 3000.0]
         assert len(set(keys[:27])) == 27  # every grid point before any repeat
     first = [trajectory_order(GRID, "stratified", np.random.default_rng(s))[:3].tolist() for s in range(5)]
-    assert len({tuple(f) for f in first}) > 1  # a random order all the same
+    assert len({tuple(f) for f in first}) > 1  # random: another seed, another order
 
 
 def test_random_order_can_miss_a_phase_the_stratified_cannot():
@@ -69,7 +69,7 @@ def test_stream_sets_take_trajectories_in_the_pools_order(rng):
     for seed in range(5):
         keys = stream_order(pools, np.random.default_rng(seed), len(structures))
         phases = [structures[int(k[1:])].info["phase"] for k in keys]
-        assert phases[0] != phases[3] and len(set(phases[:6:3])) == 2  # trajectories of 3 snapshots alternate
+        assert phases[0] != phases[3]  # trajectories of 3 snapshots: the second is of the other phase
         firsts = {structures[int(k[1:])].info["trajectory"] for k in keys[:12]}
         assert len({(structures[int(k[1:])].info["phase"], structures[int(k[1:])].info["pressure_GPa"])
                     for k in keys[:12]}) == 4 and len(firsts) == 4
