@@ -23,6 +23,7 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field, replace
 from itertools import product
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -34,7 +35,7 @@ from dael.entropy import GlobalEntropy
 from dael.files import concat_files, write_extxyz
 from dael.fingerprint import FingerprintSettings, fingerprint
 from dael.md import GlobalEntropyBias, LocalEntropyBias, MDSettings, relax, run_md
-from dael.order import trajectory_order
+from dael.order import grid_key, trajectory_order
 from dael.pools import process_pool
 from dael.registry import make_calculator
 from dael.window import in_window
@@ -52,6 +53,12 @@ class Job:
     k_local: float = 0.0
     source: str = "entropy"
     bias_scale: str = "kT"
+
+    @property
+    def grid_tags(self) -> dict[str, Any]:
+        """The tags naming this trajectory's grid point (dael.order.GRID_TAGS)."""
+        return {"phase": self.phase, "pressure_GPa": self.md.pressure, "temperature_K": self.md.temperature,
+                "k_global": self.k_global, "k_local": self.k_local}
 
     @property
     def name(self) -> str:
@@ -79,7 +86,7 @@ def grid(phases: dict[str, Atoms], pressures: Sequence[float], temperatures: Seq
         number("k_local (eV)", kl)
         jobs.append(Job(phase, phases[phase], settings, float(kg), float(kl),
                         "random" if random_baseline else "entropy", bias_scale))
-    keys = [(j.phase, j.md.pressure, j.md.temperature, j.k_global, j.k_local) for j in jobs]
+    keys = [grid_key(j.grid_tags) for j in jobs]
     return [jobs[i] for i in trajectory_order(keys, order, np.random.default_rng(seed))]
 
 
@@ -105,10 +112,8 @@ def run_job(job: Job, driver_name: str, state: State) -> dict:
         snapshots, status = traj.snapshots, traj.status
     except Exception as exc:  # a failing driver must not stop the other trajectories
         snapshots, status = [], f"failed: {type(exc).__name__}: {exc}"
-    tags = {"phase": job.phase, "pressure_GPa": job.md.pressure, "temperature_K": job.md.temperature,
-            "k_global": job.k_global, "k_local": job.k_local, "mode": state.mode, "driver": driver_name,
-            "source": job.source, "ensemble": job.md.ensemble, "bias_scale": job.bias_scale,
-            "trajectory": job.name}
+    tags = {**job.grid_tags, "mode": state.mode, "driver": driver_name, "source": job.source,
+            "ensemble": job.md.ensemble, "bias_scale": job.bias_scale, "trajectory": job.name}
     for snap in snapshots:
         snap.calc = None
         snap.info.update(tags)

@@ -18,11 +18,20 @@ phases and conditions a small budget covers. Orders (`explore.order`):
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 ORDERS = ("stratified", "random", "grid")
+GRID_TAGS = ("phase", "pressure_GPa", "temperature_K", "k_global", "k_local")
+"""The tags that name a trajectory's grid point (phase, P GPa, T K, k_g, k_l eV), most important first: the
+explorer writes them on every snapshot, and they are the stratified order's keys."""
+
+
+def grid_key(tags: Mapping[str, Any]) -> tuple:
+    """The grid point of a trajectory from its tags (a snapshot's atoms.info or dael.explore.Job.grid_tags)."""
+    return tuple(tags.get(k) for k in GRID_TAGS)
 
 
 def trajectory_order(keys: Sequence[tuple[Hashable, ...]], order: str, rng: np.random.Generator) -> np.ndarray:

@@ -35,14 +35,12 @@ from ase import Atoms
 from dael.dual import new_state
 from dael.entropy import GlobalEntropy
 from dael.fingerprint import Fingerprints
-from dael.order import trajectory_order
+from dael.order import grid_key, trajectory_order
 from dael.window import in_window
 
 STRATEGIES = ("stream", "stream-fill", "stream-md", "seeded", "mixed", "greedy-atom", "greedy-config",
               "entropy-random", "random", "direct", "quests-msc", "quests-fps", "quests-kmeans")
 DEFAULT_STRATEGIES = ("stream", "stream-fill", "mixed", "entropy-random", "random")
-GRID_TAGS = ("phase", "pressure_GPa", "temperature_K", "k_global", "k_local")
-"""The snapshot tags that name a trajectory's grid point, most important first (the stratified order's keys)."""
 DRAW_SHARE = 0.8
 """Share of the entropy and anchor pools each greedy draw selects from (draws differ by this subsample)."""
 
@@ -95,7 +93,7 @@ def stream_order(pools: Pools, rng: np.random.Generator, budget: int, fill: bool
     names = [str(structures[i].info.get("trajectory", i)) for i in cand]
     trajectories = list(dict.fromkeys(names))
     tags = {name: structures[i].info for name, i in zip(names, cand, strict=True)}  # the same per trajectory
-    keys = [tuple(tags[t].get(k) for k in GRID_TAGS) for t in trajectories]
+    keys = [grid_key(tags[t]) for t in trajectories]
     rank = {trajectories[i]: r for r, i in enumerate(trajectory_order(keys, pools.order, rng))}
     steps = [float(structures[i].info.get("step", 0)) for i in cand]
     ordered = cand[sorted(range(len(cand)), key=lambda k: (rank[names[k]], steps[k]))]
