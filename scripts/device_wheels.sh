@@ -23,7 +23,7 @@ rm "$out/maturin.log"
 
 # binary wheels for CPython 3.12 on x86-64 Linux, pinned to the versions this machine's tests ran with
 pins=(ase==3.29.0 nequip==0.19.1 nequip-allegro==0.8.3 hydra-core==1.3.8 omegaconf==2.3.1 lmdb==3.0.0
-      matscipy==1.3.1 chgnet==0.4.2 pymatgen-core==2026.10.16 monty==2026.10.21 ruamel.yaml orjson==3.13.0
+      matscipy==1.3.1 chgnet==0.4.2 pymatgen-core==2026.10.16 monty==2026.10.21 ruamel.yaml==0.19.1 orjson==3.13.0
       palettable==3.3.3 spglib==2.8.0 uncertainties==3.2.3)
 python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \

@@ -35,7 +35,7 @@ from dael.entropy import GlobalEntropy
 from dael.files import concat_files, write_extxyz
 from dael.fingerprint import FingerprintSettings, fingerprint
 from dael.md import GlobalEntropyBias, LocalEntropyBias, MDSettings, relax, run_md
-from dael.order import grid_key, trajectory_order
+from dael.order import GRID_TAGS, grid_key, trajectory_order
 from dael.pools import process_pool
 from dael.registry import make_calculator
 from dael.window import in_window
@@ -57,8 +57,8 @@ class Job:
     @property
     def grid_tags(self) -> dict[str, Any]:
         """The tags naming this trajectory's grid point (dael.order.GRID_TAGS)."""
-        return {"phase": self.phase, "pressure_GPa": self.md.pressure, "temperature_K": self.md.temperature,
-                "k_global": self.k_global, "k_local": self.k_local}
+        values = (self.phase, self.md.pressure, self.md.temperature, self.k_global, self.k_local)
+        return dict(zip(GRID_TAGS, values, strict=True))
 
     @property
     def name(self) -> str:
