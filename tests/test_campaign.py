@@ -7,7 +7,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dael.campaign import Benchmark, Campaign, load, phases, preset, write
+from dael.campaign import K_GLOBAL, PRESET_K_GLOBAL, Benchmark, Campaign, load, phases, preset, write
 from dael.cli import app
 from dael.dataset import Dataset
 from dael.report import markdown_table, ratios, summarize, write_report
@@ -23,8 +23,18 @@ def test_presets_round_trip(system, tmp_path):
     write(tmp_path, campaign, seeds)
     back, back_seeds = load(tmp_path)
     assert back == campaign and list(back_seeds) == list(seeds)
+    written = yaml.safe_load((tmp_path / "campaign.yaml").read_text())
+    assert written["explore"]["k_global"] == [PRESET_K_GLOBAL[system]]  # what `dael init` gives a user
     with pytest.raises(ValueError, match="exists; pass --force"):
         write(tmp_path, campaign, seeds)
+
+
+def test_demo_explores_with_the_si_preset_bias():
+    """The demo cuts the Si preset's grid down but keeps its bias strength, not the generic default."""
+    from dael.demo import demo_campaign
+
+    assert demo_campaign().explore.k_global == preset("Si").explore.k_global == [PRESET_K_GLOBAL["Si"]]
+    assert PRESET_K_GLOBAL["Si"] != K_GLOBAL and Campaign("Si").explore.k_global == [K_GLOBAL]
 
 
 def test_natx_covers_the_highest_pressure():

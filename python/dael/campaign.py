@@ -29,7 +29,14 @@ where dael.train's default tiny model (l_max 1, 16/8, r_max 4.5 Å) is not. Meas
 the Si benchmark's random-MD sets, test MAE E / F (meV/atom, meV/Å): N = 400 tiny 35.7 / 178, this 22.4 / 101;
 N = 800 tiny 30.3 / 144, this 19.5 / 79 (one draw; ~1.5× the training time)."""
 K_GLOBAL = 0.25
-"""Default global bias strength in units of k_B·T per atom (bias_scale 'kT'; docs/method.md §3)."""
+"""Default global bias strength in units of k_B·T per atom (bias_scale 'kT'; docs/method.md §3): the strongest
+that kept every measured trajectory whole in every preset system; a campaign that is not a preset starts here."""
+PRESET_K_GLOBAL = {"Si": 2.0, "NaCl": 1.0, "C": 0.25}
+"""Each preset's global bias strength (k_B·T per atom), the best measured (docs/benchmarks/experiments.md §8, §11,
+§15, §16): Si fine-tuned at N = 800, test energy 2.5× random MD's at k = 2 against 1.2× at k = 1 (the guard
+stops 16 of 72 trajectories at 2000 K, keeping their snapshots up to the break); NaCl at N = 400, test 1.22 →
+1.38×, own holdout 0.96 → 1.59× from k = 0.25 to 1 (every trajectory whole); C at 3000 K, k = 1 breaks 4 of 9
+trajectories and puts 9 of 58 snapshots outside the energy window, k = 0.25 none."""
 SEEDS = "seeds.extxyz"
 PRESETS = ("Si", "C", "NaCl")
 
@@ -319,7 +326,8 @@ def preset(system: str) -> Campaign:
     }
     pressures, temperatures = grids[system]
     anchors = 0.2 if system == "C" else 0.0  # carbon's near-equilibrium forces need anchors (docs/method.md §3)
-    return Campaign(system, name=f"{system}-entropy", explore=Explore(pressures, temperatures),
+    return Campaign(system, name=f"{system}-entropy",
+                    explore=Explore(pressures, temperatures, k_global=[PRESET_K_GLOBAL[system]]),
                     budget=Budget(anchor_fraction=anchors))
 
 
