@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -146,13 +147,17 @@ def _ase_class(name: str, key: str) -> type:
 
 @contextmanager
 def float32():
-    """torch's default dtype set to float32 inside the block."""
+    """torch's default dtype set to float32 inside the block, and torch's warning about CHGNet's own
+    `torch.tensor(volumes)` (a harmless copy of a tensor that requires grad, once per call) silenced there."""
     import torch
 
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float32)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar",
+                                    category=UserWarning)
+            yield
     finally:
         torch.set_default_dtype(previous)
 
