@@ -1,12 +1,13 @@
-"""Two training regimes on the same training sets: two `dael benchmark` folders that share their pools, labels
-and sets.json (from scratch vs `--from BASE`, or two loss weightings), compared model by model.
+"""Training regimes on the same training sets: `dael benchmark` folders that share their pools, labels and
+sets.json (from scratch vs `--from BASE`, or two loss weightings), compared model by model; with one folder,
+that benchmark's learning-curve table.
 
-Usage: python benches/compare_regimes.py FIRST_FOLDER SECOND_FOLDER [--sets test,holdout-entropy]
+Usage: python benches/compare_regimes.py FOLDER [FOLDER ...] [--sets test,holdout-entropy]
        [--metric energy_mae|force_mae|stress_mae] [--strategies stream-fill,mixed,random]
        [--labels scratch,fine-tuned]
-Prints a markdown table: per evaluation set and N, each strategy's error (mean over the draws both folders
-trained) first → second, and the ratio random MD / best entropy-driven strategy in each regime (> 1: the
-entropy-driven set is better). Units: meV/atom, meV/Å, meV/Å³.
+Prints a markdown table: per evaluation set and N, each strategy's error (mean over the draws every folder
+trained) first → second → ..., and the ratio random MD / best entropy-driven strategy in each regime (> 1:
+the entropy-driven set is better). Units: meV/atom, meV/Å, meV/Å³.
 """
 
 from __future__ import annotations
@@ -40,19 +41,18 @@ def shared_draws(folders: list[Path], strategies: list[str], n: int) -> list[int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("first", type=Path)
-    parser.add_argument("second", type=Path)
+    parser.add_argument("folders", type=Path, nargs="+")
     parser.add_argument("--sets", default="test,test-strain,holdout-entropy,holdout-random,transfer,md")
     parser.add_argument("--metric", default="energy_mae")
     parser.add_argument("--strategies", default="stream-fill,mixed,random")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 200, 400, 800])
-    parser.add_argument("--labels", default="scratch,fine-tuned", help="names of the two regimes")
+    parser.add_argument("--labels", default="scratch,fine-tuned", help="names of the regimes (several folders)")
     args = parser.parse_args()
     strategies = args.strategies.split(",")
-    folders = [args.first, args.second]
-    names = " → ".join(args.labels.split(",", 1))
-    print("| set | N | draws | " + " | ".join(f"{s}: {names}" for s in strategies)
-          + f" | random / best entropy-driven: {names} |")
+    folders = args.folders
+    names = f": {' → '.join(args.labels.split(',')[:len(folders)])}" if len(folders) > 1 else ""
+    print("| set | N | draws | " + " | ".join(f"{s}{names}" for s in strategies)
+          + f" | random / best entropy-driven{names} |")
     print("|---|---:|---:|" + "---:|" * (len(strategies) + 1))
     for which in args.sets.split(","):
         for n in args.sizes:
@@ -60,7 +60,7 @@ def main() -> None:
             if not draws:
                 continue
             table = {(f, s): errors(f, s, n, draws, which, args.metric) for f in folders for s in strategies}
-            cells = [" → ".join("–" if table[f, s] is None else f"{table[f, s]:.1f}" for f in folders)
+            cells = [" → ".join("–" if table[f, s] is None else f"{table[f, s]:.2f}" for f in folders)
                      for s in strategies]
             ratios = []
             for f in folders:
