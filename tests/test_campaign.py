@@ -270,3 +270,18 @@ def test_state_follows_the_labelled_dataset_when_a_pick_fails(tmp_path):
     assert state.config.logdet == pytest.approx(expected.config.logdet, abs=1e-9)  # the default dual state
     assert state.settings == settings
     assert current_state(Paths(tmp_path / "new"), campaign, settings).n == 0  # empty before any label
+
+
+def test_every_streaming_filter_starts_from_one_threshold():
+    """`dael run` (campaign.yaml's filter.min_gain), `dael explore`, `dael filter`, Explorer and Screen share one
+    default ΔH threshold (they once differed: 0 in campaigns, 0.01 nats on the command line)."""
+    import inspect
+
+    from dael.cli.exploring import explore
+    from dael.cli.fingerprints import filter_
+    from dael.entropy import MIN_GAIN
+    from dael.explore import Explorer
+    from dael.screen import Screen
+
+    defaults = {inspect.signature(f).parameters["min_gain"].default for f in (explore, filter_, Explorer, Screen)}
+    assert defaults == {Campaign("Si").filter.min_gain} == {MIN_GAIN}

@@ -18,6 +18,7 @@ from ase import Atoms
 from ase.build import bulk
 
 from dael.checks import AUTO, natx_value, number
+from dael.entropy import MIN_GAIN
 from dael.md import MDSettings
 from dael.order import ORDERS
 from dael.window import WINDOW
@@ -115,7 +116,7 @@ class Filter:
 
     mode: str = "dual"
     selection: str = "stream"
-    min_gain: float = 0.0
+    min_gain: float = MIN_GAIN
     cutoff: float = 5.0
     natx: int | str = AUTO  # 'auto' or atoms per sphere
     eps: float = 1e-3

@@ -27,6 +27,11 @@ from dael.files import savez_atomic
 from dael.fingerprint import Fingerprints, FingerprintSettings
 from dael.threads import resolve
 
+MIN_GAIN = 0.0
+"""Default smallest gain ΔH (nats) of the streaming filter everywhere (`dael run`, `dael explore`, `dael filter`):
+ΔH > 0 means farther from the dataset than its own samples whatever its size, while a fixed 0.01 nats asks for
+ever larger outliers as the dataset grows (docs/method.md §4)."""
+
 MODES = ("atom", "config")
 FLOOR = 1e-8
 """Smallest nearest-neighbour distance in fingerprint space used in a logarithm (as the authors clamp)."""

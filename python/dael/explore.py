@@ -31,7 +31,7 @@ from ase.calculators.calculator import Calculator
 
 from dael.checks import number
 from dael.dual import DualEntropy, load_state
-from dael.entropy import GlobalEntropy
+from dael.entropy import MIN_GAIN, GlobalEntropy
 from dael.files import concat_files, write_extxyz
 from dael.fingerprint import FingerprintSettings, fingerprint
 from dael.md import GlobalEntropyBias, LocalEntropyBias, MDSettings, relax, run_md
@@ -138,7 +138,7 @@ class Explorer:
     (a per-atom, per-configuration or dual state). window: snapshots whose driver energy lies more than
     this many eV/atom above their thermal expectation (see dael.window) are never accepted (None: no window)."""
 
-    def __init__(self, driver: str, state: State, folder: str | os.PathLike, min_gain: float = 0.01,
+    def __init__(self, driver: str, state: State, folder: str | os.PathLike, min_gain: float = MIN_GAIN,
                  workers: int = 1, settings: FingerprintSettings | None = None, window: float | None = None,
                  stop_after: int | None = None):
         self.driver, self.state, self.folder = driver, state, Path(folder)

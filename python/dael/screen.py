@@ -39,7 +39,7 @@ import numpy as np
 from ase import Atoms
 
 from dael.checks import number
-from dael.entropy import GlobalEntropy
+from dael.entropy import MIN_GAIN, GlobalEntropy
 from dael.files import concat_files, savez_atomic, write_atomic, write_extxyz
 from dael.fingerprint import Fingerprints, FingerprintSettings, fingerprint
 from dael.index import NoveltyIndex
@@ -172,7 +172,7 @@ class Screen:
     """One screening run with its work folder `work` (created; reused to resume)."""
 
     def __init__(self, pool: Sequence[str | os.PathLike], out: str | os.PathLike, state: GlobalEntropy,
-                 settings: FingerprintSettings, budget: int, min_gain: float = 0.01, method: str = "stream",
+                 settings: FingerprintSettings, budget: int, min_gain: float = MIN_GAIN, method: str = "stream",
                  chunk: int = 500, shortlist: int | None = None, index: NoveltyIndex | None = None,
                  min_distance: float = 0.0, dask: str | None = None):
         check_options(budget, min_gain, method, chunk, min_distance)

@@ -12,6 +12,7 @@ from dael.campaign import K_GLOBAL
 from dael.checks import natx_value, number
 from dael.cli.common import Device, _read, app, checked, console, done, errors, fail
 from dael.distill import DistillSettings
+from dael.entropy import MIN_GAIN
 from dael.window import WINDOW
 
 
@@ -45,7 +46,7 @@ def explore(
     random: Annotated[bool, typer.Option(help="random-MD baseline: k = 0, random snapshot steps")] = False,
     dataset: Annotated[Path | None, typer.Option(help="ASE database of the labelled dataset")] = None,
     state: Annotated[Path | None, typer.Option(help="saved entropy state instead of --dataset")] = None,
-    min_gain: Annotated[float, typer.Option(help="smallest entropy gain ΔH to accept, nats")] = 0.01,
+    min_gain: Annotated[float, typer.Option(help="smallest entropy gain ΔH to accept, nats")] = MIN_GAIN,
     workers: Annotated[int, typer.Option(help="trajectories run in parallel (one thread each)")] = 1,
     cutoff: Annotated[float, typer.Option(help="fingerprint sphere radius, Å")] = 5.0,
     natx: Annotated[str, typer.Option(help="atoms per sphere, or 'auto': 1.5× the largest sphere of the seeds "

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from dael.checks import natx_value, number, output_file
 from dael.cli.common import Mode, _print_json, _read, app, checked, console, fail
+from dael.entropy import MIN_GAIN
 
 
 @app.command()
@@ -49,7 +50,7 @@ def filter_(
     dataset: Annotated[Path | None, typer.Option(help="ASE database of the labelled dataset")] = None,
     state: Annotated[Path | None, typer.Option(help="saved entropy state instead of --dataset")] = None,
     mode: Mode = "atom",
-    min_gain: Annotated[float, typer.Option(help="smallest entropy gain ΔH worth keeping, nats")] = 0.01,
+    min_gain: Annotated[float, typer.Option(help="smallest entropy gain ΔH worth keeping, nats")] = MIN_GAIN,
     method: Annotated[str, typer.Option(
         help="'stream' (in order; the authors'), or greedy by ΔH as in dael.select: 'auto' (exact up to 5000 "
              "shortlisted, lazy beyond), 'exact' or 'lazy'")] = "stream",
