@@ -50,7 +50,9 @@ def main() -> None:
     args = parser.parse_args()
     strategies = args.strategies.split(",")
     folders = args.folders
-    names = f": {' → '.join(args.labels.split(',')[:len(folders)])}" if len(folders) > 1 else ""
+    labels = args.labels.split(",")
+    labels = labels if len(labels) >= len(folders) else [f.name for f in folders]  # too few names: the folders'
+    names = f": {' → '.join(labels[:len(folders)])}" if len(folders) > 1 else ""
     print("| set | N | draws | " + " | ".join(f"{s}{names}" for s in strategies)
           + f" | random / best entropy-driven{names} |")
     print("|---|---:|---:|" + "---:|" * (len(strategies) + 1))

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from dael.campaign import Benchmark, Budget, Campaign, Explore, phases, preset, write
+from dael.campaign import Benchmark, Budget, Campaign, phases, preset, write
 
 __all__ = ["demo_campaign", "run_demo"]
 
@@ -21,9 +22,9 @@ def demo_campaign() -> Campaign:
     dael.train's tiny model and a three-size benchmark."""
     campaign = preset("Si")
     campaign.name = "Si-demo"
-    campaign.explore = Explore(pressures=[0.0, 10.0], temperatures=[600.0, 1500.0],
-                               k_global=campaign.explore.k_global, steps=200, snapshots=10, thermalize=50,
-                               relax_steps=50)
+    # the preset's other exploration settings (its bias strength, window, order) stay as they are
+    campaign.explore = replace(campaign.explore, pressures=[0.0, 10.0], temperatures=[600.0, 1500.0], steps=200,
+                               snapshots=10, thermalize=50, relax_steps=50)
     campaign.budget = Budget(total=80, per_round=40)
     campaign.train.epochs = 40
     campaign.train.settings = {}  # dael.train's tiny model: the demo stays within minutes
