@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from dael.campaign import K_GLOBAL, PRESET_K_GLOBAL, Benchmark, Campaign, load, phases, preset, write
 from dael.cli import app
 from dael.dataset import Dataset
-from dael.report import markdown_table, ratios, summarize, write_report
+from dael.report import condition_tables, markdown_table, ratios, summarize, verdict, write_report
 from dael.strategies import interleave
 from dael.train import still_improving
 
@@ -86,6 +86,24 @@ def test_report_tables_ratios_and_html(tmp_path):
     assert "3.00×" in html and (tmp_path / "curves-test.png").stat().st_size > 1000
     assert "test, N = 20: stream is best (0.53); random MD 1.57 (3.00× the error)." in html
     assert (tmp_path / "results.csv").read_text().count("\n") == 7
+
+
+def test_condition_tables_say_where_on_the_grid_each_set_errs(tmp_path):
+    """Per-condition test errors are tabled at the largest N with random MD's error over the best other
+    strategy's, and kept out of the plots and the verdict."""
+    records = [{"pool": pool, "size": n, "draw": 0, "set": f"test@B2 0 GPa {t} K", "energy_mae": e * t / 300,
+                "force_mae": 2 * e, "stress_mae": 1.0}
+               for pool, e in (("mixed", 2.0), ("stream-fill", 4.0), ("random", 1.0)) for n in (10, 20)
+               for t in (300, 1000)]
+    records += [{**r, "set": "test"} for r in records if r["set"].endswith("300 K")]
+    energy, force = condition_tables(summarize(records))
+    assert energy.splitlines()[0] == "Test energy MAE (meV/atom) by condition, N = 20:"
+    assert "| condition | stream-fill | mixed | random | random / best other |" in energy
+    assert "| B2 0 GPa 1000 K | 13.33 | 6.67 | 3.33 | 0.50 |" in energy
+    assert "| B2 0 GPa 300 K | 8.00 | 4.00 | 2.00 | 0.50 |" in force
+    html = write_report(records, tmp_path, "t", {}).read_text()
+    assert "B2 0 GPa 1000 K | 13.33" in html and "test@" not in "".join(verdict(summarize(records)))
+    assert [p.name for p in tmp_path.glob("curves-*.png")] == ["curves-test.png"]
 
 
 def test_interleave_keeps_the_anchor_share_in_every_prefix():
@@ -185,14 +203,19 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
         assert "Sets a strategy could not fill" in report.read_text()
     improving = [still_improving(json.loads(m.read_text())) for m in (tmp_path / "models").glob("*/metrics.json")]
     assert ("still improving:" in report.read_text()) == any(improving)  # training-limited models are named
+    conditions = {f"test@{p} 0 GPa {c}" for p in ("diamond", "beta-tin") for c in ("900 K", "strains")}
     assert {r["set"] for r in records} == {"holdout", "holdout-entropy", "holdout-entropy-window",
                                            "holdout-entropy-accepted", "holdout-random",
-                                           "test", "test-900K", "test-strain", "transfer", "transfer-beyond", "md"}
+                                           "test", "test-900K", "test-strain", "transfer", "transfer-beyond",
+                                           "md"} | conditions
     evaluation = json.loads((tmp_path / "models" / "stream-fill-N16-d0" / "evaluation.json").read_text())
-    kinds = [evaluation[k] for k in ("test-900K", "test-strain")]
-    assert sum(k["structures"] for k in kinds) == evaluation["test"]["structures"]
-    combined = sum(k["energy_mae"] * k["structures"] for k in kinds) / evaluation["test"]["structures"]
-    assert combined == pytest.approx(evaluation["test"]["energy_mae"], rel=1e-6)
+    for split in (("test-900K", "test-strain"), sorted(conditions)):  # kinds and conditions recombine
+        kinds = [evaluation[k] for k in split]
+        assert sum(k["structures"] for k in kinds) == evaluation["test"]["structures"]
+        combined = sum(k["energy_mae"] * k["structures"] for k in kinds) / evaluation["test"]["structures"]
+        assert combined == pytest.approx(evaluation["test"]["energy_mae"], rel=1e-6)
+    assert "Test force MAE (meV/Å) by condition, N = 16:" in (tmp_path / "results.md").read_text()
+    assert not list(tmp_path.glob("curves-test@*"))
     union = evaluation["holdout"]["structures"]
     assert union == evaluation["holdout-entropy"]["structures"] + evaluation["holdout-random"]["structures"]
     assert 0 < evaluation["md"]["survived"] <= 1 and evaluation["md"]["energy_mae"] > 0

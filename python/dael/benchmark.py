@@ -48,6 +48,7 @@ from dael.entropy import GlobalEntropy
 from dael.files import mark, marked, write_atomic
 from dael.fingerprint import Fingerprints, fingerprint
 from dael.preflight import preflight
+from dael.report import CONDITION
 from dael.strategies import DEFAULT_STRATEGIES, DRAW_SHARE
 
 Say = Callable[[str], None]
@@ -291,17 +292,31 @@ def by_transfer_kind(labelled: list[Atoms], pressures: list[float], temperatures
 def by_test_kind(pool: list[Atoms], labelled: list[Atoms]) -> dict[str, list[Atoms]]:
     """The labelled test structures by kind: 'test-<T>K' (thermal MD at T) and 'test-strain' (0.92/1.08
     strains of the relaxed phases), matched to the unlabelled pool by content hash."""
+    return _grouped(pool, labelled, lambda info: "test-strain" if info.get("temperature_K") is None
+                    else f"test-{float(info['temperature_K']):.0f}K")
+
+
+def by_condition(pool: list[Atoms], labelled: list[Atoms]) -> dict[str, list[Atoms]]:
+    """The labelled test structures by condition: 'test@<phase> <P> GPa <T> K' (thermal MD of that phase at
+    that pressure and temperature) and 'test@<phase> <P> GPa strains': where on the grid a model errs."""
+    def name(info: dict) -> str:
+        t = info.get("temperature_K")
+        return (f"{CONDITION}{info.get('phase')} {float(info['pressure_GPa']):g} GPa "
+                + ("strains" if t is None else f"{float(t):.0f} K"))
+
+    return _grouped(pool, labelled, name)
+
+
+def _grouped(pool: list[Atoms], labelled: list[Atoms], name: Callable[[dict], str]) -> dict[str, list[Atoms]]:
+    """The labelled structures of `pool` (matched by content hash) grouped by name(pool structure's info)."""
     from dael.dataset import structure_hash
 
-    kinds = {}
-    for atoms in pool:
-        t = atoms.info.get("temperature_K")
-        kinds[structure_hash(atoms)] = "test-strain" if t is None else f"test-{float(t):.0f}K"
+    names = {structure_hash(atoms): name(atoms.info) for atoms in pool}
     groups: dict[str, list[Atoms]] = {}
     for atoms in labelled:
-        kind = kinds.get(structure_hash(atoms))
-        if kind is not None:
-            groups.setdefault(kind, []).append(atoms)
+        key = names.get(structure_hash(atoms))
+        if key is not None:
+            groups.setdefault(key, []).append(atoms)
     return dict(sorted(groups.items()))
 
 
@@ -367,7 +382,8 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     holdouts = in_distribution_holdouts(data, campaign.seed, e.window,
                                         accepted_by_filter(campaign, data["entropy"], fps["entropy"]))
     evaluation_sets = {**holdouts, "test": data["test"],
-                       **by_test_kind(pools["test"], data["test"]), "transfer": data["transfer"],
+                       **by_test_kind(pools["test"], data["test"]), **by_condition(pools["test"], data["test"]),
+                       "transfer": data["transfer"],
                        **by_transfer_kind(data["transfer"], e.pressures, e.temperatures)}
     starts = read(folder / "pools" / "md-starts.extxyz", ":")
     oracle = make_calculator(campaign.label.oracle, **campaign.label.params)

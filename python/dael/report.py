@@ -2,12 +2,13 @@
 
 Input: one record per trained model and evaluation set — pool (the selection strategy: 'stream', 'mixed',
 'random', ...), size N, draw, set ('holdout-entropy', 'holdout-entropy-window', 'holdout-random', 'holdout',
-'test', a kind of test structure such as 'test-300K', or 'md' for MD stability), and the errors energy_mae
+'test', a kind of test structure such as 'test-300K', a condition of it such as 'test@B2 0 GPa 1000 K', or
+'md' for MD stability), and the errors energy_mae
 (meV/atom), force_mae (meV/Å), stress_mae (meV/Å³) (plus *_rmse; 'md' adds survived, the share of MD steps
 completed).
 Output: learning-curve PNGs (log-log, mean ± standard deviation over draws), a table as CSV and Markdown,
-energy histograms of the pools, and report.html that shows them with the settings used and the ratio of
-random MD's error to each strategy's.
+energy histograms of the pools, tables of the test error per condition at the largest N, and report.html
+that shows them with the settings used and the ratio of random MD's error to each strategy's.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from dael.files import write_atomic
 METRICS = {"energy_mae": "energy MAE (meV/atom)", "force_mae": "force MAE (meV/Å)",
            "stress_mae": "stress MAE (meV/Å³)"}
 EXTRA = {"survived": "MD steps survived (share)"}
+CONDITION = "test@"
+"""Prefix of the per-condition groups of the test set ('test@B2 0 GPa 1000 K'): tabled at the largest N
+(condition_tables), not plotted."""
 POOLS = ("stream", "stream-fill", "stream-md", "seeded", "mixed", "greedy-atom", "greedy-config",
          "entropy-random", "direct", "quests-msc", "quests-fps", "quests-kmeans", "entropy", "random")
 COLOURS = {"stream": "#1f77b4", "stream-fill": "#aec7e8", "stream-md": "#ff9896", "seeded": "#98df8a",
@@ -75,7 +79,8 @@ def write_tables(rows: Sequence[dict], folder: Path) -> tuple[Path, Path]:
         w.writeheader()
         for r in rows:
             w.writerow({c: r[c] for c in columns})
-    md_path.write_text(markdown_table(rows))
+    main = [r for r in rows if not r["set"].startswith(CONDITION)]
+    md_path.write_text(markdown_table(main) + "".join(f"\n{t}" for t in condition_tables(rows)))
     return csv_path, md_path
 
 
@@ -85,6 +90,33 @@ def markdown_table(rows: Sequence[dict]) -> str:
     lines = [f"| {r['set']} | {r['pool']} | {r['size']} | {r['draws']} | "
              + " | ".join(f"{r[m]:.2f} ± {r[m + '_std']:.2f}" for m in METRICS) + " |" for r in rows]
     return head + "\n".join(lines) + "\n"
+
+
+def condition_tables(rows: Sequence[dict], metrics: Sequence[str] = ("energy_mae", "force_mae")) -> list[str]:
+    """Markdown tables of the test error per condition (phase, pressure, temperature or strains) at the
+    largest N where random MD and another strategy were trained, one per metric: where on the grid each
+    training set errs, with random MD's error over the best other strategy's (> 1: that one is better)."""
+    sel = [r for r in rows if r["set"].startswith(CONDITION)]
+    sizes = [n for n in sorted({r["size"] for r in sel}) if {r["pool"] for r in sel if r["size"] == n} > {"random"}]
+    if not sizes:
+        return []
+    at = {(r["set"], r["pool"]): r for r in sel if r["size"] == sizes[-1]}
+    pools = sorted({p for _, p in at}, key=lambda p: POOLS.index(p) if p in POOLS else len(POOLS))
+    others = [p for p in pools if p != "random"]
+    tables = []
+    for m in metrics:
+        lines = [f"Test {METRICS[m]} by condition, N = {sizes[-1]}:", "",
+                 "| condition | " + " | ".join(pools) + " | random / best other |",
+                 "|---|" + "---:|" * (len(pools) + 1)]
+        for which in sorted({s for s, _ in at}):
+            values = {p: at[(which, p)][m] for p in pools if (which, p) in at}
+            best = min((values[p] for p in others if p in values), default=float("nan"))
+            ratio = values.get("random", float("nan")) / best if best else float("nan")
+            lines.append(f"| {which.removeprefix(CONDITION)} | "
+                         + " | ".join(f"{values[p]:.2f}" if p in values else "–" for p in pools)
+                         + f" | {ratio:.2f} |")
+        tables.append("\n".join(lines) + "\n")
+    return tables
 
 
 def plot(rows: Sequence[dict], which: str, title: str, path: Path) -> Path:
@@ -125,7 +157,7 @@ def verdict(rows: Sequence[dict], metric: str = "energy_mae") -> list[str]:
     """One plain sentence per evaluation set: at the largest N where random MD and at least one other strategy
     were trained, which one has the lowest mean error, and how random MD compares."""
     lines = []
-    for which in sorted({r["set"] for r in rows}):
+    for which in sorted({r["set"] for r in rows} - {r["set"] for r in rows if r["set"].startswith(CONDITION)}):
         sel = [r for r in rows if r["set"] == which and np.isfinite(r[metric])]
         sizes = [n for n in sorted({r["size"] for r in sel})
                  if {r["pool"] for r in sel if r["size"] == n} > {"random"}]
@@ -176,8 +208,9 @@ def write_report(records: Sequence[dict], folder: str | os.PathLike, title: str,
     labelled structures) and report.html into `folder`; returns the HTML."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    rows = summarize(records)
-    write_tables(rows, folder)
+    everything = summarize(records)
+    write_tables(everything, folder)
+    rows = [r for r in everything if not r["set"].startswith(CONDITION)]
     sets = sorted({r["set"] for r in rows})
     images = [plot(rows, s, f"{title}: {s} set", folder / f"curves-{s}.png") for s in sets]
     if energies:
@@ -197,6 +230,7 @@ def write_report(records: Sequence[dict], folder: str | os.PathLike, title: str,
     settings_html = "".join(f"<tr><td>{html.escape(str(k))}</td><td><code>{html.escape(str(v))}</code>"
                             "</td></tr>" for k, v in settings.items())
     notes_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    conditions_html = "".join(f"<pre>{html.escape(t)}</pre>" for t in condition_tables(everything))
     verdict_html = "".join(f"<li>{html.escape(line)}</li>" for line in verdict(rows))
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}
@@ -207,6 +241,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><b
 <h2>Learning curves</h2>{''.join(_image(p) for p in images)}
 <h2>Random-MD error / strategy error (mean over draws; &gt; 1: the strategy is better)</h2>
 <table><tr><th>set</th><th>strategy</th><th>N</th>{heads}</tr>{ratio_html}</table>
+<h2>Where on the grid the test error lives</h2>{conditions_html}
 <h2>MD stability (64-atom cells, hottest temperature, highest pressure)</h2>
 <table><tr><th>strategy</th><th>N</th><th>steps survived (share)</th><th>energy MAE vs oracle along MD
 (meV/atom)</th></tr>{survived_html}</table>
