@@ -64,6 +64,8 @@ def test_config_errors_name_the_key(tmp_path):
         load(tmp_path)
     with pytest.raises(ValueError, match="filter.mode must be"):
         Campaign.from_dict({"system": "Si", "filter": {"mode": "atoms"}})
+    with pytest.raises(ValueError, match="benchmark.test_repeats must be >= 1"):
+        Campaign.from_dict({"system": "Si", "benchmark": {"test_repeats": 0}})
     with pytest.raises(ValueError, match="no preset for system"):
         preset("Cu")
     res = CliRunner().invoke(app, ["status", "--dir", str(tmp_path / "nothing")])
@@ -214,6 +216,9 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
         assert sum(k["structures"] for k in kinds) == evaluation["test"]["structures"]
         combined = sum(k["energy_mae"] * k["structures"] for k in kinds) / evaluation["test"]["structures"]
         assert combined == pytest.approx(evaluation["test"]["energy_mae"], rel=1e-6)
+    # benchmark.test_repeats (3) independent oracle runs per condition, 5 snapshots each; relaxed + 2 strains
+    assert evaluation["test@diamond 0 GPa 900 K"]["structures"] == 3 * 5
+    assert evaluation["test@diamond 0 GPa strains"]["structures"] == 3
     assert "Test force MAE (meV/Å) by condition, N = 16:" in (tmp_path / "results.md").read_text()
     assert not list(tmp_path.glob("curves-test@*"))
     union = evaluation["holdout"]["structures"]

@@ -177,3 +177,33 @@ def test_readme_explore_runs_with_the_default_bias_on_every_driver(name, tmp_pat
     assert [t["status"] for t in log] == ["ok"] and all(t["snapshots"] == 1 for t in log)
     snap = read(out / "snapshots.extxyz")
     assert snap.info["k_global"] > 0 and snap.info["driver"] == name
+
+
+def test_thermal_anchors_are_equilibrated_independent_runs():
+    """Thermal anchors come from independent runs (new seeds), ANCHOR_SPACING fs apart after ANCHOR_THERMALIZE
+    steps: their mean potential energy above the relaxed cell is equipartition's 3/2 k_B·T per atom, which a
+    snapshot taken right after the start from the relaxed cell is not."""
+    from ase import units
+    from ase.calculators.emt import EMT
+
+    from dael.explore import ANCHOR_PER_RUN, ANCHOR_SPACING, anchors
+
+    cu = bulk("Cu", "fcc", a=3.61, cubic=True) * (2, 2, 2)
+    out = anchors({"fcc": cu}, "ase:ase.calculators.emt:EMT", [0.0], strains=(0.97,), thermal=12, seed=3)
+    kinds = [a.info["kind"] for a in out]
+    assert kinds == ["relaxed", "strain 0.97"] + ["thermal"] * 12
+    steps = [int(a.info["step"]) for a in out[2:]]
+    spaced = [ANCHOR_SPACING * (i + 1) for i in range(ANCHOR_PER_RUN)]
+    assert steps == spaced + spaced + spaced[:2]  # runs of 5, 5, 2 snapshots
+    calc = EMT()
+
+    def energy(atoms):
+        atoms = atoms.copy()
+        atoms.calc = calc
+        return atoms.get_potential_energy() / len(atoms)
+
+    rise = np.array([energy(a) for a in out[2:]]) - energy(out[0])
+    equipartition = 1.5 * units.kB * 300.0
+    assert 0.6 * equipartition < rise.mean() < 1.4 * equipartition, (rise.mean(), equipartition)
+    firsts = [out[2 + i * ANCHOR_PER_RUN].positions for i in range(3)]
+    assert all(np.abs(a - b).max() > 0.01 for a, b in [(firsts[0], firsts[1]), (firsts[1], firsts[2])])

@@ -95,7 +95,7 @@ def _pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, 
     if not path.exists():
         say("benchmark: independent test set")
         test = _plain_md(campaign, test_driver, seeds, e.pressures, e.temperatures, 5, 99_000, out / "test-md",
-                         settings)
+                         settings, repeats=bench.test_repeats)
         test += anchors(seeds, test_driver, e.pressures, strains=(0.92, 1.08), thermal=0)
         write(path, _as_test(test), format="extxyz")
     pools["test"] = read(path, ":")
@@ -120,16 +120,19 @@ def _pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, 
 
 
 def _plain_md(campaign: Campaign, driver: str, phases: dict[str, Atoms], pressures: list[float],
-              temperatures: list[float], snapshots: int, seed: int, folder: Path, settings) -> list[Atoms]:
+              temperatures: list[float], snapshots: int, seed: int, folder: Path, settings,
+              repeats: int = 1) -> list[Atoms]:
     """Snapshots of plain NVT MD (random steps) with `driver` of `phases` at every pressure (GPa) × temperature
-    (K), seeds offset by `seed` from the campaign's; run (resumably) in `folder`."""
+    (K), `repeats` trajectories each, seeds offset by `seed` (+ 1000 per repeat) from the campaign's; run
+    (resumably) in `folder`."""
     from ase.io import read
 
     from dael.explore import Explorer, grid
 
     e = campaign.explore
-    jobs = grid(phases, pressures, temperatures, [0.0], md=e.md(ensemble="nvt", snapshots=snapshots),
-                random_baseline=True, seed=campaign.seed + seed)
+    jobs = [job for rep in range(repeats)
+            for job in grid(phases, pressures, temperatures, [0.0], md=e.md(ensemble="nvt", snapshots=snapshots),
+                            random_baseline=True, seed=campaign.seed + seed + 1000 * rep)]
     state = GlobalEntropy("atom", campaign.filter.eps, settings)
     Explorer(driver, state, folder, min_gain=-np.inf, workers=e.workers).run(jobs)
     return read(folder / "snapshots.extxyz", ":")

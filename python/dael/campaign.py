@@ -157,9 +157,11 @@ class Train:
 class Benchmark:
     """Learning-curve benchmark: training-set sizes, draws, epochs (at least; small sets get more so that every
     model takes at least `min_steps` optimizer steps), MD repeats and snapshots per trajectory of the pools,
-    the mixed sets' anchor share, parallel trainings, the steps (fs) of each MD-stability run, and the MD
+    the mixed sets' anchor share, parallel trainings, the steps (fs) of each MD-stability run, the MD
     driver of the test and transfer sets ('oracle': the label oracle, i.e. the true surface; or a registry
-    name, e.g. for an oracle too costly to run MD with)."""
+    name, e.g. for an oracle too costly to run MD with), and the test set's independent trajectories per
+    phase, pressure and temperature (one run of a phase that transforms during MD is where its error lives:
+    docs/method.md §6)."""
 
     sizes: list[int] = field(default_factory=lambda: [100, 200, 400, 800])
     draws: int = 3
@@ -171,6 +173,7 @@ class Benchmark:
     workers: int = 2
     md_steps: int = 300
     test_driver: str = "oracle"
+    test_repeats: int = 3
 
 
 BASE_DRIVER = "base"
@@ -285,6 +288,7 @@ class Campaign:
             "budget.anchor_fraction must lie in [0, 1]": not 0 <= b.anchor_fraction <= 1,
             "benchmark.sizes must be positive and benchmark.draws >= 1":
                 any(n < 1 for n in self.benchmark.sizes) or self.benchmark.draws < 1,
+            "benchmark.test_repeats must be >= 1": self.benchmark.test_repeats < 1,
         }
         for message, bad in problems.items():
             if bad:

@@ -251,6 +251,13 @@ class Explorer:
 
 
 ANCHOR_STRAINS = (0.95, 0.97, 1.03, 1.05)
+ANCHOR_THERMALIZE = 100
+"""Unbiased MD steps (1 fs) before a thermal anchor run's first snapshot: the run starts from the relaxed
+cell, whose potential energy is still far below the thermal average for the first ~50 fs."""
+ANCHOR_SPACING = 50
+"""fs between two thermal anchors of one run (the explorer's 1000 steps / 10 snapshots spacing is 100 fs)."""
+ANCHOR_PER_RUN = 5
+"""Thermal anchors per independent run: more come from more runs (new seeds), not from a longer one."""
 
 
 def anchors(phases: dict[str, Atoms], driver: str, pressures: Sequence[float],
@@ -258,7 +265,8 @@ def anchors(phases: dict[str, Atoms], driver: str, pressures: Sequence[float],
             seed: int = 0) -> list[Atoms]:
     """Near-equilibrium structures (docs/method.md §3, the mixed pool): each phase relaxed with the driver at each
     pressure (GPa), its isotropic strains (linear factors), and `thermal` snapshots of plain NVT MD at
-    `temperature` K (max(200, 10·thermal) steps of 1 fs). Tagged phase, pressure_GPa, source='anchor', kind."""
+    `temperature` K: independent runs of ANCHOR_PER_RUN snapshots each, ANCHOR_SPACING fs apart after
+    ANCHOR_THERMALIZE steps of 1 fs. Tagged phase, pressure_GPa, source='anchor', kind."""
     calc = make_calculator(driver)
     out: list[Atoms] = []
     for n, (phase, pressure) in enumerate(product(phases, pressures)):
@@ -270,10 +278,11 @@ def anchors(phases: dict[str, Atoms], driver: str, pressures: Sequence[float],
             strained = relaxed.copy()
             strained.set_cell(relaxed.cell.array * f, scale_atoms=True)
             out.append(_tagged(strained, tags, f"strain {f:g}"))
-        if thermal:
-            md = MDSettings(temperature=temperature, pressure=float(pressure), steps=max(200, 10 * thermal),
-                            snapshots=thermal,
-                            relax_steps=0, seed=seed + n)
+        for run in range(-(-thermal // ANCHOR_PER_RUN)):
+            count = min(ANCHOR_PER_RUN, thermal - run * ANCHOR_PER_RUN)
+            md = MDSettings(temperature=temperature, pressure=float(pressure), steps=ANCHOR_SPACING * count,
+                            snapshots=count, thermalize=ANCHOR_THERMALIZE, relax_steps=0,
+                            seed=seed + n + 1000 * run)
             traj = run_md(relaxed, calc, calc, md)
             out += [_tagged(s, tags, "thermal") for s in traj.snapshots]
     return out
