@@ -63,10 +63,10 @@ def main() -> None:
         data = _labelled(campaign, pools, folder, say=lambda line: None)
         fps = fingerprint(data["entropy"], cutoff=campaign.filter.cutoff, natx=None)
         accepted = accepted_by_filter(campaign, data["entropy"], fps)
-        holdouts = in_distribution_holdouts(data, campaign.seed, campaign.explore.window, accepted)
+        holdouts = in_distribution_holdouts(data, campaign.seed, campaign.explore.window, accepted, folder)
         inside = in_window(data["entropy"], campaign.explore.window)
-        holdouts["holdout-entropy-rejected"] = [data["entropy"][i] for i in holdout_indices(data, campaign.seed)[
-            "entropy"] if inside[i] and not accepted[i]]
+        held = holdout_indices(data, campaign.seed, folder)["entropy"]
+        holdouts["holdout-entropy-rejected"] = [data["entropy"][i] for i in held if inside[i] and not accepted[i]]
         share = inside.mean()
         models = sorted(folder.glob(f"models/{args.strategy}-N{args.size}-d*"))
         test = f"{mean_of(models, 'test'):.1f} / {mean_of(randoms, 'test'):.1f}"

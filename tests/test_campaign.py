@@ -313,3 +313,33 @@ def test_every_streaming_filter_starts_from_one_threshold():
 
     defaults = {inspect.signature(f).parameters["min_gain"].default for f in (explore, filter_, Explorer, Screen)}
     assert defaults == {Campaign("Si").filter.min_gain} == {MIN_GAIN}
+
+
+def test_each_pools_holdout_depends_on_that_pool_alone_and_is_kept(tmp_path):
+    """One pool's holdout does not move when the oracle labels one structure fewer of another pool; it is
+    kept in holdouts.json; a folder whose sets were drawn before that file keeps its original holdout."""
+    from ase import Atoms
+
+    from dael.benchmark import holdout_indices
+
+    def pool(tag, n):
+        return [Atoms("H", info={"hash": f"{tag}{i}"}) for i in range(n)]
+
+    data = {"entropy": pool("e", 50), "random": pool("r", 40)}
+    held = holdout_indices(data, 7)
+    assert len(held["entropy"]) == 5 and len(held["random"]) == 4
+    fewer = holdout_indices({"entropy": data["entropy"][1:], "random": data["random"]}, 7)
+    assert held["random"].tolist() == fewer["random"].tolist()  # one permutation stream over both moved it
+    assert holdout_indices(data, 8)["random"].tolist() != held["random"].tolist()  # the seed draws another
+    kept = holdout_indices(data, 7, tmp_path)
+    assert (tmp_path / "holdouts.json").exists() and kept["random"].tolist() == held["random"].tolist()
+    reordered = {"entropy": data["entropy"][::-1], "random": data["random"]}
+    again = holdout_indices(reordered, 7, tmp_path)  # read back by content hash, not by position
+    assert sorted(reordered["entropy"][i].info["hash"] for i in again["entropy"]) == sorted(
+        data["entropy"][i].info["hash"] for i in held["entropy"])
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "sets.json").write_text("{}")
+    rng = np.random.default_rng(7)
+    expected = {name: sorted(rng.permutation(len(data[name]))[: len(data[name]) // 10]) for name in data}
+    assert {k: v.tolist() for k, v in holdout_indices(data, 7, old).items()} == expected

@@ -212,7 +212,8 @@ def test_benchmark_sets_follow_the_sizes_asked_for(tmp_path, monkeypatch):
     monkeypatch.setattr(strategies, "select_sets", fake_select)
     monkeypatch.setattr(strategies, "Pools", lambda *args, **kwargs: None)
     campaign = preset("Si")
-    data = {name: list(range(50)) for name in ("entropy", "random", "anchor")}
+    data = {name: [Atoms("H", info={"hash": f"{name}{i}"}) for i in range(50)]
+            for name in ("entropy", "random", "anchor")}
     settings = campaign.benchmark
     settings.sizes, settings.draws = [5], 1
     fp = dict.fromkeys(data)  # fingerprints are not read: the strategy and Pools are stand-ins

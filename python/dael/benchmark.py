@@ -207,7 +207,7 @@ def _training_sets(campaign: Campaign, data: dict[str, list], fps: dict[str, Fin
     wanted = {str(n) for n in bench.sizes}
     todo = [(s, d) for s in strategies for d in range(bench.draws) if not wanted <= set(saved.get(f"{s}/{d}", {}))]
     if todo:
-        pools = selection_pools(campaign, data, fps)
+        pools = selection_pools(campaign, data, fps, folder)
     for strategy, d in todo:  # sizes added since the sets were saved: drawn from the same seed stream
         have = saved.get(f"{strategy}/{d}", {})
         rng = draw_rng(campaign, strategy, d)
@@ -229,23 +229,54 @@ def draw_rng(campaign: Campaign, strategy: str, draw: int) -> np.random.Generato
     return np.random.default_rng([campaign.seed, draw, STRATEGY_SEEDS.get(strategy, 0)])
 
 
-def selection_pools(campaign: Campaign, data: dict[str, list], fps: dict[str, Fingerprints]):
+def selection_pools(campaign: Campaign, data: dict[str, list], fps: dict[str, Fingerprints],
+                    folder: Path | None = None):
     """What the strategies choose from (dael.strategies.Pools): the labelled pools `data` less the
-    in-distribution holdouts, with their per-atom fingerprints `fps` and the campaign's filter, window,
-    anchor share and exploration order."""
+    in-distribution holdouts (holdout_indices; kept in `folder`), with their per-atom fingerprints `fps` and
+    the campaign's filter, window, anchor share and exploration order."""
     from dael.strategies import Pools
 
-    hold = holdout_indices(data, campaign.seed)
+    hold = holdout_indices(data, campaign.seed, folder)
     rest = {name: np.setdiff1d(np.arange(len(data[name])), hold[name]) for name in hold}
     return Pools(data["entropy"], data["random"], data["anchor"], fps, rest, mode=campaign.filter.mode,
                  eps=campaign.filter.eps, min_gain=campaign.filter.min_gain, window=campaign.explore.window,
                  anchor_fraction=campaign.benchmark.anchor_fraction, order=campaign.explore.order)
 
 
-def holdout_indices(data: dict[str, list], seed: int) -> dict[str, np.ndarray]:
-    """The in-distribution holdout: a random 10 % (at least one) of the entropy and of the random pool."""
-    rng = np.random.default_rng(seed)
-    return {name: rng.permutation(len(data[name]))[: max(1, len(data[name]) // 10)] for name in ("entropy", "random")}
+HOLDOUT_SHARE = 0.1
+
+
+def holdout_indices(data: dict[str, list], seed: int, folder: Path | None = None) -> dict[str, np.ndarray]:
+    """The in-distribution holdout: 10 % (at least one) of the entropy and of the random pool, as indices into
+    `data`'s labelled lists. A pool's holdout is its structures with the smallest seed-keyed digest of their
+    content hash, so it depends on that pool alone (not on how many structures of another pool the oracle
+    labelled). With `folder` it is kept in folder/holdouts.json (as content hashes) and read back on reruns;
+    a folder whose training sets were drawn before that file existed keeps the holdout they were drawn
+    against (one permutation stream over both pools)."""
+    path = None if folder is None else Path(folder) / "holdouts.json"
+    if path is not None and path.exists():
+        held = json.loads(path.read_text())
+    else:
+        if path is not None and (path.parent / "sets.json").exists():
+            rng = np.random.default_rng(seed)
+            picks = {name: rng.permutation(len(data[name]))[: max(1, len(data[name]) // 10)]
+                     for name in ("entropy", "random")}
+        else:
+            picks = {name: _smallest_digests(data[name], seed) for name in ("entropy", "random")}
+        held = {name: [data[name][i].info["hash"] for i in idx] for name, idx in picks.items()}
+        if path is not None:
+            write_atomic(path, json.dumps(held).encode())
+    sets = {name: set(hashes) for name, hashes in held.items()}
+    return {name: np.array([i for i, a in enumerate(data[name]) if a.info["hash"] in sets[name]], dtype=np.int64)
+            for name in sets}
+
+
+def _smallest_digests(structures: list[Atoms], seed: int) -> np.ndarray:
+    """Indices of the HOLDOUT_SHARE (at least one) of `structures` whose sha256(seed, content hash) is smallest."""
+    import hashlib
+
+    digests = [hashlib.sha256(f"{seed}:{a.info['hash']}".encode()).hexdigest() for a in structures]
+    return np.sort(np.argsort(digests)[: max(1, int(len(structures) * HOLDOUT_SHARE))])
 
 
 def accepted_by_filter(campaign: Campaign, structures: list[Atoms], fps: Fingerprints) -> np.ndarray:
@@ -264,15 +295,16 @@ def accepted_by_filter(campaign: Campaign, structures: list[Atoms], fps: Fingerp
 
 
 def in_distribution_holdouts(data: dict[str, list], seed: int, window: float | None,
-                             accepted: np.ndarray | None = None) -> dict[str, list[Atoms]]:
+                             accepted: np.ndarray | None = None, folder: Path | None = None
+                             ) -> dict[str, list[Atoms]]:
     """The benchmark's in-distribution evaluation sets: 'holdout-entropy', 'holdout-entropy-window' (its
     snapshots inside the energy window `window` eV/atom, the ones a windowed strategy could have picked),
     'holdout-entropy-accepted' (those of them in `accepted`, a mask over the entropy pool: the paper's holdout,
     a random 10 % of the dataset its filter accepted), 'holdout-random' and the union 'holdout'. An empty
-    subset is left out."""
+    subset is left out. `folder`: where the holdout is kept (holdout_indices)."""
     from dael.window import in_window
 
-    hold = holdout_indices(data, seed)
+    hold = holdout_indices(data, seed, folder)
     entropy, random = ([data[name][i] for i in hold[name]] for name in ("entropy", "random"))
     inside = [a for a, ok in zip(entropy, in_window(entropy, window), strict=True) if ok]
     taken = [] if accepted is None else [data["entropy"][i] for i in hold["entropy"] if accepted[i]]
@@ -377,13 +409,14 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
         say(f"benchmark: warning: {disagreement}")
     if pools_only:
         return folder
+    holdout_indices(data, campaign.seed, folder)  # kept before the first training sets are drawn
     say(f"benchmark: training sets of {', '.join(strategies)}")
     fps = pool_fingerprints(data, settings.cutoff)
     sets = _training_sets(campaign, data, fps, folder, strategies)
     jobs = sorted(sets, key=lambda k: (k[1], k[2], strategies.index(k[0])))
     train_settings = {"epochs": bench.epochs, "seed": campaign.seed, **campaign.train.settings}
     holdouts = in_distribution_holdouts(data, campaign.seed, e.window,
-                                        accepted_by_filter(campaign, data["entropy"], fps["entropy"]))
+                                        accepted_by_filter(campaign, data["entropy"], fps["entropy"]), folder)
     evaluation_sets = {**holdouts, "test": data["test"],
                        **by_test_kind(pools["test"], data["test"]), **by_condition(pools["test"], data["test"]),
                        "transfer": data["transfer"],
