@@ -243,9 +243,6 @@ def selection_pools(campaign: Campaign, data: dict[str, list], fps: dict[str, Fi
                  anchor_fraction=campaign.benchmark.anchor_fraction, order=campaign.explore.order)
 
 
-HOLDOUT_SHARE = 0.1
-
-
 def holdout_indices(data: dict[str, list], seed: int, folder: Path | None = None) -> dict[str, np.ndarray]:
     """The in-distribution holdout: 10 % (at least one) of the entropy and of the random pool, as indices into
     `data`'s labelled lists. A pool's holdout is its structures with the smallest seed-keyed digest of their
@@ -259,7 +256,7 @@ def holdout_indices(data: dict[str, list], seed: int, folder: Path | None = None
     else:
         if path is not None and (path.parent / "sets.json").exists():
             rng = np.random.default_rng(seed)
-            picks = {name: rng.permutation(len(data[name]))[: max(1, len(data[name]) // 10)]
+            picks = {name: rng.permutation(len(data[name]))[: _holdout_size(len(data[name]))]
                      for name in ("entropy", "random")}
         else:
             picks = {name: _smallest_digests(data[name], seed) for name in ("entropy", "random")}
@@ -271,12 +268,16 @@ def holdout_indices(data: dict[str, list], seed: int, folder: Path | None = None
             for name in sets}
 
 
+def _holdout_size(n: int) -> int:
+    return max(1, n // 10)
+
+
 def _smallest_digests(structures: list[Atoms], seed: int) -> np.ndarray:
-    """Indices of the HOLDOUT_SHARE (at least one) of `structures` whose sha256(seed, content hash) is smallest."""
+    """Indices of the 10 % (at least one) of `structures` whose sha256(seed, content hash) is smallest."""
     import hashlib
 
     digests = [hashlib.sha256(f"{seed}:{a.info['hash']}".encode()).hexdigest() for a in structures]
-    return np.sort(np.argsort(digests)[: max(1, int(len(structures) * HOLDOUT_SHARE))])
+    return np.sort(np.argsort(digests)[: _holdout_size(len(structures))])
 
 
 def accepted_by_filter(campaign: Campaign, structures: list[Atoms], fps: Fingerprints) -> np.ndarray:
@@ -409,7 +410,6 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
         say(f"benchmark: warning: {disagreement}")
     if pools_only:
         return folder
-    holdout_indices(data, campaign.seed, folder)  # kept before the first training sets are drawn
     say(f"benchmark: training sets of {', '.join(strategies)}")
     fps = pool_fingerprints(data, settings.cutoff)
     sets = _training_sets(campaign, data, fps, folder, strategies)

@@ -79,8 +79,7 @@ def write_tables(rows: Sequence[dict], folder: Path) -> tuple[Path, Path]:
         w.writeheader()
         for r in rows:
             w.writerow({c: r[c] for c in columns})
-    main = [r for r in rows if not r["set"].startswith(CONDITION)]
-    md_path.write_text(markdown_table(main) + "".join(f"\n{t}" for t in condition_tables(rows)))
+    md_path.write_text(markdown_table(_without_conditions(rows)) + "".join(f"\n{t}" for t in condition_tables(rows)))
     return csv_path, md_path
 
 
@@ -90,6 +89,10 @@ def markdown_table(rows: Sequence[dict]) -> str:
     lines = [f"| {r['set']} | {r['pool']} | {r['size']} | {r['draws']} | "
              + " | ".join(f"{r[m]:.2f} ± {r[m + '_std']:.2f}" for m in METRICS) + " |" for r in rows]
     return head + "\n".join(lines) + "\n"
+
+
+def _without_conditions(rows: Sequence[dict]) -> list[dict]:
+    return [r for r in rows if not r["set"].startswith(CONDITION)]
 
 
 def condition_tables(rows: Sequence[dict], metrics: Sequence[str] = ("energy_mae", "force_mae")) -> list[str]:
@@ -157,7 +160,7 @@ def verdict(rows: Sequence[dict], metric: str = "energy_mae") -> list[str]:
     """One plain sentence per evaluation set: at the largest N where random MD and at least one other strategy
     were trained, which one has the lowest mean error, and how random MD compares."""
     lines = []
-    for which in sorted({r["set"] for r in rows} - {r["set"] for r in rows if r["set"].startswith(CONDITION)}):
+    for which in sorted({r["set"] for r in _without_conditions(rows)}):
         sel = [r for r in rows if r["set"] == which and np.isfinite(r[metric])]
         sizes = [n for n in sorted({r["size"] for r in sel})
                  if {r["pool"] for r in sel if r["size"] == n} > {"random"}]
@@ -210,7 +213,7 @@ def write_report(records: Sequence[dict], folder: str | os.PathLike, title: str,
     folder.mkdir(parents=True, exist_ok=True)
     everything = summarize(records)
     write_tables(everything, folder)
-    rows = [r for r in everything if not r["set"].startswith(CONDITION)]
+    rows = _without_conditions(everything)
     sets = sorted({r["set"] for r in rows})
     images = [plot(rows, s, f"{title}: {s} set", folder / f"curves-{s}.png") for s in sets]
     if energies:
