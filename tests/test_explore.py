@@ -4,6 +4,7 @@ with the random-MD baseline; the `dael explore` command; failures recorded, not 
 import json
 import os
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -207,3 +208,31 @@ def test_thermal_anchors_are_equilibrated_independent_runs():
     assert 0.6 * equipartition < rise.mean() < 1.4 * equipartition, (rise.mean(), equipartition)
     firsts = [out[2 + i * ANCHOR_PER_RUN].positions for i in range(3)]
     assert all(np.abs(a - b).max() > 0.01 for a, b in [(firsts[0], firsts[1]), (firsts[1], firsts[2])])
+
+
+def test_unstable_phase_runs_unbiased_and_stable_ones_stay_biased(tmp_path):
+    """NaCl's B2 (CsCl) cell at 0 GPa is a saddle of the reference potential: relaxation keeps it (symmetry),
+    100 fs of plain MD leave it and its quench lands in a basin far below (measured: 0.07-0.15 eV/atom), so
+    the trajectory runs on the driver alone; B1 at 0 GPa and B2 at 20 GPa quench back to their start (< 1e-3
+    eV/atom) and stay biased. With the check off, B2 at 0 GPa is biased like any other."""
+    from dael.campaign import phases
+    from dael.explore import run_job
+
+    seeds = phases("NaCl")
+    md = MDSettings(steps=20, snapshots=2, relax_steps=100, thermalize=100, unstable=0.01)
+    state = GlobalEntropy("atom", settings=SETTINGS)
+    runs = {}
+    for phase, pressure, check in (("B2", 0.0, 0.01), ("B1", 0.0, 0.01), ("B2", 20.0, 0.01), ("B2", 0.0, None)):
+        job = grid({phase: seeds[phase]}, [pressure], [300.0], [1.0], md=replace(md, unstable=check))[0]
+        runs[phase, pressure, check] = run_job(job, "reference", state)
+    b2 = runs["B2", 0.0, 0.01]
+    assert b2["status"] == "ok" and b2["unstable_drop"] > 0.05
+    assert all(not s.info["biased"] and s.info["quench_drop"] == pytest.approx(b2["unstable_drop"], abs=1e-4)
+               for s in b2["snapshots"])
+    for key in (("B1", 0.0, 0.01), ("B2", 20.0, 0.01)):
+        snaps = runs[key]["snapshots"]
+        assert runs[key]["unstable_drop"] is None and all(s.info["biased"] for s in snaps)
+        assert abs(snaps[0].info["quench_drop"]) < 1e-3
+    off = runs["B2", 0.0, None]
+    assert off["unstable_drop"] is None and all(s.info["biased"] and np.isnan(s.info["quench_drop"])
+                                                for s in off["snapshots"])

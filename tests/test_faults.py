@@ -67,7 +67,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
         ("nan", "filter", "min_gain", float("nan")), ("nosuch", "label", "oracle", "nosuch"),
         ("param", "label", "params", {"system": "Fe"}), ("driver", None, "driver", "mace"),
         ("lmax", "train", "settings", {"l_max": -1}), ("order", "explore", "order", "shuffled"),
-        ("shuffle", "explore", "shuffle", True),
+        ("shuffle", "explore", "shuffle", True), ("unstable", "explore", "unstable", -0.01),
     ]:
         campaign_folder(tmp / f"campaign-{name}", section, key, value)
     return {"tmp": tmp, **{p.stem: p for p in tmp.iterdir()}}
@@ -92,6 +92,7 @@ TABLE = [
     (["explore", "{si}", "--driver", "reference", "--temperature", "inf"], 2, "temperature (K) must be a finite"),
     (["explore", "{si}", "--driver", "reference", "--k-global", "nan"], 2, "k_global (eV)"),
     (["explore", "{si}", "--driver", "reference", "--min-gain", "nan"], 2, "--min-gain must be a number"),
+    (["explore", "{si}", "--driver", "reference", "--unstable", "-1"], 2, "unstable (eV/atom) must be > 0"),
     (["explore", "{si}", "--driver", "reference", "--order", "shuffled"], 2,
      "exploration order must be one of stratified, random, grid"),
     (["entropy", "{si}", "--k", "0"], 2, "--k must be >= 1"),
@@ -103,6 +104,7 @@ TABLE = [
     (["run", "--dir", "{campaign-friction}"], 2, "explore.friction (1/fs) must be >= 0"),
     (["run", "--dir", "{campaign-order}"], 2, "explore.order must be one of stratified, random, grid"),
     (["run", "--dir", "{campaign-shuffle}"], 2, "explore.shuffle was replaced by explore.order"),
+    (["run", "--dir", "{campaign-unstable}"], 2, "explore.unstable must be positive (eV/atom) or null"),
     (["run", "--dir", "{campaign-nan}"], 2, "filter.min_gain"),
     (["run", "--dir", "{campaign-nosuch}"], 2, "label (oracle 'nosuch'"),
     (["run", "--dir", "{campaign-param}"], 2, "unknown reference system"),

@@ -19,7 +19,7 @@ from ase.build import bulk
 
 from dael.checks import AUTO, natx_value, number
 from dael.entropy import MIN_GAIN
-from dael.md import MDSettings
+from dael.md import UNSTABLE, MDSettings
 from dael.order import ORDERS
 from dael.window import WINDOW
 
@@ -80,7 +80,8 @@ class Explore:
     k_B·T per atom with bias_scale 'kT', eV with 'paper'; see dael.md.GlobalEntropyBias), local ones eV;
     window: the energy window on candidates, eV/atom (None: off; see dael.window); order: the exploration
     order of the grid's trajectories ('stratified', 'random' or 'grid'; see dael.order), also the order the
-    benchmark's stream strategies take the entropy pool's trajectories in."""
+    benchmark's stream strategies take the entropy pool's trajectories in; unstable: eV/atom, a phase whose
+    thermalised cell quenches this far below its relaxed start runs unbiased (None: off; dael.md.quench_drop)."""
 
     pressures: list[float] = field(default_factory=lambda: [0.0])
     temperatures: list[float] = field(default_factory=lambda: [300.0, 1000.0])
@@ -93,6 +94,7 @@ class Explore:
     steps: int = 500
     snapshots: int = 10
     thermalize: int = 100
+    unstable: float | None = UNSTABLE
     relax_steps: int = 100
     dt: float = 1.0
     friction: float = 0.01
@@ -101,7 +103,7 @@ class Explore:
     def md(self, **overrides: Any) -> MDSettings:
         """The MD settings of one trajectory of this grid (each grid point sets temperature and pressure),
         with `overrides` (e.g. snapshots=25): the one place campaign settings become MD settings."""
-        keys = ("ensemble", "steps", "snapshots", "thermalize", "relax_steps", "dt", "friction")
+        keys = ("ensemble", "steps", "snapshots", "thermalize", "unstable", "relax_steps", "dt", "friction")
         return MDSettings(**{**{k: getattr(self, k) for k in keys}, **overrides})
 
 
@@ -280,6 +282,7 @@ class Campaign:
             "explore.bias_scale must be 'kT' or 'paper'": e.bias_scale not in ("kT", "paper"),
             f"explore.order must be one of {', '.join(ORDERS)}": e.order not in ORDERS,
             "explore.window must be positive (eV/atom) or null": e.window is not None and not e.window > 0,
+            "explore.unstable must be positive (eV/atom) or null": e.unstable is not None and not e.unstable > 0,
             "explore.ensemble must be 'nvt' or 'npt'": e.ensemble not in ("nvt", "npt"),
             "explore.temperatures must be positive (K)": any(t <= 0 for t in e.temperatures),
             "explore.steps and explore.snapshots must satisfy 1 <= snapshots <= steps":

@@ -107,9 +107,12 @@ def run_job(job: Job, driver_name: str, state: State) -> dict:
         dataset = state.atom if isinstance(state, DualEntropy) else state
         calc = GlobalEntropyBias(calc, dataset=dataset, k=job.k_global, mode=dataset.mode, scale=job.bias_scale,
                                  temperature=job.md.temperature)
+    unbiased = None
     try:
         traj = run_md(job.structure, driver, calc, job.md)
         snapshots, status = traj.snapshots, traj.status
+        if calc is not driver and not traj.biased:
+            unbiased = round(traj.quench_drop, 4)
     except Exception as exc:  # a failing driver must not stop the other trajectories
         snapshots, status = [], f"failed: {type(exc).__name__}: {exc}"
     tags = {**job.grid_tags, "mode": state.mode, "driver": driver_name, "source": job.source,
@@ -118,7 +121,8 @@ def run_job(job: Job, driver_name: str, state: State) -> dict:
         snap.calc = None
         snap.info.update(tags)
     seconds = time.perf_counter() - start
-    return {"name": job.name, "snapshots": snapshots, "status": status, "seconds": seconds}
+    return {"name": job.name, "snapshots": snapshots, "status": status, "seconds": seconds,
+            "unstable_drop": unbiased}
 
 
 @dataclass
@@ -171,6 +175,8 @@ class Explorer:
         entry = {"name": result["name"], "status": result["status"], "snapshots": len(snaps),
                  "accepted": int(accepted.sum()), "outside_window": int(len(snaps) - inside.sum()),
                  "seconds": round(result["seconds"], 2), "logdet": self.state.logdet}
+        if result.get("unstable_drop") is not None:  # the bias was off: an unstable phase (dael.md.quench_drop)
+            entry["unstable_drop"] = result["unstable_drop"]
         log.write(json.dumps(entry) + "\n")
         log.flush()
         os.fsync(log.fileno())

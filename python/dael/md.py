@@ -192,7 +192,9 @@ class MDSettings:
     fmax `fmax` eV/Å, ≤ `relax_steps`), Maxwell–Boltzmann velocities at `temperature` K, `thermalize`
     unbiased steps, then `steps` biased steps of `dt` fs ('nvt': Langevin, friction `friction`/fs;
     'npt': isotropic MTK Nosé–Hoover chains at `pressure`), `snapshots` snapshots evenly spaced (or at
-    uniformly random steps with `random_snapshots`, the random-MD baseline)."""
+    uniformly random steps with `random_snapshots`, the random-MD baseline). `unstable` (eV/atom, None: off):
+    after the thermalisation, a cell that quenches more than this below the relaxed start's enthalpy is an
+    unstable phase at this pressure and runs its biased steps on the driver alone (see `quench_drop`)."""
 
     temperature: float = 300.0
     pressure: float = 0.0
@@ -209,6 +211,7 @@ class MDSettings:
     tdamp: float = 100.0
     pdamp: float = 1000.0
     guard: Guard = field(default_factory=Guard)
+    unstable: float | None = None
 
     def __post_init__(self) -> None:
         if self.ensemble not in ("nvt", "npt"):
@@ -222,6 +225,8 @@ class MDSettings:
         number("thermalize (steps)", self.thermalize, low=0, integer=True)
         number("relax_steps", self.relax_steps, low=0, integer=True)
         number("fmax (eV/Å)", self.fmax, above=0)
+        if self.unstable is not None:
+            number("unstable (eV/atom)", self.unstable, above=0)
 
     def snapshot_steps(self) -> np.ndarray:
         if self.random_snapshots:
@@ -234,11 +239,13 @@ class MDSettings:
 class Trajectory:
     """Snapshots (copies with energy/forces of the biased calculator dropped; info: step, entropy, the driver's
     energy per atom `driver_energy` and that of the relaxed start `relaxed_energy`, eV/atom) and how the run
-    ended."""
+    ended; quench_drop (eV/atom, NaN when not checked) and whether the bias acted (see `quench_drop`)."""
 
     snapshots: list[Atoms]
     status: str
     steps_done: int
+    quench_drop: float = float("nan")
+    biased: bool = True
 
 
 def relax(atoms: Atoms, calc: Calculator, pressure: float, fmax: float, steps: int) -> Atoms:
@@ -256,8 +263,32 @@ def relax(atoms: Atoms, calc: Calculator, pressure: float, fmax: float, steps: i
     return atoms
 
 
+UNSTABLE = 0.01
+"""Default quench drop (eV/atom) above which a phase counts as unstable (MDSettings.unstable): 40x the
+enthalpy a stable 8-atom cell's two quenches differ by (measured: docs/benchmarks/experiments.md §18)."""
+QUENCH_FMAX = 0.01
+"""eV/Å: force tolerance of the quenches that compare basins."""
+QUENCH_STEPS = 300
+
+
+def enthalpy(atoms: Atoms, pressure: float) -> float:
+    """(E + P·V)/n in eV/atom with atoms' calculator, `pressure` in GPa."""
+    return (atoms.get_potential_energy() + pressure * GPA * atoms.get_volume()) / len(atoms)
+
+
+def quench_drop(start: Atoms, thermal: Atoms, driver: Calculator, pressure: float) -> float:
+    """How far (eV/atom) the thermalised cell's basin lies below the start's: both are quenched with the driver
+    (positions and cell, FIRE, fmax QUENCH_FMAX, ≤ QUENCH_STEPS) and their enthalpies at `pressure` GPa
+    compared. A stable phase returns to its own minimum (drop ≈ 0); a relaxed cell that sits on a saddle
+    (symmetry holds it there: NaCl's B2 at 0 GPa) or in a shallow basin its thermal motion leaves slides
+    into a lower basin (drop > 0)."""
+    ends = [relax(a, driver, pressure, QUENCH_FMAX, QUENCH_STEPS) for a in (start, thermal)]
+    return enthalpy(ends[0], pressure) - enthalpy(ends[1], pressure)
+
+
 def run_md(atoms: Atoms, driver: Calculator, calc: Calculator, md: MDSettings) -> Trajectory:
-    """Relax `atoms` with `driver`, then run `calc` (the driver, possibly wrapped in biases) per `md`."""
+    """Relax `atoms` with `driver`, then run `calc` (the driver, possibly wrapped in biases) per `md`; with
+    md.unstable set, a phase the thermalisation shows unstable runs on the driver alone (`quench_drop`)."""
     from ase.md.langevin import Langevin
     from ase.md.nose_hoover_chain import IsotropicMTKNPT
     from ase.md.velocitydistribution import Stationary
@@ -281,9 +312,15 @@ def run_md(atoms: Atoms, driver: Calculator, calc: Calculator, md: MDSettings) -
                                pressure_au=md.pressure * GPA, tdamp=md.tdamp * units.fs,
                                pdamp=md.pdamp * units.fs)
 
+    start = atoms.copy()
     if md.thermalize:
         atoms.calc = driver
         integrator(atoms).run(md.thermalize)
+    drop = float("nan")
+    if md.unstable is not None and md.thermalize and calc is not driver:
+        drop = quench_drop(start, atoms, driver, md.pressure)
+        if drop > md.unstable:
+            calc = driver
     atoms.calc = calc
     dyn = integrator(atoms)
     md.guard.start(atoms)
@@ -296,11 +333,12 @@ def run_md(atoms: Atoms, driver: Calculator, calc: Calculator, md: MDSettings) -
         done = stop
         reason = md.guard.check(atoms)
         if reason is not None:
-            return Trajectory(snapshots, f"stopped at step {done}: {reason}", done)
+            return Trajectory(snapshots, f"stopped at step {done}: {reason}", done, drop, calc is not driver)
         if stop in wanted:
             snap = atoms.copy()
             driver_energy = driver.get_potential_energy(atoms) / len(atoms)
             snap.info.update({"step": int(stop), "entropy": float(calc.results.get("entropy", 0.0)),
-                              "driver_energy": float(driver_energy), "relaxed_energy": float(relaxed_energy)})
+                              "driver_energy": float(driver_energy), "relaxed_energy": float(relaxed_energy),
+                              "quench_drop": drop, "biased": calc is not driver})
             snapshots.append(snap)
-    return Trajectory(snapshots, "ok", done)
+    return Trajectory(snapshots, "ok", done, drop, calc is not driver)

@@ -13,6 +13,7 @@ from dael.checks import natx_value, number
 from dael.cli.common import Device, _read, app, checked, console, done, errors, fail
 from dael.distill import DistillSettings
 from dael.entropy import MIN_GAIN
+from dael.md import UNSTABLE
 from dael.window import WINDOW
 
 
@@ -43,6 +44,8 @@ def explore(
     friction: Annotated[float, typer.Option(help="Langevin friction, 1/fs")] = 0.01,
     relax_steps: Annotated[int, typer.Option(help="FIRE steps of the relaxation under pressure")] = 200,
     thermalize: Annotated[int, typer.Option(help="unbiased MD steps before the biased run")] = 100,
+    unstable: Annotated[float, typer.Option(help="a phase whose thermalised cell quenches this many eV/atom below "
+                                                 "its relaxed start runs unbiased (0: off)")] = UNSTABLE,
     random: Annotated[bool, typer.Option(help="random-MD baseline: k = 0, random snapshot steps")] = False,
     dataset: Annotated[Path | None, typer.Option(help="ASE database of the labelled dataset")] = None,
     state: Annotated[Path | None, typer.Option(help="saved entropy state instead of --dataset")] = None,
@@ -71,7 +74,8 @@ def explore(
         number("--min-gain", min_gain, infinite=True)
         number("--workers", workers, low=1, integer=True)
         md = MDSettings(temperature=temperature[0], ensemble=ensemble, steps=steps, snapshots=snapshots,
-                        dt=dt, friction=friction, thermalize=thermalize, relax_steps=relax_steps)
+                        dt=dt, friction=friction, thermalize=thermalize, relax_steps=relax_steps,
+                        unstable=unstable or None)
         atoms_per_sphere = natx_value(natx)
         settings = run_settings(structures, cutoff, atoms_per_sphere, "s", max(pressure, default=0.0))
         current = dataset_state(dataset, state, mode, eps, settings, 500, adopt=atoms_per_sphere is None,
