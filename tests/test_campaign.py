@@ -153,6 +153,23 @@ def test_two_rounds_run_and_resume_without_relabelling(tmp_path):
     assert np.isfinite(second["logdet"])
 
 
+def test_status_lists_trajectories_stopped_or_run_unbiased(tmp_path):
+    """`dael status` counts the explorer's trajectories that stopped early and those an unstable phase ran
+    unbiased (their log lines carry unstable_drop, dael.md.quench_drop)."""
+    write(tmp_path, preset("NaCl"), phases("NaCl"))
+    log = tmp_path / "rounds" / "round-01" / "explore" / "trajectories.jsonl"
+    log.parent.mkdir(parents=True)
+    lines = [{"name": "B2_P0_T300", "status": "ok", "unstable_drop": 0.1063}, {"name": "B1_P0_T300", "status": "ok"},
+             {"name": "B1_P0_T1000", "status": "stopped at step 40: force 80.0 eV/Å above 50.0"}]
+    log.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    res = CliRunner().invoke(app, ["status", "--dir", str(tmp_path), "--json"])
+    state = json.loads(res.output)
+    assert state["trajectories_unbiased"] == ["B2_P0_T300: quench +0.106 eV/atom"]
+    assert state["trajectories_stopped"] == ["B1_P0_T1000: stopped at step 40: force 80.0 eV/Å above 50.0"]
+    table = CliRunner().invoke(app, ["status", "--dir", str(tmp_path)]).output
+    assert "trajectories unbiased (unstable phase)" in table
+
+
 def test_a_round_labels_exactly_what_the_streaming_filter_accepted_first(tmp_path):
     """Budget N: exploration stops once N snapshots are accepted, and the round labels the first N of them in
     the order the filter took them (dual mode, energy window, size-independent bias: the defaults)."""

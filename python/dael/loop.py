@@ -237,9 +237,10 @@ def status(folder: str | os.PathLike) -> dict:
     states = [e for e in log if e["stage"] == "label" and "logdet" in e] or \
         [e for e in log if e["stage"] == "select"]
     trains = [e for e in log if e["stage"] == "train"]
-    stopped = []
-    for f in sorted(paths.root.glob("rounds/round-*/explore/trajectories.jsonl")):
-        stopped += [json.loads(x) for x in f.read_text().splitlines() if json.loads(x)["status"] != "ok"]
+    trajectories = [json.loads(x) for f in sorted(paths.root.glob("rounds/round-*/explore/trajectories.jsonl"))
+                    for x in f.read_text().splitlines()]
+    stopped = [t for t in trajectories if t["status"] != "ok"]
+    unbiased = [t for t in trajectories if "unstable_drop" in t]
     return {
         "system": campaign.system,
         "round": max((e["round"] for e in log), default=0),
@@ -249,5 +250,6 @@ def status(folder: str | os.PathLike) -> dict:
         "model": trains[-1]["model"] if trains else None,
         "validation": trains[-1]["validation"] if trains else None,
         "trajectories_stopped": [f"{t['name']}: {t['status']}" for t in stopped],
+        "trajectories_unbiased": [f"{t['name']}: quench {t['unstable_drop']:+.3f} eV/atom" for t in unbiased],
         "label_failures": counts.get("failed", 0),
     }

@@ -193,8 +193,9 @@ class MDSettings:
     unbiased steps, then `steps` biased steps of `dt` fs ('nvt': Langevin, friction `friction`/fs;
     'npt': isotropic MTK Nosé–Hoover chains at `pressure`), `snapshots` snapshots evenly spaced (or at
     uniformly random steps with `random_snapshots`, the random-MD baseline). `unstable` (eV/atom, None: off):
-    after the thermalisation, a cell that quenches more than this below the relaxed start's enthalpy is an
-    unstable phase at this pressure and runs its biased steps on the driver alone (see `quench_drop`)."""
+    after the thermalisation (no check without one), a cell that quenches more than this below the relaxed
+    start's enthalpy is an unstable phase at this pressure and runs its biased steps on the driver alone (see
+    `quench_drop`)."""
 
     temperature: float = 300.0
     pressure: float = 0.0

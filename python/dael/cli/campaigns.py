@@ -64,7 +64,8 @@ def _print_status(state: dict) -> None:
             "log det (dataset)": logdet, "latest model": state["model"] or "none",
             "validation MAE": ", ".join(f"{k} {v:.2f}" for k, v in validation.items() if v is not None) or "n/a",
             "label failures": state["label_failures"],
-            "trajectories stopped early": len(state["trajectories_stopped"])}
+            "trajectories stopped early": len(state["trajectories_stopped"]),
+            "trajectories unbiased (unstable phase)": len(state["trajectories_unbiased"])}
     for key, value in rows.items():
         table.add_row(key, str(value))
     console.print(table)

@@ -94,7 +94,11 @@ def explore(
     for t in stopped:
         errors.print(f"{t['name']}: {t['status']}")
     failed = sum(t["status"].startswith("failed") for t in stopped)
-    console.print(f"{len(result.trajectories)} trajectories ({len(stopped)} stopped early, {failed} failed), "
+    unbiased = [t for t in result.trajectories if "unstable_drop" in t]
+    for t in unbiased:
+        console.print(f"{t['name']}: unbiased, an unstable phase (its quench fell {t['unstable_drop']:.3f} eV/atom)")
+    console.print(f"{len(result.trajectories)} trajectories ({len(stopped)} stopped early, {failed} failed, "
+                  f"{len(unbiased)} unbiased), "
                   f"{result.accepted} snapshots accepted -> {out}/accepted.extxyz (all in {out}/snapshots.extxyz); "
                   f"log det {result.state.logdet:.3f} nats")
     done(failed)
