@@ -324,6 +324,7 @@ def run_md(atoms: Atoms, driver: Calculator, calc: Calculator, md: MDSettings) -
         drop = quench_drop(start, atoms, driver, md.pressure)
         if drop > md.unstable:
             calc = driver
+    biased = calc is not driver
     atoms.calc = calc
     dyn = integrator(atoms)
     md.guard.start(atoms)
@@ -336,12 +337,12 @@ def run_md(atoms: Atoms, driver: Calculator, calc: Calculator, md: MDSettings) -
         done = stop
         reason = md.guard.check(atoms)
         if reason is not None:
-            return Trajectory(snapshots, f"stopped at step {done}: {reason}", done, drop, calc is not driver)
+            return Trajectory(snapshots, f"stopped at step {done}: {reason}", done, drop, biased)
         if stop in wanted:
             snap = atoms.copy()
             driver_energy = driver.get_potential_energy(atoms) / len(atoms)
             snap.info.update({"step": int(stop), "entropy": float(calc.results.get("entropy", 0.0)),
                               "driver_energy": float(driver_energy), "relaxed_energy": float(relaxed_energy),
-                              "quench_drop": drop, "biased": calc is not driver})
+                              "quench_drop": drop, "biased": biased})
             snapshots.append(snap)
-    return Trajectory(snapshots, "ok", done, drop, calc is not driver)
+    return Trajectory(snapshots, "ok", done, drop, biased)
