@@ -175,8 +175,8 @@ def test_the_filter_accepts_in_pool_order_inside_the_window(rng):
     assert list(accepted_by(rest)) == list(np.delete(accepted, 5))
 
 
-@pytest.mark.parametrize("strategy", ["stream-fill", "stream-md", "seeded", "mixed", "greedy-atom", "greedy-config",
-                                      "entropy-random", "random", "direct", "quests-fps", "quests-msc",
+@pytest.mark.parametrize("strategy", ["stream-fill", "stream-md", "seeded", "mixed", "mixed-md", "greedy-atom",
+                                      "greedy-config", "entropy-random", "random", "direct", "quests-fps", "quests-msc",
                                       "quests-kmeans"])
 def test_every_strategy_fills_its_sets_from_candidates_only(strategy, rng):
     pools = synthetic_pools(rng)
@@ -193,6 +193,8 @@ def test_every_strategy_fills_its_sets_from_candidates_only(strategy, rng):
         assert sets[4][0][0] == "r" and all(k[0] == "e" for k in sets[8][1:])
     if strategy == "mixed":
         assert sum(k[0] == "a" for k in sets[8]) == round(0.2 * 8)
+    if strategy == "mixed-md":  # the anchor share drawn from the random-MD pool, the rest the biased pool's
+        assert sum(k[0] == "r" for k in sets[8]) == round(0.2 * 8) and sum(k[0] == "e" for k in sets[8]) == 6
 
 
 def test_benchmark_sets_follow_the_sizes_asked_for(tmp_path, monkeypatch):

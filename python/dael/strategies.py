@@ -15,6 +15,8 @@ that pool; holdout structures are never offered.
 - seeded: one random-MD snapshot per (phase, pressure, temperature) first (unbiased thermal structures, as
   a campaign starts), then `stream-fill` with the filter's state starting from them.
 - mixed: `anchor_fraction` of N near-equilibrium anchors (greedy ΔH), the rest as `stream-fill`, interleaved.
+- mixed-md: `anchor_fraction` of N drawn uniformly from the random-MD pool (thermal anchors at every phase,
+  pressure and temperature of the grid, drawn as random MD draws them), the rest as `stream-fill`, interleaved.
 - greedy-atom / greedy-config: greedy D-optimal ΔH re-ranking of a random 80 % of the entropy pool.
 - entropy-random: a random permutation of the entropy pool (the pool without selection).
 - random: a random permutation of the random-MD pool (the baseline).
@@ -38,8 +40,8 @@ from dael.fingerprint import Fingerprints
 from dael.order import grid_key, trajectory_order
 from dael.window import in_window
 
-STRATEGIES = ("stream", "stream-fill", "stream-md", "seeded", "mixed", "greedy-atom", "greedy-config",
-              "entropy-random", "random", "direct", "quests-msc", "quests-fps", "quests-kmeans")
+STRATEGIES = ("stream", "stream-fill", "stream-md", "seeded", "mixed", "mixed-md", "greedy-atom",
+              "greedy-config", "entropy-random", "random", "direct", "quests-msc", "quests-fps", "quests-kmeans")
 DEFAULT_STRATEGIES = ("stream", "stream-fill", "mixed", "entropy-random", "random")
 DRAW_SHARE = 0.8
 """Share of the entropy and anchor pools each greedy draw selects from (draws differ by this subsample)."""
@@ -145,6 +147,14 @@ def _mixed(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets
     return _prefixes(interleave(anchors, rest, pools.anchor_fraction), sizes)
 
 
+def _mixed_md(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets:
+    n_max = max(sizes)
+    n_thermal = min(int(round(pools.anchor_fraction * n_max)), len(pools.candidates["random"]))
+    thermal = [f"r{i}" for i in rng.choice(pools.candidates["random"], size=n_thermal, replace=False)]
+    rest = stream_order(pools, rng, n_max - len(thermal), fill=True)
+    return _prefixes(interleave(thermal, rest, pools.anchor_fraction), sizes)
+
+
 def _seeded(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets:
     """One random-MD snapshot per (phase, pressure, temperature) of the grid first — unbiased thermal
     structures, as a campaign starts — then `stream-fill` with the filter's state starting from them."""
@@ -241,7 +251,7 @@ def _quests(method: str) -> Callable:
 
 STRATEGY_FUNCTIONS: dict[str, Callable] = {
     "stream": _stream(False), "stream-fill": _stream(True), "stream-md": _stream(True, "random"),
-    "seeded": _seeded, "mixed": _mixed,
+    "seeded": _seeded, "mixed": _mixed, "mixed-md": _mixed_md,
     "greedy-atom": _greedy("atom"),
     "greedy-config": _greedy("config"),
     "entropy-random": _permutation("entropy"), "random": _permutation("random"), "direct": _direct,
