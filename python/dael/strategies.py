@@ -133,26 +133,30 @@ def _stream(fill: bool, pool: str = "entropy") -> Callable:
     return pick
 
 
-def _anchor_picks(pools: Pools, n: int, rng: np.random.Generator, state: GlobalEntropy) -> list[str]:
+def _anchor_picks(pools: Pools, n: int, rng: np.random.Generator) -> list[str]:
+    """n near-equilibrium anchors: greedy ΔH over a random DRAW_SHARE of the anchor pool."""
     sub = np.sort(rng.choice(len(pools.anchor), size=max(1, int(DRAW_SHARE * len(pools.anchor))), replace=False))
+    state = GlobalEntropy("atom", pools.eps, pools.fps["anchor"].settings)
     picks, _ = state.greedy(_subset(pools.fps["anchor"], sub), n, min_gain=-np.inf)
     return [f"a{sub[i]}" for i in picks]
 
 
-def _mixed(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets:
-    n_max = max(sizes)
-    n_anchor = int(round(pools.anchor_fraction * n_max))
-    anchors = _anchor_picks(pools, n_anchor, rng, GlobalEntropy("atom", pools.eps, pools.fps["anchor"].settings))
-    rest = stream_order(pools, rng, n_max - len(anchors), fill=True)
-    return _prefixes(interleave(anchors, rest, pools.anchor_fraction), sizes)
+def _thermal_picks(pools: Pools, n: int, rng: np.random.Generator) -> list[str]:
+    """n random-MD snapshots drawn uniformly (thermal structures at every grid condition)."""
+    cand = pools.candidates["random"]
+    return [f"r{i}" for i in rng.choice(cand, size=min(n, len(cand)), replace=False)]
 
 
-def _mixed_md(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets:
-    n_max = max(sizes)
-    n_thermal = min(int(round(pools.anchor_fraction * n_max)), len(pools.candidates["random"]))
-    thermal = [f"r{i}" for i in rng.choice(pools.candidates["random"], size=n_thermal, replace=False)]
-    rest = stream_order(pools, rng, n_max - len(thermal), fill=True)
-    return _prefixes(interleave(thermal, rest, pools.anchor_fraction), sizes)
+def _anchored(anchor_picks: Callable) -> Callable:
+    """`anchor_fraction` of the largest N from anchor_picks(pools, n, rng), the rest as `stream-fill`,
+    interleaved so that every size holds its share."""
+    def pick(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets:
+        n_max = max(sizes)
+        anchors = anchor_picks(pools, int(round(pools.anchor_fraction * n_max)), rng)
+        rest = stream_order(pools, rng, n_max - len(anchors), fill=True)
+        return _prefixes(interleave(anchors, rest, pools.anchor_fraction), sizes)
+
+    return pick
 
 
 def _seeded(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets:
@@ -251,7 +255,7 @@ def _quests(method: str) -> Callable:
 
 STRATEGY_FUNCTIONS: dict[str, Callable] = {
     "stream": _stream(False), "stream-fill": _stream(True), "stream-md": _stream(True, "random"),
-    "seeded": _seeded, "mixed": _mixed, "mixed-md": _mixed_md,
+    "seeded": _seeded, "mixed": _anchored(_anchor_picks), "mixed-md": _anchored(_thermal_picks),
     "greedy-atom": _greedy("atom"),
     "greedy-config": _greedy("config"),
     "entropy-random": _permutation("entropy"), "random": _permutation("random"), "direct": _direct,
