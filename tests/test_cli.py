@@ -77,3 +77,19 @@ def test_repeatable_numeric_options_take_several_values_after_one_flag():
         "a.xyz", "--pressure", "-5", "--pressure", "10", "--driver", "reference", "b.xyz"]
     result = runner.invoke(app, ["benchmark", "Si", "--sizes", "100", "x200"])
     assert result.exit_code == 2  # a non-number after the values is still an error, not a silent drop
+
+
+def test_every_strategy_is_named_in_the_help_and_has_a_place_in_the_report():
+    """The strategy names are written out by hand in `dael benchmark --help` and in the report's order and
+    colours (the CLI does not import dael.strategies at start-up): a new strategy must appear in all three."""
+    import typer.main
+
+    from dael.report import COLOURS, POOLS
+    from dael.strategies import STRATEGIES
+
+    bench = typer.main.get_command(app).get_command(None, "benchmark")
+    option = next(p for p in bench.params if p.name == "strategies")
+    named = {s.strip(" '") for s in option.help.split(":", 1)[1].replace(" or ", ",").split(",")} - {""}
+    assert set(STRATEGIES) <= named, set(STRATEGIES) - named
+    assert set(STRATEGIES) <= set(POOLS) and set(POOLS) <= set(COLOURS)
+    assert named - set(STRATEGIES) == {"all"}

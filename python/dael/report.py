@@ -40,14 +40,18 @@ COLOURS = {"stream": "#1f77b4", "stream-fill": "#aec7e8", "stream-md": "#ff9896"
            "entropy": "#1f77b4", "random": "#d62728"}
 
 
+def pool_rank(pool: str) -> int:
+    """Position of a pool in tables and legends: POOLS order, unknown names last."""
+    return POOLS.index(pool) if pool in POOLS else len(POOLS)
+
+
 def summarize(records: Sequence[dict]) -> list[dict]:
     """Mean and standard deviation over draws of every metric, per (set, pool, size)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:
         groups[(r["set"], r["pool"], int(r["size"]))].append(r)
     rows = []
-    for (which, pool, size), rs in sorted(groups.items(), key=lambda g: (g[0][0], POOLS.index(g[0][1])
-                                                                        if g[0][1] in POOLS else 9, g[0][2])):
+    for (which, pool, size), rs in sorted(groups.items(), key=lambda g: (g[0][0], pool_rank(g[0][1]), g[0][2])):
         row = {"set": which, "pool": pool, "size": size, "draws": len(rs)}
         for m in (*METRICS, *EXTRA):
             values = np.array([r[m] for r in rs if r.get(m) is not None and np.isfinite(r[m])], dtype=float)
@@ -105,7 +109,7 @@ def condition_tables(rows: Sequence[dict], metrics: Sequence[str] = ("energy_mae
     if not sizes:
         return []
     at = {(r["set"], r["pool"]): r for r in sel if r["size"] == sizes[-1]}
-    pools = sorted({p for _, p in at}, key=lambda p: POOLS.index(p) if p in POOLS else len(POOLS))
+    pools = sorted({p for _, p in at}, key=pool_rank)
     others = [p for p in pools if p != "random"]
     tables = []
     for m in metrics:
@@ -132,7 +136,7 @@ def plot(rows: Sequence[dict], which: str, title: str, path: Path) -> Path:
     from matplotlib.ticker import NullFormatter
 
     fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 3.6), constrained_layout=True)
-    pools = sorted({r["pool"] for r in rows}, key=lambda p: POOLS.index(p) if p in POOLS else len(POOLS))
+    pools = sorted({r["pool"] for r in rows}, key=pool_rank)
     for ax, (m, label) in zip(axes, METRICS.items(), strict=True):
         for pool in pools:
             sel = [r for r in rows if (r["set"], r["pool"]) == (which, pool) and r[m] > 0]
@@ -219,7 +223,7 @@ def write_report(records: Sequence[dict], folder: str | os.PathLike, title: str,
     images = [plot(rows, s, f"{title}: {s} set", folder / f"curves-{s}.png") for s in sets]
     if energies:
         images.append(energy_histogram(energies, folder / "energies-hist.png"))
-    pools = sorted({r["pool"] for r in rows} - {"random"}, key=lambda p: POOLS.index(p) if p in POOLS else 99)
+    pools = sorted({r["pool"] for r in rows} - {"random"}, key=pool_rank)
     ratio_rows = [r for p in pools for r in ratios(rows, "random", p)]
     ratio_html = "".join(
         f"<tr><td>{r['set']}</td><td>{r['pool']}</td><td>{r['size']}</td>"
