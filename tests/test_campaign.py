@@ -103,6 +103,8 @@ def test_condition_tables_say_where_on_the_grid_each_set_errs(tmp_path):
     assert "| condition | stream-fill | mixed | random | random / best other |" in energy
     assert "| B2 0 GPa 1000 K | 13.33 | 6.67 | 3.33 | 0.50 |" in energy
     assert "| B2 0 GPa 300 K | 8.00 | 4.00 | 2.00 | 0.50 |" in force
+    zero = [{**r, "force_mae": 1e-4 if r["pool"] == "random" else 1e-3} for r in records]  # symmetric cells
+    assert "| B2 0 GPa 300 K | 0.00 | 0.00 | 0.00 | – |" in condition_tables(summarize(zero))[1]
     html = write_report(records, tmp_path, "t", {}).read_text()
     assert "B2 0 GPa 1000 K | 13.33" in html and "test@" not in "".join(verdict(summarize(records)))
     assert [p.name for p in tmp_path.glob("curves-*.png")] == ["curves-test.png"]

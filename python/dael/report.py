@@ -100,6 +100,9 @@ def _without_conditions(rows: Sequence[dict]) -> list[dict]:
     return [r for r in rows if not r["set"].startswith(CONDITION)]
 
 
+RESOLUTION = 0.005  # the tables' last digit: errors both below it are ties at zero, not a ratio
+
+
 def condition_tables(rows: Sequence[dict], metrics: Sequence[str] = ("energy_mae", "force_mae")) -> list[str]:
     """Markdown tables of the test error per condition (phase, pressure, temperature or strains) at the
     largest N where random MD and another strategy were trained, one per metric: where on the grid each
@@ -119,10 +122,11 @@ def condition_tables(rows: Sequence[dict], metrics: Sequence[str] = ("energy_mae
         for which in sorted({s for s, _ in at}):
             values = {p: at[(which, p)][m] for p in pools if (which, p) in at}
             best = min((values[p] for p in others if p in values), default=float("nan"))
-            ratio = values.get("random", float("nan")) / best if best else float("nan")
+            random = values.get("random", float("nan"))
+            resolved = max(random, best) >= RESOLUTION  # both 0.00 (e.g. forces zero by symmetry): no ratio
             lines.append(f"| {which.removeprefix(CONDITION)} | "
                          + " | ".join(f"{values[p]:.2f}" if p in values else "–" for p in pools)
-                         + f" | {ratio:.2f} |")
+                         + (f" | {random / best:.2f} |" if resolved and best else " | – |"))
         tables.append("\n".join(lines) + "\n")
     return tables
 
