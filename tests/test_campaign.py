@@ -235,9 +235,9 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
         assert sum(k["structures"] for k in kinds) == evaluation["test"]["structures"]
         combined = sum(k["energy_mae"] * k["structures"] for k in kinds) / evaluation["test"]["structures"]
         assert combined == pytest.approx(evaluation["test"]["energy_mae"], rel=1e-6)
-    # benchmark.test_repeats (3) independent oracle runs per condition, 5 snapshots each; relaxed + 2 strains
+    # benchmark.test_repeats (3) independent oracle runs per condition, 5 snapshots each; 2 strains, no relaxed
     assert evaluation["test@diamond 0 GPa 900 K"]["structures"] == 3 * 5
-    assert evaluation["test@diamond 0 GPa strains"]["structures"] == 3
+    assert evaluation["test@diamond 0 GPa strains"]["structures"] == 2
     assert "Test force MAE (meV/Å) by condition, N = 16:" in (tmp_path / "results.md").read_text()
     assert not list(tmp_path.glob("curves-test@*"))
     union = evaluation["holdout"]["structures"]
@@ -258,6 +258,10 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
     assert {(a.info["pressure_GPa"], a.info["temperature_K"]) for a in data["transfer"]} == {(5.0, 1035.0)}
     assert evaluation["transfer-beyond"]["structures"] == evaluation["transfer"]["structures"]  # no midpoint
     assert len(data["test"]) == evaluation["test"]["structures"]  # the test set holds no transfer structure
+    from dael.benchmark import overlap
+
+    assert overlap(data) == 0 and "also in a training pool" not in report.read_text()  # no test structure trained on
+    assert overlap({**data, "anchor": data["anchor"] + data["test"][:3]}) == 3
     assert all({"trajectory", "step", "driver_energy"} <= set(a.info) for a in data["entropy"])
     assert all(a.info["status"] == "labeled" for a in data["entropy"])
     # the entropy holdout within the energy window: the snapshots a windowed strategy could have picked

@@ -9,10 +9,12 @@ Protocol (`run_benchmark`), all in one folder, every stage resumable:
    uniformly random steps (random MD). *Anchors*: each phase relaxed at each pressure, isotropic strains
    0.95/0.97/1.03/1.05, 300 K MD snapshots. *Test* (independent; MD with `benchmark.test_driver`, by default
    the oracle itself: the surface the potential must reproduce): plain MD at every phase/pressure/temperature
-   with other seeds, plus strains 0.92/1.08 of the relaxed phases. *Transfer* (never seen, never tuned on):
-   plain MD of 2×2×2 supercells of the phases at pressures and temperatures off the grid (the midpoints and
-   15 % beyond the largest; `off_grid`), other seeds: how a potential carries to other cells and conditions;
-   evaluated whole and split into 'transfer-inside' (within the grid's ranges) and 'transfer-beyond'.
+   with other seeds, plus strains 0.92/1.08 of the relaxed phases (not the relaxed cells: those are anchors;
+   `overlap` counts test structures that are also in a training pool, 0 since 2026-12-03). *Transfer* (never
+   seen, never tuned on): plain MD of 2×2×2 supercells of the phases at pressures and temperatures off the
+   grid (the midpoints and 15 % beyond the largest; `off_grid`), other seeds: how a potential carries to other
+   cells and conditions; evaluated whole and split into 'transfer-inside' (within the grid's ranges) and
+   'transfer-beyond'.
 2. Everything is labelled by the campaign's oracle (one database, tagged by source). The oracle's stress on the
    anchors the driver relaxed tells whether driver and oracle agree on each phase's equilibrium
    (`dael.agreement`); where they do not, the run says so (a warning and a report note).
@@ -96,7 +98,8 @@ def _pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, 
         say("benchmark: independent test set")
         test = _plain_md(campaign, test_driver, seeds, e.pressures, e.temperatures, 5, 99_000, out / "test-md",
                          settings, repeats=bench.test_repeats)
-        test += anchors(seeds, test_driver, e.pressures, strains=(0.92, 1.08), thermal=0)
+        # no relaxed cells: with test_driver == driver they are the anchors' own (trained on by `mixed`)
+        test += anchors(seeds, test_driver, e.pressures, strains=(0.92, 1.08), thermal=0, relaxed=False)
         write(path, _as_test(test), format="extxyz")
     pools["test"] = read(path, ":")
     path = out / "transfer.extxyz"
@@ -325,6 +328,12 @@ def by_transfer_kind(labelled: list[Atoms], pressures: list[float], temperatures
     return {name: group for name, group in groups.items() if group}
 
 
+def overlap(data: dict[str, list]) -> int:
+    """How many labelled test structures are also in a training pool (entropy, random MD or anchors)."""
+    trained = {a.info["hash"] for name in ("entropy", "random", "anchor") for a in data.get(name, [])}
+    return sum(a.info["hash"] in trained for a in data["test"])
+
+
 def by_test_kind(pool: list[Atoms], labelled: list[Atoms]) -> dict[str, list[Atoms]]:
     """The labelled test structures by kind: 'test-<T>K' (thermal MD at T) and 'test-strain' (0.92/1.08
     strains of the relaxed phases), matched to the unlabelled pool by content hash."""
@@ -482,6 +491,11 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
                      f"{', '.join(improving[:6])}{', ...' if len(improving) > 6 else ''}): their errors are "
                      "training-limited; a larger "
                      "benchmark.epochs lowers them (docs/benchmarks/si-training-results.md).")
+    seen = overlap(data)
+    if seen:
+        notes.append(f"{seen} of {len(data['test'])} test structures are also in a training pool (a test set built "
+                     "before 2026-12-03 held the relaxed cells, which are anchors too): rebuild pools/test.extxyz "
+                     "for a test set no strategy has seen.")
     if short:
         notes.append("Sets a strategy could not fill (its filter accepted fewer structures): "
                      + ", ".join(f"{s} N={n}" for s, n in short) + ".")

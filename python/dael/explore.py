@@ -268,28 +268,30 @@ ANCHOR_PER_RUN = 5
 
 def anchors(phases: dict[str, Atoms], driver: str, pressures: Sequence[float],
             strains: Sequence[float] = ANCHOR_STRAINS, thermal: int = 2, temperature: float = 300.0,
-            seed: int = 0) -> list[Atoms]:
+            seed: int = 0, relaxed: bool = True) -> list[Atoms]:
     """Near-equilibrium structures (docs/method.md §3, the mixed pool): each phase relaxed with the driver at each
-    pressure (GPa), its isotropic strains (linear factors), and `thermal` snapshots of plain NVT MD at
-    `temperature` K: independent runs of ANCHOR_PER_RUN snapshots each, ANCHOR_SPACING fs apart after
-    ANCHOR_THERMALIZE steps of 1 fs. Tagged phase, pressure_GPa, source='anchor', kind."""
+    pressure (GPa; the relaxed cell itself kept only with `relaxed`), its isotropic strains (linear factors), and
+    `thermal` snapshots of plain NVT MD at `temperature` K: independent runs of ANCHOR_PER_RUN snapshots each,
+    ANCHOR_SPACING fs apart after ANCHOR_THERMALIZE steps of 1 fs. Tagged phase, pressure_GPa, source='anchor',
+    kind."""
     calc = make_calculator(driver)
     out: list[Atoms] = []
     for n, (phase, pressure) in enumerate(product(phases, pressures)):
         tags = {"phase": phase, "pressure_GPa": float(pressure), "source": "anchor", "driver": driver}
-        relaxed = relax(phases[phase], calc, float(pressure), fmax=0.05, steps=200)
-        relaxed.calc = None
-        out.append(_tagged(relaxed, tags, "relaxed"))
+        cell = relax(phases[phase], calc, float(pressure), fmax=0.05, steps=200)
+        cell.calc = None
+        if relaxed:
+            out.append(_tagged(cell, tags, "relaxed"))
         for f in strains:
-            strained = relaxed.copy()
-            strained.set_cell(relaxed.cell.array * f, scale_atoms=True)
+            strained = cell.copy()
+            strained.set_cell(cell.cell.array * f, scale_atoms=True)
             out.append(_tagged(strained, tags, f"strain {f:g}"))
         for run in range(-(-thermal // ANCHOR_PER_RUN)):
             count = min(ANCHOR_PER_RUN, thermal - run * ANCHOR_PER_RUN)
             md = MDSettings(temperature=temperature, pressure=float(pressure), steps=ANCHOR_SPACING * count,
                             snapshots=count, thermalize=ANCHOR_THERMALIZE, relax_steps=0,
                             seed=seed + n + 1000 * run)
-            traj = run_md(relaxed, calc, calc, md)
+            traj = run_md(cell, calc, calc, md)
             out += [_tagged(s, tags, "thermal") for s in traj.snapshots]
     return out
 
