@@ -330,7 +330,9 @@ def by_transfer_kind(labelled: list[Atoms], pressures: list[float], temperatures
 
 def overlap(data: dict[str, list]) -> int:
     """How many labelled test structures are also in a training pool (entropy, random MD or anchors)."""
-    trained = {a.info["hash"] for name in ("entropy", "random", "anchor") for a in data.get(name, [])}
+    from dael.dataset import TRAINING_SOURCES  # the training pools are named as their dataset sources
+
+    trained = {a.info["hash"] for name in TRAINING_SOURCES for a in data.get(name, [])}
     return sum(a.info["hash"] in trained for a in data["test"])
 
 
