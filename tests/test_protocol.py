@@ -148,6 +148,27 @@ def test_stream_sets_are_the_first_accepted_in_a_random_trajectory_order(rng):
     assert filled[10] == sets[10] and len(filled[50]) == 50 and "e5" not in filled[50]
 
 
+def test_round_robin_takes_every_group_before_any_repeats(rng):
+    """The spread fill (benches/fill_spread.py): the filter's rejects round-robin over their trajectories,
+    each trajectory's own order kept; the filter's picks and the set's members do not change."""
+    from functools import partial
+
+    from dael.strategies import round_robin, stream_order
+
+    groups = ["a", "a", "a", "b", "c", "c"]
+    assert round_robin(groups).tolist() == [0, 3, 4, 1, 5, 2]
+    assert round_robin([]).tolist() == []
+    pools = synthetic_pools(rng)
+    n = len(pools.candidates["entropy"])
+    plain, spread = (partial(stream_order, pools, np.random.default_rng(3), n, True, spread=s) for s in (0, 1))
+    plain, spread = plain(), spread()
+    taken = stream_order(pools, np.random.default_rng(3), n)
+    assert plain[:len(taken)] == spread[:len(taken)] == taken and sorted(plain) == sorted(spread)
+    rest = [pools.entropy[int(k[1:])].info["trajectory"] for k in spread[len(taken):]]
+    first_pass = list(dict.fromkeys(rest))
+    assert rest[:len(first_pass)] == first_pass  # every trajectory once before any twice
+
+
 def test_the_filter_accepts_in_pool_order_inside_the_window(rng):
     """The paper's holdout subset: what a campaign's filter accepts in exploration (pool) order — never a
     snapshot outside the window, the first one always, the rejected ones never changing what follows (the

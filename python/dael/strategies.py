@@ -85,11 +85,12 @@ def _prefixes(order: Sequence[str], sizes: Sequence[int]) -> Sets:
 
 
 def stream_order(pools: Pools, rng: np.random.Generator, budget: int, fill: bool = False,
-                 start: Sequence[np.ndarray] = (), pool: str = "entropy") -> list[str]:
+                 start: Sequence[np.ndarray] = (), pool: str = "entropy", spread: bool = False) -> list[str]:
     """Keys of `pool` in the order the streaming filter accepts them, trajectories in the exploration order
     `pools.order` of the draw (dael.order);
-    fill: followed by the snapshots it did not accept (inside the window), in the same order; start:
-    per-atom fingerprints (one block per structure) already in the dataset (the filter's state begins with them)."""
+    fill: followed by the snapshots it did not accept (inside the window), in the same order (spread: round-robin
+    over their trajectories instead, benches/fill_spread.py); start: per-atom fingerprints (one block per
+    structure) already in the dataset (the filter's state begins with them)."""
     structures, fps = getattr(pools, pool), pools.fps[pool]
     cand = pools.candidates[pool]
     names = [str(structures[i].info.get("trajectory", i)) for i in cand]
@@ -101,8 +102,22 @@ def stream_order(pools: Pools, rng: np.random.Generator, budget: int, fill: bool
     ordered = cand[sorted(range(len(cand)), key=lambda k: (rank[names[k]], steps[k]))]
     ordered, accepted = filter_stream(structures, fps, ordered, pools.window, pools.mode, pools.eps, pools.min_gain,
                                       budget, start)
-    order = ordered[accepted] if not fill else np.concatenate([ordered[accepted], ordered[~accepted]])
+    rest = ordered[~accepted]
+    if spread:
+        rest = rest[round_robin([str(structures[i].info.get("trajectory", i)) for i in rest])]
+    order = ordered[accepted] if not fill else np.concatenate([ordered[accepted], rest])
     return [f"{pool[0]}{i}" for i in order[:budget]]
+
+
+def round_robin(groups: Sequence[str]) -> np.ndarray:
+    """Indices of a sequence labelled by `groups` taken round-robin: every group's first member (groups in the
+    order they first appear), then every group's second, ...; within a group the order is kept."""
+    depth, seen = [], {}
+    for g in groups:
+        depth.append(seen.get(g, 0))
+        seen[g] = depth[-1] + 1
+    first = {g: i for i, g in enumerate(dict.fromkeys(groups))}
+    return np.array(sorted(range(len(groups)), key=lambda k: (depth[k], first[groups[k]])), dtype=np.int64)
 
 
 def filter_stream(structures: Sequence[Atoms], fps: Fingerprints, rows: np.ndarray, window: float | None,
