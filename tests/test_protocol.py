@@ -151,8 +151,6 @@ def test_stream_sets_are_the_first_accepted_in_a_random_trajectory_order(rng):
 def test_round_robin_takes_every_group_before_any_repeats(rng):
     """The spread fill (benches/fill_spread.py): the filter's rejects round-robin over their trajectories,
     each trajectory's own order kept; the filter's picks and the set's members do not change."""
-    from functools import partial
-
     from dael.strategies import round_robin, stream_order
 
     groups = ["a", "a", "a", "b", "c", "c"]
@@ -160,8 +158,8 @@ def test_round_robin_takes_every_group_before_any_repeats(rng):
     assert round_robin([]).tolist() == []
     pools = synthetic_pools(rng)
     n = len(pools.candidates["entropy"])
-    plain, spread = (partial(stream_order, pools, np.random.default_rng(3), n, True, spread=s) for s in (0, 1))
-    plain, spread = plain(), spread()
+    plain = stream_order(pools, np.random.default_rng(3), n, fill=True)
+    spread = stream_order(pools, np.random.default_rng(3), n, fill=True, spread=True)
     taken = stream_order(pools, np.random.default_rng(3), n)
     assert plain[:len(taken)] == spread[:len(taken)] == taken and sorted(plain) == sorted(spread)
     rest = [pools.entropy[int(k[1:])].info["trajectory"] for k in spread[len(taken):]]

@@ -102,10 +102,13 @@ def stream_order(pools: Pools, rng: np.random.Generator, budget: int, fill: bool
     ordered = cand[sorted(range(len(cand)), key=lambda k: (rank[names[k]], steps[k]))]
     ordered, accepted = filter_stream(structures, fps, ordered, pools.window, pools.mode, pools.eps, pools.min_gain,
                                       budget, start)
-    rest = ordered[~accepted]
-    if spread:
-        rest = rest[round_robin([str(structures[i].info.get("trajectory", i)) for i in rest])]
-    order = ordered[accepted] if not fill else np.concatenate([ordered[accepted], rest])
+    order = ordered[accepted]
+    if fill:
+        rest = ordered[~accepted]
+        if spread:
+            trajectory = dict(zip(cand.tolist(), names, strict=True))
+            rest = rest[round_robin([trajectory[i] for i in rest.tolist()])]
+        order = np.concatenate([order, rest])
     return [f"{pool[0]}{i}" for i in order[:budget]]
 
 
