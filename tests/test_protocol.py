@@ -194,7 +194,8 @@ def test_the_filter_accepts_in_pool_order_inside_the_window(rng):
     assert list(accepted_by(rest)) == list(np.delete(accepted, 5))
 
 
-@pytest.mark.parametrize("strategy", ["stream-fill", "stream-md", "seeded", "mixed", "mixed-md", "greedy-atom",
+@pytest.mark.parametrize("strategy", ["stream-fill", "stream-md", "seeded", "mixed", "mixed-md", "random-anchored",
+                                      "greedy-atom",
                                       "greedy-config", "entropy-random", "random", "direct", "quests-fps", "quests-msc",
                                       "quests-kmeans"])
 def test_every_strategy_fills_its_sets_from_candidates_only(strategy, rng):
@@ -214,6 +215,10 @@ def test_every_strategy_fills_its_sets_from_candidates_only(strategy, rng):
         assert sum(k[0] == "a" for k in sets[8]) == round(0.2 * 8)
     if strategy == "mixed-md":  # the anchor share drawn from the random-MD pool, the rest the biased pool's
         assert sum(k[0] == "r" for k in sets[8]) == round(0.2 * 8) and sum(k[0] == "e" for k in sets[8]) == 6
+    if strategy == "random-anchored":  # mixed's anchors, the rest random MD
+        assert sum(k[0] == "a" for k in sets[8]) == round(0.2 * 8) and sum(k[0] == "r" for k in sets[8]) == 6
+        mixed = select_sets("mixed", pools, [4, 8], np.random.default_rng(0))
+        assert [k for k in sets[8] if k[0] == "a"] == [k for k in mixed[8] if k[0] == "a"]
 
 
 def test_benchmark_sets_follow_the_sizes_asked_for(tmp_path, monkeypatch):

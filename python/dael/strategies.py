@@ -17,6 +17,9 @@ that pool; holdout structures are never offered.
 - mixed: `anchor_fraction` of N near-equilibrium anchors (greedy ΔH), the rest as `stream-fill`, interleaved.
 - mixed-md: `anchor_fraction` of N drawn uniformly from the random-MD pool (thermal anchors at every phase,
   pressure and temperature of the grid, drawn as random MD draws them), the rest as `stream-fill`, interleaved.
+- random-anchored: mixed's anchors, the rest a random permutation of the random-MD pool, interleaved: random
+  MD plus relaxed and strained cells, what a user without dael would label; against `mixed` it isolates what
+  the bias and the filter add to the anchors, against `random` what the anchors add to random MD.
 - greedy-atom / greedy-config: greedy D-optimal ΔH re-ranking of a random 80 % of the entropy pool.
 - entropy-random: a random permutation of the entropy pool (the pool without selection).
 - random: a random permutation of the random-MD pool (the baseline).
@@ -40,8 +43,9 @@ from dael.fingerprint import Fingerprints
 from dael.order import grid_key, trajectory_order
 from dael.window import in_window
 
-STRATEGIES = ("stream", "stream-fill", "stream-md", "seeded", "mixed", "mixed-md", "greedy-atom",
-              "greedy-config", "entropy-random", "random", "direct", "quests-msc", "quests-fps", "quests-kmeans")
+STRATEGIES = ("stream", "stream-fill", "stream-md", "seeded", "mixed", "mixed-md", "random-anchored",
+              "greedy-atom", "greedy-config", "entropy-random", "random", "direct", "quests-msc", "quests-fps",
+              "quests-kmeans")
 DEFAULT_STRATEGIES = ("stream", "stream-fill", "mixed", "entropy-random", "random")
 DRAW_SHARE = 0.8
 """Share of the entropy and anchor pools each greedy draw selects from (draws differ by this subsample)."""
@@ -165,13 +169,21 @@ def _thermal_picks(pools: Pools, n: int, rng: np.random.Generator) -> list[str]:
     return [f"r{i}" for i in rng.choice(cand, size=min(n, len(cand)), replace=False)]
 
 
-def _anchored(anchor_picks: Callable) -> Callable:
-    """`anchor_fraction` of the largest N from anchor_picks(pools, n, rng), the rest as `stream-fill`,
-    interleaved so that every size holds its share."""
+def _stream_rest(pools: Pools, n: int, rng: np.random.Generator) -> list[str]:
+    return stream_order(pools, rng, n, fill=True)
+
+
+def _random_rest(pools: Pools, n: int, rng: np.random.Generator) -> list[str]:
+    return [f"r{i}" for i in rng.permutation(pools.candidates["random"])[:n]]
+
+
+def _anchored(anchor_picks: Callable, rest_picks: Callable = _stream_rest) -> Callable:
+    """`anchor_fraction` of the largest N from anchor_picks(pools, n, rng), the rest from
+    rest_picks(pools, n, rng) (`stream-fill` by default), interleaved so that every size holds its share."""
     def pick(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets:
         n_max = max(sizes)
         anchors = anchor_picks(pools, int(round(pools.anchor_fraction * n_max)), rng)
-        rest = stream_order(pools, rng, n_max - len(anchors), fill=True)
+        rest = rest_picks(pools, n_max - len(anchors), rng)
         return _prefixes(interleave(anchors, rest, pools.anchor_fraction), sizes)
 
     return pick
@@ -274,6 +286,7 @@ def _quests(method: str) -> Callable:
 STRATEGY_FUNCTIONS: dict[str, Callable] = {
     "stream": _stream(False), "stream-fill": _stream(True), "stream-md": _stream(True, "random"),
     "seeded": _seeded, "mixed": _anchored(_anchor_picks), "mixed-md": _anchored(_thermal_picks),
+    "random-anchored": _anchored(_anchor_picks, _random_rest),
     "greedy-atom": _greedy("atom"),
     "greedy-config": _greedy("config"),
     "entropy-random": _permutation("entropy"), "random": _permutation("random"), "direct": _direct,
