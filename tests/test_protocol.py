@@ -195,9 +195,8 @@ def test_the_filter_accepts_in_pool_order_inside_the_window(rng):
 
 
 @pytest.mark.parametrize("strategy", ["stream-fill", "stream-md", "seeded", "mixed", "mixed-md", "random-anchored",
-                                      "greedy-atom",
-                                      "greedy-config", "entropy-random", "random", "direct", "quests-fps", "quests-msc",
-                                      "quests-kmeans"])
+                                      "greedy-atom", "greedy-config", "entropy-random", "random", "direct",
+                                      "quests-fps", "quests-msc", "quests-kmeans"])
 def test_every_strategy_fills_its_sets_from_candidates_only(strategy, rng):
     pools = synthetic_pools(rng)
     pools.candidates = {"entropy": np.arange(10, 60), "random": np.arange(10, 60)}

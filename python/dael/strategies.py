@@ -173,8 +173,13 @@ def _stream_rest(pools: Pools, n: int, rng: np.random.Generator) -> list[str]:
     return stream_order(pools, rng, n, fill=True)
 
 
+def _shuffled(pools: Pools, pool: str, rng: np.random.Generator) -> list[str]:
+    """The candidates of `pool` ('entropy' or 'random') as keys, in a random order."""
+    return [f"{pool[0]}{i}" for i in rng.permutation(pools.candidates[pool])]
+
+
 def _random_rest(pools: Pools, n: int, rng: np.random.Generator) -> list[str]:
-    return [f"r{i}" for i in rng.permutation(pools.candidates["random"])[:n]]
+    return _shuffled(pools, "random", rng)[:n]
 
 
 def _anchored(anchor_picks: Callable, rest_picks: Callable = _stream_rest) -> Callable:
@@ -230,7 +235,7 @@ def _greedy(mode: str) -> Callable:
 
 def _permutation(pool: str) -> Callable:
     def pick(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets:
-        return _prefixes([f"{pool[0]}{i}" for i in rng.permutation(pools.candidates[pool])], sizes)
+        return _prefixes(_shuffled(pools, pool, rng), sizes)
 
     return pick
 

@@ -88,8 +88,7 @@ def benchmark(
     strategies: Annotated[str, typer.Option(help="selection strategies, comma-separated: stream, stream-fill, "
                                                  "stream-md, seeded, mixed, mixed-md, random-anchored, greedy-atom, "
                                                  "greedy-config, entropy-random, random, direct, quests-msc, "
-                                                 "quests-fps, "
-                                                 "quests-kmeans, or 'all'")]
+                                                 "quests-fps, quests-kmeans, or 'all'")]
     = "stream,stream-fill,mixed,entropy-random,random",
     from_: Annotated[str | None, typer.Option(
         "--from", help="fine-tune every model from this base: a .nequip.zip or a dael model directory (e.g. "
