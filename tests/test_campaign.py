@@ -90,6 +90,17 @@ def test_report_tables_ratios_and_html(tmp_path):
     assert (tmp_path / "results.csv").read_text().count("\n") == 7
 
 
+def test_verdict_compares_the_best_selection_with_random_md_and_its_anchored_control():
+    records = [{"pool": pool, "size": 20, "draw": 0, "set": "test", "energy_mae": e, "force_mae": 1.0,
+                "stress_mae": 1.0}
+               for pool, e in (("stream-fill", 3.0), ("mixed", 2.0), ("random-anchored", 1.6), ("random", 4.0))]
+    assert verdict(summarize(records)) == [
+        "test, N = 20: random-anchored is best (1.60); random MD 4.00 (2.50× the error); random MD with the same"
+        " anchors (random-anchored) 1.60 (0.80× mixed's error)."]
+    without = verdict(summarize([r for r in records if r["pool"] != "random-anchored"]))
+    assert without == ["test, N = 20: mixed is best (2.00); random MD 4.00 (2.00× the error)."]
+
+
 def test_condition_tables_say_where_on_the_grid_each_set_errs(tmp_path):
     """Per-condition test errors are tabled at the largest N with random MD's error over the best other
     strategy's, and kept out of the plots and the verdict."""

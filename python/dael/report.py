@@ -40,6 +40,11 @@ COLOURS = {"stream": "#1f77b4", "stream-fill": "#aec7e8", "stream-md": "#ff9896"
            "entropy": "#1f77b4", "random": "#d62728"}
 
 
+CONTROLS = ("random", "random-anchored")
+"""Training sets without dael's selection: random MD, and random MD with mixed's anchors (what the anchors alone
+buy); the verdict compares the best of the others with both."""
+
+
 def pool_rank(pool: str) -> int:
     """Position of a pool in tables and legends: POOLS order, unknown names last."""
     return POOLS.index(pool) if pool in POOLS else len(POOLS)
@@ -167,7 +172,8 @@ def plot(rows: Sequence[dict], which: str, title: str, path: Path) -> Path:
 
 def verdict(rows: Sequence[dict], metric: str = "energy_mae") -> list[str]:
     """One plain sentence per evaluation set: at the largest N where random MD and at least one other strategy
-    were trained, which one has the lowest mean error, and how random MD compares."""
+    were trained, which one has the lowest mean error, how random MD compares and, where it was trained, how
+    random MD with the same anchors compares with the best entropy-driven set."""
     lines = []
     for which in sorted({r["set"] for r in _without_conditions(rows)}):
         sel = [r for r in rows if r["set"] == which and np.isfinite(r[metric])]
@@ -183,6 +189,11 @@ def verdict(rows: Sequence[dict], metric: str = "energy_mae") -> list[str]:
         elif "random" in at:
             runner = min((p for p in at if p != "random"), key=at.get)
             line += f"; the best selection, {runner}, has {at[runner] / at['random']:.2f}× random MD's error"
+        selections = [p for p in at if p not in CONTROLS]
+        if "random-anchored" in at and selections:
+            chosen = min(selections, key=at.get)
+            line += (f"; random MD with the same anchors (random-anchored) {at['random-anchored']:.2f}"
+                     f" ({at['random-anchored'] / at[chosen]:.2f}× {chosen}'s error)")
         lines.append(line + ".")
     return lines
 
