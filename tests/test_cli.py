@@ -80,12 +80,13 @@ def test_repeatable_numeric_options_take_several_values_after_one_flag():
 
 
 def test_every_strategy_is_named_in_the_help_and_has_a_place_in_the_report():
-    """The strategy names are written out by hand in `dael benchmark --help` and in the report's order and
-    colours (the CLI does not import dael.strategies at start-up): a new strategy must appear in all three."""
+    """The strategy names and the default are written out by hand in `dael benchmark --help` and in the
+    report's order and colours (the CLI does not import dael.strategies at start-up): a new strategy must
+    appear in all three, and the CLI's default is dael.strategies'."""
     import typer.main
 
     from dael.report import COLOURS, POOLS
-    from dael.strategies import STRATEGIES
+    from dael.strategies import DEFAULT_STRATEGIES, STRATEGIES
 
     bench = typer.main.get_command(app).get_command(None, "benchmark")
     option = next(p for p in bench.params if p.name == "strategies")
@@ -93,3 +94,4 @@ def test_every_strategy_is_named_in_the_help_and_has_a_place_in_the_report():
     assert set(STRATEGIES) <= named, set(STRATEGIES) - named
     assert set(STRATEGIES) <= set(POOLS) and set(POOLS) <= set(COLOURS)
     assert named - set(STRATEGIES) == {"all"}
+    assert option.default == ",".join(DEFAULT_STRATEGIES)

@@ -391,7 +391,7 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
                   pools_only: bool = False, strategies: list[str] | None = None, base: str | None = None,
                   where: str = "campaign") -> Path:
     """Run (or resume) the benchmark of `campaign` (read from `where`, named in input errors) in `folder` for
-    `strategies` (default: stream, mixed, entropy-random, random); `base`: a model (.nequip.zip or model
+    `strategies` (default: dael.strategies.DEFAULT_STRATEGIES); `base`: a model (.nequip.zip or model
     directory) every model fine-tunes, None: from scratch. Returns report.html."""
     from ase.io import read
 

@@ -46,7 +46,9 @@ from dael.window import in_window
 STRATEGIES = ("stream", "stream-fill", "stream-md", "seeded", "mixed", "mixed-md", "random-anchored",
               "greedy-atom", "greedy-config", "entropy-random", "random", "direct", "quests-msc", "quests-fps",
               "quests-kmeans")
-DEFAULT_STRATEGIES = ("stream", "stream-fill", "mixed", "entropy-random", "random")
+DEFAULT_STRATEGIES = ("stream", "stream-fill", "mixed", "random-anchored", "entropy-random", "random")
+"""`dael benchmark`'s strategies: the filter, its filled and anchored sets, and three controls (the entropy pool
+without selection, random MD with the same anchors, random MD)."""
 DRAW_SHARE = 0.8
 """Share of the entropy and anchor pools each greedy draw selects from (draws differ by this subsample)."""
 

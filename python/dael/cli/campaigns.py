@@ -89,7 +89,7 @@ def benchmark(
                                                  "stream-md, seeded, mixed, mixed-md, random-anchored, greedy-atom, "
                                                  "greedy-config, entropy-random, random, direct, quests-msc, "
                                                  "quests-fps, quests-kmeans, or 'all'")]
-    = "stream,stream-fill,mixed,entropy-random,random",
+    = "stream,stream-fill,mixed,random-anchored,entropy-random,random",
     from_: Annotated[str | None, typer.Option(
         "--from", help="fine-tune every model from this base: a .nequip.zip or a dael model directory (e.g. "
                        "`dael distill`'s folder) [default: train from scratch]")] = None,
