@@ -183,15 +183,14 @@ def verdict(rows: Sequence[dict], metric: str = "energy_mae") -> list[str]:
             continue
         at = {r["pool"]: r[metric] for r in sel if r["size"] == sizes[-1]}
         best = min(at, key=at.get)
+        selections = [p for p in at if p not in CONTROLS]
+        chosen = min(selections, key=at.get) if selections else None
         line = f"{which}, N = {sizes[-1]}: {best} is best ({at[best]:.2f})"
         if "random" in at and best != "random":
             line += f"; random MD {at['random']:.2f} ({at['random'] / at[best]:.2f}× the error)"
-        elif "random" in at:
-            runner = min((p for p in at if p != "random"), key=at.get)
-            line += f"; the best selection, {runner}, has {at[runner] / at['random']:.2f}× random MD's error"
-        selections = [p for p in at if p not in CONTROLS]
-        if "random-anchored" in at and selections:
-            chosen = min(selections, key=at.get)
+        elif "random" in at and chosen:
+            line += f"; the best selection, {chosen}, has {at[chosen] / at['random']:.2f}× random MD's error"
+        if "random-anchored" in at and chosen:
             line += (f"; random MD with the same anchors (random-anchored) {at['random-anchored']:.2f}"
                      f" ({at['random-anchored'] / at[chosen]:.2f}× {chosen}'s error)")
         lines.append(line + ".")
