@@ -99,6 +99,9 @@ def test_verdict_compares_the_best_selection_with_random_md_and_its_anchored_con
         " anchors (random-anchored) 1.60 (0.80× mixed's error)."]
     without = verdict(summarize([r for r in records if r["pool"] != "random-anchored"]))
     assert without == ["test, N = 20: mixed is best (2.00); random MD 4.00 (2.00× the error)."]
+    thermal = verdict(summarize([{**r, "energy_mae": 1.0} if r["pool"] == "random" else r for r in records]))
+    assert thermal == ["test, N = 20: random is best (1.00); the best selection, mixed, has 2.00× random MD's error;"
+                       " random MD with the same anchors (random-anchored) 1.60 (0.80× mixed's error)."]
 
 
 def test_condition_tables_say_where_on_the_grid_each_set_errs(tmp_path):
@@ -183,17 +186,19 @@ def test_status_lists_trajectories_stopped_or_run_unbiased(tmp_path):
     assert "trajectories unbiased (unstable phase)" in table
 
 
-def test_a_round_labels_exactly_what_the_streaming_filter_accepted_first(tmp_path):
-    """Budget N: exploration stops once N snapshots are accepted, and the round labels the first N of them in
-    the order the filter took them (dual mode, energy window, size-independent bias: the defaults)."""
+def test_a_round_labels_its_anchors_and_exactly_what_the_streaming_filter_accepted_first(tmp_path):
+    """Budget N with anchor share a: the round labels round(a·N) near-equilibrium anchors, exploration stops once
+    the other N − round(a·N) snapshots are accepted, and the round labels those in the order the filter took them
+    (dual mode, energy window, size-independent bias, a fifth anchors: the defaults)."""
     from ase.io import read
 
     campaign = preset("Si")
     assert (campaign.filter.mode, campaign.filter.selection, campaign.explore.bias_scale) == ("dual", "stream", "kT")
+    assert campaign.budget.anchor_fraction == 0.2
     e = campaign.explore
     e.pressures, e.temperatures, e.steps, e.snapshots, e.thermalize, e.relax_steps = [0.0], [600.0, 1200.0], 30, 5, 5, 5
     e.workers = 1
-    campaign.budget.total, campaign.budget.per_round = 7, 7
+    campaign.budget.total, campaign.budget.per_round = 9, 9  # 2 anchors + 7 accepted
     campaign.train.epochs, campaign.train.settings = 1, {}
     write(tmp_path, campaign, phases("Si"))
     res = CliRunner().invoke(app, ["run", "--dir", str(tmp_path), "--rounds", "1"])
@@ -205,9 +210,12 @@ def test_a_round_labels_exactly_what_the_streaming_filter_accepted_first(tmp_pat
     accepted = [a for t in explored for a in read(folder / "explore" / "trajectories" / f"{t['name']}.extxyz", ":")
                 if a.info["accepted"]]
     selected = read(folder / "selected.extxyz", ":")
-    assert len(selected) == 7 and len(accepted) >= 7
-    for a, b in zip(selected, accepted[:7], strict=True):
+    assert len(selected) == 9 and len(accepted) >= 7
+    assert [a.info["source"] for a in selected[:2]] == ["anchor", "anchor"]
+    for a, b in zip(selected[2:], accepted[:7], strict=True):
         np.testing.assert_allclose(a.positions, b.positions)
+    sources = [a.info["source"] for a in Dataset(tmp_path / "dataset.db").structures()]
+    assert sorted(sources) == ["anchor"] * 2 + ["entropy"] * 7  # labelled, each under its source
     assert {a.info["mode"] for a in accepted} <= {"atom", "config"}
 
 
