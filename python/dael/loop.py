@@ -18,7 +18,8 @@ dataset as it is then exceeds `filter.min_gain` joins the dataset state at once 
 atom or per configuration by the dual mode), and exploration stops once the round's budget (at most
 `budget.per_round`, never beyond `budget.total`) is accepted: the round labels exactly the first snapshots the
 filter took (`filter.selection: greedy` re-ranks them by greedy ΔH instead), with `anchor_fraction` of the budget
-drawn from near-equilibrium anchors, and fine-tunes the previous model on everything labelled.
+drawn from near-equilibrium anchors (made by round 1's driver in every round: a barely trained model can collapse
+a cell it relaxes; none already in the dataset), and fine-tunes the previous model on everything labelled.
 Killed at any point, `dael run` resumes at the first unfinished stage; nothing labelled is lost.
 """
 
@@ -114,7 +115,7 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
         paths.round(r).mkdir(parents=True, exist_ok=True)
         driver = first_driver if r == 1 else f"allegro:{paths.model(r - 1)}"  # round 1: what preflight checked
         if selected is None:
-            _explore_and_select(campaign, seeds, paths, r, driver, settings, used, say)
+            _explore_and_select(campaign, seeds, paths, r, (driver, first_driver), settings, used, say)
             selected = marked(paths.done(r, "select"))
         if selected["selected"] == 0:
             say(f"round {r}: nothing new worth labelling; stopping")
@@ -131,14 +132,16 @@ def _base(campaign: Campaign, paths: Paths) -> Path | None:
     return paths.root / campaign.train.base if campaign.train.base else None
 
 
-def _explore_and_select(campaign: Campaign, seeds: dict, paths: Paths, r: int, driver: str,
+def _explore_and_select(campaign: Campaign, seeds: dict, paths: Paths, r: int, drivers: tuple[str, str],
                         settings: FingerprintSettings, used: int, say: Say) -> None:
+    """Explore with drivers[0] and pick the round's structures; anchors come from drivers[1] (round 1's)."""
     from ase.io import write
 
+    from dael.dataset import Dataset, structure_hash
     from dael.explore import Explorer, anchors, grid
     from dael.selection import select
 
-    e, b, f = campaign.explore, campaign.budget, campaign.filter
+    (driver, anchor_driver), e, b, f = drivers, campaign.explore, campaign.budget, campaign.filter
     state = current_state(paths, campaign, settings)
     budget = min(b.per_round, b.total - used)
     n_anchor = int(round(b.anchor_fraction * budget))
@@ -153,9 +156,12 @@ def _explore_and_select(campaign: Campaign, seeds: dict, paths: Paths, r: int, d
     accepted = explorer.accepted_in_order()
     picked = []
     if n_anchor and budget > 0:
-        pool_anchors = anchors(seeds, driver, e.pressures, seed=campaign.seed + r)
-        sel = select(pool_anchors, dataset=_greedy_view(state), budget=n_anchor, min_gain=-np.inf)
-        picked = [pool_anchors[i] for i in sel.indices]
+        known = Dataset(paths.dataset).hashes()
+        pool_anchors = [a for a in anchors(seeds, anchor_driver, e.pressures, seed=campaign.seed + r)
+                        if structure_hash(a) not in known]
+        if pool_anchors:
+            sel = select(pool_anchors, dataset=_greedy_view(state), budget=n_anchor, min_gain=-np.inf)
+            picked = [pool_anchors[i] for i in sel.indices]
     rest = max(0, budget - len(picked))
     if accepted and rest:
         if streaming:  # the authors' protocol: the first snapshots the filter took
