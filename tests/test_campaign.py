@@ -7,7 +7,17 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dael.campaign import K_GLOBAL, PRESET_K_GLOBAL, Benchmark, Campaign, load, phases, preset, write
+from dael.campaign import (
+    K_GLOBAL,
+    PRESET_ANCHOR_FRACTION,
+    PRESET_K_GLOBAL,
+    Benchmark,
+    Campaign,
+    load,
+    phases,
+    preset,
+    write,
+)
 from dael.cli import app
 from dael.dataset import Dataset
 from dael.report import condition_tables, markdown_table, ratios, summarize, verdict, write_report
@@ -30,10 +40,11 @@ def test_presets_round_trip(system, tmp_path):
 
 
 def test_demo_explores_with_the_si_preset_bias():
-    """The demo cuts the Si preset's grid down but keeps its bias strength, not the generic default."""
+    """The demo cuts the Si preset's grid down but keeps its bias strength and anchor share, not the generic defaults."""
     from dael.demo import demo_campaign
 
     assert demo_campaign().explore.k_global == preset("Si").explore.k_global == [PRESET_K_GLOBAL["Si"]]
+    assert demo_campaign().budget.anchor_fraction == preset("Si").budget.anchor_fraction == PRESET_ANCHOR_FRACTION
     assert PRESET_K_GLOBAL["Si"] != K_GLOBAL and Campaign("Si").explore.k_global == [K_GLOBAL]
 
 

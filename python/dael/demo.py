@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from dael.campaign import Benchmark, Budget, Campaign, phases, preset, write
+from dael.campaign import Benchmark, Campaign, phases, preset, write
 
 __all__ = ["demo_campaign", "run_demo"]
 
@@ -25,7 +25,7 @@ def demo_campaign() -> Campaign:
     # the preset's other exploration settings (its bias strength, window, order) stay as they are
     campaign.explore = replace(campaign.explore, pressures=[0.0, 10.0], temperatures=[600.0, 1500.0], steps=200,
                                snapshots=10, thermalize=50, relax_steps=50)
-    campaign.budget = Budget(total=80, per_round=40)
+    campaign.budget = replace(campaign.budget, total=80, per_round=40)  # the preset's anchor share stays
     campaign.train.epochs = 40
     campaign.train.settings = {}  # dael.train's tiny model: the demo stays within minutes
     campaign.benchmark = Benchmark(sizes=[20, 40, 80], draws=2, epochs=40, min_steps=400, repeats=2, snapshots=20,
