@@ -40,7 +40,7 @@ def test_presets_round_trip(system, tmp_path):
 
 
 def test_demo_explores_with_the_si_preset_bias():
-    """The demo cuts the Si preset's grid down but keeps its bias strength and anchor share, not the generic defaults."""
+    """The demo cuts the Si preset's grid down but keeps its bias strength and anchor share."""
     from dael.demo import demo_campaign
 
     assert demo_campaign().explore.k_global == preset("Si").explore.k_global == [PRESET_K_GLOBAL["Si"]]
