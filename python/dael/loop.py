@@ -115,7 +115,7 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
         paths.round(r).mkdir(parents=True, exist_ok=True)
         driver = first_driver if r == 1 else f"allegro:{paths.model(r - 1)}"  # round 1: what preflight checked
         if selected is None:
-            _explore_and_select(campaign, seeds, paths, r, (driver, first_driver), settings, used, say)
+            _explore_and_select(campaign, seeds, paths, r, driver, first_driver, dataset, settings, used, say)
             selected = marked(paths.done(r, "select"))
         if selected["selected"] == 0:
             say(f"round {r}: nothing new worth labelling; stopping")
@@ -132,16 +132,17 @@ def _base(campaign: Campaign, paths: Paths) -> Path | None:
     return paths.root / campaign.train.base if campaign.train.base else None
 
 
-def _explore_and_select(campaign: Campaign, seeds: dict, paths: Paths, r: int, drivers: tuple[str, str],
-                        settings: FingerprintSettings, used: int, say: Say) -> None:
-    """Explore with drivers[0] and pick the round's structures; anchors come from drivers[1] (round 1's)."""
+def _explore_and_select(campaign: Campaign, seeds: dict, paths: Paths, r: int, driver: str, anchor_driver: str,
+                        dataset, settings: FingerprintSettings, used: int, say: Say) -> None:
+    """Explore with `driver` and pick the round's structures; the anchors come from `anchor_driver` (round 1's),
+    none already in `dataset`."""
     from ase.io import write
 
-    from dael.dataset import Dataset, structure_hash
+    from dael.dataset import structure_hash
     from dael.explore import Explorer, anchors, grid
     from dael.selection import select
 
-    (driver, anchor_driver), e, b, f = drivers, campaign.explore, campaign.budget, campaign.filter
+    e, b, f = campaign.explore, campaign.budget, campaign.filter
     state = current_state(paths, campaign, settings)
     budget = min(b.per_round, b.total - used)
     n_anchor = int(round(b.anchor_fraction * budget))
@@ -156,7 +157,7 @@ def _explore_and_select(campaign: Campaign, seeds: dict, paths: Paths, r: int, d
     accepted = explorer.accepted_in_order()
     picked = []
     if n_anchor and budget > 0:
-        known = Dataset(paths.dataset).hashes()
+        known = dataset.hashes()
         pool_anchors = [a for a in anchors(seeds, anchor_driver, e.pressures, seed=campaign.seed + r)
                         if structure_hash(a) not in known]
         if pool_anchors:
