@@ -195,8 +195,8 @@ def test_the_filter_accepts_in_pool_order_inside_the_window(rng):
 
 
 @pytest.mark.parametrize("strategy", ["stream-fill", "stream-md", "seeded", "mixed", "mixed-md", "random-anchored",
-                                      "greedy-atom", "greedy-config", "entropy-random", "random", "direct",
-                                      "quests-fps", "quests-msc", "quests-kmeans"])
+                                      "random-anchored-stream", "greedy-atom", "greedy-config", "entropy-random",
+                                      "random", "direct", "quests-fps", "quests-msc", "quests-kmeans"])
 def test_every_strategy_fills_its_sets_from_candidates_only(strategy, rng):
     pools = synthetic_pools(rng)
     pools.candidates = {"entropy": np.arange(10, 60), "random": np.arange(10, 60)}
@@ -218,36 +218,27 @@ def test_every_strategy_fills_its_sets_from_candidates_only(strategy, rng):
         assert sum(k[0] == "a" for k in sets[8]) == round(0.2 * 8) and sum(k[0] == "r" for k in sets[8]) == 6
         mixed = select_sets("mixed", pools, [4, 8], np.random.default_rng(0))
         assert [k for k in sets[8] if k[0] == "a"] == [k for k in mixed[8] if k[0] == "a"]
+    if strategy == "random-anchored-stream":  # mixed's anchors, at most as many filter picks, random MD
+        mixed = select_sets("mixed", pools, [4, 8], np.random.default_rng(0))
+        assert [k for k in sets[8] if k[0] == "a"] == [k for k in mixed[8] if k[0] == "a"]
+        assert 1 <= sum(k[0] == "e" for k in sets[8]) <= 2 and sum(k[0] == "r" for k in sets[8]) >= 4
 
 
-def test_benchmark_sets_follow_the_sizes_asked_for(tmp_path, monkeypatch):
-    """A rerun with more sizes draws the new ones (from the same seed stream) and keeps the saved ones; a
-    rerun with fewer reports only those; a size a strategy cannot fill is remembered, not recomputed."""
-    import dael.benchmark as benchmark
-    import dael.strategies as strategies
-    from dael.campaign import preset
+def test_anchored_stream_filters_the_biased_pool_against_random_md_and_anchors(rng):
+    """random-anchored-stream's filter is dataset-aware: its picks are what the filter accepts in the draw's
+    exploration order with the state starting from the set's anchors and random MD (not from an empty
+    state: there it would pick others), and random MD fills the places the filter leaves."""
+    from dael.strategies import POOL_OF, _anchor_picks, _shuffled, stream_order
 
-    calls = []
-
-    def fake_select(strategy, pools, sizes, rng):
-        calls.append((strategy, list(sizes)))
-        order = [f"r{i}" for i in rng.permutation(50)]
-        return {n: order[:n] for n in sizes if n <= 20}  # 40 cannot be filled
-
-    monkeypatch.setattr(strategies, "select_sets", fake_select)
-    monkeypatch.setattr(strategies, "Pools", lambda *args, **kwargs: None)
-    campaign = preset("Si")
-    data = {name: [Atoms("H", info={"hash": f"{name}{i}"}) for i in range(50)]
-            for name in ("entropy", "random", "anchor")}
-    settings = campaign.benchmark
-    settings.sizes, settings.draws = [5], 1
-    fp = dict.fromkeys(data)  # fingerprints are not read: the strategy and Pools are stand-ins
-    first = benchmark._training_sets(campaign, data, fp, tmp_path, ["random"])
-    settings.sizes = [5, 10, 40]
-    more = benchmark._training_sets(campaign, data, fp, tmp_path, ["random"])
-    assert set(more) == {("random", 0, 5), ("random", 0, 10)} and more[("random", 0, 5)] == first[("random", 0, 5)]
-    assert more[("random", 0, 10)][:5] == first[("random", 0, 5)]  # nested: the same stream of picks
-    settings.sizes = [10, 40]
-    fewer = benchmark._training_sets(campaign, data, fp, tmp_path, ["random"])
-    assert set(fewer) == {("random", 0, 10)}
-    assert calls == [("random", [5]), ("random", [10, 40])]  # 40 was remembered as unfillable
+    pools = synthetic_pools(rng, n=60)
+    sets = select_sets("random-anchored-stream", pools, [20, 40], np.random.default_rng(4))
+    draw = np.random.default_rng(4)  # the draw's stream: anchors, random-MD order, exploration order
+    anchors, random = _anchor_picks(pools, 8, draw), _shuffled(pools, "random", draw)
+    order = int(draw.integers(2**63))
+    for n, keys in sets.items():
+        a = round(0.2 * n)
+        base = anchors[:a] + random[: n - 2 * a]
+        start = [pools.fps[POOL_OF[k[0]]].of(int(k[1:])) for k in base]
+        picks = stream_order(pools, np.random.default_rng(order), a, start=start)
+        assert keys == base + picks + random[n - 2 * a: n - a - len(picks)] and len(set(keys)) == n
+        assert picks != stream_order(pools, np.random.default_rng(order), a)

@@ -20,6 +20,10 @@ that pool; holdout structures are never offered.
 - random-anchored: mixed's anchors, the rest a random permutation of the random-MD pool, interleaved: random
   MD plus relaxed and strained cells, what a user without dael would label; against `mixed` it isolates what
   the bias and the filter add to the anchors, against `random` what the anchors add to random MD.
+- random-anchored-stream: `random-anchored` with a share of its random MD given to the biased pool: of N,
+  `anchor_fraction` anchors (mixed's), the same share at most the streaming filter's acceptances over the
+  biased pool with its state starting from the anchors and the set's random MD (a campaign whose first round
+  is plain MD at the grid's conditions and whose later rounds explore with the bias), the rest random MD.
 - greedy-atom / greedy-config: greedy D-optimal ΔH re-ranking of a random 80 % of the entropy pool.
 - entropy-random: a random permutation of the entropy pool (the pool without selection).
 - random: a random permutation of the random-MD pool (the baseline).
@@ -44,8 +48,8 @@ from dael.order import grid_key, trajectory_order
 from dael.window import in_window
 
 STRATEGIES = ("stream", "stream-fill", "stream-md", "seeded", "mixed", "mixed-md", "random-anchored",
-              "greedy-atom", "greedy-config", "entropy-random", "random", "direct", "quests-msc", "quests-fps",
-              "quests-kmeans")
+              "random-anchored-stream", "greedy-atom", "greedy-config", "entropy-random", "random", "direct",
+              "quests-msc", "quests-fps", "quests-kmeans")
 DEFAULT_STRATEGIES = ("stream", "stream-fill", "mixed", "random-anchored", "entropy-random", "random")
 """`dael benchmark`'s strategies: the filter, its filled and anchored sets, and three controls (the entropy pool
 without selection, random MD with the same anchors, random MD)."""
@@ -196,6 +200,29 @@ def _anchored(anchor_picks: Callable, rest_picks: Callable = _stream_rest) -> Ca
     return pick
 
 
+def _anchored_stream(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets:
+    """`random-anchored-stream` (module docstring): per size N, a = round(anchor_fraction·N) anchors and as many
+    filter places; the filter streams the biased pool in one exploration order of the draw against the anchors
+    and the first N − 2a of a random-MD permutation, and random MD fills what it leaves."""
+    anchors = _anchor_picks(pools, int(round(pools.anchor_fraction * max(sizes))), rng)
+    random = _shuffled(pools, "random", rng)
+    order_seed = int(rng.integers(2**63))
+    out: Sets = {}
+    for n in sizes:
+        a = int(round(pools.anchor_fraction * n))
+        if n - a > len(random):
+            continue
+        base = anchors[:a] + random[:max(0, n - 2 * a)]
+        start = [pools.fps[POOL_OF[k[0]]].of(int(k[1:])) for k in base]
+        picked = stream_order(pools, np.random.default_rng(order_seed), min(a, n - len(base)), start=start) if a else []
+        out[n] = base + picked + random[len(base) - a:n - a - len(picked)]
+    return out
+
+
+POOL_OF = {"e": "entropy", "r": "random", "a": "anchor"}
+"""The pool of a key's first letter."""
+
+
 def _seeded(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets:
     """One random-MD snapshot per (phase, pressure, temperature) of the grid first — unbiased thermal
     structures, as a campaign starts — then `stream-fill` with the filter's state starting from them."""
@@ -293,7 +320,7 @@ def _quests(method: str) -> Callable:
 STRATEGY_FUNCTIONS: dict[str, Callable] = {
     "stream": _stream(False), "stream-fill": _stream(True), "stream-md": _stream(True, "random"),
     "seeded": _seeded, "mixed": _anchored(_anchor_picks), "mixed-md": _anchored(_thermal_picks),
-    "random-anchored": _anchored(_anchor_picks, _random_rest),
+    "random-anchored": _anchored(_anchor_picks, _random_rest), "random-anchored-stream": _anchored_stream,
     "greedy-atom": _greedy("atom"),
     "greedy-config": _greedy("config"),
     "entropy-random": _permutation("entropy"), "random": _permutation("random"), "direct": _direct,
