@@ -31,10 +31,12 @@ EXTRA = {"survived": "MD steps survived (share)"}
 CONDITION = "test@"
 """Prefix of the per-condition groups of the test set ('test@B2 0 GPa 1000 K'): tabled at the largest N
 (condition_tables), not plotted."""
-POOLS = ("stream", "stream-fill", "stream-md", "seeded", "mixed", "mixed-md", "random-anchored", "greedy-atom",
-         "greedy-config", "entropy-random", "direct", "quests-msc", "quests-fps", "quests-kmeans", "entropy", "random")
+POOLS = ("stream", "stream-fill", "stream-md", "seeded", "mixed", "mixed-md", "random-anchored",
+         "random-anchored-stream", "greedy-atom", "greedy-config", "entropy-random", "direct", "quests-msc",
+         "quests-fps", "quests-kmeans", "entropy", "random")
 COLOURS = {"stream": "#1f77b4", "stream-fill": "#aec7e8", "stream-md": "#ff9896", "seeded": "#98df8a",
-           "mixed": "#2ca02c", "mixed-md": "#bcf60c", "random-anchored": "#ff9f1c", "greedy-atom": "#9467bd",
+           "mixed": "#2ca02c", "mixed-md": "#bcf60c", "random-anchored": "#ff9f1c",
+           "random-anchored-stream": "#8b4513", "greedy-atom": "#9467bd",
            "greedy-config": "#8c564b", "entropy-random": "#17becf",
            "direct": "#bcbd22", "quests-msc": "#e377c2", "quests-fps": "#7f7f7f", "quests-kmeans": "#ff7f0e",
            "entropy": "#1f77b4", "random": "#d62728"}

@@ -86,7 +86,8 @@ def benchmark(
         help="anchor share of the mixed pool, 0-1 [default: the config's]")] = None,
     repeats: Annotated[int, typer.Option(help="MD seeds per grid point of the pools (0: the config's)")] = 0,
     strategies: Annotated[str, typer.Option(help="selection strategies, comma-separated: stream, stream-fill, "
-                                                 "stream-md, seeded, mixed, mixed-md, random-anchored, greedy-atom, "
+                                                 "stream-md, seeded, mixed, mixed-md, random-anchored, "
+                                                 "random-anchored-stream, greedy-atom, "
                                                  "greedy-config, entropy-random, random, direct, quests-msc, "
                                                  "quests-fps, quests-kmeans, or 'all'")]
     = "stream,stream-fill,mixed,random-anchored,entropy-random,random",
