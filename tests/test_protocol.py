@@ -242,3 +242,36 @@ def test_anchored_stream_filters_the_biased_pool_against_random_md_and_anchors(r
         picks = stream_order(pools, np.random.default_rng(order), a, start=start)
         assert keys == base + picks + random[n - 2 * a: n - a - len(picks)] and len(set(keys)) == n
         assert picks != stream_order(pools, np.random.default_rng(order), a)
+
+
+def test_benchmark_sets_follow_the_sizes_asked_for(tmp_path, monkeypatch):
+    """A rerun with more sizes draws the new ones (from the same seed stream) and keeps the saved ones; a
+    rerun with fewer reports only those; a size a strategy cannot fill is remembered, not recomputed."""
+    import dael.benchmark as benchmark
+    import dael.strategies as strategies
+    from dael.campaign import preset
+
+    calls = []
+
+    def fake_select(strategy, pools, sizes, rng):
+        calls.append((strategy, list(sizes)))
+        order = [f"r{i}" for i in rng.permutation(50)]
+        return {n: order[:n] for n in sizes if n <= 20}  # 40 cannot be filled
+
+    monkeypatch.setattr(strategies, "select_sets", fake_select)
+    monkeypatch.setattr(strategies, "Pools", lambda *args, **kwargs: None)
+    campaign = preset("Si")
+    data = {name: [Atoms("H", info={"hash": f"{name}{i}"}) for i in range(50)]
+            for name in ("entropy", "random", "anchor")}
+    settings = campaign.benchmark
+    settings.sizes, settings.draws = [5], 1
+    fp = dict.fromkeys(data)  # fingerprints are not read: the strategy and Pools are stand-ins
+    first = benchmark._training_sets(campaign, data, fp, tmp_path, ["random"])
+    settings.sizes = [5, 10, 40]
+    more = benchmark._training_sets(campaign, data, fp, tmp_path, ["random"])
+    assert set(more) == {("random", 0, 5), ("random", 0, 10)} and more[("random", 0, 5)] == first[("random", 0, 5)]
+    assert more[("random", 0, 10)][:5] == first[("random", 0, 5)]  # nested: the same stream of picks
+    settings.sizes = [10, 40]
+    fewer = benchmark._training_sets(campaign, data, fp, tmp_path, ["random"])
+    assert set(fewer) == {("random", 0, 10)}
+    assert calls == [("random", [5]), ("random", [10, 40])]  # 40 was remembered as unfillable
