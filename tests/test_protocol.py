@@ -228,7 +228,7 @@ def test_anchored_stream_filters_the_biased_pool_against_random_md_and_anchors(r
     """random-anchored-stream's filter is dataset-aware: its picks are what the filter accepts in the draw's
     exploration order with the state starting from the set's anchors and random MD (not from an empty
     state: there it would pick others), and random MD fills the places the filter leaves."""
-    from dael.strategies import POOL_OF, _anchor_picks, _shuffled, stream_order
+    from dael.strategies import POOL_KEYS, _anchor_picks, _shuffled, stream_order
 
     pools = synthetic_pools(rng, n=60)
     sets = select_sets("random-anchored-stream", pools, [20, 40], np.random.default_rng(4))
@@ -238,7 +238,7 @@ def test_anchored_stream_filters_the_biased_pool_against_random_md_and_anchors(r
     for n, keys in sets.items():
         a = round(0.2 * n)
         base = anchors[:a] + random[: n - 2 * a]
-        start = [pools.fps[POOL_OF[k[0]]].of(int(k[1:])) for k in base]
+        start = [pools.fps[POOL_KEYS[k[0]]].of(int(k[1:])) for k in base]
         picks = stream_order(pools, np.random.default_rng(order), a, start=start)
         assert keys == base + picks + random[n - 2 * a: n - a - len(picks)] and len(set(keys)) == n
         assert picks != stream_order(pools, np.random.default_rng(order), a)

@@ -51,7 +51,7 @@ from dael.files import mark, marked, write_atomic
 from dael.fingerprint import Fingerprints, fingerprint
 from dael.preflight import preflight
 from dael.report import CONDITION
-from dael.strategies import DEFAULT_STRATEGIES, DRAW_SHARE
+from dael.strategies import DEFAULT_STRATEGIES, DRAW_SHARE, POOL_KEYS
 
 Say = Callable[[str], None]
 POOL_SOURCES = {"entropy": "entropy", "random": "random", "anchor": "anchor", "test": "test", "transfer": "test"}
@@ -366,8 +366,6 @@ def _grouped(pool: list[Atoms], labelled: list[Atoms], name: Callable[[dict], st
             groups.setdefault(key, []).append(atoms)
     return dict(sorted(groups.items()))
 
-
-POOL_KEYS = {"e": "entropy", "r": "random", "a": "anchor"}
 
 
 def _members(keys: list[str], data: dict[str, list]) -> list[Atoms]:

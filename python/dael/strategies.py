@@ -76,6 +76,8 @@ class Pools:
 
 
 Sets = dict[int, list[str]]
+POOL_KEYS = {"e": "entropy", "r": "random", "a": "anchor"}
+"""The pool of a key's first letter."""
 
 
 def check_strategies(names: Sequence[str]) -> list[str]:
@@ -213,14 +215,10 @@ def _anchored_stream(pools: Pools, sizes: Sequence[int], rng: np.random.Generato
         if n - a > len(random):
             continue
         base = anchors[:a] + random[:max(0, n - 2 * a)]
-        start = [pools.fps[POOL_OF[k[0]]].of(int(k[1:])) for k in base]
+        start = [pools.fps[POOL_KEYS[k[0]]].of(int(k[1:])) for k in base]
         picked = stream_order(pools, np.random.default_rng(order_seed), min(a, n - len(base)), start=start) if a else []
         out[n] = base + picked + random[len(base) - a:n - a - len(picked)]
     return out
-
-
-POOL_OF = {"e": "entropy", "r": "random", "a": "anchor"}
-"""The pool of a key's first letter."""
 
 
 def _seeded(pools: Pools, sizes: Sequence[int], rng: np.random.Generator) -> Sets:
