@@ -4,20 +4,19 @@ evaluation set, the energy MAE (or another metric) against N, mean ± standard d
 Usage: python benches/curves_by_system.py OUT.png Si=si-bench NaCl=nacl-bench C=c-bench
        [--sets test,test-strain,holdout-entropy-accepted,md] [--strategies mixed,random-anchored,random]
        [--metric energy_mae]
-Reads every model's evaluation.json under FOLDER/models (all sizes and draws ever trained there; records.csv
-holds only the last `dael benchmark` call's). Also prints, per set and system, a markdown table of random MD's
+Reads every model's evaluation.json under FOLDER/models (dael.benchmark.folder_records: all sizes and draws
+ever trained there). Also prints, per set and system, a markdown table of random MD's
 error over each strategy's at every N (> 1: the strategy's set is better).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import re
 from pathlib import Path
 
 import numpy as np
 
+from dael.benchmark import folder_records
 from dael.report import COLOURS, METRICS, pool_rank, ratios, summarize
 
 TITLES = {"test": "test set", "test-strain": "strain probes", "holdout-entropy-accepted": "own holdout, accepted",
@@ -81,20 +80,6 @@ def ratio_table(systems: dict[str, list[dict]], which: str, strategies: list[str
     return "\n".join(lines) + "\n"
 
 
-def records_from_models(folder: Path) -> list[dict]:
-    """One record per model (folder/models/STRATEGY-NN-dD/evaluation.json) and evaluation set, as records.csv
-    has them."""
-    records = []
-    for path in sorted(folder.glob("models/*/evaluation.json")):
-        name = re.fullmatch(r"(.+)-N(\d+)-d(\d+)", path.parent.name)
-        if name is None:
-            continue
-        for which, r in json.loads(path.read_text()).items():
-            records.append({"pool": name[1], "size": int(name[2]), "draw": int(name[3]), "set": which,
-                            **{k: v for k, v in r.items() if k.endswith(("_mae", "_rmse")) or k == "survived"}})
-    return records
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
@@ -107,7 +92,7 @@ def main() -> None:
     systems = {}
     for spec in args.folders:
         system, _, folder = spec.partition("=")
-        records = [r for r in records_from_models(Path(folder)) if r["pool"] in strategies]
+        records = [r for r in folder_records(Path(folder)) if r["pool"] in strategies]
         systems[system] = [r for r in summarize(records) if np.isfinite(r[args.metric])]
     curves(systems, sets, strategies, args.metric, args.out)
     for which in sets:

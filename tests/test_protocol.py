@@ -275,3 +275,21 @@ def test_benchmark_sets_follow_the_sizes_asked_for(tmp_path, monkeypatch):
     fewer = benchmark._training_sets(campaign, data, fp, tmp_path, ["random"])
     assert set(fewer) == {("random", 0, 10)}
     assert calls == [("random", [5]), ("random", [10, 40])]  # 40 was remembered as unfillable
+
+
+def test_folder_records_read_every_evaluated_model_of_a_benchmark_folder(tmp_path):
+    """folder_records: one record per model and evaluation set, named as model_dir names them; only errors
+    and the MD share are kept, unevaluated or foreign folders are skipped."""
+    from dael.benchmark import folder_records, job_records, model_dir
+    from dael.files import mark
+
+    result = {"test": {"structures": 3, "energy_mae": 1.5, "force_rmse": 2.0}, "md": {"survived": 0.5}}
+    for folder in (model_dir(tmp_path, ("random-anchored", 1, 400)), model_dir(tmp_path, ("mixed", 0, 100)),
+                   tmp_path / "models" / "notes"):
+        folder.mkdir(parents=True)
+    mark(model_dir(tmp_path, ("random-anchored", 1, 400)) / "evaluation.json", result)
+    mark(tmp_path / "models" / "notes" / "evaluation.json", result)  # not a model's name; mixed: not evaluated
+    records = folder_records(tmp_path)
+    assert records == job_records(("random-anchored", 1, 400), result) == [
+        {"pool": "random-anchored", "size": 400, "draw": 1, "set": "test", "energy_mae": 1.5, "force_rmse": 2.0},
+        {"pool": "random-anchored", "size": 400, "draw": 1, "set": "md", "survived": 0.5}]

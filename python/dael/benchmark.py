@@ -36,6 +36,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -367,7 +368,6 @@ def _grouped(pool: list[Atoms], labelled: list[Atoms], name: Callable[[dict], st
     return dict(sorted(groups.items()))
 
 
-
 def _members(keys: list[str], data: dict[str, list]) -> list[Atoms]:
     return [data[POOL_KEYS[key[0]]][int(key[1:])] for key in keys]
 
@@ -376,6 +376,25 @@ def model_dir(folder: Path, job: tuple[str, int, int]) -> Path:
     """The model directory of one (strategy, draw, size) job of a benchmark folder."""
     strategy, draw, n = job
     return folder / "models" / f"{strategy}-N{n}-d{draw}"
+
+
+def job_records(job: tuple[str, int, int], result: dict) -> list[dict]:
+    """One record per evaluation set of a model's evaluation.json entry, as records.csv holds them."""
+    strategy, d, n = job
+    return [{"pool": strategy, "size": n, "draw": d, "set": which,
+             **{k: v for k, v in r.items() if k.endswith(("_mae", "_rmse")) or k == "survived"}}
+            for which, r in result.items()]
+
+
+def folder_records(folder: Path) -> list[dict]:
+    """The records of every evaluated model under folder/models (every size and draw ever trained there;
+    records.csv holds only the last call's)."""
+    records = []
+    for path in sorted(Path(folder).glob("models/*/evaluation.json")):
+        name = re.fullmatch(r"(.+)-N(\d+)-d(\d+)", path.parent.name)  # model_dir's name
+        if name is not None:
+            records += job_records((name[1], int(name[3]), int(name[2])), marked(path) or {})
+    return records
 
 
 def epochs_for(n: int, settings, epochs: int, min_steps: int) -> int:
@@ -452,9 +471,7 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
             mark(done, result)
         say(f"benchmark: {strategy} N={n} draw {d}: test E {result['test']['energy_mae']:.2f} meV/atom, "
             f"F {result['test']['force_mae']:.1f} meV/Å; MD survived {result['md']['survived']:.2f}")
-        return [{"pool": strategy, "size": n, "draw": d, "set": which,
-                 **{k: v for k, v in r.items() if k.endswith(("_mae", "_rmse")) or k == "survived"}}
-                for which, r in result.items()]
+        return job_records(job, result)
 
     say(f"benchmark: training {len(jobs)} models ({bench.workers} at a time, ≥ {bench.epochs} epochs, "
         f"≥ {bench.min_steps} steps)")
