@@ -235,9 +235,10 @@ def test_a_round_labels_its_anchors_and_exactly_what_the_streaming_filter_accept
     assert {a.info["mode"] for a in accepted} <= {"atom", "config"}
 
 
-def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
+def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path, monkeypatch):
     """Pools → labels → nested sets → 6 trained models → report; the per-kind test errors recombine into the
-    whole test set's, and a rerun trains nothing."""
+    whole test set's, and a rerun trains nothing; a copy of the stored pools trains and evaluates without the
+    oracle (no MD evaluation), and a later run with the oracle adds the MD without retraining."""
     from dael.benchmark import run_benchmark
     from dael.report import records_from_csv
 
@@ -317,6 +318,37 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path):
     trained = {p: p.stat().st_mtime for p in tmp_path.glob("models/*/model.nequip.zip")}
     run_benchmark(campaign, phases("Si"), tmp_path, say=lambda line: None, strategies=strategies)
     assert {p: p.stat().st_mtime for p in tmp_path.glob("models/*/model.nequip.zip")} == trained
+    # without the oracle: the stored, labelled pools of another folder, another model; nothing explored or labelled
+    import shutil
+
+    import dael.registry
+    from dael.benchmark import check_stored
+
+    offline = tmp_path / "offline"
+    with pytest.raises(ValueError, match=r"missing: pools/entropy.extxyz.*labels of the transfer pool"):
+        check_stored(offline)
+    shutil.copytree(tmp_path / "pools", offline / "pools")
+    for name in ("labels.db", "labels.done", "holdouts.json", "sets.json"):
+        shutil.copy(tmp_path / name, offline / name)
+    built = dael.registry.make_calculator
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a run without the oracle built a calculator")
+
+    monkeypatch.setattr(dael.registry, "make_calculator", refuse)
+    campaign.train.settings = {"num_layers": 2}
+    report = run_benchmark(campaign, phases("Si"), offline, say=lambda line: None, strategies=["random"],
+                           oracle=False)
+    offline_model = offline / "models" / "random-N16-d0"
+    evaluation = json.loads((offline_model / "evaluation.json").read_text())
+    assert "md" not in evaluation and evaluation["test"]["structures"] == len(data["test"])
+    assert "Run without the oracle (--no-oracle)" in report.read_text()
+    assert "num_layers: 2" in (offline_model / "config.yaml").read_text()
+    monkeypatch.setattr(dael.registry, "make_calculator", built)
+    stamp = (offline_model / "model.nequip.zip").stat().st_mtime
+    run_benchmark(campaign, phases("Si"), offline, say=lambda line: None, strategies=["random"])
+    evaluation = json.loads((offline_model / "evaluation.json").read_text())
+    assert 0 < evaluation["md"]["survived"] <= 1 and (offline_model / "model.nequip.zip").stat().st_mtime == stamp
 
 
 def test_state_follows_the_labelled_dataset_when_a_pick_fails(tmp_path):

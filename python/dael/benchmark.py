@@ -168,6 +168,23 @@ def _labelled(campaign: Campaign, pools: dict[str, list], folder: Path, say: Say
     return {name: with_tags(pools[name], rows) for name in pools}
 
 
+STORED = ("entropy", "random", "anchor", "test", "transfer")
+"""The labelled pools a benchmark folder stores (pools/NAME.extxyz, labels.db), beside pools/md-starts.extxyz."""
+
+
+def check_stored(folder: Path) -> None:
+    """Raise one ValueError unless `folder` holds every pool of a benchmark, labelled (what a run without the
+    oracle needs: it explores and labels nothing)."""
+    missing = [f"pools/{name}.extxyz" for name in (*STORED, "md-starts")
+               if not (folder / "pools" / f"{name}.extxyz").exists()]
+    labelled = set((marked(folder / "labels.done") or {}).get("pools", []))
+    missing += [f"the labels of the {name} pool" for name in STORED if name not in labelled]
+    if missing:
+        raise ValueError(f"{folder}: a benchmark without the oracle needs its pools explored and labelled; "
+                         f"missing: {', '.join(missing)}. Run `dael benchmark` on this folder with the oracle "
+                         "first, then again with --no-oracle.")
+
+
 def off_grid(values: list[float], step: float) -> list[float]:
     """Conditions the pools never sampled: the midpoints of the sorted grid values and 15 % beyond the
     largest (`step` beyond a largest value <= 0, e.g. a single pressure of 0 GPa)."""
@@ -406,10 +423,13 @@ def epochs_for(n: int, settings, epochs: int, min_steps: int) -> int:
 
 def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.PathLike, say: Say = print,
                   pools_only: bool = False, strategies: list[str] | None = None, base: str | None = None,
-                  where: str = "campaign") -> Path:
+                  where: str = "campaign", oracle: bool = True) -> Path:
     """Run (or resume) the benchmark of `campaign` (read from `where`, named in input errors) in `folder` for
     `strategies` (default: dael.strategies.DEFAULT_STRATEGIES); `base`: a model (.nequip.zip or model
-    directory) every model fine-tunes, None: from scratch. Returns report.html."""
+    directory) every model fine-tunes, None: from scratch. `oracle=False`: train and evaluate on the folder's
+    stored, labelled pools without building the oracle or an MD driver (a GPU machine without LAMMPS, say):
+    the model's-own-MD evaluation, which needs the oracle, is left for a later run with it. Returns
+    report.html."""
     from ase.io import read
 
     from dael.agreement import describe, mismatch
@@ -423,10 +443,12 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     from dael.train import IMPROVING_TAIL, TrainSettings, still_improving, train
     from dael.window import in_window
 
-    checked = preflight(campaign, where, base, epochs=campaign.benchmark.epochs, benchmark=True)
+    checked = preflight(campaign, where, base, epochs=campaign.benchmark.epochs, benchmark=True, oracle=oracle)
     parent, driver, test_driver = checked.base, checked.driver, checked.test_driver
     strategies = check_strategies(strategies or list(DEFAULT_STRATEGIES))
     folder = Path(folder)
+    if not oracle:
+        check_stored(folder)
     folder.mkdir(parents=True, exist_ok=True)
     bench, e = campaign.benchmark, campaign.explore
     settings = fingerprint_settings(campaign, seeds)
@@ -450,7 +472,8 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
                        "transfer": data["transfer"],
                        **by_transfer_kind(data["transfer"], e.pressures, e.temperatures)}
     starts = read(folder / "pools" / "md-starts.extxyz", ":")
-    oracle = make_calculator(campaign.label.oracle, **campaign.label.params)
+    judge = make_calculator(campaign.label.oracle, **campaign.label.params) if oracle else None
+    wanted = [*evaluation_sets, "md"] if oracle else list(evaluation_sets)
 
     def one(job: tuple) -> list[dict]:
         strategy, d, n = job
@@ -461,16 +484,17 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
             settings.epochs = epochs_for(n, settings, bench.epochs, bench.min_steps)
             train(_members(sets[job], data), out, parent=parent, settings=settings, progress=None, overwrite=True)
         result = marked(done) or {}
-        missing = [name for name in [*evaluation_sets, "md"] if name not in result]
+        missing = [name for name in wanted if name not in result]
         if missing:  # a model evaluated by an earlier version of the benchmark gets the new sets only
             calc = load_calculator(out, device=train_settings.get("device", "cpu"))
             for name in missing:
-                result[name] = (md_stability(calc, starts, oracle, max(e.temperatures), bench.md_steps,
+                result[name] = (md_stability(calc, starts, judge, max(e.temperatures), bench.md_steps,
                                              seed=campaign.seed)
                                 if name == "md" else evaluate(calc, evaluation_sets[name]))
             mark(done, result)
+        md = f"; MD survived {result['md']['survived']:.2f}" if "md" in result else ""
         say(f"benchmark: {strategy} N={n} draw {d}: test E {result['test']['energy_mae']:.2f} meV/atom, "
-            f"F {result['test']['force_mae']:.1f} meV/Å; MD survived {result['md']['survived']:.2f}")
+            f"F {result['test']['force_mae']:.1f} meV/Å{md}")
         return job_records(job, result)
 
     say(f"benchmark: training {len(jobs)} models ({bench.workers} at a time, ≥ {bench.epochs} epochs, "
@@ -500,6 +524,9 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
              f"optimizer steps per model; this run (resumed parts excluded) took {minutes:.1f} min."]
     if disagreement:
         notes.append(disagreement)
+    if not oracle:
+        notes.append("Run without the oracle (--no-oracle): the model's own MD is not evaluated for models "
+                     "evaluated by this run; a run of the same folder with the oracle adds it.")
     improving = [d.name for d in (model_dir(folder, job) for job in jobs)
                  if still_improving(json.loads((d / "metrics.json").read_text()))]
     if improving:

@@ -22,15 +22,15 @@ class Checked:
 
 
 def preflight(campaign: Campaign, where: str, base: str | os.PathLike | None = None, base_key: str | None = None,
-              epochs: int | None = None, benchmark: bool = False) -> Checked:
+              epochs: int | None = None, benchmark: bool = False, oracle: bool = True) -> Checked:
     """Check `campaign` (read from `where`, named in every message) for a run: `base` (the campaign's
     train.base, named `base_key` in its error, or --from, whose errors name it already), the oracle, the label
     options, the exploration driver, the training settings (with `epochs`, default train.epochs) and, for the
-    `benchmark`, its test-set driver."""
+    `benchmark`, its test-set driver. `oracle=False` (a benchmark on stored, labelled pools) checks neither the
+    oracle nor the MD drivers, which such a run never builds; their names are the campaign's as written."""
     from dael.deploy import resolve_parent
     from dael.label import check_options
     from dael.registry import check_calculator
-    from dael.train import TrainSettings
 
     lab, parent = campaign.label, None
     if base is not None:  # a missing base fails now, not after the exploration and the labels
@@ -38,6 +38,9 @@ def preflight(campaign: Campaign, where: str, base: str | os.PathLike | None = N
             parent = resolve_parent(base)
         except (ValueError, FileNotFoundError) as exc:
             raise ValueError(f"{where}: {base_key}: {exc}" if base_key else str(exc)) from exc
+    if not oracle:
+        _check_training(campaign, where, epochs)
+        return Checked(parent, campaign.driver, campaign.benchmark.test_driver if benchmark else None)
     try:
         check_options(lab.workers, lab.timeout, lab.retries)
         check_calculator(lab.oracle, **lab.params)
@@ -53,8 +56,14 @@ def preflight(campaign: Campaign, where: str, base: str | os.PathLike | None = N
             check_calculator(names[key])
         except (ValueError, FileNotFoundError) as exc:
             raise ValueError(f"{where}: {key}: {exc}") from exc
+    _check_training(campaign, where, epochs)
+    return Checked(parent, names["driver"], names.get("benchmark.test_driver"))
+
+
+def _check_training(campaign: Campaign, where: str, epochs: int | None) -> None:
+    from dael.train import TrainSettings
+
     try:
         TrainSettings(epochs=epochs or campaign.train.epochs, seed=campaign.seed, **campaign.train.settings).check()
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: train.settings: {exc}") from exc
-    return Checked(parent, names["driver"], names.get("benchmark.test_driver"))

@@ -97,6 +97,10 @@ def benchmark(
     device: Annotated[str | None, typer.Option(
         help="'cpu' or 'cuda' for training and inference [default: the campaign's train.settings, else cpu]")]
     = None,
+    no_oracle: Annotated[bool, typer.Option(
+        "--no-oracle", help="train and evaluate on the folder's labelled pools without the oracle or an MD driver "
+                            "(e.g. on a GPU machine without LAMMPS); the model's own MD is evaluated by a later "
+                            "run with them")] = False,
 ) -> None:
     """Selection strategies vs random MD on the same pools and training: learning curves, MD stability and an
     HTML report."""
@@ -123,7 +127,7 @@ def benchmark(
                                   [x.strip() for x in strategies.split(",") if x.strip()])
         report = run_benchmark(campaign, seeds, out or Path(f"benchmark-{campaign.system}"),
                                say=console.print, strategies=chosen, base=from_,
-                               where=source(system))
+                               where=source(system), oracle=not no_oracle)
     except (ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from exc
     console.print(f"report: {report}")
