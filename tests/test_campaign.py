@@ -236,9 +236,9 @@ def test_a_round_labels_its_anchors_and_exactly_what_the_streaming_filter_accept
 
 
 def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path, monkeypatch):
-    """Pools → labels → nested sets → 6 trained models → report; the per-kind test errors recombine into the
-    whole test set's, and a rerun trains nothing; a copy of the stored pools trains and evaluates without the
-    oracle (no MD evaluation), and a later run with the oracle adds the MD without retraining."""
+    """Pools → labels → nested sets (a pools-only run stops there) → 6 trained models → report; the per-kind
+    test errors recombine into the whole test set's, and a rerun trains nothing; a copy of the stored pools
+    trains and evaluates without the oracle (no MD evaluation), and a later run with it adds the MD only."""
     from dael.benchmark import run_benchmark
     from dael.report import records_from_csv
 
@@ -249,7 +249,12 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path, monkeypatc
                                    md_steps=20)
     campaign.train.settings = {}
     strategies = ["stream", "stream-fill", "mixed", "random"]
+    assert run_benchmark(campaign, phases("Si"), tmp_path, say=lambda line: None, strategies=strategies,
+                         pools_only=True) == tmp_path
+    drawn = json.loads((tmp_path / "sets.json").read_text())
+    assert set(drawn) == {f"{s}/0" for s in strategies} and not (tmp_path / "models").exists()
     report = run_benchmark(campaign, phases("Si"), tmp_path, say=lambda line: None, strategies=strategies)
+    assert json.loads((tmp_path / "sets.json").read_text()) == drawn  # the sets the pools-only run drew
     assert report.exists() and (tmp_path / "curves-test-strain.png").exists()
     assert (tmp_path / "energies-hist.png").exists() and "MD stability" in report.read_text()
     records = records_from_csv(tmp_path / "records.csv")

@@ -426,7 +426,8 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
                   where: str = "campaign", oracle: bool = True) -> Path:
     """Run (or resume) the benchmark of `campaign` (read from `where`, named in input errors) in `folder` for
     `strategies` (default: dael.strategies.DEFAULT_STRATEGIES); `base`: a model (.nequip.zip or model
-    directory) every model fine-tunes, None: from scratch. `oracle=False`: train and evaluate on the folder's
+    directory) every model fine-tunes, None: from scratch. `pools_only`: explore, label and draw the training
+    sets (sets.json), train nothing; returns the folder. `oracle=False`: train and evaluate on the folder's
     stored, labelled pools without building the oracle or an MD driver (a GPU machine without LAMMPS, say):
     the model's-own-MD evaluation, which needs the oracle, is left for a later run with it. Returns
     report.html."""
@@ -458,11 +459,11 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     disagreement = describe(mismatch(data["anchor"]), driver)
     if disagreement:
         say(f"benchmark: warning: {disagreement}")
-    if pools_only:
-        return folder
     say(f"benchmark: training sets of {', '.join(strategies)}")
     fps = pool_fingerprints(data, settings.cutoff)
     sets = _training_sets(campaign, data, fps, folder, strategies)
+    if pools_only:
+        return folder
     jobs = sorted(sets, key=lambda k: (k[1], k[2], strategies.index(k[0])))
     train_settings = {"epochs": bench.epochs, "seed": campaign.seed, **campaign.train.settings}
     holdouts = in_distribution_holdouts(data, campaign.seed, e.window,

@@ -97,6 +97,9 @@ def benchmark(
     device: Annotated[str | None, typer.Option(
         help="'cpu' or 'cuda' for training and inference [default: the campaign's train.settings, else cpu]")]
     = None,
+    pools_only: Annotated[bool, typer.Option(
+        "--pools-only", help="explore, label and draw the training sets; train nothing (a later run trains, "
+                             "e.g. with --no-oracle on a GPU machine)")] = False,
     no_oracle: Annotated[bool, typer.Option(
         "--no-oracle", help="train and evaluate on the folder's labelled pools without the oracle or an MD driver "
                             "(e.g. on a GPU machine without LAMMPS); the model's own MD is evaluated by a later "
@@ -127,10 +130,10 @@ def benchmark(
                                   [x.strip() for x in strategies.split(",") if x.strip()])
         report = run_benchmark(campaign, seeds, out or Path(f"benchmark-{campaign.system}"),
                                say=console.print, strategies=chosen, base=from_,
-                               where=source(system), oracle=not no_oracle)
+                               where=source(system), oracle=not no_oracle, pools_only=pools_only)
     except (ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from exc
-    console.print(f"report: {report}")
+    console.print(f"pools and sets: {report}" if pools_only else f"report: {report}")
 
 
 @app.command()

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Model capacity on a GPU: a benchmark's training sets trained again with another (larger) Allegro on CUDA and
+# evaluated on every stored set, without the oracle (`dael benchmark --no-oracle`), as one command for the lent
+# GPU machine (experiments.md section 28). The reference oracle (LAMMPS) does not travel, so the pools must be
+# explored and labelled here first, and the model's own MD is added here afterwards.
+#
+# Here, before the call:
+#   1. a benchmark of the system on this machine (its pools labelled, its sets drawn: sets.json);
+#   2. bash scripts/device_wheels.sh;
+#   3. a campaign folder whose campaign.yaml has the model to try in train.settings (and benchmark.workers:
+#      the models trained at once), and a copy of the benchmark folder's stored inputs, both under .device/
+#      (git-ignored): `python benches/device_capacity.py CAMPAIGN BENCH .device/NAME --model num_layers=2 ...`
+#      writes them.
+# The call: device tool run with command "bash benches/device_capacity.sh .device/NAME", carry [".whl",
+# ".device"], timeout ~590 s. It writes to $OUT: device.txt (GPU, versions, wall time), benchmark.log and the
+# trained models with their evaluations as models.tgz.part-* (cat them, untar into the benchmark copy here, then
+# `dael benchmark CAMPAIGN --out BENCH-COPY` with the oracle adds the model's own MD without retraining).
+# Environment: DEVICE (cuda; cpu for a dry run), STRATEGIES (mixed,random-anchored,random), SIZES (800),
+# DRAWS (2), LIMIT (seconds for the training, 470), SKIP_INSTALL=1 (use the installed dael).
+set -euo pipefail
+src=${1:?usage: bash benches/device_capacity.sh .device/NAME}
+device=${DEVICE:-cuda}
+out=${OUT:-/tmp/dael-capacity-out}
+run=/tmp/dael-capacity
+mkdir -p "$out" "$run"
+if [ "${SKIP_INSTALL:-0}" != 1 ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$PATH
+fi
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 RAYON_NUM_THREADS=4 PYTHONUNBUFFERED=1
+{
+    command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+    echo "cpus $(nproc --all)"
+    python3 -c "import torch, dael, nequip; print('python', __import__('sys').version.split()[0], 'torch',
+        torch.__version__, 'cuda', torch.cuda.is_available(), 'nequip', nequip.__version__)"
+} | tee "$out/device.txt"
+rm -rf "$run/campaign" "$run/bench"
+cp -r "$src/campaign" "$run/campaign"
+cp -r "$src/bench" "$run/bench"
+sizes=()
+for n in ${SIZES:-800}; do sizes+=(--sizes "$n"); done
+start=$(date +%s)
+set +e
+timeout "${LIMIT:-470}" dael benchmark "$run/campaign" --out "$run/bench" --no-oracle --device "$device" \
+    --strategies "${STRATEGIES:-mixed,random-anchored,random}" "${sizes[@]}" --draws "${DRAWS:-2}" \
+    > "$out/benchmark.log" 2>&1
+status=$?
+set -e
+echo "benchmark --no-oracle on $device: exit $status, $(( $(date +%s) - start )) s wall" | tee -a "$out/device.txt"
+tail -n 20 "$out/benchmark.log"
+cd "$run/bench"
+# what the models are judged by and what the oracle run here needs; not their training data or checkpoints
+find models -maxdepth 2 \( -name evaluation.json -o -name metrics.json -o -name history.json \
+    -o -name config.yaml -o -name model.nequip.zip -o -name train.log \) > "$run/files"
+ls records.csv results.md 2>/dev/null >> "$run/files" || true
+tar czf - -T "$run/files" | split -b 15m - "$out/models.tgz.part-"
+ls -l "$out"
