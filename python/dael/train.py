@@ -141,6 +141,10 @@ def check_device(device: str) -> str:
             raise ValueError(f"device 'cuda' asked for, but torch {torch.__version__} sees no CUDA GPU here "
                              "(torch.cuda.is_available() is False: no GPU, no driver or a CPU-only torch build); "
                              "use --device cpu or run on a machine with a GPU")
+        # torch loads its CUDA linear algebra lazily, and threads that first use it at once race ("lazy wrapper
+        # should be called at most once", pytorch#90613; the stress's cell determinant is such a use): the
+        # benchmark evaluates models in threads, so load it here, in the thread that checks the device
+        torch.linalg.det(torch.eye(3, device="cuda"))
     return device
 
 
