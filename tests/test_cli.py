@@ -79,6 +79,17 @@ def test_repeatable_numeric_options_take_several_values_after_one_flag():
     assert result.exit_code == 2  # a non-number after the values is still an error, not a silent drop
 
 
+def test_numeric_list_options_are_found_with_typer_before_its_own_option_types():
+    """typer before 0.2x (e.g. 0.15, as on the GPU machine) builds click options: no type_descriptor, the
+    element type is the click type's name; the CLI failed there with an AttributeError."""
+    from types import SimpleNamespace
+
+    from dael.cli.common import _numeric_list
+
+    assert [_numeric_list(SimpleNamespace(type=SimpleNamespace(name=n))) for n in ("integer", "float", "text")] == [
+        True, True, False]
+
+
 def test_every_strategy_is_named_in_the_help_and_has_a_place_in_the_report():
     """The strategy names and the default are written out by hand in `dael benchmark --help` and in the
     report's order and colours (the CLI does not import dael.strategies at start-up): a new strategy must

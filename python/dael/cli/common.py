@@ -56,7 +56,10 @@ def expand_lists(command: Any, args: list[str]) -> list[str]:
 
 def _numeric_list(param: Any) -> bool:
     """The option is declared list[int] or list[float] (optional or not)."""
-    annotation = param.type_descriptor.annotation
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is None:  # typer before 0.2x builds click options, whose type names the element type
+        return getattr(getattr(param, "type", None), "name", None) in ("integer", "float")
+    annotation = descriptor.annotation
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
     return typing.get_origin(annotation) is list and typing.get_args(annotation)[0] in (int, float)
