@@ -51,6 +51,19 @@ def prepare(campaign: Path, bench: Path, out: Path, model: dict, workers: int) -
           f"benchmark inputs {size:.1f} MiB")
 
 
+def ignore_in_git(out: Path) -> None:
+    """Add out's top folder to .git/info/exclude when out lies in this checkout (run from its root), so that it
+    travels to the GPU machine only when carried, as scripts/device_wheels.sh does for .whl/."""
+    exclude = Path(".git") / "info" / "exclude"
+    if out.is_absolute() or not exclude.parent.is_dir():
+        return
+    line = f"/{out.parts[0]}/"
+    lines = exclude.read_text().splitlines() if exclude.exists() else []
+    if line not in lines:
+        with open(exclude, "a") as f:
+            f.write(line + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("campaign", type=Path, help="campaign folder (campaign.yaml, seeds.extxyz)")
@@ -60,6 +73,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=6, help="models trained at once")
     args = parser.parse_args()
     model = {k: value(v) for k, v in (item.split("=", 1) for item in args.model)}
+    ignore_in_git(args.out)
     prepare(args.campaign, args.bench, args.out, model, args.workers)
 
 
