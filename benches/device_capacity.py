@@ -14,19 +14,10 @@ from pathlib import Path
 
 import yaml
 
-from dael.benchmark import STORED, check_stored
+from dael.benchmark import STORED_FILES, check_stored
+from dael.cli.labels import key_values
 
 INPUTS = ("labels.db", "labels.done", "holdouts.json", "sets.json")
-
-
-def value(text: str) -> int | float | str:
-    """A model setting's value as campaign.yaml would hold it (int, float or string)."""
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def prepare(campaign: Path, bench: Path, out: Path, model: dict, workers: int) -> None:
@@ -41,8 +32,8 @@ def prepare(campaign: Path, bench: Path, out: Path, model: dict, workers: int) -
     (out / "campaign").mkdir()
     (out / "campaign" / "campaign.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     shutil.copy(campaign / "seeds.extxyz", out / "campaign" / "seeds.extxyz")
-    for name in (*STORED, "md-starts"):
-        shutil.copy(bench / "pools" / f"{name}.extxyz", out / "bench" / "pools")
+    for name in STORED_FILES:
+        shutil.copy(bench / name, out / "bench" / name)
     for name in INPUTS:
         if (bench / name).exists():
             shutil.copy(bench / name, out / "bench" / name)
@@ -72,7 +63,7 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=[], help="KEY=VALUE of dael.train.TrainSettings")
     parser.add_argument("--workers", type=int, default=6, help="models trained at once")
     args = parser.parse_args()
-    model = {k: value(v) for k, v in (item.split("=", 1) for item in args.model)}
+    model = key_values(args.model, "--model", "--model num_layers=2")
     ignore_in_git(args.out)
     prepare(args.campaign, args.bench, args.out, model, args.workers)
 

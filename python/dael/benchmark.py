@@ -170,13 +170,14 @@ def _labelled(campaign: Campaign, pools: dict[str, list], folder: Path, say: Say
 
 STORED = ("entropy", "random", "anchor", "test", "transfer")
 """The labelled pools a benchmark folder stores (pools/NAME.extxyz, labels.db), beside pools/md-starts.extxyz."""
+STORED_FILES = tuple(f"pools/{name}.extxyz" for name in (*STORED, "md-starts"))
+"""The pool files of a benchmark folder, relative to it."""
 
 
 def check_stored(folder: Path) -> None:
     """Raise one ValueError unless `folder` holds every pool of a benchmark, labelled (what a run without the
     oracle needs: it explores and labels nothing)."""
-    missing = [f"pools/{name}.extxyz" for name in (*STORED, "md-starts")
-               if not (folder / "pools" / f"{name}.extxyz").exists()]
+    missing = [name for name in STORED_FILES if not (folder / name).exists()]
     labelled = set((marked(folder / "labels.done") or {}).get("pools", []))
     missing += [f"the labels of the {name} pool" for name in STORED if name not in labelled]
     if missing:

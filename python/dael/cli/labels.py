@@ -61,14 +61,15 @@ def train(
     console.print(table)
 
 
-def _oracle_params(items: list[str] | None) -> dict:
-    """``--param key=value`` pairs; a value is JSON when it parses (500, true, {"Si": ...}), else text."""
+def key_values(items: list[str] | None, option: str = "--param",
+               example: str = "--param system=Si or --param ecut=500") -> dict:
+    """``OPTION key=value`` pairs; a value is JSON when it parses (500, true, {"Si": ...}), else text."""
 
     params = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip().isidentifier():
-            raise fail(f"--param {item!r}: expected key=value, e.g. --param system=Si or --param ecut=500")
+            raise fail(f"{option} {item!r}: expected key=value, e.g. {example}")
         try:
             params[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
@@ -125,7 +126,7 @@ def label_(
     from dael.label import check_options, label_dataset
     from dael.registry import check_calculator
 
-    params = _oracle_params(param)
+    params = key_values(param)
     if workers is not None and dask is not None:
         raise fail("give --workers or --dask, not both")
     workers = 1 if workers is None else workers
