@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
-# Model capacity on a GPU: a benchmark's training sets trained again with another (larger) Allegro on CUDA and
-# evaluated on every stored set, without the oracle (`dael benchmark --no-oracle`), as one command for the lent
-# GPU machine (experiments.md section 28). The reference oracle (LAMMPS) does not travel, so the pools must be
-# explored and labelled here first, and the model's own MD is added here afterwards.
+# A benchmark's training on a GPU: its training sets trained on CUDA (fine-tuned from a carried base, or from
+# scratch, e.g. with another Allegro) and evaluated on every stored set, without the oracle (`dael benchmark
+# --no-oracle`), as one command for the lent GPU machine (experiments.md sections 28–29). The reference oracle
+# (LAMMPS) does not travel, so the pools must be explored and labelled here first, and the model's own MD is
+# added here afterwards.
 #
 # Here, before the call:
 #   1. a benchmark of the system on this machine (its pools labelled, its sets drawn: sets.json);
 #   2. bash scripts/device_wheels.sh;
-#   3. a campaign folder whose campaign.yaml has the model to try in train.settings (and benchmark.workers:
-#      the models trained at once), and a copy of the benchmark folder's stored inputs, both under .device/
-#      (git-ignored): `python benches/device_capacity.py CAMPAIGN BENCH .device/NAME --model num_layers=2 ...`
-#      writes them.
-# The call: device tool run with command "bash benches/device_capacity.sh .device/NAME", carry [".whl",
+#   3. a campaign folder whose campaign.yaml has the model in train.settings (and benchmark.workers: the
+#      models trained at once), a copy of the benchmark folder's stored inputs and, to fine-tune, the base as
+#      base.nequip.zip, all under .device/ (git-ignored): `python benches/device_benchmark.py CAMPAIGN BENCH
+#      .device/NAME [--model num_layers=2 ...] [--base BASE/model.nequip.zip]` writes them.
+# The call: device tool run with command "bash benches/device_benchmark.sh .device/NAME", carry [".whl",
 # ".device"], timeout ~590 s. It writes to $OUT: device.txt (GPU, versions, wall time), benchmark.log and the
 # trained models with their evaluations as models.tgz.part-* (cat them, untar into the benchmark copy here, then
 # `dael benchmark CAMPAIGN --out BENCH-COPY` with the oracle adds the model's own MD without retraining).
 # Environment: DEVICE (cuda; cpu for a dry run), STRATEGIES (mixed,random-anchored,random), SIZES (800),
-# DRAWS (2), LIMIT (seconds for the training, 470), SKIP_INSTALL=1 (use the installed dael).
+# DRAWS (2), LIMIT (seconds for the training, 470), SKIP_INSTALL=1 (use the installed dael), PACKAGES=0 (leave
+# the trained models' packages out of models.tgz: ~1 MB each, and $OUT brings back 64 MiB at most; their
+# evaluations come back, the model's own MD can then not be added here).
 set -euo pipefail
-src=${1:?usage: bash benches/device_capacity.sh .device/NAME}
+src=${1:?usage: bash benches/device_benchmark.sh .device/NAME}
 device=${DEVICE:-cuda}
 out=${OUT:-/tmp/dael-capacity-out}
 run=/tmp/dael-capacity
@@ -34,23 +37,25 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 RAYON_NUM_THREADS=4 PYTHONUNBUFFERED=
     python3 -c "import torch, dael, nequip; print('python', __import__('sys').version.split()[0], 'torch',
         torch.__version__, 'cuda', torch.cuda.is_available(), 'nequip', nequip.__version__)"
 } | tee "$out/device.txt"
-rm -rf "$run/campaign" "$run/bench"
+rm -rf "$run/campaign" "$run/bench" "$run/base.nequip.zip"
 cp -r "$src/campaign" "$run/campaign"
 cp -r "$src/bench" "$run/bench"
+base=""
+if [ -f "$src/base.nequip.zip" ]; then cp "$src/base.nequip.zip" "$run/"; base="$run/base.nequip.zip"; fi
 start=$(date +%s)
 set +e
 # dael's Python API, not its CLI: the machine's own typer (not the one dael is tested with) can differ
 timeout "${LIMIT:-470}" python3 - "$run/campaign" "$run/bench" "$device" "${STRATEGIES:-mixed,random-anchored,random}" \
-    "${SIZES:-800}" "${DRAWS:-2}" > "$out/benchmark.log" 2>&1 <<'PY'
+    "${SIZES:-800}" "${DRAWS:-2}" "$base" > "$out/benchmark.log" 2>&1 <<'PY'
 import sys
 from dael.benchmark import run_benchmark
 from dael.campaign import load_or_preset, source
-folder, bench, device, strategies, sizes, draws = sys.argv[1:]
+folder, bench, device, strategies, sizes, draws, base = sys.argv[1:]
 campaign, seeds = load_or_preset(folder)
 campaign.train.settings["device"] = device
 campaign.benchmark.sizes, campaign.benchmark.draws = [int(n) for n in sizes.split()], int(draws)
 print("report:", run_benchmark(campaign, seeds, bench, strategies=strategies.split(","), where=source(folder),
-                               oracle=False), flush=True)
+                               base=base or None, oracle=False), flush=True)
 PY
 status=$?
 set -e
@@ -58,8 +63,10 @@ echo "benchmark --no-oracle on $device: exit $status, $(( $(date +%s) - start ))
 tail -n 20 "$out/benchmark.log"
 cd "$run/bench"
 # what the models are judged by and what the oracle run here needs; not their training data or checkpoints
+package=(-o -name model.nequip.zip)
+[ "${PACKAGES:-1}" = 0 ] && package=()
 find models -maxdepth 2 \( -name evaluation.json -o -name metrics.json -o -name history.json \
-    -o -name config.yaml -o -name model.nequip.zip -o -name train.log \) > "$run/files"
+    -o -name config.yaml -o -name train.log "${package[@]}" \) > "$run/files"
 ls records.csv results.md 2>/dev/null >> "$run/files" || true
 tar czf - -T "$run/files" | split -b 15m - "$out/models.tgz.part-"
 ls -l "$out"
