@@ -437,7 +437,7 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     from dael.agreement import describe, mismatch
     from dael.deploy import load_calculator
     from dael.loop import fingerprint_settings
-    from dael.metrics import evaluate
+    from dael.metrics import evaluate_sets
     from dael.registry import make_calculator
     from dael.report import write_report
     from dael.stability import md_stability
@@ -489,10 +489,10 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
         missing = [name for name in wanted if name not in result]
         if missing:  # a model evaluated by an earlier version of the benchmark gets the new sets only
             calc = load_calculator(out, device=train_settings.get("device", "cpu"))
-            for name in missing:
-                result[name] = (md_stability(calc, starts, judge, max(e.temperatures), bench.md_steps,
-                                             seed=campaign.seed)
-                                if name == "md" else evaluate(calc, evaluation_sets[name]))
+            result.update(evaluate_sets(calc, {name: evaluation_sets[name] for name in missing if name != "md"}))
+            if "md" in missing:
+                result["md"] = md_stability(calc, starts, judge, max(e.temperatures), bench.md_steps,
+                                            seed=campaign.seed)
             mark(done, result)
         md = f"; MD survived {result['md']['survived']:.2f}" if "md" in result else ""
         say(f"benchmark: {strategy} N={n} draw {d}: test E {result['test']['energy_mae']:.2f} meV/atom, "

@@ -2,7 +2,8 @@
 
 `load_structures` reads labelled structures (a dael dataset's labelled rows, any file ASE reads, or Atoms with
 results) as clean copies carrying only the reference energy, forces and stress; `MeanBaseline` is the constant
-model every error is compared with; `evaluate` gives the MAE and RMSE of a model per quantity.
+model every error is compared with; `evaluate` gives the MAE and RMSE of a model per quantity, `evaluate_sets`
+the same for overlapping named sets, each structure predicted once.
 
 Units: Å, eV, eV/Å, eV/Å³ (ASE's stress sign); errors in meV/atom, meV/Å and meV/Å³.
 """
@@ -21,7 +22,8 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 from dael.deploy import load_calculator, with_calculator
 
-__all__ = ["Dataset", "MeanBaseline", "evaluate", "load_structures", "per_type_energies", "reference_results"]
+__all__ = ["Dataset", "MeanBaseline", "evaluate", "evaluate_sets", "load_structures", "per_type_energies",
+           "reference_results"]
 
 Dataset = str | Path | Sequence[Atoms]
 
@@ -98,6 +100,33 @@ class MeanBaseline(Calculator):
                         "stress": self.stress.copy()}
 
 
+Errors = tuple[float, np.ndarray, np.ndarray | None]
+"""One structure's errors: energy per atom (eV/atom), force components (eV/Å), Voigt stress (eV/Å³; None when
+the structure has no reference stress)."""
+
+
+def _errors(atoms: Atoms, calc: Calculator) -> Errors:
+    """The calculator's errors on one structure from `load_structures`."""
+    energy, forces, stress = reference_results(atoms)
+    probe = with_calculator(atoms, calc)
+    de = (probe.get_potential_energy() - energy) / len(atoms)
+    df = (probe.get_forces() - forces).ravel()
+    ds = probe.get_stress(voigt=True) - stress if np.isfinite(stress).all() else None
+    return de, df, ds
+
+
+def _summary(labelled: Sequence[Atoms], errors: Sequence[Errors]) -> dict[str, Any]:
+    """Counts and MAE / RMSE (meV/atom, meV/Å, meV/Å³) of the structures' errors."""
+    result: dict[str, Any] = {"structures": len(labelled), "atoms": int(sum(len(a) for a in labelled)),
+                              "stress_structures": sum(e[2] is not None for e in errors)}
+    for k, name in enumerate(("energy", "force", "stress")):
+        parts = [np.ravel(e[k]) for e in errors if e[k] is not None]
+        values = 1e3 * np.abs(np.concatenate(parts)) if parts else None
+        result[f"{name}_mae"] = None if values is None else float(values.mean())
+        result[f"{name}_rmse"] = None if values is None else float(np.sqrt((values**2).mean()))
+    return result
+
+
 def evaluate(model: Calculator | str | Path, structures: Dataset) -> dict[str, Any]:
     """Errors of a calculator (or of a model directory / package / checkpoint) on labelled structures.
 
@@ -107,18 +136,26 @@ def evaluate(model: Calculator | str | Path, structures: Dataset) -> dict[str, A
     """
     calc = load_calculator(model) if isinstance(model, str | Path) else model
     labelled = load_structures(structures)
-    de, df, ds = [], [], []
-    for atoms in labelled:
-        energy, forces, stress = reference_results(atoms)
-        probe = with_calculator(atoms, calc)
-        de.append((probe.get_potential_energy() - energy) / len(atoms))
-        df.append((probe.get_forces() - forces).ravel())
-        if np.isfinite(stress).all():
-            ds.append(probe.get_stress(voigt=True) - stress)
-    result: dict[str, Any] = {"structures": len(labelled), "atoms": int(sum(len(a) for a in labelled)),
-                              "stress_structures": len(ds)}
-    for name, errors in (("energy", de), ("force", df), ("stress", ds)):
-        values = 1e3 * np.abs(np.concatenate([np.ravel(e) for e in errors])) if errors else None
-        result[f"{name}_mae"] = None if values is None else float(values.mean())
-        result[f"{name}_rmse"] = None if values is None else float(np.sqrt((values**2).mean()))
+    return _summary(labelled, [_errors(atoms, calc) for atoms in labelled])
+
+
+def evaluate_sets(model: Calculator | str | Path, sets: dict[str, Sequence[Atoms]]) -> dict[str, dict[str, Any]]:
+    """`evaluate` of each named set of labelled Atoms, every structure (the same object) predicted once: the
+    benchmark's evaluation sets share their structures (the test set and its parts by kind and condition,
+    the union holdout and its parts), so a model is evaluated on the union, not once per set."""
+    calc = load_calculator(model) if isinstance(model, str | Path) else model
+    seen: dict[int, tuple[Atoms, Errors]] = {}
+
+    def one(atoms: Atoms, where: str) -> tuple[Atoms, Errors]:
+        if id(atoms) not in seen:  # the sets hold every structure alive, so ids stay unique during the call
+            clean = _labelled(atoms, where)
+            seen[id(atoms)] = clean, _errors(clean, calc)
+        return seen[id(atoms)]
+
+    result = {}
+    for name, structures in sets.items():
+        if not structures:
+            raise ValueError(f"the evaluation set {name!r} holds no structures")
+        pairs = [one(atoms, f"structure {k} of {name}") for k, atoms in enumerate(structures)]
+        result[name] = _summary([p[0] for p in pairs], [p[1] for p in pairs])
     return result
