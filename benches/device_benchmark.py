@@ -22,8 +22,7 @@ from dael.benchmark import STORED_FILES, check_stored
 from dael.cli.labels import key_values
 
 INPUTS = ("labels.db", "labels.done", "holdouts.json", "sets.json")
-
-
+"""A benchmark folder's stored inputs beside its pools (copied when present)."""
 BASE_FILE = "base.nequip.zip"
 """The base's name in OUT; benches/device_benchmark.sh fine-tunes from it when it is there."""
 

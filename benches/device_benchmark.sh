@@ -23,8 +23,8 @@
 set -euo pipefail
 src=${1:?usage: bash benches/device_benchmark.sh .device/NAME}
 device=${DEVICE:-cuda}
-out=${OUT:-/tmp/dael-capacity-out}
-run=/tmp/dael-capacity
+out=${OUT:-/tmp/dael-benchmark-out}
+run=/tmp/dael-benchmark
 mkdir -p "$out" "$run"
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
