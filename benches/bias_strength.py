@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 from ase.io import read
 
-from dael.benchmark import _labelled, accepted_by_filter, holdout_indices, in_distribution_holdouts
-from dael.campaign import load
-from dael.deploy import load_calculator
-from dael.fingerprint import fingerprint
-from dael.metrics import evaluate
-from dael.window import in_window
+from dael.benchmark.run import _labelled, accepted_by_filter, holdout_indices, in_distribution_holdouts
+from dael.calculators.deploy import load_calculator
+from dael.campaign.config import load
+from dael.explore.window import in_window
+from dael.numeric.fingerprint import fingerprint
+from dael.train.metrics import evaluate
 
 
 def mean_of(models: list[Path], which: str, structures: list | None = None) -> float:

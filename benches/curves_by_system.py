@@ -4,7 +4,7 @@ evaluation set, the energy MAE (or another metric) against N, mean ± standard d
 Usage: python benches/curves_by_system.py OUT.png Si=si-bench NaCl=nacl-bench C=c-bench
        [--sets test,test-strain,holdout-entropy-accepted,md] [--strategies mixed,random-anchored,random]
        [--metric energy_mae]
-Reads every model's evaluation.json under FOLDER/models (dael.benchmark.folder_records: all sizes and draws
+Reads every model's evaluation.json under FOLDER/models (dael.benchmark.run.folder_records: all sizes and draws
 ever trained there). Also prints, per set and system, a markdown table of random MD's
 error over each strategy's at every N (> 1: the strategy's set is better).
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dael.benchmark import folder_records
-from dael.report import COLOURS, METRICS, pool_rank, ratios, summarize
+from dael.benchmark.report import COLOURS, METRICS, pool_rank, ratios, summarize
+from dael.benchmark.run import folder_records
 
 TITLES = {"test": "test set", "test-strain": "strain probes", "holdout-entropy-accepted": "own holdout, accepted",
           "md": "the model's own hot MD", "transfer": "transfer (64 atoms, off the grid)"}

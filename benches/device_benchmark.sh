@@ -48,8 +48,8 @@ set +e
 timeout "${LIMIT:-470}" python3 - "$run/campaign" "$run/bench" "$device" "${STRATEGIES:-mixed,random-anchored,random}" \
     "${SIZES:-800}" "${DRAWS:-2}" "$base" > "$out/benchmark.log" 2>&1 <<'PY'
 import sys
-from dael.benchmark import run_benchmark
-from dael.campaign import load_or_preset, source
+from dael.benchmark.run import run_benchmark
+from dael.campaign.config import load_or_preset, source
 folder, bench, device, strategies, sizes, draws, base = sys.argv[1:]
 campaign, seeds = load_or_preset(folder)
 campaign.train.settings["device"] = device

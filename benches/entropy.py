@@ -10,7 +10,7 @@ natx 50, of rattled (σ ∈ [0.02, 0.3] Å) and strained (3 %) 64-atom Si diamon
    cKDTree (exact, workers = threads) on the same vectors, equal to 1e-9; QUESTS' entropy (a kernel
    estimate, O(N²), numba) on the largest subset it finishes in about `--quests-seconds`, with dael's
    kNN on that subset for the ratio.
-3. End-to-end screening (`dael.screen.Screen`, stream mode, atom mode, budget never reached): an extxyz
+3. End-to-end screening (`dael.selection.screen.Screen`, stream mode, atom mode, budget never reached): an extxyz
    pool of `--pool` 64-atom structures read by ASE, fingerprinted and judged in chunks; structures/s,
    the time extrapolated to 1,000,000 structures, and the peak resident memory (measured first).
 
@@ -32,7 +32,7 @@ from ase.build import bulk
 from ase.io import write
 
 import dael
-from dael.entropy import GlobalEntropy, knn_entropy
+from dael.numeric.entropy import GlobalEntropy, knn_entropy
 
 
 def pool(n_structures: int, seed: int) -> list:
@@ -85,7 +85,7 @@ def knn(x: np.ndarray, threads: int, quests_seconds: float) -> None:
     print(f"\n2. Kozachenko–Leonenko kNN entropy (k = 1), N = {len(x):,}, d = {x.shape[1]}")
     h, t_dael = timed(lambda: knn_entropy(x, 1, threads=threads))
     r_ref, t_ckd = timed(lambda: cKDTree(x).query(x, k=2, workers=threads)[0][:, 1])
-    r_dael = dael.entropy.knn_distances(x, 1, threads=threads)
+    r_dael = dael.numeric.entropy.knn_distances(x, 1, threads=threads)
     assert np.allclose(r_dael, r_ref, rtol=1e-9, atol=1e-12), "kNN distances differ from cKDTree"
     print(f"   dael {t_dael:.1f} s (H = {h:.4f} nats; target < 300 s), scipy cKDTree {t_ckd:.1f} s "
           f"-> {t_ckd / t_dael:.1f}x")
@@ -109,7 +109,7 @@ def knn(x: np.ndarray, threads: int, quests_seconds: float) -> None:
 
 
 def screening(n_pool: int, threads: int) -> None:
-    from dael.screen import Screen
+    from dael.selection.screen import Screen
 
     print(f"\n3. End-to-end screening of an extxyz pool of {n_pool:,} 64-atom Si structures "
           "(stream, atom mode)")

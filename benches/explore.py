@@ -27,9 +27,9 @@ from ase.build import bulk
 from ase.io import read
 
 import dael
-from dael.entropy import GlobalEntropy, knn_entropy
-from dael.explore import Explorer, grid
-from dael.md import MDSettings
+from dael.explore.explorer import Explorer, grid
+from dael.explore.md import MDSettings
+from dael.numeric.entropy import GlobalEntropy, knn_entropy
 
 VARIANTS = {"plain": (0.0, 0.0), "global": (2.0, 0.0), "global+local": (2.0, 1.0)}
 SETTINGS = dael.FingerprintSettings(5.0, 50, "s")

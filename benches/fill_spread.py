@@ -1,7 +1,7 @@
 """Hypothesis test (experiments.md section 22): `stream-fill` and `mixed` fill the rest of a set with the
 snapshots the filter rejected trajectory by trajectory, so a set of N = 400 from NaCl's 48-trajectory pool
 holds 35–37 trajectories, some nearly whole, where random MD holds all 48 evenly. This runs a benchmark in
-which the fill takes the rejects round-robin over their trajectories instead (dael.strategies.stream_order
+which the fill takes the rejects round-robin over their trajectories instead (dael.benchmark.strategies.stream_order
 with spread=True); the filter's own picks are unchanged.
 
 Usage: python benches/fill_spread.py CAMPAIGN FOLDER BASE [--sizes 400] [--draws 2]
@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 from functools import partial
 
-import dael.strategies
-from dael.benchmark import run_benchmark
-from dael.campaign import load
+import dael.benchmark.strategies
+from dael.benchmark.run import run_benchmark
+from dael.campaign.config import load
 
 
 def main() -> None:
@@ -29,7 +29,7 @@ def main() -> None:
     p.add_argument("--draws", type=int, default=2)
     p.add_argument("--strategies", nargs="+", default=["mixed", "random"])
     args = p.parse_args()
-    dael.strategies.stream_order = partial(dael.strategies.stream_order, spread=True)
+    dael.benchmark.strategies.stream_order = partial(dael.benchmark.strategies.stream_order, spread=True)
     campaign, seeds = load(args.campaign)
     campaign.benchmark.sizes, campaign.benchmark.draws = args.sizes, args.draws
     run_benchmark(campaign, seeds, args.folder, strategies=args.strategies, base=args.base)

@@ -173,7 +173,7 @@ def dael_batched(natx: int, gradients: bool, threads: int) -> Runner:
 
 
 def dael_loop(natx: int, gradients: bool, threads: int) -> Runner:
-    """One `dael.fingerprint` call per structure (`threads` = rayon threads within the structure)."""
+    """One `dael.numeric.fingerprint` call per structure (`threads` = rayon threads within the structure)."""
 
     def run(structures: Sequence[Atoms]) -> float:
         total = 0.0

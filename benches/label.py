@@ -6,9 +6,9 @@ A fixed-seed pool of `--n` distinct 64-atom Si cells (diamond, 2x2x2 cubic, a = 
 labelled with energy, forces and stress by the reference oracle (quadratic SNAP in LAMMPS):
 
 * anchor        one ReferenceCalculator called on each structure in a plain loop in this process
-* label w=0     ``dael.label.label(workers=0)``: the executor in this process (no IPC)
-* label w=N     ``dael.label.label(workers=N)``: N worker processes, start-up included
-* dataset w=N   ``dael.label.label_dataset``: the same, plus writing the pending rows and committing each
+* label w=0     ``dael.label.labelling.label(workers=0)``: the executor in this process (no IPC)
+* label w=N     ``dael.label.labelling.label(workers=N)``: N worker processes, start-up included
+* dataset w=N   ``dael.label.labelling.label_dataset``: the same, plus writing the pending rows and committing each
                 result to an ASE SQLite database (one transaction per result)
 
 Throughput is in structures labelled per second, wall time, one pass each (worker start-up, about 1 s per
@@ -31,9 +31,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from ase.build import bulk  # noqa: E402
 
-from dael.dataset import Dataset  # noqa: E402
-from dael.label import label, label_dataset  # noqa: E402
-from dael.registry import make_calculator  # noqa: E402
+from dael.calculators.registry import make_calculator  # noqa: E402
+from dael.data.dataset import Dataset  # noqa: E402
+from dael.label.labelling import label, label_dataset  # noqa: E402
 
 
 def pool(n: int, seed: int = 7) -> list:

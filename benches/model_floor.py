@@ -14,11 +14,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from dael.benchmark import POOL_KEYS, epochs_for
-from dael.campaign import preset
-from dael.dataset import Dataset
-from dael.metrics import evaluate
+from dael.benchmark.run import POOL_KEYS, epochs_for
+from dael.campaign.config import preset
+from dael.data.dataset import Dataset
 from dael.train import TrainSettings, train
+from dael.train.metrics import evaluate
 
 MODELS = {
     "tiny (l1, 1×16/8, 4.5 Å)": {},

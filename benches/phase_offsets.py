@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 from ase.io import read
 
-from dael.benchmark import _labelled
-from dael.campaign import load
-from dael.deploy import load_calculator, with_calculator
-from dael.metrics import load_structures, reference_results
+from dael.benchmark.run import _labelled
+from dael.calculators.deploy import load_calculator, with_calculator
+from dael.campaign.config import load
+from dael.train.metrics import load_structures, reference_results
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
 """What a small budget covers under each exploration order: the stream strategies' training sets of a
-benchmark's pools drawn in many exploration orders ('random' and 'stratified', dael.order), and how evenly
+benchmark's pools drawn in many exploration orders ('random' and 'stratified', dael.explore.order), and how evenly
 each set spans the grid (no training).
 
 Usage: python benches/stream_order.py CAMPAIGN FOLDER [--sizes 100 200] [--draws 200]
@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from ase.io import read
 
-from dael.benchmark import _labelled, draw_rng, pool_fingerprints, selection_pools
-from dael.campaign import load
-from dael.strategies import select_sets
+from dael.benchmark.run import _labelled, draw_rng, pool_fingerprints, selection_pools
+from dael.benchmark.strategies import select_sets
+from dael.campaign.config import load
 
 
 def coverage(keys: list[str], entropy: list, phases: list[str], points: int) -> tuple[float, float]:

@@ -17,8 +17,8 @@ import numpy as np
 from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from dael.deploy import load_calculator, time_calls
-from dael.reference import reference_calculator
+from dael.calculators.deploy import load_calculator, time_calls
+from dael.calculators.reference import reference_calculator
 from dael.train import TrainSettings, train
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from dael.campaign import phases, preset
-from dael.md import LocalEntropyBias, run_md
-from dael.registry import make_calculator
+from dael.calculators.registry import make_calculator
+from dael.campaign.config import phases, preset
+from dael.explore.md import LocalEntropyBias, run_md
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
-from dael.dataset import structure_hash
+from dael.data.dataset import structure_hash
 
 
 class FakeOracle(Calculator):

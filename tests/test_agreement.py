@@ -1,4 +1,4 @@
-"""dael.agreement: the oracle's stress on the driver's relaxed phases tells whether the two agree on equilibrium."""
+"""dael.campaign.agreement: the oracle's stress on the driver's relaxed phases: do the two agree on equilibrium?"""
 
 import numpy as np
 import pytest
@@ -7,8 +7,8 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from dael.agreement import TOLERANCE_GPA, describe, mismatch
-from dael.explore import anchors
+from dael.campaign.agreement import TOLERANCE_GPA, describe, mismatch
+from dael.explore.explorer import anchors
 
 DRIVER = "ase:ase.calculators.emt:EMT"
 

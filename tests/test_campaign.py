@@ -7,7 +7,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dael.campaign import (
+from dael.benchmark.report import condition_tables, markdown_table, ratios, summarize, verdict, write_report
+from dael.benchmark.strategies import interleave
+from dael.campaign.config import (
     K_GLOBAL,
     PRESET_ANCHOR_FRACTION,
     PRESET_K_GLOBAL,
@@ -19,10 +21,8 @@ from dael.campaign import (
     write,
 )
 from dael.cli import app
-from dael.dataset import Dataset
-from dael.report import condition_tables, markdown_table, ratios, summarize, verdict, write_report
-from dael.strategies import interleave
-from dael.train import still_improving
+from dael.data.dataset import Dataset
+from dael.train.training import still_improving
 
 
 @pytest.mark.parametrize("system", ["Si", "C", "NaCl"])
@@ -41,7 +41,7 @@ def test_presets_round_trip(system, tmp_path):
 
 def test_demo_explores_with_the_si_preset_bias():
     """The demo cuts the Si preset's grid down but keeps its bias strength and anchor share."""
-    from dael.demo import demo_campaign
+    from dael.benchmark.demo import demo_campaign
 
     assert demo_campaign().explore.k_global == preset("Si").explore.k_global == [PRESET_K_GLOBAL["Si"]]
     assert demo_campaign().budget.anchor_fraction == preset("Si").budget.anchor_fraction == PRESET_ANCHOR_FRACTION
@@ -51,11 +51,11 @@ def test_demo_explores_with_the_si_preset_bias():
 def test_natx_covers_the_highest_pressure():
     """natx of a preset run exceeds every sphere of the phases relaxed (reference oracle) at the grid's highest
     pressure by the thermal margin; the uncompressed seeds would not have given it."""
-    from dael.fingerprint import fingerprint
-    from dael.loop import fingerprint_settings
-    from dael.md import relax
-    from dael.natx import padded_settings
-    from dael.registry import make_calculator
+    from dael.calculators.registry import make_calculator
+    from dael.campaign.loop import fingerprint_settings
+    from dael.explore.md import relax
+    from dael.numeric.fingerprint import fingerprint
+    from dael.numeric.natx import padded_settings
 
     campaign, seeds = preset("NaCl"), phases("NaCl")
     p_max = max(campaign.explore.pressures)
@@ -150,7 +150,7 @@ def test_two_rounds_run_and_resume_without_relabelling(tmp_path):
     campaign.explore.steps, campaign.explore.snapshots, campaign.explore.thermalize = 40, 4, 10
     campaign.explore.relax_steps = 10
     campaign.budget.total, campaign.budget.per_round = 10, 5
-    campaign.train.epochs, campaign.train.settings = 2, {}  # dael.train's tiny model: fast
+    campaign.train.epochs, campaign.train.settings = 2, {}  # dael.train.training's tiny model: fast
     write(tmp_path, campaign, phases("Si"))
     res = CliRunner().invoke(app, ["run", "--dir", str(tmp_path)])
     assert res.exit_code == 0, res.output
@@ -187,7 +187,7 @@ def test_two_rounds_run_and_resume_without_relabelling(tmp_path):
 
 def test_status_lists_trajectories_stopped_or_run_unbiased(tmp_path):
     """`dael status` counts the explorer's trajectories that stopped early and those an unstable phase ran
-    unbiased (their log lines carry unstable_drop, dael.md.quench_drop)."""
+    unbiased (their log lines carry unstable_drop, dael.explore.md.quench_drop)."""
     write(tmp_path, preset("NaCl"), phases("NaCl"))
     log = tmp_path / "rounds" / "round-01" / "explore" / "trajectories.jsonl"
     log.parent.mkdir(parents=True)
@@ -239,8 +239,8 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path, monkeypatc
     """Pools → labels → nested sets (a pools-only run stops there) → 6 trained models → report; the per-kind
     test errors recombine into the whole test set's, and a rerun trains nothing; a copy of the stored pools
     trains and evaluates without the oracle (no MD evaluation), and a later run with it adds the MD only."""
-    from dael.benchmark import run_benchmark
-    from dael.report import records_from_csv
+    from dael.benchmark.report import records_from_csv
+    from dael.benchmark.run import run_benchmark
 
     campaign = preset("Si")
     e = campaign.explore
@@ -287,7 +287,7 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path, monkeypatc
     # the strategies see the explorer's tags (trajectory, step, energies), kept with the dataset's rows
     from ase.io import read
 
-    from dael.benchmark import _labelled
+    from dael.benchmark.run import _labelled
 
     names = ("entropy", "random", "anchor", "test", "transfer")
     pools = {name: read(tmp_path / "pools" / f"{name}.extxyz", ":") for name in names}
@@ -299,15 +299,15 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path, monkeypatc
     assert {(a.info["pressure_GPa"], a.info["temperature_K"]) for a in data["transfer"]} == {(5.0, 1035.0)}
     assert evaluation["transfer-beyond"]["structures"] == evaluation["transfer"]["structures"]  # no midpoint
     assert len(data["test"]) == evaluation["test"]["structures"]  # the test set holds no transfer structure
-    from dael.benchmark import overlap
+    from dael.benchmark.run import overlap
 
     assert overlap(data) == 0 and "also in a training pool" not in report.read_text()  # no test structure trained on
     assert overlap({**data, "anchor": data["anchor"] + data["test"][:3]}) == 3
     assert all({"trajectory", "step", "driver_energy"} <= set(a.info) for a in data["entropy"])
     assert all(a.info["status"] == "labeled" for a in data["entropy"])
     # the entropy holdout within the energy window: the snapshots a windowed strategy could have picked
-    from dael.benchmark import accepted_by_filter, holdout_indices, in_distribution_holdouts, pool_fingerprints
-    from dael.window import in_window
+    from dael.benchmark.run import accepted_by_filter, holdout_indices, in_distribution_holdouts, pool_fingerprints
+    from dael.explore.window import in_window
 
     held = [data["entropy"][i] for i in holdout_indices(data, campaign.seed)["entropy"]]
     inside = int(in_window(held, e.window).sum())
@@ -326,8 +326,8 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path, monkeypatc
     # without the oracle: the stored, labelled pools of another folder, another model; nothing explored or labelled
     import shutil
 
-    import dael.registry
-    from dael.benchmark import check_stored
+    import dael.calculators.registry
+    from dael.benchmark.run import check_stored
 
     offline = tmp_path / "offline"
     with pytest.raises(ValueError, match=r"missing: pools/entropy.extxyz.*labels of the transfer pool"):
@@ -335,12 +335,12 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path, monkeypatc
     shutil.copytree(tmp_path / "pools", offline / "pools")
     for name in ("labels.db", "labels.done", "holdouts.json", "sets.json"):
         shutil.copy(tmp_path / name, offline / name)
-    built = dael.registry.make_calculator
+    built = dael.calculators.registry.make_calculator
 
     def refuse(*args, **kwargs):
         raise AssertionError("a run without the oracle built a calculator")
 
-    monkeypatch.setattr(dael.registry, "make_calculator", refuse)
+    monkeypatch.setattr(dael.calculators.registry, "make_calculator", refuse)
     campaign.train.settings = {"num_layers": 2}
     report = run_benchmark(campaign, phases("Si"), offline, say=lambda line: None, strategies=["random"],
                            oracle=False)
@@ -349,7 +349,7 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path, monkeypatc
     assert "md" not in evaluation and evaluation["test"]["structures"] == len(data["test"])
     assert "Run without the oracle (--no-oracle)" in report.read_text()
     assert "num_layers: 2" in (offline_model / "config.yaml").read_text()
-    monkeypatch.setattr(dael.registry, "make_calculator", built)
+    monkeypatch.setattr(dael.calculators.registry, "make_calculator", built)
     stamp = (offline_model / "model.nequip.zip").stat().st_mtime
     run_benchmark(campaign, phases("Si"), offline, say=lambda line: None, strategies=["random"])
     evaluation = json.loads((offline_model / "evaluation.json").read_text())
@@ -363,10 +363,10 @@ def test_state_follows_the_labelled_dataset_when_a_pick_fails(tmp_path):
     from ase.io import read
     from ase.io import write as write_structures
 
-    from dael.dataset import Dataset
-    from dael.dual import new_state
-    from dael.fingerprint import fingerprint
-    from dael.loop import Paths, _label, _mark, current_state, fingerprint_settings
+    from dael.campaign.loop import Paths, _label, _mark, current_state, fingerprint_settings
+    from dael.data.dataset import Dataset
+    from dael.numeric.dual import new_state
+    from dael.numeric.fingerprint import fingerprint
 
     from conftest import si8_cells
 
@@ -402,9 +402,9 @@ def test_every_streaming_filter_starts_from_one_threshold():
 
     from dael.cli.exploring import explore
     from dael.cli.fingerprints import filter_
-    from dael.entropy import MIN_GAIN
-    from dael.explore import Explorer
-    from dael.screen import Screen
+    from dael.explore.explorer import Explorer
+    from dael.numeric.entropy import MIN_GAIN
+    from dael.selection.screen import Screen
 
     defaults = {inspect.signature(f).parameters["min_gain"].default for f in (explore, filter_, Explorer, Screen)}
     assert defaults == {Campaign("Si").filter.min_gain} == {MIN_GAIN}
@@ -415,7 +415,7 @@ def test_each_pools_holdout_depends_on_that_pool_alone_and_is_kept(tmp_path):
     kept in holdouts.json; a folder whose sets were drawn before that file keeps its original holdout."""
     from ase import Atoms
 
-    from dael.benchmark import holdout_indices
+    from dael.benchmark.run import holdout_indices
 
     def pool(tag, n):
         return [Atoms("H", info={"hash": f"{tag}{i}"}) for i in range(n)]

@@ -11,9 +11,9 @@ from ase.build import bulk
 from ase.io import read
 from typer.testing import CliRunner
 
-from dael.campaign import Campaign, Explore, Train, write
+from dael.campaign.config import Campaign, Explore, Train, write
+from dael.campaign.distill import DistillSettings, perturbations
 from dael.cli import app
-from dael.distill import DistillSettings, perturbations
 
 pytest.importorskip("nequip")
 pytest.importorskip("allegro")
@@ -93,11 +93,11 @@ def test_a_rerun_after_the_report_was_lost_retrains_nothing(base, tmp_path):
 def test_round_one_of_a_campaign_fine_tunes_the_base(base, tmp_path):
     """train.base (relative to the campaign folder, a model directory) → loop._train → train(parent=the zip):
     1 epoch on 6 structures."""
-    from dael.campaign import load
-    from dael.dataset import Dataset, oracle_spec
-    from dael.deploy import resolve_parent
-    from dael.label import label_dataset
-    from dael.loop import Paths, _train
+    from dael.calculators.deploy import resolve_parent
+    from dael.campaign.config import load
+    from dael.campaign.loop import Paths, _train
+    from dael.data.dataset import Dataset, oracle_spec
+    from dael.label.labelling import label_dataset
 
     _, out, _ = base
     package = (out / "model.nequip.zip").resolve()
@@ -122,8 +122,8 @@ def test_benchmark_from_the_base_explores_with_it_and_fine_tunes_it(base, tmp_pa
     and every model is fine-tuned from the base; 2 models of 4 structures, 1 epoch."""
     import yaml
 
-    from dael.deploy import load_calculator
-    from dael.registry import make_calculator
+    from dael.calculators.deploy import load_calculator
+    from dael.calculators.registry import make_calculator
 
     campaign_dir, out, _ = base
     config = yaml.safe_load((campaign_dir / "campaign.yaml").read_text())
@@ -188,7 +188,7 @@ def test_device_cuda_without_a_gpu_is_one_clear_error(no_gpu, tmp_path, monkeypa
 
 
 def test_drivers_take_their_device_from_the_argument_or_dael_device(no_gpu, tmp_path, monkeypatch):
-    from dael.registry import make_calculator
+    from dael.calculators.registry import make_calculator
 
     with pytest.raises(ValueError, match="device 'cuda'"):
         make_calculator(f"allegro:{tmp_path}", device="cuda")

@@ -8,7 +8,7 @@ from scipy.spatial import cKDTree
 from scipy.special import digamma, gammaln
 
 import dael
-from dael.entropy import GlobalEntropy, knn_distances, knn_entropy, local_entropy, local_entropy_gradient
+from dael.numeric.entropy import GlobalEntropy, knn_distances, knn_entropy, local_entropy, local_entropy_gradient
 
 from conftest import si8_cells, skewed
 

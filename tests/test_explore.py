@@ -13,11 +13,11 @@ from ase.io import read
 from typer.testing import CliRunner
 
 import dael
+from dael.calculators.registry import make_calculator
 from dael.cli import app
-from dael.entropy import GlobalEntropy
-from dael.explore import Explorer, grid
-from dael.md import MDSettings
-from dael.registry import make_calculator
+from dael.explore.explorer import Explorer, grid
+from dael.explore.md import MDSettings
+from dael.numeric.entropy import GlobalEntropy
 
 SETTINGS = dael.FingerprintSettings(4.5, 40, "s")
 MD = MDSettings(steps=30, snapshots=3, relax_steps=10, thermalize=10)
@@ -187,7 +187,7 @@ def test_thermal_anchors_are_equilibrated_independent_runs():
     from ase import units
     from ase.calculators.emt import EMT
 
-    from dael.explore import ANCHOR_PER_RUN, ANCHOR_SPACING, anchors
+    from dael.explore.explorer import ANCHOR_PER_RUN, ANCHOR_SPACING, anchors
 
     cu = bulk("Cu", "fcc", a=3.61, cubic=True) * (2, 2, 2)
     out = anchors({"fcc": cu}, "ase:ase.calculators.emt:EMT", [0.0], strains=(0.97,), thermal=12, seed=3)
@@ -215,8 +215,8 @@ def test_unstable_phase_runs_unbiased_and_stable_ones_stay_biased(tmp_path):
     100 fs of plain MD leave it and its quench lands in a basin far below (measured: 0.07-0.15 eV/atom), so
     the trajectory runs on the driver alone; B1 at 0 GPa and B2 at 20 GPa quench back to their start (< 1e-3
     eV/atom) and stay biased. With the check off, B2 at 0 GPa is biased like any other."""
-    from dael.campaign import phases
-    from dael.explore import run_job
+    from dael.campaign.config import phases
+    from dael.explore.explorer import run_job
 
     seeds = phases("NaCl")
     md = MDSettings(steps=20, snapshots=2, relax_steps=100, thermalize=100, unstable=0.01)

@@ -18,12 +18,12 @@ from typer.testing import CliRunner
 
 import dael
 from dael import _core
-from dael.campaign import CONFIG, phases, preset
-from dael.campaign import write as write_campaign
+from dael.campaign.config import CONFIG, phases, preset
+from dael.campaign.config import write as write_campaign
 from dael.cli import app
-from dael.dataset import Dataset
-from dael.entropy import GlobalEntropy, knn_entropy
-from dael.screen import Screen
+from dael.data.dataset import Dataset
+from dael.numeric.entropy import GlobalEntropy, knn_entropy
+from dael.selection.screen import Screen
 
 from conftest import si8_cells
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from dael.dataset import Dataset
-from dael.label import label_dataset
+from dael.data.dataset import Dataset
+from dael.label.labelling import label_dataset
 
 pytest.importorskip("gpaw")
 

@@ -5,7 +5,7 @@ import pytest
 from ase.build import bulk
 
 import dael
-from dael.index import NoveltyIndex
+from dael.selection.index import NoveltyIndex
 
 from conftest import si8_cells
 

@@ -20,12 +20,12 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 from typer.testing import CliRunner
 
+from dael.calculators.dft import ESPRESSO_DEFAULTS, gpaw_parameters
+from dael.calculators.registry import make_calculator
 from dael.cli import app
-from dael.dataset import Dataset, oracle_spec, structure_hash
-from dael.dft import ESPRESSO_DEFAULTS, gpaw_parameters
-from dael.fingerprint import FingerprintSettings
-from dael.label import label, label_dataset
-from dael.registry import make_calculator
+from dael.data.dataset import Dataset, oracle_spec, structure_hash
+from dael.label.labelling import label, label_dataset
+from dael.numeric.fingerprint import FingerprintSettings
 
 from conftest import skewed
 
@@ -311,9 +311,9 @@ def mixed_dataset(path: Path, rng: np.random.Generator) -> tuple[Dataset, list[A
 
 def test_training_and_entropy_read_labelled_training_rows_only(tmp_path, rng):
     """Failed and pending rows are kept and reported but never used; test rows are never trained on."""
-    from dael.entropy import GlobalEntropy
-    from dael.fingerprint import fingerprint
-    from dael.metrics import load_structures
+    from dael.numeric.entropy import GlobalEntropy
+    from dael.numeric.fingerprint import fingerprint
+    from dael.train.metrics import load_structures
 
     dataset, train = mixed_dataset(tmp_path / "d.db", rng)
     assert dataset.counts() == {"labeled": 5, "failed": 2, "pending": 1}  # nothing is deleted
@@ -339,8 +339,8 @@ def test_training_and_entropy_read_labelled_training_rows_only(tmp_path, rng):
 def test_one_reader_for_files_pools_and_datasets(tmp_path, rng):
     """read_structures: a dael dataset gives its labelled training rows (as train, filter, fingerprint and
     pools see them), any other file its frames; ASE index syntax; clear errors."""
-    from dael.screen import iter_pool
-    from dael.structures import read_structures
+    from dael.data.structures import read_structures
+    from dael.selection.screen import iter_pool
 
     dataset, train = mixed_dataset(tmp_path / "d.db", rng)
     hashes = [structure_hash(a) for a in train]

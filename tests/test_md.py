@@ -8,8 +8,8 @@ from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_s
 from ase.calculators.lj import LennardJones
 
 import dael
-from dael.entropy import GlobalEntropy
-from dael.md import GlobalEntropyBias, Guard, LocalEntropyBias, MDSettings, run_md
+from dael.explore.md import GlobalEntropyBias, Guard, LocalEntropyBias, MDSettings, run_md
+from dael.numeric.entropy import GlobalEntropy
 
 from conftest import skewed
 
@@ -90,7 +90,7 @@ def test_biased_md_snapshots_and_guard(rng):
 def test_npt_under_pressure_shrinks_the_cell():
     atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (2, 2, 2)
     v0 = atoms.get_volume()
-    from dael.reference import reference_calculator
+    from dael.calculators.reference import reference_calculator
 
     md = MDSettings(temperature=300, pressure=5.0, ensemble="npt", steps=20, snapshots=2, relax_steps=30,
                     pdamp=100.0)
@@ -106,7 +106,7 @@ def test_bad_settings():
 
 
 def test_npt_at_100_gpa_compresses_carbon():
-    from dael.reference import reference_calculator
+    from dael.calculators.reference import reference_calculator
 
     atoms = bulk("C", "diamond", a=3.57, cubic=True)
     md = MDSettings(temperature=1000, pressure=100.0, ensemble="npt", steps=30, snapshots=3, relax_steps=50,

@@ -1,4 +1,4 @@
-"""dael.metrics.evaluate_sets: overlapping evaluation sets give evaluate's numbers, each structure predicted once."""
+"""dael.train.metrics.evaluate_sets: overlapping evaluation sets give evaluate's numbers, each structure once."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from ase.calculators.emt import EMT
 from ase.calculators.lj import LennardJones
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from dael.metrics import evaluate, evaluate_sets
+from dael.train.metrics import evaluate, evaluate_sets
 
 
 class CountingLJ(LennardJones):

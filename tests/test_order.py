@@ -1,13 +1,13 @@
-"""The exploration order of a grid's trajectories (dael.order): what a small budget covers."""
+"""The exploration order of a grid's trajectories (dael.explore.order): what a small budget covers."""
 
 import numpy as np
 import pytest
 from ase.build import bulk
 
 import dael
-from dael.explore import grid
-from dael.order import trajectory_order
-from dael.strategies import Pools, stream_order
+from dael.benchmark.strategies import Pools, stream_order
+from dael.explore.explorer import grid
+from dael.explore.order import trajectory_order
 
 GRID = [(phase, p, t, 0.25, 0.0) for phase in ("diamond", "graphite", "lonsdaleite") for p in (0.0, 20.0, 50.0)
         for t in (300.0, 1500.0, 3000.0) for _repeat in range(2)]

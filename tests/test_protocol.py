@@ -9,11 +9,11 @@ from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_s
 from ase.calculators.lj import LennardJones
 
 import dael
-from dael.dual import DISORDER, DualEntropy, disorder, load_state, modes
-from dael.entropy import GlobalEntropy
-from dael.md import GlobalEntropyBias
-from dael.strategies import Pools, select_sets
-from dael.window import excess_energy, in_window
+from dael.benchmark.strategies import Pools, select_sets
+from dael.explore.md import GlobalEntropyBias
+from dael.explore.window import excess_energy, in_window
+from dael.numeric.dual import DISORDER, DualEntropy, disorder, load_state, modes
+from dael.numeric.entropy import GlobalEntropy
 
 from conftest import skewed
 
@@ -151,7 +151,7 @@ def test_stream_sets_are_the_first_accepted_in_a_random_trajectory_order(rng):
 def test_round_robin_takes_every_group_before_any_repeats(rng):
     """The spread fill (benches/fill_spread.py): the filter's rejects round-robin over their trajectories,
     each trajectory's own order kept; the filter's picks and the set's members do not change."""
-    from dael.strategies import round_robin, stream_order
+    from dael.benchmark.strategies import round_robin, stream_order
 
     groups = ["a", "a", "a", "b", "c", "c"]
     assert round_robin(groups).tolist() == [0, 3, 4, 1, 5, 2]
@@ -171,8 +171,8 @@ def test_the_filter_accepts_in_pool_order_inside_the_window(rng):
     """The paper's holdout subset: what a campaign's filter accepts in exploration (pool) order — never a
     snapshot outside the window, the first one always, the rejected ones never changing what follows (the
     accepted ones alone are all accepted again), and in another order another set."""
-    from dael.benchmark import accepted_by_filter
-    from dael.campaign import preset
+    from dael.benchmark.run import accepted_by_filter
+    from dael.campaign.config import preset
 
     pools = synthetic_pools(rng)
     far = pools.entropy[5]  # outside the window, and novel: compressed by 15 %
@@ -228,7 +228,7 @@ def test_anchored_stream_filters_the_biased_pool_against_random_md_and_anchors(r
     """random-anchored-stream's filter is dataset-aware: its picks are what the filter accepts in the draw's
     exploration order with the state starting from the set's anchors and random MD (not from an empty
     state: there it would pick others), and random MD fills the places the filter leaves."""
-    from dael.strategies import POOL_KEYS, _anchor_picks, _shuffled, stream_order
+    from dael.benchmark.strategies import POOL_KEYS, _anchor_picks, _shuffled, stream_order
 
     pools = synthetic_pools(rng, n=60)
     sets = select_sets("random-anchored-stream", pools, [20, 40], np.random.default_rng(4))
@@ -247,9 +247,9 @@ def test_anchored_stream_filters_the_biased_pool_against_random_md_and_anchors(r
 def test_benchmark_sets_follow_the_sizes_asked_for(tmp_path, monkeypatch):
     """A rerun with more sizes draws the new ones (from the same seed stream) and keeps the saved ones; a
     rerun with fewer reports only those; a size a strategy cannot fill is remembered, not recomputed."""
-    import dael.benchmark as benchmark
-    import dael.strategies as strategies
-    from dael.campaign import preset
+    import dael.benchmark.run as benchmark
+    import dael.benchmark.strategies as strategies
+    from dael.campaign.config import preset
 
     calls = []
 
@@ -280,8 +280,8 @@ def test_benchmark_sets_follow_the_sizes_asked_for(tmp_path, monkeypatch):
 def test_folder_records_read_every_evaluated_model_of_a_benchmark_folder(tmp_path):
     """folder_records: one record per model and evaluation set, named as model_dir names them; only errors
     and the MD share are kept, unevaluated or foreign folders are skipped."""
-    from dael.benchmark import folder_records, job_records, model_dir
-    from dael.files import mark
+    from dael.benchmark.run import folder_records, job_records, model_dir
+    from dael.util.files import mark
 
     result = {"test": {"structures": 3, "energy_mae": 1.5, "force_rmse": 2.0}, "md": {"survived": 0.5}}
     for folder in (model_dir(tmp_path, ("random-anchored", 1, 400)), model_dir(tmp_path, ("mixed", 0, 100)),

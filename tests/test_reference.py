@@ -20,9 +20,9 @@ from ase.optimize import BFGS
 from ase.units import GPa
 from scipy.spatial.transform import Rotation
 
-from dael.lammps import import_lammps
-from dael.reference import ReferenceCalculator, reference_calculator
-from dael.registry import make_calculator
+from dael.calculators.lammps import import_lammps
+from dael.calculators.reference import ReferenceCalculator, reference_calculator
+from dael.calculators.registry import make_calculator
 
 from conftest import skewed
 
@@ -330,7 +330,7 @@ def test_works_without_ld_library_path() -> None:
     env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
     env["OMP_NUM_THREADS"] = "1"
     code = (
-        "from ase.build import bulk; from dael.reference import reference_calculator as r; "
+        "from ase.build import bulk; from dael.calculators.reference import reference_calculator as r; "
         "a = bulk('NaCl', 'rocksalt', a=5.64); a.calc = r(a); print(a.get_potential_energy())"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
@@ -340,8 +340,8 @@ def test_works_without_ld_library_path() -> None:
 
 def test_one_registry_for_drivers_oracles_and_models(tmp_path) -> None:
     """Every role (explore --driver, label --oracle, distill --teacher, campaign.yaml) parses names in
-    dael.registry: the same name gives the same calculator or the same error everywhere."""
-    from dael.registry import check_calculator
+    dael.calculators.registry: the same name gives the same calculator or the same error everywhere."""
+    from dael.calculators.registry import check_calculator
 
     check_calculator("reference", system="Si")
     check_calculator(" Reference ")

@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 import dael
 from dael.cli import app
-from dael.entropy import GlobalEntropy
-from dael.index import NoveltyIndex
-from dael.screen import Screen
+from dael.numeric.entropy import GlobalEntropy
+from dael.selection.index import NoveltyIndex
+from dael.selection.screen import Screen
 
 from conftest import skewed
 
@@ -188,7 +188,7 @@ def test_cli_filter_bad_input(case, pool_file, tmp_path):
 
 
 def test_filter_methods_are_the_selection_methods(pool_file, tmp_path):
-    from dael.selection import METHODS
+    from dael.selection.greedy import METHODS
 
     for method in METHODS:  # every name dael.select takes, and only those
         Screen([pool_file], tmp_path / f"{method}.extxyz", fresh_state(), SETTINGS, budget=2, method=method)

@@ -11,12 +11,12 @@ from ase.db import connect
 from ase.io import write
 from typer.testing import CliRunner
 
+from dael.calculators.deploy import load_calculator, resolve_parent
+from dael.calculators.reference import reference_calculator
 from dael.cli import app
-from dael.deploy import load_calculator, resolve_parent
-from dael.metrics import MeanBaseline, evaluate, load_structures
-from dael.nequip_config import metric_terms
-from dael.reference import reference_calculator
-from dael.train import TrainSettings, still_improving, train
+from dael.train.metrics import MeanBaseline, evaluate, load_structures
+from dael.train.nequip_config import metric_terms
+from dael.train.training import TrainSettings, still_improving, train
 
 from conftest import skewed
 
@@ -209,8 +209,8 @@ def test_trained_model_drives_biased_md(trained):
     """allegro:PATH as the driver of globally biased MD (the explorer's default bias)."""
     import torch
 
-    from dael.md import GlobalEntropyBias, MDSettings, run_md
-    from dael.registry import make_calculator
+    from dael.calculators.registry import make_calculator
+    from dael.explore.md import GlobalEntropyBias, MDSettings, run_md
 
     result, _ = trained
     threads = torch.get_num_threads()

@@ -4,12 +4,12 @@ The numeric core (neighbour lists, fingerprints, entropies) is Rust (`dael._core
 holds the orchestration around it.
 """
 
-from dael.entropy import GlobalEntropy, knn_entropy, local_entropy
-from dael.fingerprint import Fingerprints, FingerprintSettings, fingerprint
-from dael.neighbors import NeighborLists, ase_neighbor_list, neighbor_list, neighbor_lists
-from dael.selection import Selection, select
-from dael.structures import Batch
-from dael.threads import get_num_threads, set_num_threads
+from dael.numeric.batch import Batch
+from dael.numeric.entropy import GlobalEntropy, knn_entropy, local_entropy
+from dael.numeric.fingerprint import Fingerprints, FingerprintSettings, fingerprint
+from dael.numeric.neighbors import NeighborLists, ase_neighbor_list, neighbor_list, neighbor_lists
+from dael.selection.greedy import Selection, select
+from dael.util.threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 

@@ -18,7 +18,7 @@ def init(
     force: Annotated[bool, typer.Option(help="overwrite an existing campaign.yaml")] = False,
 ) -> None:
     """Write a campaign (campaign.yaml + seeds.extxyz) with the preset of SYSTEM."""
-    from dael.campaign import phases, preset, write
+    from dael.campaign.config import phases, preset, write
 
     with checked():
         campaign = preset(system)
@@ -32,7 +32,7 @@ def run(
     rounds: Annotated[int, typer.Option(help="stop after this many rounds (0: until the budget is spent)")] = 0,
 ) -> None:
     """Explore → filter → label → train until the budget is spent (resumable: rerun after any interruption)."""
-    from dael.loop import run as run_campaign
+    from dael.campaign.loop import run as run_campaign
 
     with checked():
         state = run_campaign(dir, say=console.print, max_rounds=rounds or None)
@@ -45,7 +45,7 @@ def status(
     json_: Annotated[bool, typer.Option("--json", help="print one JSON object instead of the table")] = False,
 ) -> None:
     """Round, budget used, dataset, entropy, latest model errors and failures of a campaign."""
-    from dael.loop import status as campaign_status
+    from dael.campaign.loop import status as campaign_status
 
     with checked():
         state = campaign_status(dir)
@@ -107,9 +107,9 @@ def benchmark(
 ) -> None:
     """Selection strategies vs random MD on the same pools and training: learning curves, MD stability and an
     HTML report."""
-    from dael.benchmark import run_benchmark
-    from dael.campaign import load_or_preset, source
-    from dael.train import check_device
+    from dael.benchmark.run import run_benchmark
+    from dael.campaign.config import load_or_preset, source
+    from dael.util.device import check_device
 
     try:
         campaign, seeds = load_or_preset(system)
@@ -124,7 +124,7 @@ def benchmark(
         b.anchor_fraction = b.anchor_fraction if anchor_fraction is None else anchor_fraction
         b.repeats = repeats or b.repeats
         campaign.check()
-        from dael.strategies import STRATEGIES, check_strategies
+        from dael.benchmark.strategies import STRATEGIES, check_strategies
 
         chosen = check_strategies(list(STRATEGIES) if strategies == "all" else
                                   [x.strip() for x in strategies.split(",") if x.strip()])
@@ -140,7 +140,7 @@ def benchmark(
 def demo(dir: Annotated[Path, typer.Option(help="folder of the demo campaign")] = Path("demo")) -> None:
     """A small real campaign on Si with the embedded reference oracle: two rounds of explore → filter →
     label → train, then a small entropy-vs-random benchmark and its HTML report (7.4 min on 2 idle cores)."""
-    from dael.demo import run_demo
+    from dael.benchmark.demo import run_demo
 
     run_demo(dir, say=console.print, on_rounds=_print_status)
 

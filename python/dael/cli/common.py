@@ -103,9 +103,9 @@ def checked() -> Iterator[None]:
 
 
 def _read(paths: list[Path], index: str) -> list:
-    """Every structure of every file (`dael.structures.read_structures`: any format ASE reads; of a dael
+    """Every structure of every file (`dael.data.structures.read_structures`: any format ASE reads; of a dael
     dataset, its labelled rows but the test ones); a clear error names the bad file."""
-    from dael.structures import read_structures
+    from dael.data.structures import read_structures
 
     try:
         return read_structures(paths, index)

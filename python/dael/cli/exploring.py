@@ -8,13 +8,13 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from dael.campaign import K_GLOBAL
-from dael.checks import natx_value, number
+from dael.campaign.config import K_GLOBAL
+from dael.campaign.distill import DistillSettings
 from dael.cli.common import Device, _read, app, checked, console, done, errors, fail
-from dael.distill import DistillSettings
-from dael.entropy import MIN_GAIN
-from dael.md import UNSTABLE
-from dael.window import WINDOW
+from dael.explore.md import UNSTABLE
+from dael.explore.window import WINDOW
+from dael.numeric.entropy import MIN_GAIN
+from dael.util.checks import natx_value, number
 
 
 @app.command()
@@ -58,11 +58,11 @@ def explore(
     seed: Annotated[int, typer.Option(help="random seed of the first trajectory")] = 0,
 ) -> None:
     """Entropy-biased MD over phases × pressures × temperatures × k; snapshots through the global filter."""
-    from dael.explore import Explorer, grid
-    from dael.md import MDSettings
-    from dael.natx import run_settings
-    from dael.registry import check_calculator
-    from dael.screen import dataset_state
+    from dael.calculators.registry import check_calculator
+    from dael.explore.explorer import Explorer, grid
+    from dael.explore.md import MDSettings
+    from dael.numeric.natx import run_settings
+    from dael.selection.screen import dataset_state
 
     structures = _read(seeds, ":")
     phases = {}
@@ -134,8 +134,8 @@ def distill(
     strains and rattles labelled by the teacher, a 10 % holdout; writes model.nequip.zip and distill.json
     (errors against the teacher, speed of both). Fine-tune it with `--from OUT` or campaign.yaml's train.base
     (with `driver: base`, the campaign and the benchmark also explore with it: the paper's regime)."""
-    from dael.campaign import load_or_preset
-    from dael.distill import distill as run_distill
+    from dael.campaign.config import load_or_preset
+    from dael.campaign.distill import distill as run_distill
 
     settings = DistillSettings(epochs=epochs, steps=steps or None, snapshots=snapshots or None, repeats=repeats,
                                rattles=rattles, strains=strains, r_max=r_max, l_max=l_max, num_layers=num_layers,

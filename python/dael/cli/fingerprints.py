@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dael.checks import natx_value, number, output_file
 from dael.cli.common import Mode, _print_json, _read, app, checked, console, fail
-from dael.entropy import MIN_GAIN
+from dael.numeric.entropy import MIN_GAIN
+from dael.util.checks import natx_value, number, output_file
 
 
 @app.command()
@@ -25,8 +25,8 @@ def fingerprint(
     index: Annotated[str, typer.Option(help="which frames of each file (ASE index syntax)")] = ":",
 ) -> None:
     """Compute OMFP fingerprints of structure files and save them as .npz."""
-    from dael.files import savez_atomic
-    from dael.fingerprint import fingerprint as compute
+    from dael.numeric.fingerprint import fingerprint as compute
+    from dael.util.files import savez_atomic
 
     with checked():
         output_file(out)
@@ -70,9 +70,9 @@ def filter_(
     """Keep the pool structures that raise the dataset's global entropy (streaming, resumable)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from dael.index import NoveltyIndex
-    from dael.natx import run_settings
-    from dael.screen import Screen, check_options, chunks, dataset_state, iter_pool, shortfall
+    from dael.numeric.natx import run_settings
+    from dael.selection.index import NoveltyIndex
+    from dael.selection.screen import Screen, check_options, chunks, dataset_state, iter_pool, shortfall
 
     with checked():  # everything is checked before the pool is read or anything is written
         check_options(budget, min_gain, method, chunk, min_distance)
@@ -119,8 +119,8 @@ def entropy(
     json_: Annotated[bool, typer.Option("--json", help="print one JSON object instead of the table")] = False,
 ) -> None:
     """Global entropy (log det of the fingerprint covariance) and kNN entropy, per atom and per structure."""
-    from dael.entropy import GlobalEntropy, knn_entropy
-    from dael.fingerprint import fingerprint as compute
+    from dael.numeric.entropy import GlobalEntropy, knn_entropy
+    from dael.numeric.fingerprint import fingerprint as compute
 
     with checked():
         number("--k", k, low=1, integer=True)

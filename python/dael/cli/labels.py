@@ -10,9 +10,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from dael.checks import output_file
 from dael.cli.common import Device, _read, app, console, done, errors, fail
-from dael.train import TrainSettings
+from dael.train.settings import TrainSettings
+from dael.util.checks import output_file
 
 
 @app.command()
@@ -40,7 +40,7 @@ def train(
 ) -> None:
     """Train an Allegro potential on a labelled dataset (new, or fine-tuned with --from); writes the model
     directory with model.nequip.zip and metrics.json."""
-    from dael.train import train as run
+    from dael.train.training import train as run
 
     try:
         settings = TrainSettings(epochs=epochs, seed=seed, lr=lr, energy_weight=energy_weight,
@@ -79,7 +79,7 @@ def key_values(items: list[str] | None, option: str = "--param",
 
 def _fingerprint_option(text: str | None):
     """``CUTOFF,NATX,ORBITAL`` (e.g. 5.0,50,s) as FingerprintSettings; None when not given."""
-    from dael.fingerprint import FingerprintSettings
+    from dael.numeric.fingerprint import FingerprintSettings
 
     if text is None:
         return None
@@ -96,7 +96,7 @@ def label_(
     candidates: Annotated[list[Path] | None, typer.Argument(
         help="candidate files (extxyz, ASE db, ...); none: only label the pending rows")] = None,
     oracle: Annotated[str, typer.Option(help="reference | gpaw | vasp | qe | ase:module:Class (any name of "
-                                                  "dael.registry)")]
+                                                  "dael.calculators.registry)")]
     = "reference",
     param: Annotated[list[str] | None, typer.Option(
         help="oracle parameter key=value (value read as JSON, else text); repeatable")] = None,
@@ -122,9 +122,9 @@ def label_(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from dael.dataset import SOURCES, Dataset, oracle_spec
-    from dael.label import check_options, label_dataset
-    from dael.registry import check_calculator
+    from dael.calculators.registry import check_calculator
+    from dael.data.dataset import SOURCES, Dataset, oracle_spec
+    from dael.label.labelling import check_options, label_dataset
 
     params = key_values(param)
     if workers is not None and dask is not None:
@@ -197,7 +197,7 @@ def export(
     round_: Annotated[int | None, typer.Option("--round", help="only rows of this round")] = None,
 ) -> None:
     """Write dataset rows to an extxyz training file."""
-    from dael.dataset import Dataset
+    from dael.data.dataset import Dataset
 
     if not db.is_file():
         raise fail(f"{db}: no such dataset")

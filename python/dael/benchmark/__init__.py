@@ -1,0 +1,7 @@
+"""The benchmark: selection strategies against random MD on the same pools, labels and training,
+learning curves and the HTML report; and the demo (a small campaign, then its benchmark).
+"""
+
+from dael.benchmark.run import run_benchmark
+
+__all__ = ["run_benchmark"]

@@ -1,0 +1,9 @@
+"""A campaign: its configuration (campaign.yaml + seeds), the loop explore → filter → label → train,
+the preflight check before any side effect, the distilled base, and the driver–oracle agreement.
+"""
+
+from dael.campaign.config import Campaign, load, preset
+from dael.campaign.loop import run as run_campaign
+from dael.campaign.loop import status
+
+__all__ = ["Campaign", "load", "preset", "run_campaign", "status"]

@@ -1,0 +1,69 @@
+"""One check, before the first side effect (a folder, a trajectory, a pending row), of everything a campaign
+command (`dael run`, `dael benchmark`) will need hours later: the base model, the MD drivers, the oracle with its
+parameters and label options, the training settings. Each problem is one ValueError naming the key."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from dael.campaign.config import Campaign
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What the checks resolved: the base model's file (None: train from scratch) and the registry names of the
+    exploration driver (round 1, the benchmark's pools) and of the benchmark's test-set MD driver."""
+
+    base: Path | None
+    driver: str
+    test_driver: str | None
+
+
+def preflight(campaign: Campaign, where: str, base: str | os.PathLike | None = None, base_key: str | None = None,
+              epochs: int | None = None, benchmark: bool = False, oracle: bool = True) -> Checked:
+    """Check `campaign` (read from `where`, named in every message) for a run: `base` (the campaign's
+    train.base, named `base_key` in its error, or --from, whose errors name it already), the oracle, the label
+    options, the exploration driver, the training settings (with `epochs`, default train.epochs) and, for the
+    `benchmark`, its test-set driver. `oracle=False` (a benchmark on stored, labelled pools) checks neither the
+    oracle nor the MD drivers, which such a run never builds; their names are the campaign's as written."""
+    from dael.calculators.deploy import resolve_parent
+    from dael.calculators.registry import check_calculator
+    from dael.label.labelling import check_options
+
+    lab, parent = campaign.label, None
+    if base is not None:  # a missing base fails now, not after the exploration and the labels
+        try:
+            parent = resolve_parent(base)
+        except (ValueError, FileNotFoundError) as exc:
+            raise ValueError(f"{where}: {base_key}: {exc}" if base_key else str(exc)) from exc
+    if not oracle:
+        _check_training(campaign, where, epochs)
+        return Checked(parent, campaign.driver, campaign.benchmark.test_driver if benchmark else None)
+    try:
+        check_options(lab.workers, lab.timeout, lab.retries)
+        check_calculator(lab.oracle, **lab.params)
+    except Exception as exc:  # an oracle's constructor may raise anything for bad parameters
+        raise ValueError(f"{where}: label (oracle {lab.oracle!r}, params {lab.params}): {exc}") from exc
+    drivers = {"driver": lambda: campaign.exploration_driver(parent)}
+    if benchmark:
+        drivers["benchmark.test_driver"] = campaign.test_md_driver
+    names: dict[str, str] = {}
+    for key, resolve in drivers.items():
+        try:
+            names[key] = resolve()
+            check_calculator(names[key])
+        except (ValueError, FileNotFoundError) as exc:
+            raise ValueError(f"{where}: {key}: {exc}") from exc
+    _check_training(campaign, where, epochs)
+    return Checked(parent, names["driver"], names.get("benchmark.test_driver"))
+
+
+def _check_training(campaign: Campaign, where: str, epochs: int | None) -> None:
+    from dael.train.settings import TrainSettings
+
+    try:
+        TrainSettings(epochs=epochs or campaign.train.epochs, seed=campaign.seed, **campaign.train.settings).check()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: train.settings: {exc}") from exc

@@ -1,0 +1,304 @@
+"""The explorer: entropy-biased MD over a grid of phases, pressures, temperatures and bias strengths, whose
+snapshots pass through the global filter (docs/method.md §5).
+
+For each (phase, pressure, temperature, k) a trajectory is run by `dael.explore.md.run_md` with the driver wrapped
+in the entropy biases (global k_g, optional local k_l); trajectories run in parallel worker processes (one
+native/torch thread each). As each finishes, its snapshots go through the streaming filter in order —
+ΔH > min_gain joins the dataset state at once — so trajectories started later see them in their global
+bias. The random-MD baseline is the same grid with k = 0 and snapshots at uniformly random steps.
+
+Everything is kept in the output folder: one extxyz per finished trajectory (snapshots with phase,
+pressure_GPa, temperature_K, k_local, k_global, mode, step, driver, source, gain, accepted), the state
+after it, and a JSON line with its status; a rerun skips finished trajectories. `snapshots.extxyz` and
+`accepted.extxyz` are rebuilt at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, wait
+from dataclasses import dataclass, field, replace
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+
+from dael.calculators.registry import make_calculator
+from dael.explore.md import GlobalEntropyBias, LocalEntropyBias, MDSettings, relax, run_md
+from dael.explore.order import GRID_TAGS, grid_key, trajectory_order
+from dael.explore.window import in_window
+from dael.label.workers import process_pool
+from dael.numeric.dual import DualEntropy, load_state
+from dael.numeric.entropy import MIN_GAIN, GlobalEntropy
+from dael.numeric.fingerprint import FingerprintSettings, fingerprint
+from dael.util.checks import number
+from dael.util.files import concat_files, write_extxyz
+
+State = GlobalEntropy | DualEntropy
+
+@dataclass
+class Job:
+    """One trajectory of the grid."""
+
+    phase: str
+    structure: Atoms
+    md: MDSettings
+    k_global: float = 2.0
+    k_local: float = 0.0
+    source: str = "entropy"
+    bias_scale: str = "kT"
+
+    @property
+    def grid_tags(self) -> dict[str, Any]:
+        """The tags naming this trajectory's grid point (dael.explore.order.GRID_TAGS)."""
+        values = (self.phase, self.md.pressure, self.md.temperature, self.k_global, self.k_local)
+        return dict(zip(GRID_TAGS, values, strict=True))
+
+    @property
+    def name(self) -> str:
+        return (f"{self.phase}_P{self.md.pressure:g}_T{self.md.temperature:g}_kg{self.k_global:g}"
+                f"_kl{self.k_local:g}_{self.md.ensemble}_{self.source}_s{self.md.seed}")
+
+
+def grid(phases: dict[str, Atoms], pressures: Sequence[float], temperatures: Sequence[float],
+         k_global: Sequence[float], k_local: Sequence[float] = (0.0,), md: MDSettings | None = None,
+         random_baseline: bool = False, seed: int = 0, bias_scale: str = "kT",
+         order: str = "grid") -> list[Job]:
+    """Every (phase, P GPa, T K, k_g, k_l eV) trajectory (k_g in `bias_scale`'s unit, see GlobalEntropyBias);
+    random_baseline: the same with k = 0 and random snapshot steps (each combination once per distinct k,
+    so equal step counts). order: 'grid' (phase by phase), 'stratified' or 'random', seeded by `seed`
+    (dael.explore.order: 'stratified' makes the first trajectories of a budgeted run span the phases, then the
+    pressures and temperatures of each)."""
+    md = md or MDSettings()
+    jobs = []
+    for n, (phase, p, t, kg, kl) in enumerate(product(phases, pressures, temperatures, k_global, k_local)):
+        settings = replace(md, pressure=float(p), temperature=float(t), seed=seed + n,
+                           random_snapshots=random_baseline)
+        if random_baseline:
+            kg, kl = 0.0, 0.0
+        number("k_global (eV)", kg)
+        number("k_local (eV)", kl)
+        jobs.append(Job(phase, phases[phase], settings, float(kg), float(kl),
+                        "random" if random_baseline else "entropy", bias_scale))
+    keys = [grid_key(j.grid_tags) for j in jobs]
+    return [jobs[i] for i in trajectory_order(keys, order, np.random.default_rng(seed))]
+
+
+_DRIVERS: dict[str, Calculator] = {}
+
+
+def run_job(job: Job, driver_name: str, state: State) -> dict:
+    """Run one trajectory in this process; returns its snapshots (tagged) and status."""
+    start = time.perf_counter()
+    if driver_name not in _DRIVERS:
+        _DRIVERS[driver_name] = make_calculator(driver_name)
+    driver = _DRIVERS[driver_name]
+    calc: Calculator = driver
+    if job.k_local:
+        calc = LocalEntropyBias(calc, k=job.k_local)
+    if job.k_global:
+        # the bias works per atom; a dual state lends it its per-atom covariance
+        dataset = state.atom if isinstance(state, DualEntropy) else state
+        calc = GlobalEntropyBias(calc, dataset=dataset, k=job.k_global, mode=dataset.mode, scale=job.bias_scale,
+                                 temperature=job.md.temperature)
+    unbiased = None
+    try:
+        traj = run_md(job.structure, driver, calc, job.md)
+        snapshots, status = traj.snapshots, traj.status
+        if calc is not driver and not traj.biased:
+            unbiased = round(traj.quench_drop, 4)
+    except Exception as exc:  # a failing driver must not stop the other trajectories
+        snapshots, status = [], f"failed: {type(exc).__name__}: {exc}"
+    tags = {**job.grid_tags, "mode": state.mode, "driver": driver_name, "source": job.source,
+            "ensemble": job.md.ensemble, "bias_scale": job.bias_scale, "trajectory": job.name}
+    for snap in snapshots:
+        snap.calc = None
+        snap.info.update(tags)
+    seconds = time.perf_counter() - start
+    return {"name": job.name, "snapshots": snapshots, "status": status, "seconds": seconds,
+            "unstable_drop": unbiased}
+
+
+@dataclass
+class ExploreResult:
+    """Per trajectory: name, status, snapshots, accepted, seconds; the final state."""
+
+    trajectories: list[dict] = field(default_factory=list)
+    state: State | None = None
+
+    @property
+    def accepted(self) -> int:
+        return sum(t["accepted"] for t in self.trajectories)
+
+
+class Explorer:
+    """Run a grid of jobs with `driver` (a name, see `dael.calculators.registry`), filtering snapshots into `state`
+    (a per-atom, per-configuration or dual state). window: snapshots whose driver energy lies more than
+    this many eV/atom above their thermal expectation (see dael.explore.window) are never accepted (None: no window)."""
+
+    def __init__(self, driver: str, state: State, folder: str | os.PathLike, min_gain: float = MIN_GAIN,
+                 workers: int = 1, settings: FingerprintSettings | None = None, window: float | None = None,
+                 stop_after: int | None = None):
+        self.driver, self.state, self.folder = driver, state, Path(folder)
+        self.min_gain = float(number("min_gain (nats)", min_gain, infinite=True))
+        self.workers = max(1, int(workers))
+        self.window, self.stop_after = window, stop_after
+        if state.settings is None:
+            if settings is None:
+                raise ValueError("the dataset state has no fingerprint settings yet: pass settings=")
+            state.settings = settings
+
+    def _finish(self, result: dict, log) -> dict:
+        """Filter one trajectory's snapshots into the state and commit them (extxyz, state, log line)."""
+        snaps = result["snapshots"]
+        inside = in_window(snaps, self.window)
+        gains, accepted = np.full(len(snaps), np.nan), np.zeros(len(snaps), dtype=bool)
+        kept = [s for s, ok in zip(snaps, inside, strict=True) if ok]
+        if kept:
+            s = self.state.settings
+            fps = fingerprint(kept, cutoff=s.cutoff, natx=s.natx, orbital=s.orbital)
+            gains[inside], accepted[inside] = self.state.stream(fps, self.min_gain)
+            if isinstance(self.state, DualEntropy):
+                for snap, mode in zip(kept, self.state.last_modes, strict=True):
+                    snap.info["mode"] = str(mode)
+        for snap, g, a, ok in zip(snaps, gains, accepted, inside, strict=True):
+            snap.info.update({"gain": float(g), "accepted": bool(a), "in_window": bool(ok)})
+        path = self.folder / "trajectories" / f"{result['name']}.extxyz"
+        write_extxyz(path, snaps)
+        self.state.save(self.folder / "state.npz")
+        entry = {"name": result["name"], "status": result["status"], "snapshots": len(snaps),
+                 "accepted": int(accepted.sum()), "outside_window": int(len(snaps) - inside.sum()),
+                 "seconds": round(result["seconds"], 2), "logdet": self.state.logdet}
+        if result.get("unstable_drop") is not None:  # the bias was off: an unstable phase (dael.explore.md.quench_drop)
+            entry["unstable_drop"] = result["unstable_drop"]
+        log.write(json.dumps(entry) + "\n")
+        log.flush()
+        os.fsync(log.fileno())
+        return entry
+
+    def run(self, jobs: Sequence[Job], progress: Callable[[dict], None] | None = None) -> ExploreResult:
+        """Run the jobs not finished before; write snapshots.extxyz and accepted.extxyz."""
+        (self.folder / "trajectories").mkdir(parents=True, exist_ok=True)
+        log_path = self.folder / "trajectories.jsonl"
+        done = {}
+        if log_path.exists():
+            for line in log_path.read_text().splitlines():
+                entry = json.loads(line)
+                done[entry["name"]] = entry
+            saved = self.folder / "state.npz"
+            if saved.exists():
+                self.state = load_state(saved)
+        todo = [j for j in jobs if j.name not in done]
+        result = ExploreResult(list(done.values()), self.state)
+        self._result = result
+        with open(log_path, "a") as log:
+            if self.workers == 1:
+                for job in todo:
+                    if self._enough():
+                        break
+                    entry = self._finish(run_job(job, self.driver, self.state), log)
+                    result.trajectories.append(entry)
+                    if progress:
+                        progress(entry)
+            else:
+                self._parallel(todo, log, result, progress)
+        result.state = self.state
+        self._merge(jobs)
+        return result
+
+    def _parallel(self, todo: list[Job], log, result: ExploreResult, progress) -> None:
+        with process_pool(self.workers) as pool:
+            queue = list(todo)
+            running = set()
+            while queue or running:
+                while queue and len(running) < self.workers and not self._enough():
+                    # each trajectory starts from the state as it is now (accepted snapshots included)
+                    running.add(pool.submit(run_job, queue.pop(0), self.driver, self.state.copy()))
+                if not running:  # enough accepted: the queued trajectories are not run (was: a busy loop)
+                    break
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    entry = self._finish(fut.result(), log)
+                    result.trajectories.append(entry)
+                    if progress:
+                        progress(entry)
+
+    def _enough(self) -> bool:
+        """True once `stop_after` snapshots were accepted (trajectories under way still finish)."""
+        return self.stop_after is not None and self._result.accepted >= self.stop_after
+
+    def accepted_in_order(self) -> list[Atoms]:
+        """The accepted snapshots in the order the filter took them (trajectories in the order they finished,
+        snapshots in step order): a budget of N labels the first N."""
+        from ase.io import read
+
+        out = []
+        for line in (self.folder / "trajectories.jsonl").read_text().splitlines():
+            entry = json.loads(line)
+            path = self.folder / "trajectories" / f"{entry['name']}.extxyz"
+            if entry["accepted"] and path.exists():
+                out += [a for a in read(path, ":") if a.info.get("accepted")]
+        return out
+
+    def _merge(self, jobs: Sequence[Job]) -> None:
+        from ase.io import read
+
+        parts = [self.folder / "trajectories" / f"{j.name}.extxyz" for j in jobs]
+        parts = [p for p in parts if p.exists() and p.stat().st_size]
+        concat_files(parts, self.folder / "snapshots.extxyz")
+        accepted = [a for p in parts for a in read(p, ":") if a.info.get("accepted")] if parts else []
+        write_extxyz(self.folder / "accepted.extxyz", accepted)
+
+
+ANCHOR_STRAINS = (0.95, 0.97, 1.03, 1.05)
+ANCHOR_THERMALIZE = 100
+"""Unbiased MD steps (1 fs) before a thermal anchor run's first snapshot: the run starts from the relaxed
+cell, whose potential energy is still far below the thermal average for the first ~50 fs."""
+ANCHOR_SPACING = 50
+"""fs between two thermal anchors of one run (the explorer's 1000 steps / 10 snapshots spacing is 100 fs)."""
+ANCHOR_PER_RUN = 5
+"""Thermal anchors per independent run: more come from more runs (new seeds), not from a longer one."""
+
+
+def anchors(phases: dict[str, Atoms], driver: str, pressures: Sequence[float],
+            strains: Sequence[float] = ANCHOR_STRAINS, thermal: int = 2, temperature: float = 300.0,
+            seed: int = 0, relaxed: bool = True) -> list[Atoms]:
+    """Near-equilibrium structures (docs/method.md §3, the mixed pool): each phase relaxed with the driver at each
+    pressure (GPa; the relaxed cell itself kept only with `relaxed`), its isotropic strains (linear factors), and
+    `thermal` snapshots of plain NVT MD at `temperature` K: independent runs of ANCHOR_PER_RUN snapshots each,
+    ANCHOR_SPACING fs apart after ANCHOR_THERMALIZE steps of 1 fs. Tagged phase, pressure_GPa, source='anchor',
+    kind."""
+    calc = make_calculator(driver)
+    out: list[Atoms] = []
+    for n, (phase, pressure) in enumerate(product(phases, pressures)):
+        tags = {"phase": phase, "pressure_GPa": float(pressure), "source": "anchor", "driver": driver}
+        cell = relax(phases[phase], calc, float(pressure), fmax=0.05, steps=200)
+        cell.calc = None
+        if relaxed:
+            out.append(_tagged(cell, tags, "relaxed"))
+        for f in strains:
+            strained = cell.copy()
+            strained.set_cell(cell.cell.array * f, scale_atoms=True)
+            out.append(_tagged(strained, tags, f"strain {f:g}"))
+        for run in range(-(-thermal // ANCHOR_PER_RUN)):
+            count = min(ANCHOR_PER_RUN, thermal - run * ANCHOR_PER_RUN)
+            md = MDSettings(temperature=temperature, pressure=float(pressure), steps=ANCHOR_SPACING * count,
+                            snapshots=count, thermalize=ANCHOR_THERMALIZE, relax_steps=0,
+                            seed=seed + n + 1000 * run)
+            traj = run_md(cell, calc, calc, md)
+            out += [_tagged(s, tags, "thermal") for s in traj.snapshots]
+    return out
+
+
+def _tagged(atoms: Atoms, tags: dict, kind: str) -> Atoms:
+    atoms = atoms.copy()
+    atoms.calc = None
+    atoms.info.update(tags)
+    atoms.info["kind"] = kind
+    return atoms

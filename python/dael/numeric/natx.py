@@ -1,0 +1,56 @@
+"""natx, the fixed fingerprint length of a run, from the equation of state (a campaign policy).
+
+A run fixes its fingerprint settings once, before any MD: natx must hold the largest sphere any snapshot will
+have. Given none (natx None; "auto" in the CLI and campaign.yaml), it is `NATX_MARGIN` × the largest sphere of
+the seeds after compressing them to the run's highest pressure by a soft Murnaghan equation of state
+(`compressed_volume_ratio`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from ase import Atoms
+
+from dael.numeric.fingerprint import FingerprintSettings, fingerprint
+
+__all__ = ["NATX_MARGIN", "SOFT_BULK_MODULUS", "compressed_volume_ratio", "padded_settings", "run_settings"]
+
+NATX_MARGIN = 1.5
+"""How much larger than the largest sphere of the (compressed) seeds a run's fixed natx is made: thermal
+motion packs spheres (B2 NaCl at 30 GPa and 1000 K: 59 atoms, relaxed: 33). Zero padding changes no distance
+and no entropy gain, only the cost."""
+
+SOFT_BULK_MODULUS = 20.0
+"""GPa; with B' = 4, the Murnaghan compression used to size natx for a pressure. Softer than the solids
+dael's presets explore (NaCl 25, Si 98, diamond 440 GPa), so it over- rather than under-estimates."""
+
+
+def compressed_volume_ratio(pressure: float, bulk_modulus: float = SOFT_BULK_MODULUS, b_prime: float = 4.0) -> float:
+    """V/V₀ at `pressure` (GPa) by Murnaghan's equation of state: (1 + B′P/B₀)^(−1/B′)."""
+    return float((1.0 + b_prime * max(float(pressure), 0.0) / bulk_modulus) ** (-1.0 / b_prime))
+
+
+def padded_settings(structures: Atoms | Sequence[Atoms], cutoff: float = 5.0, orbital: str = "s",
+                    margin: float = NATX_MARGIN, pressure: float = 0.0) -> FingerprintSettings:
+    """Settings whose natx is `margin` × the largest sphere (centre included) of `structures`, measured
+    after compressing them isotropically to `compressed_volume_ratio(pressure)` (pressure in GPa): a run
+    at high pressure packs more atoms into each sphere (B2 NaCl at 30 GPa: 59 against 27 at 0 GPa)."""
+    structures = [structures] if isinstance(structures, Atoms) else list(structures)
+    if pressure > 0:
+        scale = compressed_volume_ratio(pressure) ** (1.0 / 3.0)
+        structures = [a.copy() for a in structures]
+        for a in structures:
+            a.set_cell(a.cell[:] * scale, scale_atoms=True)
+    largest = fingerprint(structures, cutoff=cutoff, natx=None, orbital=orbital).settings.natx
+    return FingerprintSettings(float(cutoff), int(np.ceil(margin * largest)), orbital)
+
+
+def run_settings(structures: Atoms | Sequence[Atoms], cutoff: float, natx: int | None, orbital: str = "s",
+                 pressure: float = 0.0) -> FingerprintSettings:
+    """Settings for a run: natx as given, or (None: automatic) NATX_MARGIN × the largest sphere of
+    `structures` compressed to `pressure` (GPa)."""
+    if natx is not None:
+        return FingerprintSettings(cutoff, natx, orbital)
+    return padded_settings(structures, cutoff, orbital, pressure=pressure)
