@@ -234,3 +234,23 @@ def test_eigensolver_matches_numpy(n):
     np.testing.assert_allclose(vals, ref_vals, rtol=0, atol=1e-12 * np.abs(ref_vals).max())
     overlap = np.abs(vecs.reshape(n, n) @ ref_vecs)  # rows vs columns: ±identity for distinct eigenvalues
     np.testing.assert_allclose(overlap, np.eye(n), atol=1e-9)
+
+
+def test_native_outputs_are_writable_and_reused_memory_is_rewritten(si64):
+    """The arrays dael returns view native buffers without a copy: they must be writable like any numpy result,
+    and what is written into them must not show in later results, which may reuse their memory."""
+    from dael.numeric.entropy import local_entropy_gradient
+
+    def outputs() -> list[np.ndarray]:
+        fps = dael.fingerprint(si64, 5.0, natx=40, gradients=True, stress=True)  # grad > 1 MiB: recycled
+        _, dr, de = local_entropy_gradient(fps)
+        return [*dael.neighbor_list(si64, 5.0), fps.values, fps.sphere, fps.pairs, fps.grad, fps.strain, dr, de]
+
+    first, expected = outputs(), [a.copy() for a in outputs()]
+    for a in first:
+        assert a.flags.writeable
+        a[...] = -1  # a read-only buffer raises ValueError here
+        assert (a == -1).all()
+    del first  # its memory goes back to the native pool, overwritten
+    for a, b in zip(outputs(), expected, strict=True):
+        np.testing.assert_array_equal(a, b)
