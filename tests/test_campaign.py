@@ -7,22 +7,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dael.benchmark.report import condition_tables, markdown_table, ratios, summarize, verdict, write_report
-from dael.benchmark.strategies import interleave
-from dael.campaign.config import (
-    K_GLOBAL,
-    PRESET_ANCHOR_FRACTION,
-    PRESET_K_GLOBAL,
-    Benchmark,
-    Campaign,
-    load,
-    phases,
-    preset,
-    write,
-)
+from dael.campaign.config import K_GLOBAL, Campaign
+from dael.campaign.folder import load, write
+from dael.campaign.presets import PRESET_ANCHOR_FRACTION, PRESET_K_GLOBAL, phases, preset
 from dael.cli import app
 from dael.data.dataset import Dataset
-from dael.train.training import still_improving
 
 
 @pytest.mark.parametrize("system", ["Si", "C", "NaCl"])
@@ -81,65 +70,6 @@ def test_config_errors_name_the_key(tmp_path):
         preset("Cu")
     res = CliRunner().invoke(app, ["status", "--dir", str(tmp_path / "nothing")])
     assert res.exit_code == 2 and "dael init" in res.output
-
-
-def test_report_tables_ratios_and_html(tmp_path):
-    records = []
-    for pool, scale in (("stream", 1.0), ("random", 3.0), ("mixed", 1.5)):
-        for n in (10, 20):
-            for d in range(2):
-                records.append({"pool": pool, "size": n, "draw": d, "set": "test", "energy_mae": scale * (10 + d) / n,
-                                "force_mae": scale * 100 / n, "stress_mae": scale})
-    rows = summarize(records)
-    entropy10 = next(r for r in rows if r["pool"] == "stream" and r["size"] == 10)
-    assert entropy10["energy_mae"] == pytest.approx(1.05) and entropy10["energy_mae_std"] == pytest.approx(0.05)
-    assert all(r["energy_mae"] == pytest.approx(3.0) for r in ratios(rows))
-    assert "| test | stream | 10 | 2 | 1.05 ± 0.05" in markdown_table(rows)
-    html = write_report(records, tmp_path, "t", {"a": 1}, ["note"]).read_text()
-    assert "3.00×" in html and (tmp_path / "curves-test.png").stat().st_size > 1000
-    assert "test, N = 20: stream is best (0.53); random MD 1.57 (3.00× the error)." in html
-    assert (tmp_path / "results.csv").read_text().count("\n") == 7
-
-
-def test_verdict_compares_the_best_selection_with_random_md_and_its_anchored_control():
-    records = [{"pool": pool, "size": 20, "draw": 0, "set": "test", "energy_mae": e, "force_mae": 1.0,
-                "stress_mae": 1.0}
-               for pool, e in (("stream-fill", 3.0), ("mixed", 2.0), ("random-anchored", 1.6), ("random", 4.0))]
-    assert verdict(summarize(records)) == [
-        "test, N = 20: random-anchored is best (1.60); random MD 4.00 (2.50× the error); random MD with the same"
-        " anchors (random-anchored) 1.60 (0.80× mixed's error)."]
-    without = verdict(summarize([r for r in records if r["pool"] != "random-anchored"]))
-    assert without == ["test, N = 20: mixed is best (2.00); random MD 4.00 (2.00× the error)."]
-    thermal = verdict(summarize([{**r, "energy_mae": 1.0} if r["pool"] == "random" else r for r in records]))
-    assert thermal == ["test, N = 20: random is best (1.00); the best selection, mixed, has 2.00× random MD's error;"
-                       " random MD with the same anchors (random-anchored) 1.60 (0.80× mixed's error)."]
-
-
-def test_condition_tables_say_where_on_the_grid_each_set_errs(tmp_path):
-    """Per-condition test errors are tabled at the largest N with random MD's error over the best other
-    strategy's, and kept out of the plots and the verdict."""
-    records = [{"pool": pool, "size": n, "draw": 0, "set": f"test@B2 0 GPa {t} K", "energy_mae": e * t / 300,
-                "force_mae": 2 * e, "stress_mae": 1.0}
-               for pool, e in (("mixed", 2.0), ("stream-fill", 4.0), ("random", 1.0)) for n in (10, 20)
-               for t in (300, 1000)]
-    records += [{**r, "set": "test"} for r in records if r["set"].endswith("300 K")]
-    energy, force = condition_tables(summarize(records))
-    assert energy.splitlines()[0] == "Test energy MAE (meV/atom) by condition, N = 20:"
-    assert "| condition | stream-fill | mixed | random | random / best other |" in energy
-    assert "| B2 0 GPa 1000 K | 13.33 | 6.67 | 3.33 | 0.50 |" in energy
-    assert "| B2 0 GPa 300 K | 8.00 | 4.00 | 2.00 | 0.50 |" in force
-    zero = [{**r, "force_mae": 1e-4 if r["pool"] == "random" else 1e-3} for r in records]  # symmetric cells
-    assert "| B2 0 GPa 300 K | 0.00 | 0.00 | 0.00 | – |" in condition_tables(summarize(zero))[1]
-    html = write_report(records, tmp_path, "t", {}).read_text()
-    assert "B2 0 GPa 1000 K | 13.33" in html and "test@" not in "".join(verdict(summarize(records)))
-    assert [p.name for p in tmp_path.glob("curves-*.png")] == ["curves-test.png"]
-
-
-def test_interleave_keeps_the_anchor_share_in_every_prefix():
-    order = interleave([f"a{i}" for i in range(4)], [f"e{i}" for i in range(16)], 0.2)
-    assert len(order) == 20
-    for n in (5, 10, 20):
-        assert sum(k[0] == "a" for k in order[:n]) == n // 5
 
 
 def test_two_rounds_run_and_resume_without_relabelling(tmp_path):
@@ -235,127 +165,6 @@ def test_a_round_labels_its_anchors_and_exactly_what_the_streaming_filter_accept
     assert {a.info["mode"] for a in accepted} <= {"atom", "config"}
 
 
-def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path, monkeypatch):
-    """Pools → labels → nested sets (a pools-only run stops there) → 6 trained models → report; the per-kind
-    test errors recombine into the whole test set's, and a rerun trains nothing; a copy of the stored pools
-    trains and evaluates without the oracle (no MD evaluation), and a later run with it adds the MD only."""
-    from dael.benchmark.report import records_from_csv
-    from dael.benchmark.run import run_benchmark
-
-    campaign = preset("Si")
-    e = campaign.explore
-    e.pressures, e.temperatures, e.steps, e.thermalize, e.relax_steps = [0.0], [900.0], 40, 10, 10
-    campaign.benchmark = Benchmark(sizes=[8, 16], draws=1, epochs=2, min_steps=0, repeats=2, snapshots=10,
-                                   md_steps=20)
-    campaign.train.settings = {}
-    strategies = ["stream", "stream-fill", "mixed", "random"]
-    assert run_benchmark(campaign, phases("Si"), tmp_path, say=lambda line: None, strategies=strategies,
-                         pools_only=True) == tmp_path
-    drawn = json.loads((tmp_path / "sets.json").read_text())
-    assert set(drawn) == {f"{s}/0" for s in strategies} and not (tmp_path / "models").exists()
-    report = run_benchmark(campaign, phases("Si"), tmp_path, say=lambda line: None, strategies=strategies)
-    assert json.loads((tmp_path / "sets.json").read_text()) == drawn  # the sets the pools-only run drew
-    assert report.exists() and (tmp_path / "curves-test-strain.png").exists()
-    assert (tmp_path / "energies-hist.png").exists() and "MD stability" in report.read_text()
-    records = records_from_csv(tmp_path / "records.csv")
-    trained = {(r["pool"], int(r["size"])) for r in records}
-    filled = {(p, n) for p in ("stream-fill", "mixed", "random") for n in (8, 16)}
-    assert filled <= trained and trained - filled <= {("stream", 8), ("stream", 16)}
-    if len(trained - filled) < 2:  # a size the saturated filter could not fill is named in the report
-        assert "Sets a strategy could not fill" in report.read_text()
-    improving = [still_improving(json.loads(m.read_text())) for m in (tmp_path / "models").glob("*/metrics.json")]
-    assert ("still improving:" in report.read_text()) == any(improving)  # training-limited models are named
-    conditions = {f"test@{p} 0 GPa {c}" for p in ("diamond", "beta-tin") for c in ("900 K", "strains")}
-    assert {r["set"] for r in records} == {"holdout", "holdout-entropy", "holdout-entropy-window",
-                                           "holdout-entropy-accepted", "holdout-random",
-                                           "test", "test-900K", "test-strain", "transfer", "transfer-beyond",
-                                           "md"} | conditions
-    evaluation = json.loads((tmp_path / "models" / "stream-fill-N16-d0" / "evaluation.json").read_text())
-    for split in (("test-900K", "test-strain"), sorted(conditions)):  # kinds and conditions recombine
-        kinds = [evaluation[k] for k in split]
-        assert sum(k["structures"] for k in kinds) == evaluation["test"]["structures"]
-        combined = sum(k["energy_mae"] * k["structures"] for k in kinds) / evaluation["test"]["structures"]
-        assert combined == pytest.approx(evaluation["test"]["energy_mae"], rel=1e-6)
-    # benchmark.test_repeats (3) independent oracle runs per condition, 5 snapshots each; 2 strains, no relaxed
-    assert evaluation["test@diamond 0 GPa 900 K"]["structures"] == 3 * 5
-    assert evaluation["test@diamond 0 GPa strains"]["structures"] == 2
-    assert "Test force MAE (meV/Å) by condition, N = 16:" in (tmp_path / "results.md").read_text()
-    assert not list(tmp_path.glob("curves-test@*"))
-    union = evaluation["holdout"]["structures"]
-    assert union == evaluation["holdout-entropy"]["structures"] + evaluation["holdout-random"]["structures"]
-    assert 0 < evaluation["md"]["survived"] <= 1 and evaluation["md"]["energy_mae"] > 0
-    # the strategies see the explorer's tags (trajectory, step, energies), kept with the dataset's rows
-    from ase.io import read
-
-    from dael.benchmark.run import _labelled
-
-    names = ("entropy", "random", "anchor", "test", "transfer")
-    pools = {name: read(tmp_path / "pools" / f"{name}.extxyz", ":") for name in names}
-    data = _labelled(campaign, pools, tmp_path, say=lambda line: None)
-    # transfer: 2×2×2 cells at conditions off the grid (0 GPa, 900 K → 5 GPa, 1035 K), never trained on
-    seed_atoms = {name: len(a) for name, a in phases("Si").items()}
-    assert len(data["transfer"]) == evaluation["transfer"]["structures"] == len(pools["transfer"]) > 0
-    assert all(len(a) == 8 * seed_atoms[a.info["phase"]] for a in data["transfer"])
-    assert {(a.info["pressure_GPa"], a.info["temperature_K"]) for a in data["transfer"]} == {(5.0, 1035.0)}
-    assert evaluation["transfer-beyond"]["structures"] == evaluation["transfer"]["structures"]  # no midpoint
-    assert len(data["test"]) == evaluation["test"]["structures"]  # the test set holds no transfer structure
-    from dael.benchmark.run import overlap
-
-    assert overlap(data) == 0 and "also in a training pool" not in report.read_text()  # no test structure trained on
-    assert overlap({**data, "anchor": data["anchor"] + data["test"][:3]}) == 3
-    assert all({"trajectory", "step", "driver_energy"} <= set(a.info) for a in data["entropy"])
-    assert all(a.info["status"] == "labeled" for a in data["entropy"])
-    # the entropy holdout within the energy window: the snapshots a windowed strategy could have picked
-    from dael.benchmark.run import accepted_by_filter, holdout_indices, in_distribution_holdouts, pool_fingerprints
-    from dael.explore.window import in_window
-
-    held = [data["entropy"][i] for i in holdout_indices(data, campaign.seed)["entropy"]]
-    inside = int(in_window(held, e.window).sum())
-    assert [a.info["hash"] for a in in_distribution_holdouts(data, campaign.seed, e.window)["holdout-entropy-window"]
-            ] == [a.info["hash"] for a, ok in zip(held, in_window(held, e.window), strict=True) if ok]
-    assert 0 < evaluation["holdout-entropy-window"]["structures"] == inside <= len(held)
-    accepted = accepted_by_filter(campaign, data["entropy"], pool_fingerprints(data, campaign.filter.cutoff)["entropy"])
-    taken = int(accepted[holdout_indices(data, campaign.seed)["entropy"]].sum())
-    assert 0 < evaluation["holdout-entropy-accepted"]["structures"] == taken <= inside
-    outside = int((~in_window(data["entropy"], e.window)).sum())
-    assert f"({inside} inside the energy window, {taken} accepted by the filter)" in report.read_text()
-    assert f"outside the window (kept in the pool, taken by no windowed strategy): {outside}." in report.read_text()
-    trained = {p: p.stat().st_mtime for p in tmp_path.glob("models/*/model.nequip.zip")}
-    run_benchmark(campaign, phases("Si"), tmp_path, say=lambda line: None, strategies=strategies)
-    assert {p: p.stat().st_mtime for p in tmp_path.glob("models/*/model.nequip.zip")} == trained
-    # without the oracle: the stored, labelled pools of another folder, another model; nothing explored or labelled
-    import shutil
-
-    import dael.calculators.registry
-    from dael.benchmark.run import check_stored
-
-    offline = tmp_path / "offline"
-    with pytest.raises(ValueError, match=r"missing: pools/entropy.extxyz.*labels of the transfer pool"):
-        check_stored(offline)
-    shutil.copytree(tmp_path / "pools", offline / "pools")
-    for name in ("labels.db", "labels.done", "holdouts.json", "sets.json"):
-        shutil.copy(tmp_path / name, offline / name)
-    built = dael.calculators.registry.make_calculator
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a run without the oracle built a calculator")
-
-    monkeypatch.setattr(dael.calculators.registry, "make_calculator", refuse)
-    campaign.train.settings = {"num_layers": 2}
-    report = run_benchmark(campaign, phases("Si"), offline, say=lambda line: None, strategies=["random"],
-                           oracle=False)
-    offline_model = offline / "models" / "random-N16-d0"
-    evaluation = json.loads((offline_model / "evaluation.json").read_text())
-    assert "md" not in evaluation and evaluation["test"]["structures"] == len(data["test"])
-    assert "Run without the oracle (--no-oracle)" in report.read_text()
-    assert "num_layers: 2" in (offline_model / "config.yaml").read_text()
-    monkeypatch.setattr(dael.calculators.registry, "make_calculator", built)
-    stamp = (offline_model / "model.nequip.zip").stat().st_mtime
-    run_benchmark(campaign, phases("Si"), offline, say=lambda line: None, strategies=["random"])
-    evaluation = json.loads((offline_model / "evaluation.json").read_text())
-    assert 0 < evaluation["md"]["survived"] <= 1 and (offline_model / "model.nequip.zip").stat().st_mtime == stamp
-
-
 def test_state_follows_the_labelled_dataset_when_a_pick_fails(tmp_path):
     """A round whose picks are saved in state.npz before labelling, one of which fails: the next round's
     state is that of the labelled rows only."""
@@ -363,7 +172,7 @@ def test_state_follows_the_labelled_dataset_when_a_pick_fails(tmp_path):
     from ase.io import read
     from ase.io import write as write_structures
 
-    from dael.campaign.loop import Paths, _label, _mark, current_state, fingerprint_settings
+    from dael.campaign.loop import Paths, current_state, fingerprint_settings, label_round, log_stage
     from dael.data.dataset import Dataset
     from dael.numeric.dual import new_state
     from dael.numeric.fingerprint import fingerprint
@@ -381,9 +190,9 @@ def test_state_follows_the_labelled_dataset_when_a_pick_fails(tmp_path):
     paths.round(1).mkdir(parents=True)
     write_structures(paths.round(1) / "selected.extxyz", good + [bad], format="extxyz")
     picked.save(paths.round(1) / "state.npz")  # what selection saves: the state with every pick
-    _mark(paths, 1, "select", {"selected": 5, "logdet": picked.logdet})
+    log_stage(paths, 1, "select", {"selected": 5, "logdet": picked.logdet})
     dataset = Dataset(paths.dataset)
-    _label(campaign, paths, 1, dataset, settings, say=lambda line: None)
+    label_round(campaign, paths, 1, dataset, settings, say=lambda line: None)
     assert dataset.counts() == {"labeled": 4, "failed": 1}
     expected = new_state(campaign.filter.mode, campaign.filter.eps, settings)
     labelled = read(paths.round(1) / "selected.extxyz", ":4")  # as labelled: extxyz rounds positions
@@ -400,8 +209,8 @@ def test_every_streaming_filter_starts_from_one_threshold():
     default ΔH threshold (they once differed: 0 in campaigns, 0.01 nats on the command line)."""
     import inspect
 
-    from dael.cli.exploring import explore
-    from dael.cli.fingerprints import filter_
+    from dael.cli.explore import explore
+    from dael.cli.filter import filter_
     from dael.explore.explorer import Explorer
     from dael.numeric.entropy import MIN_GAIN
     from dael.selection.screen import Screen
@@ -410,31 +219,16 @@ def test_every_streaming_filter_starts_from_one_threshold():
     assert defaults == {Campaign("Si").filter.min_gain} == {MIN_GAIN}
 
 
-def test_each_pools_holdout_depends_on_that_pool_alone_and_is_kept(tmp_path):
-    """One pool's holdout does not move when the oracle labels one structure fewer of another pool; it is
-    kept in holdouts.json; a folder whose sets were drawn before that file keeps its original holdout."""
-    from ase import Atoms
+def test_every_campaign_key_is_documented_and_the_reference_is_current():
+    """Every field of campaign.yaml has a `#:` comment, and docs/guide/campaign-yaml.md is what the generator
+    writes from them (regenerate: python -m dael.campaign.reference > docs/guide/campaign-yaml.md)."""
+    from pathlib import Path
 
-    from dael.benchmark.run import holdout_indices
+    from dael.campaign.config import SECTIONS, Campaign
+    from dael.campaign.reference import field_docs, yaml_reference
 
-    def pool(tag, n):
-        return [Atoms("H", info={"hash": f"{tag}{i}"}) for i in range(n)]
-
-    data = {"entropy": pool("e", 50), "random": pool("r", 40)}
-    held = holdout_indices(data, 7)
-    assert len(held["entropy"]) == 5 and len(held["random"]) == 4
-    fewer = holdout_indices({"entropy": data["entropy"][1:], "random": data["random"]}, 7)
-    assert held["random"].tolist() == fewer["random"].tolist()  # one permutation stream over both moved it
-    assert holdout_indices(data, 8)["random"].tolist() != held["random"].tolist()  # the seed draws another
-    kept = holdout_indices(data, 7, tmp_path)
-    assert (tmp_path / "holdouts.json").exists() and kept["random"].tolist() == held["random"].tolist()
-    reordered = {"entropy": data["entropy"][::-1], "random": data["random"]}
-    again = holdout_indices(reordered, 7, tmp_path)  # read back by content hash, not by position
-    assert sorted(reordered["entropy"][i].info["hash"] for i in again["entropy"]) == sorted(
-        data["entropy"][i].info["hash"] for i in held["entropy"])
-    old = tmp_path / "old"
-    old.mkdir()
-    (old / "sets.json").write_text("{}")
-    rng = np.random.default_rng(7)
-    expected = {name: sorted(rng.permutation(len(data[name]))[: len(data[name]) // 10]) for name in data}
-    assert {k: v.tolist() for k, v in holdout_indices(data, 7, old).items()} == expected
+    for klass in (Campaign, *SECTIONS.values()):
+        missing = [name for name, doc in field_docs(klass).items() if not doc and name not in SECTIONS]
+        assert not missing, f"{klass.__name__}: no #: comment above {missing}"
+    page = Path(__file__).parents[1] / "docs" / "guide" / "campaign-yaml.md"
+    assert page.read_text() == yaml_reference(), "regenerate docs/guide/campaign-yaml.md"

@@ -40,7 +40,8 @@ def test_natx_is_auto_or_a_number_everywhere(tmp_path):
     """One spelling of an automatic natx: 'auto' in every command and in campaign.yaml, None in Python."""
     import pytest
 
-    from dael.campaign.config import Campaign, preset
+    from dael.campaign.config import Campaign
+    from dael.campaign.presets import preset
     from dael.util.checks import natx_value
 
     write(tmp_path / "si.extxyz", bulk("Si", "diamond", a=5.43, cubic=True))
@@ -84,25 +85,7 @@ def test_numeric_list_options_are_found_with_typer_before_its_own_option_types()
     element type is the click type's name; the CLI failed there with an AttributeError."""
     from types import SimpleNamespace
 
-    from dael.cli.common import _numeric_list
+    from dael.cli.common import numeric_list
 
-    assert [_numeric_list(SimpleNamespace(type=SimpleNamespace(name=n))) for n in ("integer", "float", "text")] == [
+    assert [numeric_list(SimpleNamespace(type=SimpleNamespace(name=n))) for n in ("integer", "float", "text")] == [
         True, True, False]
-
-
-def test_every_strategy_is_named_in_the_help_and_has_a_place_in_the_report():
-    """The strategy names and the default are written out by hand in `dael benchmark --help` and in the
-    report's order and colours (the CLI does not import dael.benchmark.strategies at start-up): a new strategy must
-    appear in all three, and the CLI's default is dael.benchmark.strategies'."""
-    import typer.main
-
-    from dael.benchmark.report import COLOURS, POOLS
-    from dael.benchmark.strategies import DEFAULT_STRATEGIES, STRATEGIES
-
-    bench = typer.main.get_command(app).get_command(None, "benchmark")
-    option = next(p for p in bench.params if p.name == "strategies")
-    named = {s.strip(" '") for s in option.help.split(":", 1)[1].replace(" or ", ",").split(",")} - {""}
-    assert set(STRATEGIES) <= named, set(STRATEGIES) - named
-    assert set(STRATEGIES) <= set(POOLS) and set(POOLS) <= set(COLOURS)
-    assert named - set(STRATEGIES) == {"all"}
-    assert option.default == ",".join(DEFAULT_STRATEGIES)

@@ -11,8 +11,9 @@ from ase.build import bulk
 from ase.io import read
 from typer.testing import CliRunner
 
-from dael.campaign.config import Campaign, Explore, Train, write
+from dael.campaign.config import Campaign, Explore, Train
 from dael.campaign.distill import DistillSettings, perturbations
+from dael.campaign.folder import write
 from dael.cli import app
 
 pytest.importorskip("nequip")
@@ -94,8 +95,8 @@ def test_round_one_of_a_campaign_fine_tunes_the_base(base, tmp_path):
     """train.base (relative to the campaign folder, a model directory) → loop._train → train(parent=the zip):
     1 epoch on 6 structures."""
     from dael.calculators.deploy import resolve_parent
-    from dael.campaign.config import load
-    from dael.campaign.loop import Paths, _train
+    from dael.campaign.folder import load
+    from dael.campaign.loop import Paths, train_round
     from dael.data.dataset import Dataset, oracle_spec
     from dael.label.labelling import label_dataset
 
@@ -110,7 +111,7 @@ def test_round_one_of_a_campaign_fine_tunes_the_base(base, tmp_path):
     label_dataset(dataset, EMT, workers=0)
     lines, paths = [], Paths(folder)
     paths.round(1).mkdir(parents=True)
-    _train(campaign, paths, 1, dataset, say=lines.append)
+    train_round(campaign, paths, 1, dataset, say=lines.append)
     metrics = json.loads((folder / "models" / "round-01" / "metrics.json").read_text())
     assert metrics["parent"] == str(package) and metrics["epochs"] == 1 and metrics["n_train"] == 5
     assert math.isfinite(metrics["validation"]["force_mae"]) and "warm start from" in lines[0]

@@ -215,7 +215,7 @@ def test_unstable_phase_runs_unbiased_and_stable_ones_stay_biased(tmp_path):
     100 fs of plain MD leave it and its quench lands in a basin far below (measured: 0.07-0.15 eV/atom), so
     the trajectory runs on the driver alone; B1 at 0 GPa and B2 at 20 GPa quench back to their start (< 1e-3
     eV/atom) and stay biased. With the check off, B2 at 0 GPa is biased like any other."""
-    from dael.campaign.config import phases
+    from dael.campaign.presets import phases
     from dael.explore.explorer import run_job
 
     seeds = phases("NaCl")

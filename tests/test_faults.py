@@ -18,8 +18,9 @@ from typer.testing import CliRunner
 
 import dael
 from dael import _core
-from dael.campaign.config import CONFIG, phases, preset
-from dael.campaign.config import write as write_campaign
+from dael.campaign.config import CONFIG
+from dael.campaign.folder import write as write_campaign
+from dael.campaign.presets import phases, preset
 from dael.cli import app
 from dael.data.dataset import Dataset
 from dael.numeric.entropy import GlobalEntropy, knn_entropy

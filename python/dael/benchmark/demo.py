@@ -12,7 +12,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from dael.campaign.config import Benchmark, Campaign, phases, preset, write
+from dael.benchmark.run import run_benchmark
+from dael.campaign.config import Benchmark, Campaign
+from dael.campaign.folder import write
+from dael.campaign.loop import run as run_campaign
+from dael.campaign.presets import phases, preset
 
 __all__ = ["demo_campaign", "run_demo"]
 
@@ -37,9 +41,6 @@ def run_demo(folder: str | os.PathLike, say: Callable[[str], None] = print,
              on_rounds: Callable[[dict], None] | None = None) -> Path:
     """Write the demo campaign into `folder` (replacing one there), run its two rounds, pass the campaign's
     status to `on_rounds`, run the benchmark; returns the report's path."""
-    from dael.benchmark.run import run_benchmark
-    from dael.campaign.loop import run as run_campaign
-
     folder = Path(folder)
     campaign = demo_campaign()
     write(folder, campaign, phases("Si"), force=True)

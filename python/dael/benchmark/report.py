@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dael.benchmark.strategies import STRATEGIES
 from dael.util.files import write_atomic
 
 METRICS = {"energy_mae": "energy MAE (meV/atom)", "force_mae": "force MAE (meV/Å)",
@@ -31,15 +32,6 @@ EXTRA = {"survived": "MD steps survived (share)"}
 CONDITION = "test@"
 """Prefix of the per-condition groups of the test set ('test@B2 0 GPa 1000 K'): tabled at the largest N
 (condition_tables), not plotted."""
-POOLS = ("stream", "stream-fill", "stream-md", "seeded", "mixed", "mixed-md", "random-anchored",
-         "random-anchored-stream", "greedy-atom", "greedy-config", "entropy-random", "direct", "quests-msc",
-         "quests-fps", "quests-kmeans", "entropy", "random")
-COLOURS = {"stream": "#1f77b4", "stream-fill": "#aec7e8", "stream-md": "#ff9896", "seeded": "#98df8a",
-           "mixed": "#2ca02c", "mixed-md": "#bcf60c", "random-anchored": "#ff9f1c",
-           "random-anchored-stream": "#8b4513", "greedy-atom": "#9467bd",
-           "greedy-config": "#8c564b", "entropy-random": "#17becf",
-           "direct": "#bcbd22", "quests-msc": "#e377c2", "quests-fps": "#7f7f7f", "quests-kmeans": "#ff7f0e",
-           "entropy": "#1f77b4", "random": "#d62728"}
 
 
 CONTROLS = ("random", "random-anchored")
@@ -48,8 +40,10 @@ buy); the verdict compares the best of the others with both."""
 
 
 def pool_rank(pool: str) -> int:
-    """Position of a pool in tables and legends: POOLS order, unknown names last."""
-    return POOLS.index(pool) if pool in POOLS else len(POOLS)
+    """Position of a pool in tables and legends: the order of dael.benchmark.strategies.STRATEGIES, unknown
+    names last."""
+    order = list(STRATEGIES)
+    return order.index(pool) if pool in order else len(order)
 
 
 def summarize(records: Sequence[dict]) -> list[dict]:
@@ -156,7 +150,7 @@ def plot(rows: Sequence[dict], which: str, title: str, path: Path) -> Path:
                 continue
             x = [r["size"] for r in sel]
             ax.errorbar(x, [r[m] for r in sel], yerr=[r[m + "_std"] for r in sel], marker="o", capsize=3,
-                        color=COLOURS.get(pool), label=pool)
+                        color=STRATEGIES[pool].colour if pool in STRATEGIES else None, label=pool)
         ax.set_xscale("log")
         ax.set_yscale("log")
         sizes = sorted({r["size"] for r in rows})

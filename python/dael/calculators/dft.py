@@ -10,6 +10,7 @@ Units follow ASE: energy eV, forces eV/Å, stress eV/Å³ (Voigt, ASE sign).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import BaseCalculator
+from ase.calculators.espresso import Espresso, EspressoProfile
+from ase.calculators.vasp import Vasp
+from ase.config import cfg
 
 from dael.calculators.base import OracleCalculator
 
@@ -63,10 +67,6 @@ _ESPRESSO_CALCULATOR_KEYS = {"kpts", "kspacing", "koffset", "pseudopotentials", 
 
 def _config(name: str) -> str | None:
     """An ASE configuration variable (environment first, then ASE's config file), None if unset."""
-    import warnings
-
-    from ase.config import cfg
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -161,8 +161,6 @@ def vasp_oracle(command: str | None = None, pp: str | None = None, **overrides: 
     VASP_PP_PATH set a sub-folder name such as 'PBE'. Each process writes its files in ``vasp-<pid>`` unless
     ``directory`` is given (parallel workers must not share one).
     """
-    from ase.calculators.vasp import Vasp
-
     command = _command("vasp", command, ("ASE_VASP_COMMAND", "VASP_COMMAND", "VASP_SCRIPT"),
                        "mpirun -np 16 vasp_std")
     if pp is None and _config("VASP_PP_PATH") is None:
@@ -187,8 +185,6 @@ def espresso_oracle(command: str | None = None, pseudo_dir: str | None = None,
     {'Si': 'Si.pbe-n-rrkjus_psl.1.0.0.UPF'} (required). Namelist keywords go flat (``ecutwfc=60``);
     ``kpts``, ``kspacing`` (Å⁻¹, no 2π), ``koffset`` and ``directory`` (default ``espresso-<pid>``) as in ASE.
     """
-    from ase.calculators.espresso import Espresso, EspressoProfile
-
     command = _command("qe", command, ("ASE_ESPRESSO_COMMAND",), "mpirun -np 16 pw.x")
     pseudo_dir = pseudo_dir or _config("ESPRESSO_PSEUDO")
     if not pseudo_dir or not pseudopotentials:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ctypes
 import sys
 import threading
+from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,6 @@ def _mpi_library_candidates() -> list[Path]:
     """Where the PyPI ``mpich`` wheel puts ``libmpi.so.12`` (``<prefix>/lib``), best guesses first."""
     found: list[Path] = []
     try:
-        from importlib.metadata import PackageNotFoundError, distribution
-
         try:
             dist = distribution("mpich")
             for f in dist.files or []:

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
-from ase.data import atomic_masses, atomic_numbers
+from ase.data import atomic_masses, atomic_numbers, chemical_symbols
 from ase.symbols import string2symbols
 
 from dael.calculators.base import OracleCalculator
@@ -122,8 +122,6 @@ def _symbols_of(symbols_or_atoms: Atoms | str | Sequence[str] | Sequence[int]) -
         if isinstance(s, str):
             out.append(s)
         else:
-            from ase.data import chemical_symbols
-
             out.append(chemical_symbols[int(s)])
     return out
 

@@ -30,6 +30,11 @@ from typing import Any
 
 from ase.calculators.calculator import BaseCalculator, Calculator, all_changes
 
+from dael.calculators.deploy import load_calculator
+from dael.calculators.dft import GPAWOracle, espresso_oracle, vasp_oracle
+from dael.calculators.reference import ReferenceCalculator
+from dael.util.device import check_device
+
 __all__ = ["DEVICE_VARIABLE", "NAMES", "check_calculator", "make_calculator"]
 
 NAMES = "reference | gpaw | vasp | qe | chgnet | sevennet | allegro:PATH | ase:module:Class"
@@ -47,14 +52,12 @@ def make_calculator(name: str, device: str | None = None, **params: Any) -> Base
     use instead."""
     kind, arg = _parse(name)
     if kind == "reference":
-        from dael.calculators.reference import ReferenceCalculator
 
         unknown = sorted(set(params) - {"system"})
         if unknown:
             raise ValueError(f"the reference calculator takes only 'system'; got {unknown}")
         return ReferenceCalculator(**params)
     if kind == "dft":
-        from dael.calculators.dft import GPAWOracle, espresso_oracle, vasp_oracle
 
         build = {"gpaw": GPAWOracle, "vasp": vasp_oracle}.get(arg, espresso_oracle)
         try:
@@ -67,7 +70,6 @@ def make_calculator(name: str, device: str | None = None, **params: Any) -> Base
         except TypeError as exc:
             raise ValueError(f"calculator {name!r}: {exc}") from exc
     _check_torch(name, kind, arg, params)
-    from dael.util.device import check_device
 
     device = check_device(device or os.environ.get(DEVICE_VARIABLE) or "cpu")
     if kind == "chgnet":
@@ -80,7 +82,6 @@ def make_calculator(name: str, device: str | None = None, **params: Any) -> Base
 
         with float32():
             return Float32(SevenNetCalculator("7net-0", device=device))
-    from dael.calculators.deploy import load_calculator
 
     return load_calculator(Path(arg), device=device, threads=None)  # the caller's threads stay
 

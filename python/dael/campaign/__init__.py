@@ -2,8 +2,10 @@
 the preflight check before any side effect, the distilled base, and the driver–oracle agreement.
 """
 
-from dael.campaign.config import Campaign, load, preset
+from dael.campaign.config import Campaign
+from dael.campaign.folder import load
 from dael.campaign.loop import run as run_campaign
 from dael.campaign.loop import status
+from dael.campaign.presets import preset
 
 __all__ = ["Campaign", "load", "preset", "run_campaign", "status"]

@@ -1,109 +1,68 @@
-"""Campaign configuration: one YAML file (campaign.yaml) and the seed phases (seeds.extxyz) in a folder.
-
-Presets for Si, C and NaCl follow the authors' exploration grids (docs/method.md §5), scaled to what a 2-core
-machine runs in minutes: 8-atom cells instead of 54-64 atoms, 500 biased MD steps instead of 1000,
-pressures around the reference oracle's own transitions (Si diamond → β-Sn at 6 GPa, NaCl B1 → B2 at
-19 GPa, C graphite → diamond above 2.4 GPa) and temperatures below/around melting.
+"""Campaign configuration: the sections of campaign.yaml as dataclasses (explore, filter, budget, label, train,
+benchmark), read with one error per wrong key or value. The presets are in `dael.campaign.presets`, the folder
+(campaign.yaml + seeds.extxyz) in `dael.campaign.folder`.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any
-
-import numpy as np
-from ase import Atoms
-from ase.build import bulk
 
 from dael.explore.md import UNSTABLE, MDSettings
 from dael.explore.order import ORDERS
-from dael.explore.window import WINDOW
 from dael.numeric.entropy import MIN_GAIN
+from dael.selection.window import WINDOW
 from dael.util.checks import AUTO, natx_value, number
 
 CONFIG = "campaign.yaml"
 MODEL = {"l_max": 2, "num_scalar_features": 64, "num_tensor_features": 16, "r_max": 5.0}
 """The campaigns' Allegro (dael.train.TrainSettings fields; the distilled base's size, dael.campaign.distill):
 data-limited where dael.train's default tiny model (l_max 1, 16/8, r_max 4.5 Å) is not. Measured by
-benches/model_floor.py on the Si benchmark's random-MD sets, test MAE E / F (meV/atom, meV/Å): N = 400 tiny 35.7 /
-178, this 22.4 / 101; N = 800 tiny 30.3 / 144, this 19.5 / 79 (one draw; ~1.5× the training time)."""
+benches/experiments/model_floor.py on the Si benchmark's random-MD sets, test MAE E / F (meV/atom, meV/Å): N = 400
+tiny 35.7 / 178, this 22.4 / 101; N = 800 tiny 30.3 / 144, this 19.5 / 79 (one draw; ~1.5× the training time)."""
 K_GLOBAL = 0.25
 """Default global bias strength in units of k_B·T per atom (bias_scale 'kT'; docs/method.md §3): the strongest
 that kept every measured trajectory whole in every preset system; a campaign that is not a preset starts here."""
-PRESET_K_GLOBAL = {"Si": 2.0, "NaCl": 1.0, "C": 0.25}
-"""Each preset's global bias strength (k_B·T per atom; docs/method.md §3). Si's and NaCl's were chosen on the
-entropy pool's own holdout (the paper's metric), not on the test set: Si fine-tuned at N = 800, own holdout 2.2×
-random MD's at k = 2 against 1.4× at k = 1 (the guard stops 16 of 72 trajectories at 2000 K, keeping their
-snapshots up to the break); NaCl at N = 400, 0.96 → 1.59× from k = 0.25 to 1 (every trajectory whole). C's was
-chosen for trajectory survival, not on the own holdout: at 3000 K k = 1 breaks 4 of 9 trajectories and puts 9
-of 58 snapshots outside the energy window, k = 0.25 none."""
-PRESET_ANCHOR_FRACTION = 0.2
-"""Share of each round's budget the presets give to near-equilibrium anchors (the paper's mixed pool): fine-tuned,
-N = 800, 2 draws, the benchmark's mixed sets against the filter's own (stream-fill), test energy Si 4.99 vs 8.26,
-NaCl 0.79 vs 0.83, C 3.36 vs 4.20 meV/atom (strain probes 3.8×, 1.3×, 2.1×); stream-fill keeps the model's own
-MD in Si and C and the own holdout in NaCl and C (docs/method.md §3)."""
 SEEDS = "seeds.extxyz"
-PRESETS = ("Si", "C", "NaCl")
-
-
-def preset_name(system: str) -> str:
-    """The preset called `system`, in any case ('si' → 'Si')."""
-    for name in PRESETS:
-        if str(system).lower() == name.lower():
-            return name
-    raise ValueError(f"no preset for system {system!r}; presets: {', '.join(PRESETS)}")
-
-
-def _hexagonal(a: float, c: float, symbols: str, frac: list) -> Atoms:
-    cell = [[a, 0, 0], [-a / 2, a * np.sqrt(3) / 2, 0], [0, 0, c]]
-    return Atoms(symbols, scaled_positions=frac, cell=cell, pbc=True)
-
-
-def phases(system: str) -> dict[str, Atoms]:
-    """The seed phases of a preset system (any case), 8 atoms each, at ambient lattice constants (Å)."""
-    system = preset_name(system)
-    if system == "Si":
-        beta_tin = Atoms("Si4", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5], [0, 0.5, 0.25], [0.5, 0, 0.75]],
-                         cell=[4.80, 4.80, 2.65], pbc=True)
-        return {"diamond": bulk("Si", "diamond", a=5.43, cubic=True), "beta-tin": beta_tin * (1, 1, 2)}
-    if system == "NaCl":
-        return {"B1": bulk("NaCl", "rocksalt", a=5.64, cubic=True),
-                "B2": bulk("NaCl", "cesiumchloride", a=3.30) * (2, 2, 1)}
-    graphite = _hexagonal(2.46, 6.70, "C4", [[0, 0, 0.25], [0, 0, 0.75], [1 / 3, 2 / 3, 0.25],
-                                              [2 / 3, 1 / 3, 0.75]])
-    lonsdaleite = _hexagonal(2.52, 4.12, "C4", [[1 / 3, 2 / 3, 0], [2 / 3, 1 / 3, 0.5],
-                                                [1 / 3, 2 / 3, 0.375], [2 / 3, 1 / 3, 0.875]])
-    return {"diamond": bulk("C", "diamond", a=3.57, cubic=True), "graphite": graphite * (2, 1, 1),
-            "lonsdaleite": lonsdaleite * (2, 1, 1)}
-
-
 @dataclass
 class Explore:
-    """MD grid (docs/method.md §5): pressures GPa, temperatures K, global bias strengths k_global (in units of
-    k_B·T per atom with bias_scale 'kT', eV with 'paper'; see dael.explore.md.GlobalEntropyBias), local ones eV;
-    window: the energy window on candidates, eV/atom (None: off; see dael.explore.window); order: the exploration
-    order of the grid's trajectories ('stratified', 'random' or 'grid'; see dael.explore.order), also the order the
-    benchmark's stream strategies take the entropy pool's trajectories in; unstable: eV/atom, a phase whose
-    thermalised cell quenches this far below its relaxed start runs unbiased (None: off;
-    dael.explore.md.quench_drop)."""
+    """The exploration grid (docs/method.md §5): phases (the seeds) × pressures × temperatures × bias strengths,
+    one entropy-biased MD trajectory each, its snapshots offered to the filter. The MD fields default to
+    dael.explore.md.MDSettings' (the authors' protocol); a campaign also thermalises 100 steps and runs phases
+    that are unstable at a pressure without the bias."""
 
+    #: pressures of the grid, GPa (each phase is relaxed and explored at each)
     pressures: list[float] = field(default_factory=lambda: [0.0])
+    #: temperatures of the grid, K
     temperatures: list[float] = field(default_factory=lambda: [300.0, 1000.0])
+    #: global bias strengths, in k_B·T per atom (bias_scale kT) or eV (paper); several: a grid axis; 0: plain MD
     k_global: list[float] = field(default_factory=lambda: [K_GLOBAL])
+    #: local bias strengths, eV (diversity within the configuration; 0: off)
     k_local: list[float] = field(default_factory=lambda: [0.0])
+    #: 'kT' (the same push per atom whatever the cell and dataset size) or 'paper' (E − k·log det, k in eV)
     bias_scale: str = "kT"
+    #: energy window on candidates, eV/atom above the thermal expectation (null: off)
     window: float | None = WINDOW
+    #: exploration order of the grid's trajectories: 'stratified' (over phases and conditions), 'random' or 'grid'
     order: str = "stratified"
-    ensemble: str = "nvt"
-    steps: int = 500
-    snapshots: int = 10
+    #: 'nvt' (Langevin at the relaxed cell) or 'npt' (isotropic, at the grid pressure)
+    ensemble: str = MDSettings.ensemble
+    #: biased MD steps per trajectory
+    steps: int = MDSettings.steps
+    #: snapshots per trajectory, evenly spaced, each offered to the filter
+    snapshots: int = MDSettings.snapshots
+    #: unbiased MD steps before the biased ones
     thermalize: int = 100
+    #: eV/atom: a phase whose thermalised cell quenches this far below its relaxed start runs unbiased (null: off)
     unstable: float | None = UNSTABLE
-    relax_steps: int = 100
-    dt: float = 1.0
-    friction: float = 0.01
+    #: FIRE steps of the relaxation under pressure before the MD
+    relax_steps: int = MDSettings.relax_steps
+    #: MD time step, fs
+    dt: float = MDSettings.dt
+    #: Langevin friction, 1/fs
+    friction: float = MDSettings.friction
+    #: trajectories run in parallel (one process each)
     workers: int = 2
 
     def md(self, **overrides: Any) -> MDSettings:
@@ -115,73 +74,95 @@ class Explore:
 
 @dataclass
 class Filter:
-    """Global-entropy filter: mode ('dual', 'atom', 'config'), smallest gain (nats; 0, not the authors' 0.01:
-    with the population covariance ΔH ≈ (Σ_j m_j² − n·d_eff)/N' for a block of n samples of Mahalanobis
-    distances m_j, so ΔH > 0 means "farther from the dataset than its own samples", whatever its size N',
-    while a fixed 0.01 nats demands ever larger outliers as N' grows), fingerprint settings, ε;
-    selection: 'stream' (a budget of N labels the first N snapshots the filter accepted, the authors'
-    protocol) or 'greedy' (the accepted snapshots re-ranked by greedy ΔH)."""
+    """The global-entropy filter (docs/method.md §3): a snapshot joins the dataset when it raises the log det of
+    the fingerprint covariance by more than min_gain."""
 
+    #: covariance mode: 'dual' (each snapshot per atom or per configuration, by its disorder), 'atom' or 'config'
     mode: str = "dual"
+    #: 'stream' (a budget of N labels the first N the filter accepted) or 'greedy' (those re-ranked by ΔH)
     selection: str = "stream"
+    #: smallest gain ΔH, nats, for a snapshot to join the dataset (0: farther from the dataset than its own samples)
     min_gain: float = MIN_GAIN
+    #: fingerprint cutoff radius, Å
     cutoff: float = 5.0
-    natx: int | str = AUTO  # 'auto' or atoms per sphere
+    #: fingerprint length: 'auto' (from the seeds compressed to the highest pressure) or atoms per sphere
+    natx: int | str = AUTO
+    #: ε added to the covariance diagonal
     eps: float = 1e-3
 
 
 @dataclass
 class Budget:
-    """Structures to label: in all, at most per round, and the share given to near-equilibrium anchors."""
+    """How many structures the oracle labels: in all, per round, and the share of near-equilibrium anchors."""
 
+    #: structures to label in all (the oracle calls the campaign may spend)
     total: int = 200
+    #: structures labelled per round at most
     per_round: int = 100
+    #: share of each round given to near-equilibrium anchors (relaxed, strained and 300 K cells)
     anchor_fraction: float = 0.0
 
 
 @dataclass
 class Label:
-    """Oracle (name + parameters, see dael.calculators.registry.make_calculator) and the labelling workers."""
+    """The oracle (a calculator name and its parameters, dael.calculators.registry) and how it is run."""
 
+    #: the oracle by name: reference, gpaw, vasp, qe or ase:module:Class (docs/guide/calculators.md)
     oracle: str = "reference"
+    #: the oracle's parameters (e.g. {ecut: 400} for gpaw); one it does not take is refused
     params: dict[str, Any] = field(default_factory=dict)
+    #: oracle calls run in parallel (0: in this process)
     workers: int = 2
+    #: seconds one oracle call may take before it counts as failed (null: no limit)
     timeout: float | None = None
+    #: further tries of a failed oracle call
     retries: int = 1
 
 
 @dataclass
 class Train:
-    """Training settings passed to dael.train.TrainSettings (epochs, r_max, stress_weight, device, ...); base: a
-    model that round 1 fine-tunes (a .nequip.zip or dael model directory, e.g. from `dael distill`; relative
-    paths are relative to the campaign folder), None to train round 1 from scratch."""
+    """Training of each round's Allegro model (dael.train), from scratch or fine-tuned from a base."""
 
+    #: training epochs per round, at most (early stopping may end sooner)
     epochs: int = 60
+    #: dael.train.TrainSettings fields (model size, loss weights, batch size, device, ...)
     settings: dict[str, Any] = field(default_factory=lambda: dict(MODEL))
+    #: a model round 1 fine-tunes (.nequip.zip or a dael model folder, relative to the campaign folder; null: from
+    #: scratch)
     base: str | None = None
 
 
 @dataclass
 class Benchmark:
-    """Learning-curve benchmark: training-set sizes, draws, epochs (at least; small sets get more so that every
-    model takes at least `min_steps` optimizer steps), MD repeats and snapshots per trajectory of the pools,
-    the mixed sets' anchor share, parallel trainings, the steps (fs) of each MD-stability run, the MD
-    driver of the test and transfer sets ('oracle': the label oracle, i.e. the true surface; or a registry
-    name, e.g. for an oracle too costly to run MD with), and the test set's independent trajectories per
-    phase, pressure and temperature (one run of a phase that transforms during MD is where its error lives:
-    docs/method.md §6)."""
+    """The learning-curve benchmark (`dael benchmark`): every strategy's training sets from the same pools,
+    labels and training, against random MD."""
 
+    #: training-set sizes N of the learning curves
     sizes: list[int] = field(default_factory=lambda: [100, 200, 400, 800])
+    #: independent training sets per strategy and size
     draws: int = 3
+    #: training epochs per model, at least
     epochs: int = 60
+    #: optimizer steps per model at least (small sets get more epochs)
     min_steps: int = 2000
+    #: MD seeds per grid point of the entropy and random-MD pools
     repeats: int = 4
+    #: snapshots per trajectory of the pools
     snapshots: int = 25
+    #: anchor share of the mixed sets
     anchor_fraction: float = 0.2
+    #: models trained in parallel (one process each)
     workers: int = 2
+    #: fs of each MD-stability run of a trained model
     md_steps: int = 300
+    #: MD driver of the test and transfer sets: 'oracle', 'base' or a calculator name
     test_driver: str = "oracle"
+    #: independent test trajectories per phase, pressure and temperature
     test_repeats: int = 3
+    #: transfer structures (2×2×2 cells) the oracle labels (null: all; 0: none)
+    transfer_labels: int | None = None
+    #: check the models' own MD against the oracle (false: survival only)
+    md_errors: bool = True
 
 
 BASE_DRIVER = "base"
@@ -190,9 +171,13 @@ BASE_DRIVER = "base"
 
 @dataclass
 class Campaign:
+    #: name of the material (a preset name, or the seeds' formula)
     system: str
+    #: name of the campaign, stored with every labelled row
     name: str = "campaign"
+    #: MD driver of round 1: a calculator name, or 'base' (train.base); later rounds: the latest model
     driver: str = "reference"
+    #: seed of every random choice (MD, orders, draws)
     seed: int = 0
     explore: Explore = field(default_factory=Explore)
     filter: Filter = field(default_factory=Filter)
@@ -210,16 +195,22 @@ class Campaign:
         the foundation-model side, label with the oracle."""
         if self.driver != BASE_DRIVER:
             return self.driver
+        return self._base_driver(base, "driver")
+
+    def _base_driver(self, base: str | os.PathLike | None, key: str) -> str:
         model = base if base is not None else self.train.base
         if model is None:
-            raise ValueError("driver: 'base' needs a base model: set train.base (e.g. made by `dael distill`) "
+            raise ValueError(f"{key}: 'base' needs a base model: set train.base (e.g. made by `dael distill`) "
                              "or pass --from to `dael benchmark`")
         return f"allegro:{model}"
 
-    def test_md_driver(self) -> str:
+    def test_md_driver(self, base: str | os.PathLike | None = None) -> str:
         """The registry name of the benchmark's test- and transfer-set MD driver (benchmark.test_driver;
-        'oracle': the label oracle, which runs without label.params there)."""
+        'oracle': the label oracle, which runs without label.params there; 'base': the base model, `base` when
+        given, else train.base)."""
         name = self.benchmark.test_driver
+        if name == BASE_DRIVER:
+            return self._base_driver(base, "benchmark.test_driver")
         if name != "oracle":
             return name
         if self.label.params:
@@ -298,6 +289,8 @@ class Campaign:
             "benchmark.sizes must be positive and benchmark.draws >= 1":
                 any(n < 1 for n in self.benchmark.sizes) or self.benchmark.draws < 1,
             "benchmark.test_repeats must be >= 1": self.benchmark.test_repeats < 1,
+            "benchmark.transfer_labels must be >= 0 or null (all)":
+                self.benchmark.transfer_labels is not None and self.benchmark.transfer_labels < 0,
         }
         for message, bad in problems.items():
             if bad:
@@ -329,74 +322,3 @@ def _typed(key: str, value: Any, kind: str) -> Any:
 
 SECTIONS = {"explore": Explore, "filter": Filter, "budget": Budget, "label": Label, "train": Train,
             "benchmark": Benchmark}
-
-
-def preset(system: str) -> Campaign:
-    """The preset campaign of Si, C or NaCl, any case (see the module docstring for how it is scaled)."""
-    system = preset_name(system)
-    grids = {
-        "Si": ([0.0, 8.0, 15.0], [300.0, 1000.0, 2000.0]),
-        "NaCl": ([0.0, 20.0, 30.0], [300.0, 1000.0]),
-        "C": ([0.0, 20.0, 50.0], [300.0, 1500.0, 3000.0]),
-    }
-    pressures, temperatures = grids[system]
-    return Campaign(system, name=f"{system}-entropy",
-                    explore=Explore(pressures, temperatures, k_global=[PRESET_K_GLOBAL[system]]),
-                    budget=Budget(anchor_fraction=PRESET_ANCHOR_FRACTION))
-
-
-def write(folder: str | os.PathLike, campaign: Campaign, seeds: dict[str, Atoms],
-          force: bool = False) -> Path:
-    """Write campaign.yaml and seeds.extxyz into `folder`; refuses to overwrite unless force."""
-    import yaml
-    from ase.io import write as write_structures
-
-    folder = Path(folder)
-    path = folder / CONFIG
-    if path.exists() and not force:
-        raise ValueError(f"{path} exists; pass --force to overwrite it")
-    folder.mkdir(parents=True, exist_ok=True)
-    structures = []
-    for name, atoms in seeds.items():
-        atoms = atoms.copy()
-        atoms.info["phase"] = name
-        structures.append(atoms)
-    write_structures(folder / SEEDS, structures, format="extxyz")
-    header = (f"# dael campaign for {campaign.system}: edit and run `dael run` in this folder.\n"
-              f"# Seed phases are in {SEEDS} (atoms.info['phase']). Units: GPa, K, eV, Å, fs.\n")
-    path.write_text(header + yaml.safe_dump(campaign.to_dict(), sort_keys=False))
-    return path
-
-
-def load(folder: str | os.PathLike) -> tuple[Campaign, dict[str, Atoms]]:
-    """Read campaign.yaml and the seed phases of a campaign folder."""
-    import yaml
-
-    from dael.data.structures import read_structures
-
-    folder = Path(folder)
-    path = folder / CONFIG
-    if not path.exists():
-        raise ValueError(f"{path} not found: create a campaign with `dael init SYSTEM --dir {folder}`")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML ({exc})") from exc
-    campaign = Campaign.from_dict(data, str(path))
-    if not (folder / SEEDS).exists():
-        raise ValueError(f"{folder / SEEDS} not found: the seed phases of the campaign")
-    seeds = {a.info.get("phase", f"seed{n}"): a for n, a in enumerate(read_structures(folder / SEEDS))}
-    return campaign, seeds
-
-
-def load_or_preset(system: str) -> tuple[Campaign, dict[str, Atoms]]:
-    """(campaign, seed phases) of a preset name (Si, C, NaCl) or a campaign folder."""
-    if Path(system).is_dir():
-        return load(system)
-    return preset(system), phases(system)
-
-
-def source(system: str) -> str:
-    """Where `load_or_preset(system)` takes its settings from, for error messages: the folder's campaign.yaml
-    or 'preset NAME'."""
-    return str(Path(system) / CONFIG) if Path(system).is_dir() else f"preset {system}"

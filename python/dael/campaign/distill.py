@@ -41,6 +41,19 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import read
+
+from dael.calculators.deploy import PACKAGE, load_calculator, time_calls
+from dael.calculators.registry import DEVICE_VARIABLE, check_calculator, make_calculator
+from dael.campaign.loop import fingerprint_settings
+from dael.explore.explorer import Explorer, anchors, grid
+from dael.explore.stability import md_starts
+from dael.label.workers import compute, describe
+from dael.numeric.entropy import GlobalEntropy
+from dael.train.settings import TrainSettings
+from dael.train.training import train
+from dael.util.files import mark, marked, write_extxyz
 
 __all__ = ["ISOTROPIC_STRAINS", "REPORT", "DistillSettings", "distill", "perturbations", "teacher_labels"]
 
@@ -87,8 +100,6 @@ class DistillSettings:
 
     def train_settings(self, seed: int = 0, extra: dict[str, Any] | None = None) -> Any:
         """The dael.train.TrainSettings of the base: `extra` (the campaign's train.settings) with this model."""
-        from dael.train.settings import TrainSettings
-
         model = {k: getattr(self, k) for k in ("epochs", "r_max", "l_max", "num_layers", "num_scalar_features",
                                                "num_tensor_features", "threads", "device")}
         return TrainSettings(**{**(extra or {}), "seed": seed, **model})
@@ -143,10 +154,6 @@ def _variant(atoms: Atoms, kind: str) -> Atoms:
 def teacher_labels(structures: list[Atoms], calc: Any, say: Say = print) -> tuple[list[Atoms], list[str]]:
     """(copies of `structures` carrying `calc`'s energy eV, forces eV/Å and stress eV/Å³ as SinglePointCalculator
     results, one line per structure it failed on); computed in this process, one structure at a time."""
-    from ase.calculators.singlepoint import SinglePointCalculator
-
-    from dael.label.workers import compute, describe
-
     labelled, failures = [], []
     for n, atoms in enumerate(structures):
         try:
@@ -166,15 +173,12 @@ def teacher_labels(structures: list[Atoms], calc: Any, say: Say = print) -> tupl
 
 
 def _read(path: Path) -> list[Atoms]:
-    from ase.io import read
-
+    """Every frame of an extxyz file (none when it is empty)."""
     return read(path, ":") if path.stat().st_size else []
 
 
 def _stage(path: Path, what: str, make: Callable[[], list[Atoms]], say: Say) -> list[Atoms]:
     """The structures of `path`; made by `make` and written first when it does not exist."""
-    from dael.util.files import write_extxyz
-
     if path.exists():
         say(f"distill: {what}: done before ({path})")
     else:
@@ -186,8 +190,6 @@ def _stage(path: Path, what: str, make: Callable[[], list[Atoms]], say: Say) -> 
 def _driver_device(device: str) -> Iterator[None]:
     """DAEL_DEVICE set to `device` inside the block, for the torch calculators that dael.calculators.registry builds
     (also in workers)."""
-    from dael.calculators.registry import DEVICE_VARIABLE
-
     previous = os.environ.get(DEVICE_VARIABLE)
     os.environ[DEVICE_VARIABLE] = device
     try:
@@ -202,10 +204,6 @@ def _driver_device(device: str) -> Iterator[None]:
 def _explore(campaign: Any, seeds: dict[str, Atoms], teacher: str, folder: Path, s: DistillSettings,
              say: Say) -> list[Atoms]:
     """Plain random MD over the grid and one melt per phase with the teacher; every snapshot, tagged kind."""
-    from dael.campaign.loop import fingerprint_settings
-    from dael.explore.explorer import Explorer, grid
-    from dael.numeric.entropy import GlobalEntropy
-
     e = campaign.explore
     md = e.md(steps=s.steps or e.steps, snapshots=s.snapshots or e.snapshots)
     jobs = [job for rep in range(s.repeats)
@@ -225,8 +223,6 @@ def _explore(campaign: Any, seeds: dict[str, Atoms], teacher: str, folder: Path,
 
 def _perturbed(campaign: Any, seeds: dict[str, Atoms], teacher: str, s: DistillSettings, say: Say) -> list[Atoms]:
     """Each phase relaxed at each pressure, its isotropic strains, random strains and rattles."""
-    from dael.explore.explorer import anchors
-
     say(f"distill: {len(seeds)} phase(s) relaxed with {teacher} at {len(campaign.explore.pressures)} pressure(s), "
         "strained and rattled")
     relaxed = anchors(seeds, teacher, campaign.explore.pressures, strains=ISOTROPIC_STRAINS, thermal=0)
@@ -252,12 +248,6 @@ def distill(campaign: Any, seeds: dict[str, Atoms], out: str | os.PathLike, teac
     """Distil `teacher` into an Allegro base in the folder `out` (see the module docstring); resumes a previous
     run stage by stage. Returns distill.json's contents. ValueError for a bad teacher, device or setting
     (before anything runs); RuntimeError when training fails."""
-    from dael.calculators.deploy import PACKAGE, load_calculator, time_calls
-    from dael.calculators.registry import check_calculator, make_calculator
-    from dael.explore.stability import md_starts
-    from dael.train.training import train
-    from dael.util.files import mark, marked, write_extxyz
-
     s = settings or DistillSettings()
     s.check()
     check_calculator(teacher)

@@ -33,11 +33,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from ase.io import write
 
-from dael.campaign.config import CONFIG, Campaign, load
+from dael.campaign.config import CONFIG, Campaign
+from dael.campaign.folder import load
 from dael.campaign.preflight import preflight
+from dael.data.dataset import Dataset, oracle_spec, structure_hash
+from dael.data.structures import read_structures
+from dael.explore.explorer import Explorer, anchors, grid
+from dael.label.labelling import label_dataset
+from dael.numeric.dual import DualEntropy, new_state
 from dael.numeric.entropy import GlobalEntropy
 from dael.numeric.fingerprint import FingerprintSettings, fingerprint
+from dael.numeric.natx import run_settings
+from dael.selection.greedy import select
+from dael.selection.screen import chunks, fingerprint_chunk
+from dael.train import TrainSettings, train
 from dael.util.checks import natx_value
 from dael.util.files import mark, marked
 
@@ -65,8 +76,6 @@ class Paths:
 def fingerprint_settings(campaign: Campaign, seeds: dict) -> FingerprintSettings:
     """The campaign's fingerprint settings; natx 'auto' → NATX_MARGIN × the largest sphere of the seeds compressed
     to the grid's highest pressure (fixed for the run)."""
-    from dael.numeric.natx import run_settings
-
     f = campaign.filter
     return run_settings(list(seeds.values()), f.cutoff, natx_value(f.natx), "s",
                         max(campaign.explore.pressures, default=0.0))
@@ -75,10 +84,6 @@ def fingerprint_settings(campaign: Campaign, seeds: dict) -> FingerprintSettings
 def current_state(paths: Paths, campaign: Campaign, settings: FingerprintSettings) -> GlobalEntropy:
     """The entropy state of the dataset's labelled rows (all but the test ones), fingerprinted with `settings`:
     the state follows the labels, so a pick whose labelling failed never counts (empty before any label)."""
-    from dael.data.dataset import Dataset
-    from dael.numeric.dual import new_state
-    from dael.selection.screen import chunks, fingerprint_chunk
-
     state = new_state(campaign.filter.mode, campaign.filter.eps, settings)
     if paths.dataset.exists():
         for block in chunks(Dataset(paths.dataset).labelled(), 500):  # bounded memory
@@ -86,7 +91,7 @@ def current_state(paths: Paths, campaign: Campaign, settings: FingerprintSetting
     return state
 
 
-def _mark(paths: Paths, r: int, stage: str, entry: dict) -> None:
+def log_stage(paths: Paths, r: int, stage: str, entry: dict) -> None:
     entry = {"round": r, "stage": stage, "time": time.strftime("%Y-%m-%d %H:%M:%S"), **entry}
     with open(paths.root / "log.jsonl", "a") as log:
         log.write(json.dumps(entry) + "\n")
@@ -95,8 +100,6 @@ def _mark(paths: Paths, r: int, stage: str, entry: dict) -> None:
 
 def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = None) -> dict:
     """Run (or resume) the campaign in `folder` until its budget is spent; returns `status(folder)`."""
-    from dael.data.dataset import Dataset
-
     campaign, seeds = load(folder)
     paths = Paths(Path(folder))
     first_driver = preflight(campaign, str(paths.root / CONFIG), _base(campaign, paths),
@@ -115,15 +118,15 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
         paths.round(r).mkdir(parents=True, exist_ok=True)
         driver = first_driver if r == 1 else f"allegro:{paths.model(r - 1)}"  # round 1: what preflight checked
         if selected is None:
-            _explore_and_select(campaign, seeds, paths, r, driver, first_driver, dataset, settings, used, say)
+            explore_round(campaign, seeds, paths, r, driver, first_driver, dataset, settings, used, say)
             selected = marked(paths.done(r, "select"))
         if selected["selected"] == 0:
             say(f"round {r}: nothing new worth labelling; stopping")
             break
         if marked(paths.done(r, "label")) is None:
-            _label(campaign, paths, r, dataset, settings, say)
+            label_round(campaign, paths, r, dataset, settings, say)
         if marked(paths.done(r, "train")) is None:
-            _train(campaign, paths, r, dataset, say)
+            train_round(campaign, paths, r, dataset, say)
     return status(folder)
 
 
@@ -132,16 +135,10 @@ def _base(campaign: Campaign, paths: Paths) -> Path | None:
     return paths.root / campaign.train.base if campaign.train.base else None
 
 
-def _explore_and_select(campaign: Campaign, seeds: dict, paths: Paths, r: int, driver: str, anchor_driver: str,
+def explore_round(campaign: Campaign, seeds: dict, paths: Paths, r: int, driver: str, anchor_driver: str,
                         dataset, settings: FingerprintSettings, used: int, say: Say) -> None:
     """Explore with `driver` and pick the round's structures; the anchors come from `anchor_driver` (round 1's),
     none already in `dataset`."""
-    from ase.io import write
-
-    from dael.data.dataset import structure_hash
-    from dael.explore.explorer import Explorer, anchors, grid
-    from dael.selection.greedy import select
-
     e, b, f = campaign.explore, campaign.budget, campaign.filter
     state = current_state(paths, campaign, settings)
     budget = min(b.per_round, b.total - used)
@@ -174,7 +171,7 @@ def _explore_and_select(campaign: Campaign, seeds: dict, paths: Paths, r: int, d
         state.add(fingerprint(picked, cutoff=settings.cutoff, natx=settings.natx, orbital=settings.orbital))
     write(paths.round(r) / "selected.extxyz", picked, format="extxyz")
     state.save(paths.round(r) / "state.npz")
-    _mark(paths, r, "select", {"driver": driver, "trajectories": len(result.trajectories),
+    log_stage(paths, r, "select", {"driver": driver, "trajectories": len(result.trajectories),
                                "accepted": result.accepted, "selected": len(picked), "logdet": state.logdet})
     say(f"round {r}: {result.accepted} snapshots accepted, {len(picked)} selected for labelling "
         f"(log det {state.logdet:.3f} nats)")
@@ -182,15 +179,10 @@ def _explore_and_select(campaign: Campaign, seeds: dict, paths: Paths, r: int, d
 
 def _greedy_view(state):
     """The state greedy selection ranks against: a dual state's per-atom one."""
-    from dael.numeric.dual import DualEntropy
-
     return state.atom if isinstance(state, DualEntropy) else state
 
 
-def _label(campaign: Campaign, paths: Paths, r: int, dataset, settings: FingerprintSettings, say: Say) -> None:
-    from dael.data.dataset import oracle_spec
-    from dael.data.structures import read_structures
-    from dael.label.labelling import label_dataset
+def label_round(campaign: Campaign, paths: Paths, r: int, dataset, settings: FingerprintSettings, say: Say) -> None:
 
     lab = campaign.label
     picked = read_structures(paths.round(r) / "selected.extxyz")
@@ -206,14 +198,13 @@ def _label(campaign: Campaign, paths: Paths, r: int, dataset, settings: Fingerpr
     summary = label_dataset(dataset, lab.oracle, lab.params, workers=lab.workers, timeout=lab.timeout,
                             retries=lab.retries)
     logdet = current_state(paths, campaign, settings).logdet  # of the labelled rows: failed picks left out
-    _mark(paths, r, "label", {"labeled": summary.labeled, "failed": summary.failed,
+    log_stage(paths, r, "label", {"labeled": summary.labeled, "failed": summary.failed,
                               "seconds": round(summary.seconds, 1), "logdet": logdet})
     say(f"round {r}: labelled {summary.labeled} with {lab.oracle} ({summary.failed} failed) "
         f"in {summary.seconds:.1f} s; log det of the labelled dataset {logdet:.3f} nats")
 
 
-def _train(campaign: Campaign, paths: Paths, r: int, dataset, say: Say) -> None:
-    from dael.train import TrainSettings, train
+def train_round(campaign: Campaign, paths: Paths, r: int, dataset, say: Say) -> None:
 
     labelled = dataset.labelled()
     if len(labelled) < 4:
@@ -225,7 +216,7 @@ def _train(campaign: Campaign, paths: Paths, r: int, dataset, say: Say) -> None:
     say(f"round {r}: training on {len(labelled)} structures" + (f", warm start from {parent}" if parent else ""))
     result = train(labelled, paths.model(r), parent=parent, settings=settings, progress=None, overwrite=True)
     val = result.metrics["validation"]
-    _mark(paths, r, "train", {"model": str(paths.model(r)), "structures": len(labelled),
+    log_stage(paths, r, "train", {"model": str(paths.model(r)), "structures": len(labelled),
                               "validation": {k: v for k, v in val.items() if k.endswith("_mae")}})
     say(f"round {r}: model {paths.model(r)}; validation " +
         ", ".join(f"{k} {v:.2f}" for k, v in val.items() if k.endswith("_mae") and v is not None))
@@ -233,8 +224,6 @@ def _train(campaign: Campaign, paths: Paths, r: int, dataset, say: Say) -> None:
 
 def status(folder: str | os.PathLike) -> dict:
     """Round, budget used, dataset counts, entropy and errors of a campaign folder."""
-    from dael.data.dataset import Dataset
-
     campaign, _ = load(folder)
     paths = Paths(Path(folder))
     log = [json.loads(x) for x in (paths.root / "log.jsonl").read_text().splitlines()] \

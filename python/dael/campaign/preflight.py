@@ -8,7 +8,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from dael.calculators.deploy import resolve_parent
+from dael.calculators.registry import check_calculator
 from dael.campaign.config import Campaign
+from dael.label.labelling import check_options
+from dael.train.settings import TrainSettings
 
 
 @dataclass(frozen=True)
@@ -28,10 +32,6 @@ def preflight(campaign: Campaign, where: str, base: str | os.PathLike | None = N
     options, the exploration driver, the training settings (with `epochs`, default train.epochs) and, for the
     `benchmark`, its test-set driver. `oracle=False` (a benchmark on stored, labelled pools) checks neither the
     oracle nor the MD drivers, which such a run never builds; their names are the campaign's as written."""
-    from dael.calculators.deploy import resolve_parent
-    from dael.calculators.registry import check_calculator
-    from dael.label.labelling import check_options
-
     lab, parent = campaign.label, None
     if base is not None:  # a missing base fails now, not after the exploration and the labels
         try:
@@ -48,7 +48,7 @@ def preflight(campaign: Campaign, where: str, base: str | os.PathLike | None = N
         raise ValueError(f"{where}: label (oracle {lab.oracle!r}, params {lab.params}): {exc}") from exc
     drivers = {"driver": lambda: campaign.exploration_driver(parent)}
     if benchmark:
-        drivers["benchmark.test_driver"] = campaign.test_md_driver
+        drivers["benchmark.test_driver"] = lambda: campaign.test_md_driver(parent)
     names: dict[str, str] = {}
     for key, resolve in drivers.items():
         try:
@@ -61,8 +61,6 @@ def preflight(campaign: Campaign, where: str, base: str | os.PathLike | None = N
 
 
 def _check_training(campaign: Campaign, where: str, epochs: int | None) -> None:
-    from dael.train.settings import TrainSettings
-
     try:
         TrainSettings(epochs=epochs or campaign.train.epochs, seed=campaign.seed, **campaign.train.settings).check()
     except (TypeError, ValueError) as exc:

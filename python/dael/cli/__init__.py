@@ -1,7 +1,16 @@
 """The `dael` command line: a thin declaration of commands, grouped by what they work on; the work is done by
 the library modules they call."""
 
-from dael.cli import campaigns, exploring, fingerprints, labels  # noqa: F401  (each registers its commands)
+from dael.cli import (  # noqa: F401  (each registers its commands)
+    benchmark,
+    campaign,
+    distill,
+    explore,
+    filter,
+    fingerprint,
+    label,
+    train,
+)
 from dael.cli.common import app
 
 __all__ = ["app"]

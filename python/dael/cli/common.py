@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
+from dael.data.structures import read_structures
+
 EXIT_CODES = ("Exit codes: 0 everything done; 1 done, but some structures (label) or trajectories (explore) "
               "failed, see the summary; 2 bad input, options or environment (one 'error:' line says what); "
               "130 interrupted (rerun the same command to resume).")
@@ -41,7 +43,7 @@ ORDER = ("init", "run", "status", "demo", "benchmark", "distill", "explore", "fi
 
 def expand_lists(command: Any, args: list[str]) -> list[str]:
     """`args` with the values following a repeatable int/float option's flag each given their own flag."""
-    numeric = {opt for p in command.params if getattr(p, "multiple", False) and _numeric_list(p) for opt in p.opts}
+    numeric = {opt for p in command.params if getattr(p, "multiple", False) and numeric_list(p) for opt in p.opts}
     out: list[str] = []
     flag, first = None, False  # the last numeric flag seen; whether its own value is still to come
     for token in args:
@@ -54,7 +56,7 @@ def expand_lists(command: Any, args: list[str]) -> list[str]:
     return out
 
 
-def _numeric_list(param: Any) -> bool:
+def numeric_list(param: Any) -> bool:
     """The option is declared list[int] or list[float] (optional or not)."""
     descriptor = getattr(param, "type_descriptor", None)
     if descriptor is None:  # typer before 0.2x builds click options, whose type names the element type
@@ -102,11 +104,9 @@ def checked() -> Iterator[None]:
         raise fail(str(exc)) from exc
 
 
-def _read(paths: list[Path], index: str) -> list:
+def read_inputs(paths: list[Path], index: str) -> list:
     """Every structure of every file (`dael.data.structures.read_structures`: any format ASE reads; of a dael
     dataset, its labelled rows but the test ones); a clear error names the bad file."""
-    from dael.data.structures import read_structures
-
     try:
         return read_structures(paths, index)
     except ValueError as exc:
@@ -118,7 +118,7 @@ Mode = Annotated[str, typer.Option(help="'atom' (per-atom samples, disordered) o
 Device = Annotated[str, typer.Option(help="'cpu' or 'cuda': where training and the model's inference run")]
 
 
-def _print_json(data: dict) -> None:
+def print_json(data: dict) -> None:
     """One JSON object on stdout, unwrapped, for scripts."""
     typer.echo(json.dumps(data))
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -35,9 +36,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ase.db
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
+from ase.db.core import convert_str_to_int_float_bool_or_str
+from ase.io import write
 
 from dael.numeric.fingerprint import FingerprintSettings
 from dael.util.files import replacing
@@ -260,8 +264,6 @@ class Dataset:
         reader takes without key mapping: energy, free_energy and stress (eV, eV/Å³) in the comment line,
         forces (eV/Å) per atom, the key-value pairs as extra info; returns the number of structures.
         Raises ValueError (and writes nothing) when no row matches."""
-        from ase.io import write
-
         path = Path(path)
         frames = list(self.structures(status, sources, **query))
         if not frames:
@@ -288,8 +290,6 @@ def _connect(path: str | os.PathLike) -> Any:
     """The ase.db handle of an SQLite dataset file. SQLite's own locks guard the file (and die with their
     process); ASE's lock file would not: a writer killed inside a write (kill -9) left it behind and every later
     writer waited on it forever, so it is not used. Always append: ase.db deletes an existing file otherwise."""
-    import ase.db
-
     return ase.db.connect(path, type="db", append=True, use_lock_file=False)
 
 
@@ -301,15 +301,11 @@ def _tags(atoms: Atoms) -> dict[str, Any]:
 
 def _reads_as_number(text: str) -> bool:
     """Whether ase.db would read the text as a number or a bool (and so refuse it as a text value)."""
-    from ase.db.core import convert_str_to_int_float_bool_or_str
-
     return not isinstance(convert_str_to_int_float_bool_or_str(text), str)
 
 
 def _check_database(path: Path) -> None:
     """Raise ValueError unless ``path`` is an ASE SQLite database."""
-    import sqlite3
-
     try:
         with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as con:
             tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}

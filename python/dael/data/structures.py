@@ -7,6 +7,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ase import Atoms
+from ase.io import iread
+from ase.io.formats import string2index
+
+from dael.data.dataset import TRAINING_SOURCES, Dataset, is_dataset
 
 Source = str | os.PathLike
 """A structure file: any format ASE reads (extxyz, ASE db, traj, POSCAR, ...) or a dael dataset (.db)."""
@@ -17,11 +21,6 @@ def iter_structures(path: Source, index: str = ":", sources: Sequence[str] | Non
     rows of ``sources`` (None: all but 'test'; :meth:`dael.data.dataset.Dataset.labelled`); any other file the
     frames ASE reads in it. ``index``: which of them, in ASE's index syntax (':', '-1', '::2').
     Raises ValueError naming the file when it is missing, empty or unreadable."""
-    from ase.io import iread
-    from ase.io.formats import string2index
-
-    from dael.data.dataset import TRAINING_SOURCES, Dataset, is_dataset
-
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
@@ -45,8 +44,6 @@ def read_structures(paths: Source | Sequence[Source], index: str = ":",
     """Every structure of every file (see :func:`iter_structures`), in order. Raises ValueError naming the
     file when one is missing or unreadable, or when they hold no structures (for a dataset: with what it
     left out and how to fix it)."""
-    from dael.data.dataset import TRAINING_SOURCES, Dataset, is_dataset
-
     paths = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
     structures = [atoms for path in paths for atoms in iter_structures(path, index, sources)]
     if not structures:

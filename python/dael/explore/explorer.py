@@ -28,15 +28,16 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
+from ase.io import read
 
 from dael.calculators.registry import make_calculator
 from dael.explore.md import GlobalEntropyBias, LocalEntropyBias, MDSettings, relax, run_md
 from dael.explore.order import GRID_TAGS, grid_key, trajectory_order
-from dael.explore.window import in_window
 from dael.label.workers import process_pool
 from dael.numeric.dual import DualEntropy, load_state
 from dael.numeric.entropy import MIN_GAIN, GlobalEntropy
-from dael.numeric.fingerprint import FingerprintSettings, fingerprint
+from dael.numeric.fingerprint import FingerprintSettings
+from dael.selection.stream import stream_filter
 from dael.util.checks import number
 from dael.util.files import concat_files, write_extxyz
 
@@ -139,8 +140,9 @@ class ExploreResult:
 
 class Explorer:
     """Run a grid of jobs with `driver` (a name, see `dael.calculators.registry`), filtering snapshots into `state`
-    (a per-atom, per-configuration or dual state). window: snapshots whose driver energy lies more than
-    this many eV/atom above their thermal expectation (see dael.explore.window) are never accepted (None: no window)."""
+    (a per-atom, per-configuration or dual state) with the streaming filter (dael.selection.stream). window:
+    snapshots whose driver energy lies more than this many eV/atom above their thermal expectation (see
+    dael.selection.window) are never accepted (None: no window)."""
 
     def __init__(self, driver: str, state: State, folder: str | os.PathLike, min_gain: float = MIN_GAIN,
                  workers: int = 1, settings: FingerprintSettings | None = None, window: float | None = None,
@@ -157,16 +159,11 @@ class Explorer:
     def _finish(self, result: dict, log) -> dict:
         """Filter one trajectory's snapshots into the state and commit them (extxyz, state, log line)."""
         snaps = result["snapshots"]
-        inside = in_window(snaps, self.window)
-        gains, accepted = np.full(len(snaps), np.nan), np.zeros(len(snaps), dtype=bool)
-        kept = [s for s, ok in zip(snaps, inside, strict=True) if ok]
-        if kept:
-            s = self.state.settings
-            fps = fingerprint(kept, cutoff=s.cutoff, natx=s.natx, orbital=s.orbital)
-            gains[inside], accepted[inside] = self.state.stream(fps, self.min_gain)
-            if isinstance(self.state, DualEntropy):
-                for snap, mode in zip(kept, self.state.last_modes, strict=True):
-                    snap.info["mode"] = str(mode)
+        gains, accepted, inside = stream_filter(self.state, snaps, self.window, self.min_gain)
+        if isinstance(self.state, DualEntropy) and inside.any():
+            for snap, mode in zip([s for s, ok in zip(snaps, inside, strict=True) if ok], self.state.last_modes,
+                                  strict=True):
+                snap.info["mode"] = str(mode)
         for snap, g, a, ok in zip(snaps, gains, accepted, inside, strict=True):
             snap.info.update({"gain": float(g), "accepted": bool(a), "in_window": bool(ok)})
         path = self.folder / "trajectories" / f"{result['name']}.extxyz"
@@ -236,8 +233,6 @@ class Explorer:
     def accepted_in_order(self) -> list[Atoms]:
         """The accepted snapshots in the order the filter took them (trajectories in the order they finished,
         snapshots in step order): a budget of N labels the first N."""
-        from ase.io import read
-
         out = []
         for line in (self.folder / "trajectories.jsonl").read_text().splitlines():
             entry = json.loads(line)
@@ -247,8 +242,6 @@ class Explorer:
         return out
 
     def _merge(self, jobs: Sequence[Job]) -> None:
-        from ase.io import read
-
         parts = [self.folder / "trajectories" / f"{j.name}.extxyz" for j in jobs]
         parts = [p for p in parts if p.exists() and p.stat().st_size]
         concat_files(parts, self.folder / "snapshots.extxyz")
@@ -268,9 +261,11 @@ ANCHOR_PER_RUN = 5
 
 def anchors(phases: dict[str, Atoms], driver: str, pressures: Sequence[float],
             strains: Sequence[float] = ANCHOR_STRAINS, thermal: int = 2, temperature: float = 300.0,
-            seed: int = 0, relaxed: bool = True) -> list[Atoms]:
+            seed: int = 0, relaxed: bool = True, rattle: float = 0.0) -> list[Atoms]:
     """Near-equilibrium structures (docs/method.md §3, the mixed pool): each phase relaxed with the driver at each
-    pressure (GPa; the relaxed cell itself kept only with `relaxed`), its isotropic strains (linear factors), and
+    pressure (GPa; the relaxed cell itself kept only with `relaxed`; with `rattle` > 0 a copy rattled by that
+    Gaussian σ in Å, kind 'equilibrium': a probe of the equilibrium that is not the relaxed cell), its isotropic
+    strains (linear factors), and
     `thermal` snapshots of plain NVT MD at `temperature` K: independent runs of ANCHOR_PER_RUN snapshots each,
     ANCHOR_SPACING fs apart after ANCHOR_THERMALIZE steps of 1 fs. Tagged phase, pressure_GPa, source='anchor',
     kind."""
@@ -282,6 +277,10 @@ def anchors(phases: dict[str, Atoms], driver: str, pressures: Sequence[float],
         cell.calc = None
         if relaxed:
             out.append(_tagged(cell, tags, "relaxed"))
+        if rattle > 0:
+            probe = _tagged(cell, tags, "equilibrium")
+            probe.positions += np.random.default_rng([seed, n]).normal(0.0, rattle, probe.positions.shape)
+            out.append(probe)
         for f in strains:
             strained = cell.copy()
             strained.set_cell(cell.cell.array * f, scale_atoms=True)

@@ -25,10 +25,16 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import Atoms, units
 from ase.calculators.calculator import Calculator, all_changes
+from ase.filters import FrechetCellFilter
+from ase.md.langevin import Langevin
+from ase.md.nose_hoover_chain import IsotropicMTKNPT
+from ase.md.velocitydistribution import Stationary
+from ase.optimize import FIRE
 
 from dael.numeric.entropy import GlobalEntropy, local_entropy_gradient
 from dael.numeric.fingerprint import FingerprintSettings, fingerprint
 from dael.numeric.natx import padded_settings
+from dael.numeric.neighbors import neighbor_list
 from dael.util.checks import number
 
 GPA = units.GPa
@@ -165,8 +171,6 @@ class Guard:
 
     def check(self, atoms: Atoms) -> str | None:
         """None if the configuration is sane, else the reason it is not."""
-        from dael.numeric.neighbors import neighbor_list
-
         d = neighbor_list(atoms, self.min_distance, "d")
         if len(d):
             return f"atoms {float(np.min(d)):.2f} Å apart (floor {self.min_distance} Å)"
@@ -251,9 +255,6 @@ class Trajectory:
 
 def relax(atoms: Atoms, calc: Calculator, pressure: float, fmax: float, steps: int) -> Atoms:
     """Relax positions and cell under hydrostatic `pressure` GPa with FIRE + FrechetCellFilter."""
-    from ase.filters import FrechetCellFilter
-    from ase.optimize import FIRE
-
     atoms = atoms.copy()
     atoms.calc = calc
     if steps > 0:
@@ -292,10 +293,6 @@ def quench_drop(start: Atoms, thermal: Atoms, driver: Calculator, pressure: floa
 def run_md(atoms: Atoms, driver: Calculator, calc: Calculator, md: MDSettings) -> Trajectory:
     """Relax `atoms` with `driver`, then run `calc` (the driver, possibly wrapped in biases) per `md`; with
     md.unstable set, a phase the thermalisation shows unstable runs on the driver alone (`quench_drop`)."""
-    from ase.md.langevin import Langevin
-    from ase.md.nose_hoover_chain import IsotropicMTKNPT
-    from ase.md.velocitydistribution import Stationary
-
     try:
         from ase.md.velocitydistribution import thermalize_momenta
     except ImportError:  # ASE < 3.29

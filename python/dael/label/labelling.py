@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
+from ase.data import covalent_radii
+from ase.neighborlist import neighbor_list
 
 from dael.calculators.registry import make_calculator
 from dael.data.dataset import Dataset, oracle_spec
@@ -55,9 +57,6 @@ def refusal(atoms: Atoms, closest: float = CLOSEST) -> str | None:
     """Why `atoms` must not be sent to an oracle, or None: non-finite positions or cell, a singular cell
     along a periodic direction, or two atoms (or an atom and its own periodic image) closer than
     `closest` × the sum of their covalent radii (Å)."""
-    from ase.data import covalent_radii
-    from ase.neighborlist import neighbor_list
-
     positions, cell = np.asarray(atoms.positions, float), np.asarray(atoms.cell.array, float)
     if not np.isfinite(positions).all():
         return f"non-finite position (NaN or inf) of atom {int(np.argwhere(~np.isfinite(positions))[0][0])}"

@@ -31,6 +31,7 @@ import socket
 import subprocess
 import sys
 import threading
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,8 +120,6 @@ def die_with_parent(parent: int) -> bool:
 def process_pool(workers: int, threads: int = 1) -> Any:
     """A concurrent.futures pool of `workers` fresh (spawned) processes with `threads` threads each, which
     die with this process (the explorer's trajectories)."""
-    from concurrent.futures import ProcessPoolExecutor
-
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker,
                                initargs=(threads, os.getpid()))
 

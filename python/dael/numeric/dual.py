@@ -26,6 +26,7 @@ import numpy as np
 
 from dael.numeric.entropy import GlobalEntropy
 from dael.numeric.fingerprint import Fingerprints, FingerprintSettings
+from dael.util.files import savez_atomic
 
 DISORDER = 0.03
 """Relative fingerprint distance (see the module docstring) above which a snapshot counts as disordered."""
@@ -128,8 +129,6 @@ class DualEntropy:
 
     def save(self, path: str | os.PathLike) -> None:
         """Both states in one .npz (atomic)."""
-        from dael.util.files import savez_atomic
-
         meta = {"mode": "dual", "eps": self.eps, "threshold": self.threshold,
                 "settings": None if self.settings is None else self.settings.to_dict()}
         arrays = {f"{name}_{k}": v for name, state in (("atom", self.atom), ("config", self.config))

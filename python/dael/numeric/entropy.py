@@ -243,7 +243,6 @@ class GlobalEntropy:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the state (mode, ε, N, mean, scatter, fingerprint settings) atomically to an .npz file."""
-
         meta = {"mode": self.mode, "eps": self.eps,
                 "settings": None if self.settings is None else self.settings.to_dict()}
         savez_atomic(Path(path), meta=json.dumps(meta), **self.arrays())

@@ -38,7 +38,10 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from dael.data.dataset import Dataset, is_dataset
 from dael.data.structures import iter_structures
+from dael.label.workers import dask_client
+from dael.numeric.dual import load_state, new_state
 from dael.numeric.entropy import MIN_GAIN, GlobalEntropy
 from dael.numeric.fingerprint import Fingerprints, FingerprintSettings, fingerprint
 from dael.selection.greedy import EXACT_UP_TO, METHODS
@@ -77,7 +80,6 @@ def fingerprinted(blocks: Iterator[list[Tagged]], settings: FingerprintSettings,
         for block in blocks:
             yield block, fingerprint_chunk([a for _, _, a in block], settings)
         return
-    from dael.label.workers import dask_client
 
     client, cluster = dask_client(dask)
     with client:
@@ -103,9 +105,6 @@ def dataset_state(dataset: Path | None, state: Path | None, mode: str, eps: floa
     dataset's labelled rows but the test ones; failed and pending rows are reported to `say`, never used).
     adopt: a saved state's own fingerprint settings win over `settings` (the user gave no --natx).
     ValueError for a bad mode, a missing file or a saved state that does not fit."""
-    from dael.data.dataset import Dataset, is_dataset
-    from dael.numeric.dual import load_state, new_state
-
     if mode not in ("atom", "config", "dual"):
         raise ValueError(f"--mode must be 'atom', 'config' or 'dual'; got {mode!r}")
     if state is not None:

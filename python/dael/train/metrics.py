@@ -21,6 +21,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from dael.calculators.deploy import load_calculator, with_calculator
+from dael.data.structures import read_structures
 
 __all__ = ["Dataset", "MeanBaseline", "evaluate", "evaluate_sets", "load_structures", "per_type_energies",
            "reference_results"]
@@ -51,8 +52,6 @@ def load_structures(source: Dataset, sources: Sequence[str] | None = None) -> li
     """Labelled structures of a dael dataset (its labelled rows of `sources`; None: all but 'test'), of any
     file ASE reads (extxyz, ASE db, ...; every frame) or of a sequence of Atoms with results attached;
     clean copies (see `_labelled`). The files go through `dael.data.structures.read_structures`."""
-    from dael.data.structures import read_structures
-
     if isinstance(source, str | Path):
         structures, name = read_structures(source, sources=sources), str(source)
     else:

@@ -3,17 +3,16 @@
 The model is the small Allegro of `TrainSettings` trained from scratch, or a parent package whose per-type
 energy shifts are replaced (warm start). The loss is Huber terms on the per-atom energy, forces and stress,
 weighted `energy_weight` : 1 : `stress_weight`; early stopping, the learning-rate plateau schedule and the best
-checkpoint follow one validation score, the MAEs each divided by the mean baseline's RMSE (see `dael.train.training`).
+checkpoint follow one validation score, the MAEs each divided by the mean baseline's RMSE
+(see `dael.train.training`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from dael.train.settings import TrainSettings
+from dael.train.settings import TrainSettings
 
 __all__ = ["metric_terms", "parent_model", "scratch_model", "train_config"]
 

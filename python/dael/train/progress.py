@@ -12,7 +12,7 @@ import time
 
 import lightning
 
-MARKER = "@dael-epoch "
+from dael.train.settings import MARKER
 
 
 class EpochReporter(lightning.Callback):

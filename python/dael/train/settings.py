@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 from dael.util.device import check_device
 
-__all__ = ["TrainSettings"]
+__all__ = ["MARKER", "TrainSettings"]
+
+MARKER = "@dael-epoch "
+"""Start of the line the training subprocess prints after each epoch (dael.train.progress), JSON after it."""
 
 
 @dataclass

@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from ase import Atoms
 
 from dael.calculators.deploy import (
@@ -68,9 +69,10 @@ from dael.calculators.deploy import (
     time_calls,
     with_calculator,
 )
+from dael.data import dataset as store
 from dael.train.metrics import Dataset, MeanBaseline, evaluate, load_structures, per_type_energies, reference_results
 from dael.train.nequip_config import parent_model, scratch_model, train_config
-from dael.train.settings import TrainSettings
+from dael.train.settings import MARKER, TrainSettings
 from dael.util.files import write_extxyz
 
 __all__ = ["TrainResult", "TrainSettings", "train"]
@@ -96,8 +98,6 @@ class TrainResult:
 
 def _left_out(source: Dataset, sources: Sequence[str] | None = None) -> str:
     """'; ' and what `load_structures` left out of a dael dataset (failed, pending, test rows), or ''."""
-    from dael.data import dataset as store
-
     if not isinstance(source, str | Path) or not store.is_dataset(source):
         return ""
     note = store.Dataset(source).left_out(sources or store.TRAINING_SOURCES)
@@ -231,7 +231,6 @@ def train(dataset: Dataset, out: str | Path, parent: str | Path | None = None,
         lr = s.lr or 3e-3
         say(f"warm start from {parent_path} (cutoff {r_max} Å); energy shifts {shifts} eV")
 
-    import yaml
 
     scales = [1e-3 * baseline_errors[f"{q}_rmse"] for q in ("energy", "force", "stress")[: 2 + has_stress]]
     config = train_config(s, data, types, model_types, r_max, model, scales, lr)
@@ -239,7 +238,6 @@ def train(dataset: Dataset, out: str | Path, parent: str | Path | None = None,
     history: list[dict] = []
 
     def on_line(line: str) -> None:
-        from dael.train.progress import MARKER
 
         if line.startswith(MARKER):
             history.append(json.loads(line[len(MARKER):]))

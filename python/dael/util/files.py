@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+from ase.io import write
 
 
 @contextmanager
@@ -67,8 +68,6 @@ def savez_atomic(path: Path, **arrays) -> None:
 
 def write_extxyz(path: Path, structures: Sequence[Atoms]) -> None:
     """Structures (with any results and atoms.info) as extxyz; the parent folder is created."""
-    from ase.io import write
-
     path.parent.mkdir(parents=True, exist_ok=True)
     with replacing(path) as tmp:
         write(tmp, list(structures), format="extxyz")

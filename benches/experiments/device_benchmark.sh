@@ -10,9 +10,9 @@
 #   2. bash scripts/device_wheels.sh;
 #   3. a campaign folder whose campaign.yaml has the model in train.settings (and benchmark.workers: the
 #      models trained at once), a copy of the benchmark folder's stored inputs and, to fine-tune, the base as
-#      base.nequip.zip, all under .device/ (git-ignored): `python benches/device_benchmark.py CAMPAIGN BENCH
+#      base.nequip.zip, all under .device/ (git-ignored): `python benches/experiments/device_benchmark.py CAMPAIGN BENCH
 #      .device/NAME [--model num_layers=2 ...] [--base BASE/model.nequip.zip]` writes them.
-# The call: device tool run with command "bash benches/device_benchmark.sh .device/NAME", carry [".whl",
+# The call: device tool run with command "bash benches/experiments/device_benchmark.sh .device/NAME", carry [".whl",
 # ".device"], timeout ~590 s. It writes to $OUT: device.txt (GPU, versions, wall time), benchmark.log and the
 # trained models with their evaluations as models.tgz.part-* (cat them, untar into the benchmark copy here, then
 # `dael benchmark CAMPAIGN --out BENCH-COPY` with the oracle adds the model's own MD without retraining).
@@ -21,7 +21,7 @@
 # the trained models' packages out of models.tgz: ~1 MB each, and $OUT brings back 64 MiB at most; their
 # evaluations come back, the model's own MD can then not be added here).
 set -euo pipefail
-src=${1:?usage: bash benches/device_benchmark.sh .device/NAME}
+src=${1:?usage: bash benches/experiments/device_benchmark.sh .device/NAME}
 device=${DEVICE:-cuda}
 out=${OUT:-/tmp/dael-benchmark-out}
 run=/tmp/dael-benchmark

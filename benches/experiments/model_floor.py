@@ -2,7 +2,7 @@
 benchmark's tiny Allegro and with a larger one, evaluated on the same test set (issue: random MD must still
 improve with N, else the model, not the data, limits every curve).
 
-Usage: python benches/model_floor.py BENCHMARK_FOLDER SYSTEM [--sizes 400 800] [--draw 0]
+Usage: python benches/experiments/model_floor.py BENCHMARK_FOLDER SYSTEM [--sizes 400 800] [--draw 0]
 Prints the test-set energy / force / stress MAE (meV/atom, meV/Å, meV/Å³) and the training time per model.
 """
 
@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from dael.benchmark.run import POOL_KEYS, epochs_for
-from dael.campaign.config import preset
+from dael.campaign.presets import preset
 from dael.data.dataset import Dataset
 from dael.train import TrainSettings, train
 from dael.train.metrics import evaluate

@@ -1,70 +1,27 @@
-"""Commands on the dataset: `dael label`, `dael export`, `dael train`."""
+"""Commands on the dataset: `dael label`, `dael export`."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from dael.cli.common import Device, _read, app, console, done, errors, fail
-from dael.train.settings import TrainSettings
+from dael.calculators.registry import check_calculator
+from dael.cli.common import app, console, done, errors, fail, read_inputs
+from dael.data.dataset import SOURCES, Dataset, oracle_spec
+from dael.label.labelling import check_options, label_dataset
+from dael.numeric.fingerprint import FingerprintSettings
 from dael.util.checks import output_file
-
-
-@app.command()
-def train(
-    db: Annotated[Path, typer.Option(help="labelled dataset: a dael dataset (its labelled rows but the 'test' "
-                                           "ones), an ASE database or extxyz")],
-    out: Annotated[Path, typer.Option(help="model directory to create (e.g. models/round-03)")],
-    from_: Annotated[str | None, typer.Option(
-        "--from", help="warm start: a local .nequip.zip (foundation model or previous round), a .ckpt or a "
-                       "dael model directory; hub ids are not fetched")] = None,
-    epochs: Annotated[int, typer.Option(help="most epochs (early stopping may end sooner)")] = TrainSettings.epochs,
-    seed: Annotated[int, typer.Option(help="seed of the split, shuffling and initialisation")] = TrainSettings.seed,
-    test: Annotated[Path | None, typer.Option(
-        help="extra labelled structures to evaluate on (of a dael dataset: its 'test' rows)")] = None,
-    lr: Annotated[float | None, typer.Option(help="learning rate (default: 1e-2 new, 3e-3 warm)")] = None,
-    energy_weight: Annotated[float, typer.Option(
-        help="loss weight of the energy per atom (forces: 1)")] = TrainSettings.energy_weight,
-    stress_weight: Annotated[float, typer.Option(
-        help="loss weight of stress (forces: 1)")] = TrainSettings.stress_weight,
-    val_fraction: Annotated[float, typer.Option(
-        help="share of structures held out for validation")] = TrainSettings.val_fraction,
-    threads: Annotated[int, typer.Option(help="torch/OpenMP threads of the training process")] = TrainSettings.threads,
-    device: Device = "cpu",
-    overwrite: Annotated[bool, typer.Option(help="replace a previous run in --out")] = False,
-) -> None:
-    """Train an Allegro potential on a labelled dataset (new, or fine-tuned with --from); writes the model
-    directory with model.nequip.zip and metrics.json."""
-    from dael.train.training import train as run
-
-    try:
-        settings = TrainSettings(epochs=epochs, seed=seed, lr=lr, energy_weight=energy_weight,
-                                 stress_weight=stress_weight, val_fraction=val_fraction, threads=threads, device=device)
-        result = run(db, out, parent=from_, settings=settings, test=test, overwrite=overwrite,
-                     progress=console.print)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        raise fail(str(exc)) from exc
-    table = Table(title=f"Errors of {result.package} (MAE / RMSE)")
-    for col in ("set", "structures", "E meV/atom", "F meV/Å", "S meV/Å³"):
-        table.add_column(col, justify="right" if col != "set" else "left")
-    for name in ("validation", "validation_baseline", "test", "test_baseline"):
-        if name in result.metrics:
-            m = result.metrics[name]
-            cells = [f"{m[f'{q}_mae']:.{d}f} / {m[f'{q}_rmse']:.{d}f}" if m[f"{q}_mae"] is not None else "n/a"
-                     for q, d in (("energy", 2), ("force", 1), ("stress", 2))]
-            table.add_row(name.replace("_", " "), str(m["structures"]), *cells)
-    console.print(table)
 
 
 def key_values(items: list[str] | None, option: str = "--param",
                example: str = "--param system=Si or --param ecut=500") -> dict:
     """``OPTION key=value`` pairs; a value is JSON when it parses (500, true, {"Si": ...}), else text."""
-
     params = {}
     for item in items or []:
         key, sep, value = item.partition("=")
@@ -79,8 +36,6 @@ def key_values(items: list[str] | None, option: str = "--param",
 
 def _fingerprint_option(text: str | None):
     """``CUTOFF,NATX,ORBITAL`` (e.g. 5.0,50,s) as FingerprintSettings; None when not given."""
-    from dael.numeric.fingerprint import FingerprintSettings
-
     if text is None:
         return None
     parts = text.split(",")
@@ -118,14 +73,6 @@ def label_(
         help="fingerprint settings the selection used, CUTOFF,NATX,ORBITAL (e.g. 5.0,50,s)")] = None,
 ) -> None:
     """Label candidate structures with an oracle into the dataset; rerun the same command to resume."""
-    from collections import Counter
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from dael.calculators.registry import check_calculator
-    from dael.data.dataset import SOURCES, Dataset, oracle_spec
-    from dael.label.labelling import check_options, label_dataset
-
     params = key_values(param)
     if workers is not None and dask is not None:
         raise fail("give --workers or --dask, not both")
@@ -141,7 +88,7 @@ def label_(
         dataset = Dataset(db)
     except ValueError as exc:
         raise fail(str(exc)) from exc
-    structures = _read(candidates, ":") if candidates else []
+    structures = read_inputs(candidates, ":") if candidates else []
     spec = oracle_spec(oracle, params)
     try:
         added = dataset.add(structures, oracle=spec, campaign=campaign, round=round_, source=source,
@@ -197,8 +144,6 @@ def export(
     round_: Annotated[int | None, typer.Option("--round", help="only rows of this round")] = None,
 ) -> None:
     """Write dataset rows to an extxyz training file."""
-    from dael.data.dataset import Dataset
-
     if not db.is_file():
         raise fail(f"{db}: no such dataset")
     query = {k: v for k, v in {"campaign": campaign, "round": round_}.items() if v is not None}
@@ -208,5 +153,3 @@ def export(
     except (ValueError, OSError) as exc:
         raise fail(str(exc)) from exc
     console.print(f"{n} structures -> {out}")
-
-

@@ -1,7 +1,7 @@
 """Per-phase signed energy error of benchmark models on the test set: does a model's error come from an offset
 between phases (a floor no amount of data removes) or from scatter?
 
-Usage: python benches/phase_offsets.py CAMPAIGN_FOLDER BENCHMARK_FOLDER MODEL_FOLDER [...]
+Usage: python benches/experiments/phase_offsets.py CAMPAIGN_FOLDER BENCHMARK_FOLDER MODEL_FOLDER [...]
 Prints, per model, the test-set energy MAE, the mean and spread of the signed error (model − oracle) and its
 mean per phase, all in meV/atom.
 """
@@ -16,7 +16,7 @@ from ase.io import read
 
 from dael.benchmark.run import _labelled
 from dael.calculators.deploy import load_calculator, with_calculator
-from dael.campaign.config import load
+from dael.campaign.folder import load
 from dael.train.metrics import load_structures, reference_results
 
 

@@ -2,7 +2,7 @@
 # The distillation on a GPU: `dael distill NaCl --teacher chgnet --repeats 2` (the README's NaCl base; on this
 # 2-core machine 14.8 min) with the teacher's MD, the training and the base's timing on CUDA, as one command
 # for the lent GPU machine. Prepare the wheels here first (bash scripts/device_wheels.sh), then call the
-# device tool's run with command "bash benches/device_distill.sh", carry [".whl"] and a timeout of ~580 s.
+# device tool's run with command "bash benches/experiments/device_distill.sh", carry [".whl"] and a timeout of ~580 s.
 # The distillation is resumable: if the command is stopped at its limit, the same call again (while the
 # machine is still warm) goes on where it stopped. Writes device.txt (GPU, versions, wall time) and the
 # base's distill.json (holdout errors against the teacher, speed of base and teacher per call) to $OUT.

@@ -2,7 +2,7 @@
 benchmark's pools drawn in many exploration orders ('random' and 'stratified', dael.explore.order), and how evenly
 each set spans the grid (no training).
 
-Usage: python benches/stream_order.py CAMPAIGN FOLDER [--sizes 100 200] [--draws 200]
+Usage: python benches/experiments/stream_order.py CAMPAIGN FOLDER [--sizes 100 200] [--draws 200]
        [--strategies stream-fill mixed]
 CAMPAIGN: the campaign folder; FOLDER: its `dael benchmark` folder (pools labelled). Prints a markdown table per
 (strategy, N, order), over the draws: the smallest phase's share of the biased-MD part of the set (mean, and
@@ -21,7 +21,7 @@ from ase.io import read
 
 from dael.benchmark.run import _labelled, draw_rng, pool_fingerprints, selection_pools
 from dael.benchmark.strategies import select_sets
-from dael.campaign.config import load
+from dael.campaign.folder import load
 
 
 def coverage(keys: list[str], entropy: list, phases: list[str], points: int) -> tuple[float, float]:

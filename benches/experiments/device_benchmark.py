@@ -1,13 +1,13 @@
-"""Prepare a benchmark run for the GPU machine (benches/device_benchmark.sh): a copy of a campaign folder (with
-another model in train.settings if asked), a copy of a benchmark folder's stored inputs (labelled pools,
+"""Prepare a benchmark run for the GPU machine (benches/experiments/device_benchmark.sh): a copy of a campaign
+folder (with another model in train.settings if asked), a copy of a benchmark folder's stored inputs (labelled pools,
 holdouts, sets; no models) and, with --base, the model every benchmark model fine-tunes, all under OUT
 (git-ignored there, e.g. .device/NAME) so that the device tool carries them.
 
     # another model, from scratch (experiments.md section 28)
-    python benches/device_benchmark.py CAMPAIGN BENCH .device/NAME --model num_layers=2 \
+    python benches/experiments/device_benchmark.py CAMPAIGN BENCH .device/NAME --model num_layers=2 \
         --model num_scalar_features=128 --model num_tensor_features=32 --workers 6
     # the campaign's model fine-tuned from its base, as `dael benchmark --from BASE` (section 29)
-    python benches/device_benchmark.py CAMPAIGN BENCH .device/NAME --base BASE/model.nequip.zip --workers 12
+    python benches/experiments/device_benchmark.py CAMPAIGN BENCH .device/NAME --base BASE/model.nequip.zip --workers 12
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from pathlib import Path
 import yaml
 
 from dael.benchmark.run import STORED_FILES, check_stored
-from dael.cli.labels import key_values
+from dael.cli.label import key_values
 
 INPUTS = ("labels.db", "labels.done", "holdouts.json", "sets.json")
 """A benchmark folder's stored inputs beside its pools (copied when present)."""
 BASE_FILE = "base.nequip.zip"
-"""The base's name in OUT; benches/device_benchmark.sh fine-tunes from it when it is there."""
+"""The base's name in OUT; benches/experiments/device_benchmark.sh fine-tunes from it when it is there."""
 
 
 def prepare(campaign: Path, bench: Path, out: Path, model: dict, workers: int, base: Path | None = None) -> None:

@@ -1,7 +1,7 @@
 """Which grid points of a preset are unstable phases (docs/method.md §5, `explore.unstable`): the quench drop
 of each (phase, pressure, temperature) after the explorer's unbiased thermalisation, for several seeds.
 
-Usage: python benches/unstable_phases.py SYSTEM [--seeds 4] [--driver reference] [--thermalize 100]
+Usage: python benches/experiments/unstable_phases.py SYSTEM [--seeds 4] [--driver reference] [--thermalize 100]
 Prints one line per grid point: the drops in eV/atom (> explore.unstable: the trajectory would run unbiased).
 """
 
@@ -11,7 +11,7 @@ import argparse
 import time
 
 from dael.calculators.registry import make_calculator
-from dael.campaign.config import phases, preset
+from dael.campaign.presets import phases, preset
 from dael.explore.md import LocalEntropyBias, run_md
 
 

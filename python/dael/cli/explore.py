@@ -1,4 +1,4 @@
-"""Commands that run MD: `dael explore`, `dael distill`."""
+"""`dael explore`: entropy-biased MD over phases × pressures × temperatures, snapshots through the filter."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
+from dael.calculators.registry import check_calculator
 from dael.campaign.config import K_GLOBAL
-from dael.campaign.distill import DistillSettings
-from dael.cli.common import Device, _read, app, checked, console, done, errors, fail
-from dael.explore.md import UNSTABLE
-from dael.explore.window import WINDOW
+from dael.cli.common import app, checked, console, done, errors, read_inputs
+from dael.explore.explorer import Explorer, grid
+from dael.explore.md import UNSTABLE, MDSettings
 from dael.numeric.entropy import MIN_GAIN
+from dael.numeric.natx import run_settings
+from dael.selection.screen import dataset_state
+from dael.selection.window import WINDOW
 from dael.util.checks import natx_value, number
 
 
@@ -58,13 +61,7 @@ def explore(
     seed: Annotated[int, typer.Option(help="random seed of the first trajectory")] = 0,
 ) -> None:
     """Entropy-biased MD over phases × pressures × temperatures × k; snapshots through the global filter."""
-    from dael.calculators.registry import check_calculator
-    from dael.explore.explorer import Explorer, grid
-    from dael.explore.md import MDSettings
-    from dael.numeric.natx import run_settings
-    from dael.selection.screen import dataset_state
-
-    structures = _read(seeds, ":")
+    structures = read_inputs(seeds, ":")
     phases = {}
     for n, atoms in enumerate(structures):
         name = str(atoms.info.get("phase", seeds[0].stem if len(structures) == 1 else f"seed{n}"))
@@ -102,51 +99,3 @@ def explore(
                   f"{result.accepted} snapshots accepted -> {out}/accepted.extxyz (all in {out}/snapshots.extxyz); "
                   f"log det {result.state.logdet:.3f} nats")
     done(failed)
-
-
-_DISTILL = DistillSettings()
-
-
-@app.command()
-def distill(
-    system: Annotated[str, typer.Argument(help="preset (Si, C, NaCl) or a campaign folder")],
-    teacher: Annotated[str, typer.Option(help="chgnet | sevennet | allegro:PATH | ase:module:Class | reference")]
-    = "chgnet",
-    out: Annotated[Path, typer.Option(help="folder of the base model (resumable)")] = Path("base"),
-    device: Device = "cpu",
-    epochs: Annotated[int, typer.Option(help="most training epochs")] = _DISTILL.epochs,
-    steps: Annotated[int, typer.Option(help="MD steps per trajectory (0: the campaign's)")] = 0,
-    snapshots: Annotated[int, typer.Option(help="snapshots per trajectory (0: the campaign's)")] = 0,
-    repeats: Annotated[int, typer.Option(help="MD seeds per phase, pressure and temperature")] = _DISTILL.repeats,
-    rattles: Annotated[int, typer.Option(help="rattled copies (0.05-0.15 Å) per relaxed phase and pressure")]
-    = _DISTILL.rattles,
-    strains: Annotated[int, typer.Option(help="random strains (up to ±10 %) per relaxed phase and pressure")]
-    = _DISTILL.strains,
-    r_max: Annotated[float, typer.Option(help="cutoff of the base, Å")] = _DISTILL.r_max,
-    l_max: Annotated[int, typer.Option(help="largest rotation order of the base")] = _DISTILL.l_max,
-    num_layers: Annotated[int, typer.Option(help="Allegro layers")] = _DISTILL.num_layers,
-    scalar_features: Annotated[int, typer.Option(help="scalar features")] = _DISTILL.num_scalar_features,
-    tensor_features: Annotated[int, typer.Option(help="tensor features")] = _DISTILL.num_tensor_features,
-    workers: Annotated[int, typer.Option(help="MD trajectories in parallel (0: the campaign's)")] = 0,
-    threads: Annotated[int, typer.Option(help="torch threads of training and timing")] = _DISTILL.threads,
-) -> None:
-    """Distil a teacher (foundation model or any ASE calculator) into an Allegro base: broad random MD, melts,
-    strains and rattles labelled by the teacher, a 10 % holdout; writes model.nequip.zip and distill.json
-    (errors against the teacher, speed of both). Fine-tune it with `--from OUT` or campaign.yaml's train.base
-    (with `driver: base`, the campaign and the benchmark also explore with it: the paper's regime)."""
-    from dael.campaign.config import load_or_preset
-    from dael.campaign.distill import distill as run_distill
-
-    settings = DistillSettings(epochs=epochs, steps=steps or None, snapshots=snapshots or None, repeats=repeats,
-                               rattles=rattles, strains=strains, r_max=r_max, l_max=l_max, num_layers=num_layers,
-                               num_scalar_features=scalar_features, num_tensor_features=tensor_features,
-                               workers=workers or None, threads=threads, device=device)
-    try:
-        campaign, seeds = load_or_preset(system)
-        result = run_distill(campaign, seeds, out, teacher, settings,
-                             say=lambda line: console.print(line, markup=False, highlight=False))
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        raise fail(str(exc)) from exc
-    console.print(f"base model: {out / result['model']} (errors and timings: {out / 'distill.json'})")
-
-

@@ -1,7 +1,7 @@
 """Learning curves of several `dael benchmark` folders side by side: one column per system, one row per
 evaluation set, the energy MAE (or another metric) against N, mean ± standard deviation over draws, log-log.
 
-Usage: python benches/curves_by_system.py OUT.png Si=si-bench NaCl=nacl-bench C=c-bench
+Usage: python benches/experiments/curves_by_system.py OUT.png Si=si-bench NaCl=nacl-bench C=c-bench
        [--sets test,test-strain,holdout-entropy-accepted,md] [--strategies mixed,random-anchored,random]
        [--metric energy_mae]
 Reads every model's evaluation.json under FOLDER/models (dael.benchmark.run.folder_records: all sizes and draws

@@ -3,7 +3,7 @@ the random-MD, anchor and test pools copied from one run), each with a selection
 every run's entropy holdout is scored by the *same* random-MD models (those of RANDOM_FOLDER), so the ratios
 differ only by the pool.
 
-Usage: python benches/bias_strength.py RANDOM_FOLDER LABEL:CAMPAIGN:FOLDER [...] [--size 800]
+Usage: python benches/experiments/bias_strength.py RANDOM_FOLDER LABEL:CAMPAIGN:FOLDER [...] [--size 800]
        [--strategy stream-fill]
 RANDOM_FOLDER: a `dael benchmark` folder with random-N{size}-d* models. Each LABEL:CAMPAIGN:FOLDER: a label
 (e.g. the k), the run's campaign folder and its benchmark folder. Prints a markdown table: share of the entropy
@@ -23,9 +23,9 @@ from ase.io import read
 
 from dael.benchmark.run import _labelled, accepted_by_filter, holdout_indices, in_distribution_holdouts
 from dael.calculators.deploy import load_calculator
-from dael.campaign.config import load
-from dael.explore.window import in_window
+from dael.campaign.folder import load
 from dael.numeric.fingerprint import fingerprint
+from dael.selection.window import in_window
 from dael.train.metrics import evaluate
 
 

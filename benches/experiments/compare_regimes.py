@@ -2,7 +2,7 @@
 sets.json (from scratch vs `--from BASE`, or two loss weightings), compared model by model; with one folder,
 that benchmark's learning-curve table.
 
-Usage: python benches/compare_regimes.py FOLDER [FOLDER ...] [--sets test,holdout-entropy]
+Usage: python benches/experiments/compare_regimes.py FOLDER [FOLDER ...] [--sets test,holdout-entropy]
        [--metric energy_mae|force_mae|stress_mae] [--strategies stream-fill,mixed,random]
        [--labels scratch,fine-tuned]
 Prints a markdown table: per evaluation set and N, each strategy's error (mean over the draws every folder

@@ -1,0 +1,196 @@
+"""The benchmark's pools: biased MD (entropy), random MD, near-equilibrium anchors, the independent test and
+transfer sets and the MD-stability starts, explored once and stored as extxyz in FOLDER/pools, then labelled by
+the campaign's oracle into FOLDER/labels.db (both resumable)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.io import read, write
+
+from dael.benchmark.strategies import (
+    DRAW_SHARE,
+)
+from dael.calculators.registry import make_calculator
+from dael.campaign.config import Campaign
+from dael.data.dataset import SOURCES, Dataset, oracle_spec, structure_hash
+from dael.explore.explorer import ANCHOR_STRAINS, Explorer, anchors, grid
+from dael.explore.stability import md_starts
+from dael.label.labelling import label_dataset
+from dael.numeric.entropy import GlobalEntropy
+from dael.numeric.fingerprint import Fingerprints, fingerprint
+from dael.util.files import mark, marked
+
+Say = Callable[[str], None]
+
+
+POOL_SOURCES = {"entropy": "entropy", "random": "random", "anchor": "anchor", "test": "test", "transfer": "test"}
+TRANSFER_REPEAT = (2, 2, 2)
+"""Supercell of each seed phase in the transfer set (8× the atoms the pools were explored with)."""
+TEST_STRAINS = (0.92, 1.08)
+"""Linear factors of the test set's strain probes of each relaxed phase (harder than the anchors' ±3–5 %)."""
+EQUILIBRIUM_RATTLE = 0.01
+"""Gaussian σ (Å) of the test set's equilibrium probes: the relaxed phases, rattled."""
+
+def explore_pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, driver: str, test_driver: str,
+           say: Say) -> dict[str, list]:
+    """Explore (biased and plain MD with `driver`, a registry name), anchors (relaxed by `driver`), test and
+    transfer structures (MD with `test_driver`); cached as extxyz in folder/pools."""
+    e, bench = campaign.explore, campaign.benchmark
+    out = folder / "pools"
+    out.mkdir(parents=True, exist_ok=True)
+    pools: dict[str, list] = {}
+    md = e.md(snapshots=bench.snapshots)
+    for name, random in (("entropy", False), ("random", True)):
+        path = out / f"{name}.extxyz"
+        if not path.exists():
+            offset = campaign.seed + (5000 if random else 0)
+            jobs = [job for rep in range(bench.repeats)
+                    for job in grid(seeds, e.pressures, e.temperatures, e.k_global, e.k_local, md,
+                                    random_baseline=random, seed=offset + 10_000 * rep, bias_scale=e.bias_scale)]
+            say(f"benchmark: {name} pool, {len(jobs)} trajectories")
+            state = GlobalEntropy("atom", campaign.filter.eps, settings)
+            Explorer(driver, state, out / f"{name}-md", min_gain=-np.inf, workers=e.workers).run(jobs)
+            snaps = read(out / f"{name}-md" / "snapshots.extxyz", ":")
+            write(path, snaps, format="extxyz")
+        pools[name] = read(path, ":")
+    path = out / "anchor.extxyz"
+    if not path.exists():
+        # enough that the mixed pool's largest set holds its anchor share after a draw's subsample
+        need = bench.anchor_fraction * max(bench.sizes) / DRAW_SHARE
+        thermal = max(2, int(np.ceil(need / (len(seeds) * len(e.pressures)))) - len(ANCHOR_STRAINS) - 1)
+        say(f"benchmark: anchors ({thermal} thermal snapshots per phase and pressure)")
+        write(path, anchors(seeds, driver, e.pressures, thermal=thermal, seed=campaign.seed),
+              format="extxyz")
+    pools["anchor"] = read(path, ":")
+    path = out / "test.extxyz"
+    if not path.exists():
+        say("benchmark: independent test set")
+        test = plain_md(campaign, test_driver, seeds, e.pressures, e.temperatures, 5, 99_000, out / "test-md",
+                         settings, repeats=bench.test_repeats)
+        # no relaxed cells: with test_driver == driver they are the anchors' own (trained on by `mixed`); the
+        # equilibrium probes are rattled copies of them
+        test += anchors(seeds, test_driver, e.pressures, strains=TEST_STRAINS, thermal=0, relaxed=False,
+                        rattle=EQUILIBRIUM_RATTLE, seed=campaign.seed + 99_000)
+        write(path, _as_test(test), format="extxyz")
+    pools["test"] = read(path, ":")
+    path = out / "transfer.extxyz"
+    if not path.exists():
+        pressures, temperatures = off_grid(e.pressures, 5.0), off_grid(e.temperatures, 300.0)
+        say(f"benchmark: transfer set (2×2×2 cells; {', '.join(f'{p:g}' for p in pressures)} GPa × "
+            f"{', '.join(f'{t:g}' for t in temperatures)} K; new seeds)")
+        bigger = {name: atoms.repeat(TRANSFER_REPEAT) for name, atoms in seeds.items()}
+        transfer = plain_md(campaign, test_driver, bigger, pressures, temperatures, 3, 77_000,
+                            out / "transfer-md", settings)
+        if bench.transfer_labels is not None:
+            transfer = spread(transfer, bench.transfer_labels, campaign.seed)
+        write(path, _as_test(transfer), format="extxyz")
+    pools["transfer"] = read(path, ":")
+    path = out / "md-starts.extxyz"
+    if not path.exists():  # relaxed by the test sets' MD driver (the oracle unless it is too costly for MD)
+        write(path, md_starts(seeds, make_calculator(test_driver), max(e.pressures)), format="extxyz")
+    return pools
+
+
+def spread(structures: list[Atoms], count: int, seed: int) -> list[Atoms]:
+    """`count` of `structures` (all when fewer), taken round-robin over their (phase, pressure, temperature)
+    groups in a seeded order: a subset that keeps every condition."""
+    groups: dict[tuple, list[Atoms]] = {}
+    for atoms in structures:
+        info = atoms.info
+        groups.setdefault((info.get("phase"), info.get("pressure_GPa"), info.get("temperature_K")), []).append(atoms)
+    rng = np.random.default_rng([seed, 77])
+    queues = [[group[i] for i in rng.permutation(len(group))] for group in groups.values()]
+    queues = [queues[i] for i in rng.permutation(len(queues))]
+    out: list[Atoms] = []
+    while len(out) < count and any(queues):
+        out += [q.pop(0) for q in queues if q][: count - len(out)]
+    return out
+
+
+def plain_md(campaign: Campaign, driver: str, phases: dict[str, Atoms], pressures: list[float],
+              temperatures: list[float], snapshots: int, seed: int, folder: Path, settings,
+              repeats: int = 1) -> list[Atoms]:
+    """Snapshots of plain NVT MD (random steps) with `driver` of `phases` at every pressure (GPa) × temperature
+    (K), `repeats` trajectories each, seeds offset by `seed` (+ 1000 per repeat) from the campaign's; run
+    (resumably) in `folder`."""
+    e = campaign.explore
+    jobs = [job for rep in range(repeats)
+            for job in grid(phases, pressures, temperatures, [0.0], md=e.md(ensemble="nvt", snapshots=snapshots),
+                            random_baseline=True, seed=campaign.seed + seed + 1000 * rep)]
+    state = GlobalEntropy("atom", campaign.filter.eps, settings)
+    Explorer(driver, state, folder, min_gain=-np.inf, workers=e.workers).run(jobs)
+    return read(folder / "snapshots.extxyz", ":")
+
+
+def _as_test(structures: list[Atoms]) -> list[Atoms]:
+    for a in structures:
+        a.info["source"] = "test"
+    return structures
+
+
+def label_pools(campaign: Campaign, pools: dict[str, list], folder: Path, say: Say) -> dict[str, list]:
+    """Label every pool with the campaign's oracle (resumable); returns the labelled structures per pool."""
+    lab = campaign.label
+    db = Dataset(folder / "labels.db")
+    spec = oracle_spec(lab.oracle, lab.params)
+    done = marked(folder / "labels.done")
+    if done is None or not set(pools) <= set(done.get("pools", [])):  # a pool added since: label it too
+        for name, structures in pools.items():
+            db.add(structures, oracle=spec, campaign=campaign.name, source=POOL_SOURCES[name])
+        say(f"benchmark: labelling {len(db.pending(spec))} structures with {lab.oracle}")
+        label_dataset(db, lab.oracle, lab.params, workers=lab.workers, timeout=lab.timeout, retries=lab.retries)
+        mark(folder / "labels.done", {"labelled": len(db.labelled(sources=SOURCES)),
+                                      "pools": sorted(set(pools) | set((done or {}).get("pools", [])))})
+    rows = db.labelled(sources=SOURCES)
+    return {name: with_tags(pools[name], rows) for name in pools}
+
+
+STORED = ("entropy", "random", "anchor", "test", "transfer")
+"""The labelled pools a benchmark folder stores (pools/NAME.extxyz, labels.db), beside pools/md-starts.extxyz."""
+STORED_FILES = tuple(f"pools/{name}.extxyz" for name in (*STORED, "md-starts"))
+"""The pool files of a benchmark folder, relative to it."""
+
+
+def check_stored(folder: Path) -> None:
+    """Raise one ValueError unless `folder` holds every pool of a benchmark, labelled (what a run without the
+    oracle needs: it explores and labels nothing)."""
+    missing = [name for name in STORED_FILES if not (folder / name).exists()]
+    labelled = set((marked(folder / "labels.done") or {}).get("pools", []))
+    missing += [f"the labels of the {name} pool" for name in STORED if name not in labelled]
+    if missing:
+        raise ValueError(f"{folder}: a benchmark without the oracle needs its pools explored and labelled; "
+                         f"missing: {', '.join(missing)}. Run `dael benchmark` on this folder with the oracle "
+                         "first, then again with --no-oracle.")
+
+
+def off_grid(values: list[float], step: float) -> list[float]:
+    """Conditions the pools never sampled: the midpoints of the sorted grid values and 15 % beyond the
+    largest (`step` beyond a largest value <= 0, e.g. a single pressure of 0 GPa)."""
+    grid_values = sorted(set(float(v) for v in values))
+    top = grid_values[-1]
+    beyond = top * 1.15 if top > 0 else top + step
+    return [0.5 * (a + b) for a, b in zip(grid_values, grid_values[1:], strict=False)] + [round(beyond, 1)]
+
+
+def with_tags(pool: list[Atoms], labelled: list[Atoms]) -> list[Atoms]:
+    """The labelled rows of the structures in `pool` (matched by the rows' content hash: two pools may share
+    a dataset source), with the pool structure's tags (trajectory, step, phase, temperature, energies, ...;
+    rows written before the dataset kept them lack them); the dataset's own keys (status, source, ...) win."""
+    tags = {structure_hash(a): a.info for a in pool}
+    mine = [atoms for atoms in labelled if atoms.info["hash"] in tags]
+    for atoms in mine:
+        atoms.info = {**tags[atoms.info["hash"]], **atoms.info}
+    return mine
+
+
+def pool_fingerprints(data: dict[str, list], cutoff: float) -> dict[str, Fingerprints]:
+    """Per-atom fingerprints (cutoff Å) of the entropy, anchor and random-MD pools, one natx sized to them
+    (compressed phases outgrow the seeds' margin; zero padding changes no gain)."""
+    names = ("entropy", "anchor", "random")
+    every = fingerprint([a for name in names for a in data[name]], cutoff=cutoff, natx=None)
+    ends = np.cumsum([0] + [len(data[name]) for name in names])
+    return {name: every.subset(ends[k], ends[k + 1]) for k, name in enumerate(names)}
