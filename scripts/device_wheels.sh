@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Wheels for a run on the lent GPU machine (benches/device_distill.sh), written to .whl/ (git-ignored through
+# Wheels for a run on the lent GPU machine (benches/experiments/device_distill.sh), written to .whl/ (git-ignored through
 # .git/info/exclude). That machine reaches no package index and runs Python 3.12 with torch, e3nn, lightning,
 # torchmetrics, scipy, matplotlib, pandas, typer and rich already installed; what dael's distillation needs
 # beyond them travels as wheels, 64 MiB at most together with the working tree:
