@@ -37,17 +37,13 @@ Usage: python benches/fingerprints.py [--repeats 3] [--max-seconds 8] [--quick] 
 
 from __future__ import annotations
 
-import os
+from harness import BenchParser, Timing, fastest, gmean, header, measure, perturbed, ratio, set_threads, table
 
 # Pin BLAS/OpenMP pools before numpy is imported: libfp's eigensolvers must run on one core, and the
 # benchmarked tools get their thread/process counts explicitly.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-             "VECLIB_MAXIMUM_THREADS"):
-    os.environ[_var] = "1"
+set_threads(1)
 
-import argparse  # noqa: E402
 import multiprocessing  # noqa: E402
-import platform  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -90,14 +86,10 @@ class Case:
     libfp_n_grad: int
 
     def pool(self, seed: int) -> list[Atoms]:
+        """The rattled structures (fixed seed)."""
         rng = np.random.default_rng(seed)
         ideal = bulk(self.element, "diamond", a=self.a, cubic=True) * (self.reps, self.reps, self.reps)
-        pool = []
-        for _ in range(self.n_pool):
-            atoms = ideal.copy()
-            atoms.positions += rng.normal(0.0, RATTLE, size=atoms.positions.shape)
-            pool.append(atoms)
-        return pool
+        return [perturbed(ideal, rng, rattle=RATTLE) for _ in range(self.n_pool)]
 
 
 FULL_CASES = [
@@ -105,11 +97,12 @@ FULL_CASES = [
     Case("C 64", "C", 3.57, 2, 8, 8, 4),
     Case("Si 512", "Si", 5.43, 4, 2, 2, 2),
 ]
-# --quick: tiny pools; the big case shrinks to 3x3x3 (216 atoms) so libfp's gradients stay cheap
+# --quick: tiny pools; the big case shrinks to 3x3x3 (216 atoms) and libfp's gradients of the C and big
+# cases run on one structure, so that libfp's gradients stay cheap
 QUICK_CASES = [
     Case("Si 64", "Si", 5.43, 2, 2, 2, 2),
-    Case("C 64", "C", 3.57, 2, 2, 2, 2),
-    Case("Si 216", "Si", 5.43, 3, 2, 2, 2),
+    Case("C 64", "C", 3.57, 2, 2, 2, 1),
+    Case("Si 216", "Si", 5.43, 3, 2, 2, 1),
 ]
 
 
@@ -191,33 +184,14 @@ def dael_loop(natx: int, gradients: bool, threads: int) -> Runner:
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Timing:
-    """Best wall time (s) of `passes` timed passes over structures holding `atoms` atoms in all."""
-
-    seconds: float
-    atoms: int
-    passes: int
-
-    @property
-    def rate(self) -> float:
-        """Atoms per second."""
-        return self.atoms / self.seconds
-
-
-def best_of(run: Runner, items: Sequence, atoms: int, repeats: int, max_seconds: float,
-            warm_up: bool = True) -> Timing:
-    """Optional untimed warm-up on the first item, then the best of up to `repeats` timed passes, stopping
-    early once `max_seconds` have been spent on timed passes (at least one pass)."""
+def throughput(run: Runner, items: Sequence, atoms: int, repeats: int, max_seconds: float,
+               warm_up: bool = True) -> Timing:
+    """Optional untimed warm-up on the first item, then the best of up to `repeats` timed passes over `items`,
+    stopping early once `max_seconds` s have been spent on timed passes (rate: atoms/s; `atoms`: atoms in
+    `items`)."""
     if warm_up:
         run(items[:1])
-    best, spent, passes = float("inf"), 0.0, 0
-    while passes < repeats and (passes == 0 or spent < max_seconds):
-        t0 = time.perf_counter()
-        run(items)
-        elapsed = time.perf_counter() - t0
-        best, spent, passes = min(best, elapsed), spent + elapsed, passes + 1
-    return Timing(best, atoms, passes)
+    return measure(lambda: run(items), repeat=repeats, max_seconds=max_seconds, count=atoms)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -280,41 +254,35 @@ class Row:
     loop_two: Timing
 
 
-def measure(case: Case, pool: Sequence[Atoms], cells: Sequence[LibfpCell], natx: int, gradients: bool,
-            workers: Pool, repeats: int, max_seconds: float) -> Row:
+def measure_case(case: Case, pool: Sequence[Atoms], cells: Sequence[LibfpCell], natx: int, gradients: bool,
+                 workers: Pool, repeats: int, max_seconds: float) -> Row:
     """All timings of one case with or without gradients."""
     n_atoms = len(pool[0])
     k = min(case.libfp_n_grad if gradients else case.libfp_n, len(cells))
     subset = cells[:k]
     # libfp already ran on structure 0 in this process during the check; the workers warmed up at start
-    lib_one = best_of(libfp_loop(natx, gradients), subset, k * n_atoms, repeats, max_seconds, warm_up=False)
-    lib_two_p = best_of(libfp_processes(workers, natx, gradients), subset, k * n_atoms, repeats, max_seconds,
-                        warm_up=False)
-    lib_two, how = (lib_two_p, "2P") if lib_two_p.rate > lib_one.rate else (lib_one, "1P")
+    lib_one = throughput(libfp_loop(natx, gradients), subset, k * n_atoms, repeats, max_seconds, warm_up=False)
+    lib_two_p = throughput(libfp_processes(workers, natx, gradients), subset, k * n_atoms, repeats, max_seconds,
+                           warm_up=False)
+    how, lib_two = fastest(("1P", lib_one), {"2P": lib_two_p})
     total = len(pool) * n_atoms
-    timings = [best_of(make(natx, gradients, threads), pool, total, repeats, max_seconds)
+    timings = [throughput(make(natx, gradients, threads), pool, total, repeats, max_seconds)
                for make in (dael_batched, dael_loop) for threads in (1, 2)]
     return Row(case, gradients, natx, k, lib_one, lib_two, how, *timings)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = BenchParser(__doc__, about="2 structures per case, 216-atom big case", repeats=1)
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per measurement, best kept")
     parser.add_argument("--max-seconds", type=float, default=8.0,
                         help="stop repeating a measurement once it has spent this many seconds (default 8)")
-    parser.add_argument("--quick", action="store_true",
-                        help="2 structures per case, 216-atom big case, 1 repeat")
     parser.add_argument("--seed", type=int, default=20240611)
     args = parser.parse_args(argv)
     cases = QUICK_CASES if args.quick else FULL_CASES
-    repeats = 1 if args.quick else args.repeats
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"# per-atom OMFP fingerprints, cutoff {CUTOFF} Å, orbital {ORBITAL!r}, natx = largest sphere; "
-          f"best of <= {repeats} passes (stop after {args.max_seconds:g} s) after a 1-structure warm-up")
-    print(f"# python {platform.python_version()}, numpy {np.__version__}, "
-          f"dael {getattr(dael, '__version__', '?')}, libfp {getattr(libfp, '__version__', '?')}; "
-          f"{cores} usable cores; BLAS/OpenMP pinned to 1 thread")
+    print(header(f"per-atom OMFP fingerprints, cutoff {CUTOFF} Å, orbital {ORBITAL!r}, natx = largest sphere; "
+                 f"best of <= {args.repeats} passes (stop after {args.max_seconds:g} s) after a 1-structure "
+                 "warm-up", tools=("libfp",)))
 
     start = time.perf_counter()
     rows: list[Row] = []
@@ -328,45 +296,43 @@ def main(argv: Sequence[str] | None = None) -> None:
                   f"{case.reps}x{case.reps}x{case.reps}, rattle {RATTLE} Å), natx {natx}")
             for gradients in (False, True):
                 all_ok &= check(case, pool, cells[0], natx, gradients)
-                rows.append(measure(case, pool, cells, natx, gradients, workers, repeats, args.max_seconds))
+                rows.append(measure_case(case, pool, cells, natx, gradients, workers, args.repeats,
+                                         args.max_seconds))
     print(f"# measured in {time.perf_counter() - start:.0f} s")
     print_table(rows, all_ok)
-
-
-def gmean(x: np.ndarray) -> float:
-    """Geometric mean."""
-    return float(np.exp(np.log(x).mean()))
 
 
 def print_table(rows: Sequence[Row], all_ok: bool) -> None:
     """Throughput table with dael/libfp ratios, and a one-line summary."""
     print()
-    print("Throughput [atoms/s] (higher is better); x = dael / libfp (>1: dael faster); "
+    print("Throughput [atoms/s] (higher is better); × = dael / libfp (>1: dael faster); "
           "libfp 2c = better of 1 process (1P) and 2 processes (2P)")
-    print(f"{'':<24}| {'libfp':<25}| {'dael batched (one call)':<36}| {'dael per structure':<36}| passes")
-    head = (f"{'case':<7} {'grad':<4} {'natx':>4} {'pool':>5} | {'on':>3} {'1c':>8} {'2c':>12} | "
-            f"{'1T':>9} {'2T':>9} {'x 1c':>7} {'x 2c':>7} | {'1T':>9} {'2T':>9} {'x 1c':>7} {'x 2c':>7} | "
-            f"{'lib':<3} dael")
-    print(head)
-    print("-" * len(head))
+    lines = []
     for r in rows:
         lib_one, lib_two = r.libfp_one.rate, r.libfp_two.rate
         timings = (r.batched_one, r.batched_two, r.loop_one, r.loop_two)
         b_one, b_two, l_one, l_two = (t.rate for t in timings)
-        print(f"{r.case.name:<7} {'yes' if r.gradients else 'no':<4} {r.natx:>4} {r.case.n_pool:>5} | "
-              f"{r.libfp_structures:>3} {lib_one:>8,.0f} {lib_two:>7,.0f} ({r.libfp_two_how}) | "
-              f"{b_one:>9,.0f} {b_two:>9,.0f} {b_one / lib_one:>7.2f} {b_two / lib_two:>7.2f} | "
-              f"{l_one:>9,.0f} {l_two:>9,.0f} {l_one / lib_one:>7.2f} {l_two / lib_two:>7.2f} | "
-              f"{r.libfp_one.passes}/{r.libfp_two.passes} {'/'.join(str(t.passes) for t in timings)}")
-    print("(pool: structures in the pool, dael timed on all; on: the first structures libfp is timed on; "
+        lines.append((r.case.name, "yes" if r.gradients else "no", r.natx, r.case.n_pool, r.libfp_structures,
+                      lib_one, f"{lib_two:,.0f} ({r.libfp_two_how})",
+                      b_one, b_two, ratio(b_one, lib_one), ratio(b_two, lib_two),
+                      l_one, l_two, ratio(l_one, lib_one), ratio(l_two, lib_two),
+                      f"{r.libfp_one.passes}/{r.libfp_two.passes} {'/'.join(str(t.passes) for t in timings)}"))
+    rate, number, text = ",.0f", "d", ""
+    print(table(lines, ["case", "grad", ("natx", number), ("pool", number), ("libfp on", number),
+                        ("libfp 1c", rate), ("libfp 2c", text), ("batched 1T", rate), ("batched 2T", rate),
+                        ("batched × 1c", text), ("batched × 2c", text), ("per-structure 1T", rate),
+                        ("per-structure 2T", rate), ("per-structure × 1c", text), ("per-structure × 2c", text),
+                        ("passes", text)]))
+    print("(pool: structures in the pool, dael timed on all; libfp on: the first structures libfp is timed on; "
+          "batched: dael, one call for the pool; per-structure: dael, one call per structure; "
           "passes: timed passes kept best of, libfp 1P/2P and dael batched 1T/2T, per-structure 1T/2T)")
 
-    one = np.array([r.batched_one.rate / r.libfp_one.rate for r in rows])
-    two = np.array([r.batched_two.rate / r.libfp_two.rate for r in rows])
+    one = [r.batched_one.rate / r.libfp_one.rate for r in rows]
+    two = [r.batched_two.rate / r.libfp_two.rate for r in rows]
     print()
-    print(f"Summary: dael batched is {one.min():.1f}-{one.max():.1f}x libfp on 1 core (geometric mean "
-          f"{gmean(one):.1f}x) and {two.min():.1f}-{two.max():.1f}x on 2 cores "
-          f"(geometric mean {gmean(two):.1f}x) "
+    print(f"Summary: dael batched is {min(one):.1f}-{max(one):.1f}× libfp on 1 core (geometric mean "
+          f"{gmean(one):.1f}×) and {min(two):.1f}-{max(two):.1f}× on 2 cores "
+          f"(geometric mean {gmean(two):.1f}×) "
           f"over {len(rows)} case/gradient rows; values and gradients "
           f"{'equal libfp to 1e-10 relative' if all_ok else 'DO NOT all equal libfp (see check lines)'}.")
 

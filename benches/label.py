@@ -12,74 +12,80 @@ labelled with energy, forces and stress by the reference oracle (quadratic SNAP 
                 result to an ASE SQLite database (one transaction per result)
 
 Throughput is in structures labelled per second, wall time, one pass each (worker start-up, about 1 s per
-process, is part of the number). Each row prints its ratio to the anchor. OMP/BLAS threads are 1.
+process, is part of the number). Each row prints its ratio to the anchor. Every thread pool (OpenMP, BLAS,
+rayon) has 1 thread, in this process and in the workers.
 
-Usage: python benches/label.py [--n 200] [--workers 1 2]
+Usage: python benches/label.py [--n 200] [--workers 1 2] [--quick]
 """
 
 from __future__ import annotations
 
-import os
+from harness import BenchParser, header, measure, perturbed, ratio, set_threads, table
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+set_threads(1)
 
-import argparse  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from ase import Atoms  # noqa: E402
 from ase.build import bulk  # noqa: E402
+from ase.calculators.calculator import Calculator  # noqa: E402
 
 from dael.calculators.registry import make_calculator  # noqa: E402
 from dael.data.dataset import Dataset  # noqa: E402
 from dael.label.labelling import label, label_dataset  # noqa: E402
 
 
-def pool(n: int, seed: int = 7) -> list:
+def pool(n: int, seed: int = 7) -> list[Atoms]:
+    """n 64-atom Si diamond cells rattled by 0.05 Å."""
     rng = np.random.default_rng(seed)
     base = bulk("Si", "diamond", a=5.43, cubic=True) * (2, 2, 2)
-    out = []
-    for _ in range(n):
-        atoms = base.copy()
-        atoms.positions += 0.05 * rng.standard_normal(atoms.positions.shape)
-        out.append(atoms)
-    return out
+    return [perturbed(base, rng, rattle=0.05) for _ in range(n)]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=200)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    args = parser.parse_args()
-    structures = pool(args.n)
-
-    calc = make_calculator("reference")
-    start = time.perf_counter()
+def direct_calls(calc: Calculator, structures: list[Atoms]) -> None:
+    """The anchor: one calculator on every structure in a plain loop."""
     for atoms in structures:
         a = atoms.copy()
         a.calc = calc
         a.get_potential_energy(), a.get_forces(), a.get_stress()
-    anchor = args.n / (time.perf_counter() - start)
-    rows = [("anchor: direct calls, 1 process", anchor)]
 
+
+def with_dataset(structures: list[Atoms], path: Path, workers: int) -> None:
+    """Add the structures to a new ASE SQLite dataset and label it."""
+    dataset = Dataset(path)
+    dataset.add(structures, oracle="reference")
+    summary = label_dataset(dataset, "reference", workers=workers)
+    assert summary.labeled == len(structures)
+
+
+def labelled(structures: list[Atoms], workers: int) -> None:
+    """Label the structures with dael's executor; every outcome must be ok."""
+    assert all(o.ok for o in label(structures, "reference", workers=workers))
+
+
+def main() -> None:
+    parser = BenchParser(__doc__, n=16, workers=[1])
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    structures = pool(args.n)
+    print(header(f"reference oracle (SNAP), {args.n} x 64-atom Si, energy + forces + stress, structures/s, "
+                 "one pass each", tools=("ase", "lammps")))
+
+    calc = make_calculator("reference")  # made before the clock starts
+    anchor = measure(lambda: direct_calls(calc, structures), count=args.n)
+    rows = [("anchor: direct calls, 1 process", anchor)]
     for w in [0, *args.workers]:
-        start = time.perf_counter()
-        assert all(o.ok for o in label(structures, "reference", workers=w))
-        rows.append((f"label, workers={w}", args.n / (time.perf_counter() - start)))
+        rows.append((f"label, workers={w}", measure(lambda w=w: labelled(structures, w), count=args.n)))
     with tempfile.TemporaryDirectory() as tmp:
         for w in args.workers:
-            dataset = Dataset(Path(tmp) / f"w{w}.db")
-            start = time.perf_counter()
-            dataset.add(structures, oracle="reference")
-            summary = label_dataset(dataset, "reference", workers=w)
-            assert summary.labeled == args.n
-            rows.append((f"label_dataset (SQLite), workers={w}", args.n / (time.perf_counter() - start)))
+            run = measure(lambda w=w: with_dataset(structures, Path(tmp) / f"w{w}.db", w), count=args.n)
+            rows.append((f"label_dataset (SQLite), workers={w}", run))
 
-    print(f"Reference oracle (SNAP), {args.n} x 64-atom Si, energy + forces + stress, {os.cpu_count()} cores")
-    print(f"{'case':<40}{'structures/s':>14}{'x anchor':>10}")
-    for name, rate in rows:
-        print(f"{name:<40}{rate:>14.1f}{rate / anchor:>10.2f}")
+    print(table([(name, t.rate, ratio(t.rate, anchor.rate)) for name, t in rows],
+                ["case", ("structures/s", ".1f"), ("× anchor (direct calls)", "")]))
 
 
 if __name__ == "__main__":

@@ -26,24 +26,18 @@ Usage: python benches/neighbors.py [--n 2000] [--repeats 3] [--quick] [--cutoff 
 
 from __future__ import annotations
 
-import os
+from harness import BenchParser, Timing, fastest, header, measure, perturbed, ratio, set_threads, table
 
 # Pin BLAS/OpenMP pools before numpy is imported so they cannot oversubscribe the cores; the
 # benchmarked tools get their thread counts explicitly.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-             "VECLIB_MAXIMUM_THREADS"):
-    os.environ[_var] = "1"
+set_threads(1)
 
-import argparse  # noqa: E402
-import platform  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 
-import ase  # noqa: E402
 import ase.neighborlist  # noqa: E402
-import matscipy  # noqa: E402
 import matscipy.neighbours  # noqa: E402
 import numpy as np  # noqa: E402
 import vesin  # noqa: E402
@@ -72,15 +66,7 @@ def make_pool(n: int, seed: int) -> list[Atoms]:
     si = bulk("Si", "diamond", a=5.43, cubic=True) * (2, 2, 2)
     nacl = bulk("NaCl", "rocksalt", a=5.64, cubic=True) * (2, 2, 2)
     n_si = (n + 1) // 2
-    pool: list[Atoms] = []
-    for k in range(n):
-        atoms = (si if k < n_si else nacl).copy()
-        strain = np.eye(3) + rng.normal(0.0, STRAIN_STD, size=(3, 3))
-        atoms.set_cell(atoms.cell.array @ strain, scale_atoms=True)
-        stdev = rng.uniform(*RATTLE_RANGE)
-        atoms.positions += rng.normal(0.0, stdev, size=atoms.positions.shape)
-        pool.append(atoms)
-    return pool
+    return [perturbed(si if k < n_si else nacl, rng, strain=STRAIN_STD, rattle=RATTLE_RANGE) for k in range(n)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -162,31 +148,13 @@ def in_thread_pool(make: Callable[[int, float], Runner], cutoff: float, executor
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Timing:
-    """Best wall time (s) of `repeats` passes over `n` structures, and the pair count of one pass."""
-
-    seconds: float
-    n: int
-    pairs: int
-
-    @property
-    def rate(self) -> float:
-        """Structures per second."""
-        return self.n / self.seconds
-
-
-def best_of(run: Runner, structures: Sequence[Atoms], repeats: int) -> Timing:
-    """One untimed warm-up pass, then the best of `repeats` timed passes."""
-    pairs = run(structures)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        again = run(structures)
-        best = min(best, time.perf_counter() - t0)
-        if again != pairs:
-            raise RuntimeError(f"pair count changed between passes: {pairs} -> {again}")
-    return Timing(best, len(structures), pairs)
+def throughput(run: Runner, structures: Sequence[Atoms], repeats: int) -> Timing:
+    """One untimed warm-up pass, then `repeats` timed passes (rate: structures/s of the best); the pair count
+    (`value`) must be the same in every pass."""
+    timing = measure(lambda: run(structures), repeat=repeats, warmup=1, count=len(structures))
+    if len(set(timing.values)) != 1:
+        raise RuntimeError(f"pair count changed between passes: {timing.values}")
+    return timing
 
 
 @dataclass
@@ -205,12 +173,10 @@ class Row:
 def two_thread_choice(one: Timing, candidates: dict[str, Timing], notes: list[str]) -> Timing:
     """The fastest 2-thread strategy, or the 1-thread timing if none scales; explains the pick in notes."""
     measured = ", ".join(f"{name} {t.rate:,.0f}/s" for name, t in candidates.items())
-    name, best = max(candidates.items(), key=lambda kv: kv[1].rate)
-    if best.rate >= SCALING_THRESHOLD * one.rate:
-        notes.append(f"2T = {name} (measured: {measured})")
-        return best
-    notes.append(f"no 2T scaling, 2T := 1T (measured: {measured})")
-    return one
+    name, best = fastest(("1T", one), candidates, SCALING_THRESHOLD)
+    notes.append(f"no 2T scaling, 2T := 1T (measured: {measured})" if best is one
+                 else f"2T = {name} (measured: {measured})")
+    return best
 
 
 # --------------------------------------------------------------------------------------------------
@@ -249,25 +215,17 @@ def check_pairs(pool: Sequence[Atoms], cutoff: float) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = BenchParser(__doc__, n=200, repeats=1, ase_subset=50)
     parser.add_argument("--n", type=int, default=2000, help="structures in the pool (default 2000)")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per measurement, best kept")
-    parser.add_argument("--quick", action="store_true", help="200 structures, 1 repeat")
     parser.add_argument("--cutoff", type=float, default=5.0, help="cutoff in Å (default 5)")
     parser.add_argument("--ase-subset", type=int, default=200, help="structures timed for ase (default 200)")
     parser.add_argument("--seed", type=int, default=20240611)
     args = parser.parse_args(argv)
-    if args.quick:
-        args.n, args.repeats = 200, 1
     n, repeats, cutoff = args.n, args.repeats, args.cutoff
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"# neighbour-list throughput, cutoff {cutoff} Å, quantities {QUANTITIES!r}, full lists, "
-          f"best of {repeats} after 1 warm-up")
-    print(f"# python {platform.python_version()}, numpy {np.__version__}, "
-          f"dael {getattr(dael, '__version__', '?')}, vesin {vesin.__version__}, ase {ase.__version__}, "
-          f"matscipy {matscipy.__version__}; "
-          f"{cores} usable cores; BLAS/OpenMP pinned to 1 thread")
+    print(header(f"neighbour-list throughput, cutoff {cutoff} Å, quantities {QUANTITIES!r}, full lists, "
+                 f"best of {repeats} after 1 warm-up", tools=("vesin", "ase", "matscipy")))
 
     t0 = time.perf_counter()
     pool = make_pool(n, args.seed)
@@ -280,8 +238,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows: list[Row] = []
     with ThreadPoolExecutor(max_workers=2) as executor:
         # dael, one native call for the pool
-        one = best_of(dael_batched(1, cutoff), pool, repeats)
-        two = best_of(dael_batched(2, cutoff), pool, repeats)
+        one = throughput(dael_batched(1, cutoff), pool, repeats)
+        two = throughput(dael_batched(2, cutoff), pool, repeats)
         rows.append(Row("dael", "neighbor_lists(pool, threads=N)", "ijSdD", n, one, two,
                         ["one native call; rayon over structures"]))
 
@@ -296,21 +254,21 @@ def main(argv: Sequence[str] | None = None) -> None:
              [f"timed on {len(subset)} structures; no threading option"]),
         ]
         for tool, call, quantities, make, has_own_threads, structures, notes in specs:
-            one = best_of(make(1, cutoff), structures, repeats)
-            candidates = {"2 Python threads": best_of(in_thread_pool(make, cutoff, executor, 2), structures,
-                                                       repeats)}
+            one = throughput(make(1, cutoff), structures, repeats)
+            candidates = {"2 Python threads": throughput(in_thread_pool(make, cutoff, executor, 2), structures,
+                                                         repeats)}
             if has_own_threads:
                 own = "threads=2" if tool == "dael" else "n_threads=2"
-                candidates[f"{own} per call"] = best_of(make(2, cutoff), structures, repeats)
+                candidates[f"{own} per call"] = throughput(make(2, cutoff), structures, repeats)
             two = two_thread_choice(one, candidates, notes)
             rows.append(Row(tool, call, quantities, len(structures), one, two, notes))
 
     # every tool must agree with dael on the total pair count of what it was timed on
-    reference = {n: rows[0].one.pairs, len(subset): dael_batched(1, cutoff)(subset)}
+    reference = {n: rows[0].one.value, len(subset): dael_batched(1, cutoff)(subset)}
     for row in rows:
         for t in (row.one, row.two):
-            if t.pairs != reference[t.n]:
-                row.notes.append(f"PAIR COUNT MISMATCH: {t.pairs} vs dael {reference[t.n]}")
+            if t.value != reference[t.count]:
+                row.notes.append(f"PAIR COUNT MISMATCH: {t.value} vs dael {reference[t.count]}")
 
     print_tables(rows, n, cutoff)
 
@@ -319,27 +277,19 @@ def print_tables(rows: list[Row], n: int, cutoff: float) -> None:
     """Throughput table, dael/X ratio table and a one-line summary."""
     print()
     print(f"Throughput [structures/s], {n} x 64-atom structures, cutoff {cutoff} Å (higher is better)")
-    head = f"{'tool':<9} {'call':<38} {'qty':<6} {'timed on':>8} {'1 thread':>10} {'2 threads':>10}  notes"
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        print(f"{r.tool:<9} {r.call:<38} {r.quantities:<6} {r.subset:>8} {r.one.rate:>10,.0f} "
-              f"{r.two.rate:>10,.0f}  {'; '.join(r.notes)}")
-    print(f"(pairs per pass over the full pool: {rows[0].one.pairs:,}; all tools agree unless noted)")
+    print(table([(r.tool, r.call, r.quantities, r.subset, r.one.rate, r.two.rate, "; ".join(r.notes)) for r in rows],
+                ["tool", "call", "qty", ("timed on", "d"), ("1 thread", ",.0f"), ("2 threads", ",.0f"), "notes"]))
+    print(f"(pairs per pass over the full pool: {rows[0].one.value:,}; all tools agree unless noted)")
 
     batched, loop = rows[0], rows[1]
     others = rows[2:]
     print()
     print("Speed ratios (dael throughput / other tool's throughput; >1 means dael is faster)")
-    head = f"{'ratio':<28} {'1 thread':>10} {'2 threads':>10}"
-    print(head)
-    print("-" * len(head))
-    for label, d in (("batched", batched), ("per-structure", loop)):
-        for o in others:
-            name = f"dael {label}/{o.tool}"
-            print(f"{name:<28} {d.one.rate / o.one.rate:>10.2f} {d.two.rate / o.two.rate:>10.2f}")
+    print(table([(f"dael {label} / {o.tool}", ratio(d.one.rate, o.one.rate), ratio(d.two.rate, o.two.rate))
+                 for label, d in (("batched", batched), ("per-structure", loop)) for o in others],
+                ["ratio", ("1 thread", ""), ("2 threads", "")]))
 
-    ratios = ", ".join(f"{batched.one.rate / o.one.rate:.2f}x / {batched.two.rate / o.two.rate:.2f}x {o.tool}"
+    ratios = ", ".join(f"{ratio(batched.one.rate, o.one.rate)} / {ratio(batched.two.rate, o.two.rate)} {o.tool}"
                        for o in others)
     print()
     print(f"Summary: dael batched {batched.one.rate:,.0f} / {batched.two.rate:,.0f} structures/s "
