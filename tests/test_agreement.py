@@ -8,7 +8,7 @@ from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from dael.campaign.agreement import TOLERANCE_GPA, describe, mismatch
-from dael.explore.explorer import anchors
+from dael.explore.anchors import anchors
 
 DRIVER = "ase:ase.calculators.emt:EMT"
 

@@ -7,9 +7,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dael.campaign.config import K_GLOBAL, Campaign
+from dael.campaign.config import Campaign
 from dael.campaign.folder import load, write
 from dael.campaign.presets import PRESET_ANCHOR_FRACTION, PRESET_K_GLOBAL, phases, preset
+from dael.campaign.sections import K_GLOBAL
 from dael.cli import app
 from dael.data.dataset import Dataset
 
@@ -81,6 +82,7 @@ def test_two_rounds_run_and_resume_without_relabelling(tmp_path):
     campaign.explore.relax_steps = 10
     campaign.budget.total, campaign.budget.per_round = 10, 5
     campaign.train.epochs, campaign.train.settings = 2, {}  # dael.train.training's tiny model: fast
+    campaign.explore.model_gate = {"energy_mae": 1e6}  # let round 1's barely trained model drive round 2
     write(tmp_path, campaign, phases("Si"))
     res = CliRunner().invoke(app, ["run", "--dir", str(tmp_path)])
     assert res.exit_code == 0, res.output
@@ -95,6 +97,7 @@ def test_two_rounds_run_and_resume_without_relabelling(tmp_path):
     assert first["structures"] == 5 and "energy_mae" in first["validation"]
     second = json.loads((tmp_path / "rounds" / "round-02" / "done-select").read_text())
     assert second["driver"] == f"allegro:{tmp_path / 'models' / 'round-01'}"  # the trained model drove round 2
+    assert second["driver_reason"].startswith("round 1's model") and second["stop"]
     # round 2's anchors: relaxed by round 1's driver (a barely trained model can collapse the cells it relaxes)
     picked = read(tmp_path / "rounds" / "round-02" / "selected.extxyz", ":")
     assert [a.info["driver"] for a in picked if a.info.get("source") == "anchor"] == ["reference"]
@@ -172,7 +175,8 @@ def test_state_follows_the_labelled_dataset_when_a_pick_fails(tmp_path):
     from ase.io import read
     from ase.io import write as write_structures
 
-    from dael.campaign.loop import Paths, current_state, fingerprint_settings, label_round, log_stage
+    from dael.campaign.loop import current_state, fingerprint_settings, label_round, log_stage
+    from dael.campaign.paths import Paths
     from dael.data.dataset import Dataset
     from dael.numeric.dual import new_state
     from dael.numeric.fingerprint import fingerprint
@@ -224,8 +228,9 @@ def test_every_campaign_key_is_documented_and_the_reference_is_current():
     writes from them (regenerate: python -m dael.campaign.reference > docs/guide/campaign-yaml.md)."""
     from pathlib import Path
 
-    from dael.campaign.config import SECTIONS, Campaign
+    from dael.campaign.config import Campaign
     from dael.campaign.reference import field_docs, yaml_reference
+    from dael.campaign.sections import SECTIONS
 
     for klass in (Campaign, *SECTIONS.values()):
         missing = [name for name, doc in field_docs(klass).items() if not doc and name not in SECTIONS]

@@ -96,7 +96,8 @@ def test_round_one_of_a_campaign_fine_tunes_the_base(base, tmp_path):
     1 epoch on 6 structures."""
     from dael.calculators.deploy import resolve_parent
     from dael.campaign.folder import load
-    from dael.campaign.loop import Paths, train_round
+    from dael.campaign.loop import train_round
+    from dael.campaign.paths import Paths
     from dael.data.dataset import Dataset, oracle_spec
     from dael.label.labelling import label_dataset
 

@@ -187,7 +187,7 @@ def test_thermal_anchors_are_equilibrated_independent_runs():
     from ase import units
     from ase.calculators.emt import EMT
 
-    from dael.explore.explorer import ANCHOR_PER_RUN, ANCHOR_SPACING, anchors
+    from dael.explore.anchors import ANCHOR_PER_RUN, ANCHOR_SPACING, anchors
 
     cu = bulk("Cu", "fcc", a=3.61, cubic=True) * (2, 2, 2)
     out = anchors({"fcc": cu}, "ase:ase.calculators.emt:EMT", [0.0], strains=(0.97,), thermal=12, seed=3)

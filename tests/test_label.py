@@ -340,7 +340,7 @@ def test_one_reader_for_files_pools_and_datasets(tmp_path, rng):
     """read_structures: a dael dataset gives its labelled training rows (as train, filter, fingerprint and
     pools see them), any other file its frames; ASE index syntax; clear errors."""
     from dael.data.structures import read_structures
-    from dael.selection.screen import iter_pool
+    from dael.selection.pool import iter_pool
 
     dataset, train = mixed_dataset(tmp_path / "d.db", rng)
     hashes = [structure_hash(a) for a in train]

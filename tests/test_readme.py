@@ -31,9 +31,11 @@ def _command_lines(path: Path) -> list[str]:
     return lines
 
 
-def test_the_readme_python_snippet_runs(tmp_path):
-    code = "\n".join(_blocks(ROOT / "README.md", "python"))
-    assert code, "the README shows no Python"
+@pytest.mark.parametrize("page", ["README.md", "docs/guide/own-material.md"])
+def test_the_python_snippets_run(page, tmp_path):
+    """The README's snippet, and the own-material guide's (a campaign from Python: one EMT round)."""
+    code = "\n".join(_blocks(ROOT / page, "python"))
+    assert code, f"{page} shows no Python"
     script = tmp_path / "readme.py"
     script.write_text(code)
     result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,

@@ -4,6 +4,7 @@ The numeric core (neighbour lists, fingerprints, entropies) is Rust (`dael._core
 holds the orchestration around it.
 """
 
+from dael.campaign import Campaign, run_campaign
 from dael.numeric.batch import Batch
 from dael.numeric.entropy import GlobalEntropy, knn_entropy, local_entropy
 from dael.numeric.fingerprint import Fingerprints, FingerprintSettings, fingerprint
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ase_neighbor_list",
     "Batch",
+    "Campaign",
     "FingerprintSettings",
     "Fingerprints",
     "fingerprint",
@@ -26,6 +28,7 @@ __all__ = [
     "get_num_threads",
     "neighbor_list",
     "neighbor_lists",
+    "run_campaign",
     "select",
     "Selection",
     "set_num_threads",

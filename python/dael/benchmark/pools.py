@@ -17,7 +17,8 @@ from dael.benchmark.strategies import (
 from dael.calculators.registry import make_calculator
 from dael.campaign.config import Campaign
 from dael.data.dataset import SOURCES, Dataset, oracle_spec, structure_hash
-from dael.explore.explorer import ANCHOR_STRAINS, Explorer, anchors, grid
+from dael.explore.anchors import ANCHOR_STRAINS, anchors
+from dael.explore.explorer import Explorer, grid
 from dael.explore.stability import md_starts
 from dael.label.labelling import label_dataset
 from dael.numeric.entropy import GlobalEntropy

@@ -69,13 +69,14 @@ from dael.calculators.registry import make_calculator
 from dael.campaign.agreement import describe, mismatch
 from dael.campaign.config import Campaign
 from dael.campaign.loop import fingerprint_settings
-from dael.campaign.preflight import preflight
+from dael.campaign.preflight import Checked, preflight
 from dael.explore.stability import md_stability
 from dael.selection.window import in_window
 from dael.train.metrics import evaluate_sets
 from dael.train.settings import TrainSettings
 from dael.train.training import IMPROVING_TAIL, still_improving, train
 from dael.util.files import mark, marked
+from dael.util.lock import locked
 
 Say = Callable[[str], None]
 
@@ -238,12 +239,18 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     the model's-own-MD evaluation, which needs the oracle, is left for a later run with it. Returns
     report.html."""
     checked = preflight(campaign, where, base, epochs=campaign.benchmark.epochs, benchmark=True, oracle=oracle)
-    parent, driver, test_driver = checked.base, checked.driver, checked.test_driver
     strategies = check_strategies(strategies or list(DEFAULT_STRATEGIES))
     folder = Path(folder)
     if not oracle:
         check_stored(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    with locked(folder / "labels.db", "dael benchmark"):  # one runner per benchmark folder
+        return _run(campaign, seeds, folder, say, pools_only, strategies, base, oracle, checked)
+
+
+def _run(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, say: Say, pools_only: bool,
+         strategies: list[str], base: str | None, oracle: bool, checked: Checked) -> Path:
+    parent, driver, test_driver = checked.base, checked.driver, checked.test_driver
     bench = campaign.benchmark
     settings = fingerprint_settings(campaign, seeds)
     start = time.perf_counter()

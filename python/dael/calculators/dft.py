@@ -18,8 +18,6 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import BaseCalculator
-from ase.calculators.espresso import Espresso, EspressoProfile
-from ase.calculators.vasp import Vasp
 from ase.config import cfg
 
 from dael.calculators.base import OracleCalculator
@@ -161,6 +159,8 @@ def vasp_oracle(command: str | None = None, pp: str | None = None, **overrides: 
     VASP_PP_PATH set a sub-folder name such as 'PBE'. Each process writes its files in ``vasp-<pid>`` unless
     ``directory`` is given (parallel workers must not share one).
     """
+    from ase.calculators.vasp import Vasp  # ASE's VASP module takes seconds to import
+
     command = _command("vasp", command, ("ASE_VASP_COMMAND", "VASP_COMMAND", "VASP_SCRIPT"),
                        "mpirun -np 16 vasp_std")
     if pp is None and _config("VASP_PP_PATH") is None:
@@ -185,6 +185,8 @@ def espresso_oracle(command: str | None = None, pseudo_dir: str | None = None,
     {'Si': 'Si.pbe-n-rrkjus_psl.1.0.0.UPF'} (required). Namelist keywords go flat (``ecutwfc=60``);
     ``kpts``, ``kspacing`` (Å⁻¹, no 2π), ``koffset`` and ``directory`` (default ``espresso-<pid>``) as in ASE.
     """
+    from ase.calculators.espresso import Espresso, EspressoProfile  # seconds to import
+
     command = _command("qe", command, ("ASE_ESPRESSO_COMMAND",), "mpirun -np 16 pw.x")
     pseudo_dir = pseudo_dir or _config("ESPRESSO_PSEUDO")
     if not pseudo_dir or not pseudopotentials:

@@ -5,7 +5,7 @@ the preflight check before any side effect, the distilled base, and the driverâ€
 from dael.campaign.config import Campaign
 from dael.campaign.folder import load
 from dael.campaign.loop import run as run_campaign
-from dael.campaign.loop import status
 from dael.campaign.presets import preset
+from dael.campaign.status import status
 
 __all__ = ["Campaign", "load", "preset", "run_campaign", "status"]

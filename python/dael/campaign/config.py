@@ -1,170 +1,32 @@
 """Campaign configuration: the sections of campaign.yaml as dataclasses (explore, filter, budget, label, train,
-benchmark), read with one error per wrong key or value. The presets are in `dael.campaign.presets`, the folder
+benchmark, evaluate), read with one error per wrong key or value. The presets are in `dael.campaign.presets`, the folder
 (campaign.yaml + seeds.extxyz) in `dael.campaign.folder`.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
 from typing import Any
 
-from dael.explore.md import UNSTABLE, MDSettings
+import yaml
+from ase import Atoms
+from ase.io import write as write_structures
+
+from dael.calculators.registry import check_calculator
+from dael.campaign.parse import bad_errors, keyword_arguments
+from dael.campaign.sections import GATED, Benchmark, Budget, Evaluate, Explore, Filter, Label, Train
+from dael.campaign.seeds import TEMPERATURES, VACUUM, default_driver, formula, read_seeds
+from dael.data.structures import read_structures
 from dael.explore.order import ORDERS
-from dael.numeric.entropy import MIN_GAIN
-from dael.selection.window import WINDOW
-from dael.util.checks import AUTO, natx_value, number
+from dael.util.checks import natx_value, number
 
 CONFIG = "campaign.yaml"
-MODEL = {"l_max": 2, "num_scalar_features": 64, "num_tensor_features": 16, "r_max": 5.0}
-"""The campaigns' Allegro (dael.train.TrainSettings fields; the distilled base's size, dael.campaign.distill):
-data-limited where dael.train's default tiny model (l_max 1, 16/8, r_max 4.5 Å) is not. Measured by
-benches/experiments/model_floor.py on the Si benchmark's random-MD sets, test MAE E / F (meV/atom, meV/Å): N = 400
-tiny 35.7 / 178, this 22.4 / 101; N = 800 tiny 30.3 / 144, this 19.5 / 79 (one draw; ~1.5× the training time)."""
-K_GLOBAL = 0.25
-"""Default global bias strength in units of k_B·T per atom (bias_scale 'kT'; docs/method.md §3): the strongest
-that kept every measured trajectory whole in every preset system; a campaign that is not a preset starts here."""
 SEEDS = "seeds.extxyz"
-@dataclass
-class Explore:
-    """The exploration grid (docs/method.md §5): phases (the seeds) × pressures × temperatures × bias strengths,
-    one entropy-biased MD trajectory each, its snapshots offered to the filter. The MD fields default to
-    dael.explore.md.MDSettings' (the authors' protocol); a campaign also thermalises 100 steps and runs phases
-    that are unstable at a pressure without the bias."""
-
-    #: pressures of the grid, GPa (each phase is relaxed and explored at each)
-    pressures: list[float] = field(default_factory=lambda: [0.0])
-    #: temperatures of the grid, K
-    temperatures: list[float] = field(default_factory=lambda: [300.0, 1000.0])
-    #: global bias strengths, in k_B·T per atom (bias_scale kT) or eV (paper); several: a grid axis; 0: plain MD
-    k_global: list[float] = field(default_factory=lambda: [K_GLOBAL])
-    #: local bias strengths, eV (diversity within the configuration; 0: off)
-    k_local: list[float] = field(default_factory=lambda: [0.0])
-    #: 'kT' (the same push per atom whatever the cell and dataset size) or 'paper' (E − k·log det, k in eV)
-    bias_scale: str = "kT"
-    #: energy window on candidates, eV/atom above the thermal expectation (null: off)
-    window: float | None = WINDOW
-    #: exploration order of the grid's trajectories: 'stratified' (over phases and conditions), 'random' or 'grid'
-    order: str = "stratified"
-    #: 'nvt' (Langevin at the relaxed cell) or 'npt' (isotropic, at the grid pressure)
-    ensemble: str = MDSettings.ensemble
-    #: biased MD steps per trajectory
-    steps: int = MDSettings.steps
-    #: snapshots per trajectory, evenly spaced, each offered to the filter
-    snapshots: int = MDSettings.snapshots
-    #: unbiased MD steps before the biased ones
-    thermalize: int = 100
-    #: eV/atom: a phase whose thermalised cell quenches this far below its relaxed start runs unbiased (null: off)
-    unstable: float | None = UNSTABLE
-    #: FIRE steps of the relaxation under pressure before the MD
-    relax_steps: int = MDSettings.relax_steps
-    #: MD time step, fs
-    dt: float = MDSettings.dt
-    #: Langevin friction, 1/fs
-    friction: float = MDSettings.friction
-    #: trajectories run in parallel (one process each)
-    workers: int = 2
-
-    def md(self, **overrides: Any) -> MDSettings:
-        """The MD settings of one trajectory of this grid (each grid point sets temperature and pressure),
-        with `overrides` (e.g. snapshots=25): the one place campaign settings become MD settings."""
-        keys = ("ensemble", "steps", "snapshots", "thermalize", "unstable", "relax_steps", "dt", "friction")
-        return MDSettings(**{**{k: getattr(self, k) for k in keys}, **overrides})
-
-
-@dataclass
-class Filter:
-    """The global-entropy filter (docs/method.md §3): a snapshot joins the dataset when it raises the log det of
-    the fingerprint covariance by more than min_gain."""
-
-    #: covariance mode: 'dual' (each snapshot per atom or per configuration, by its disorder), 'atom' or 'config'
-    mode: str = "dual"
-    #: 'stream' (a budget of N labels the first N the filter accepted) or 'greedy' (those re-ranked by ΔH)
-    selection: str = "stream"
-    #: smallest gain ΔH, nats, for a snapshot to join the dataset (0: farther from the dataset than its own samples)
-    min_gain: float = MIN_GAIN
-    #: fingerprint cutoff radius, Å
-    cutoff: float = 5.0
-    #: fingerprint length: 'auto' (from the seeds compressed to the highest pressure) or atoms per sphere
-    natx: int | str = AUTO
-    #: ε added to the covariance diagonal
-    eps: float = 1e-3
-
-
-@dataclass
-class Budget:
-    """How many structures the oracle labels: in all, per round, and the share of near-equilibrium anchors."""
-
-    #: structures to label in all (the oracle calls the campaign may spend)
-    total: int = 200
-    #: structures labelled per round at most
-    per_round: int = 100
-    #: share of each round given to near-equilibrium anchors (relaxed, strained and 300 K cells)
-    anchor_fraction: float = 0.0
-
-
-@dataclass
-class Label:
-    """The oracle (a calculator name and its parameters, dael.calculators.registry) and how it is run."""
-
-    #: the oracle by name: reference, gpaw, vasp, qe or ase:module:Class (docs/guide/calculators.md)
-    oracle: str = "reference"
-    #: the oracle's parameters (e.g. {ecut: 400} for gpaw); one it does not take is refused
-    params: dict[str, Any] = field(default_factory=dict)
-    #: oracle calls run in parallel (0: in this process)
-    workers: int = 2
-    #: seconds one oracle call may take before it counts as failed (null: no limit)
-    timeout: float | None = None
-    #: further tries of a failed oracle call
-    retries: int = 1
-
-
-@dataclass
-class Train:
-    """Training of each round's Allegro model (dael.train), from scratch or fine-tuned from a base."""
-
-    #: training epochs per round, at most (early stopping may end sooner)
-    epochs: int = 60
-    #: dael.train.TrainSettings fields (model size, loss weights, batch size, device, ...)
-    settings: dict[str, Any] = field(default_factory=lambda: dict(MODEL))
-    #: a model round 1 fine-tunes (.nequip.zip or a dael model folder, relative to the campaign folder; null: from
-    #: scratch)
-    base: str | None = None
-
-
-@dataclass
-class Benchmark:
-    """The learning-curve benchmark (`dael benchmark`): every strategy's training sets from the same pools,
-    labels and training, against random MD."""
-
-    #: training-set sizes N of the learning curves
-    sizes: list[int] = field(default_factory=lambda: [100, 200, 400, 800])
-    #: independent training sets per strategy and size
-    draws: int = 3
-    #: training epochs per model, at least
-    epochs: int = 60
-    #: optimizer steps per model at least (small sets get more epochs)
-    min_steps: int = 2000
-    #: MD seeds per grid point of the entropy and random-MD pools
-    repeats: int = 4
-    #: snapshots per trajectory of the pools
-    snapshots: int = 25
-    #: anchor share of the mixed sets
-    anchor_fraction: float = 0.2
-    #: models trained in parallel (one process each)
-    workers: int = 2
-    #: fs of each MD-stability run of a trained model
-    md_steps: int = 300
-    #: MD driver of the test and transfer sets: 'oracle', 'base' or a calculator name
-    test_driver: str = "oracle"
-    #: independent test trajectories per phase, pressure and temperature
-    test_repeats: int = 3
-    #: transfer structures (2×2×2 cells) the oracle labels (null: all; 0: none)
-    transfer_labels: int | None = None
-    #: check the models' own MD against the oracle (false: survival only)
-    md_errors: bool = True
-
-
+ANCHOR_FRACTION = 0.2
+"""Share of each round a campaign on the user's structures gives to near-equilibrium anchors (the presets' too)."""
 BASE_DRIVER = "base"
 """The `driver` value that explores with the base model (train.base, or the benchmark's --from)."""
 
@@ -185,9 +47,85 @@ class Campaign:
     label: Label = field(default_factory=Label)
     train: Train = field(default_factory=Train)
     benchmark: Benchmark = field(default_factory=Benchmark)
+    evaluate: Evaluate = field(default_factory=Evaluate)
+    #: the seed phases by name (seeds.extxyz beside campaign.yaml; not a key of it)
+    seeds: dict[str, Atoms] = field(default_factory=dict, repr=False, compare=False, metadata={"yaml": False})
+    #: what was done to the seeds when they were read (a molecule boxed, ...; not a key of campaign.yaml)
+    notes: list[str] = field(default_factory=list, repr=False, compare=False, metadata={"yaml": False})
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """campaign.yaml's content (the seeds are written beside it)."""
+        return {f.name: asdict(v) if is_dataclass(v := getattr(self, f.name)) else v for f in fields(self)
+                if f.metadata.get("yaml", True)}
+
+    def write(self, folder: str | os.PathLike, force: bool = False) -> Path:
+        """Write campaign.yaml and seeds.extxyz (the `seeds`) into `folder`; refuses to overwrite unless force."""
+        folder = Path(folder)
+        path = folder / CONFIG
+        if path.exists() and not force:
+            raise ValueError(f"{path} exists; pass --force to overwrite it")
+        if not self.seeds:
+            raise ValueError("a campaign needs seed phases: set campaign.seeds or use Campaign.from_structures")
+        folder.mkdir(parents=True, exist_ok=True)
+        structures = []
+        for name, atoms in self.seeds.items():
+            atoms = atoms.copy()
+            atoms.info["phase"] = name
+            structures.append(atoms)
+        write_structures(folder / SEEDS, structures, format="extxyz")
+        header = (f"# dael campaign for {self.system}: edit and run `dael run` in this folder.\n"
+                  f"# Seed phases are in {SEEDS} (atoms.info['phase']). Units: GPa, K, eV, Å, fs.\n")
+        path.write_text(header + yaml.safe_dump(self.to_dict(), sort_keys=False))
+        return path
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> Campaign:
+        """The campaign of a folder: campaign.yaml, and its `seeds` from seeds.extxyz."""
+        folder = Path(folder)
+        path = folder / CONFIG
+        if not path.exists():
+            raise ValueError(f"{path} not found: create a campaign with `dael init SYSTEM --dir {folder}` or "
+                             f"`dael init --structures FILE ... --oracle NAME --dir {folder}`")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML ({exc})") from exc
+        campaign = cls.from_dict(data, str(path))
+        if not (folder / SEEDS).exists():
+            raise ValueError(f"{folder / SEEDS} not found: the seed phases of the campaign")
+        campaign.seeds = {a.info.get("phase", f"seed{n}"): a for n, a in enumerate(read_structures(folder / SEEDS))}
+        return campaign
+
+    @classmethod
+    def from_structures(cls, files: Sequence[str | os.PathLike], oracle: str, driver: str | None = None,
+                        oracle_params: dict[str, Any] | None = None, pressures: Sequence[float] | None = None,
+                        temperatures: Sequence[float] | None = None, name: str | None = None,
+                        vacuum: float = VACUUM) -> Campaign:
+        """A campaign for the seed phases of `files` (dael.campaign.seeds.read_seeds; `notes` says what was done
+        to them): labelled by `oracle` (a registry name, with `oracle_params`), explored by `driver` (default: a
+        foundation model covering the elements) at `pressures` (GPa; default [0]; none for molecules) and
+        `temperatures` (K; default [300, 1000]), with the defaults of a bulk solid (global bias K_GLOBAL k_B·T
+        per atom, a fifth of each round for near-equilibrium anchors). Every input is checked here."""
+        seeds, notes = read_seeds(files, vacuum)
+        molecules = [n for n, a in seeds.items() if not a.pbc.any()]
+        if molecules and pressures is not None and any(p != 0 for p in pressures):
+            raise ValueError(f"{', '.join(molecules)}: a molecule has no pressure; give no --pressures for "
+                             "molecules (they are explored at fixed volume)")
+        params = dict(oracle_params or {})
+        try:
+            check_calculator(oracle, **params)
+        except Exception as exc:  # a calculator's constructor may raise anything for bad parameters
+            raise ValueError(f"--oracle {oracle} {params or ''}: {exc}") from exc
+        driver = driver or default_driver(seeds)
+        check_calculator(driver)
+        system = name or formula(seeds)
+        explore = Explore(pressures=[float(p) for p in pressures] if pressures else [0.0],
+                          temperatures=[float(t) for t in temperatures] if temperatures else list(TEMPERATURES))
+        campaign = cls(system, name=f"{system}-entropy", driver=driver, explore=explore,
+                       budget=Budget(anchor_fraction=ANCHOR_FRACTION), label=Label(oracle, params), seeds=seeds,
+                       notes=notes)
+        campaign.check()
+        return campaign
 
     def exploration_driver(self, base: str | os.PathLike | None = None) -> str:
         """The registry name (dael.calculators.registry) of the MD driver of round 1 and of the benchmark's pools:
@@ -221,32 +159,7 @@ class Campaign:
     @classmethod
     def from_dict(cls, data: dict, where: str = CONFIG) -> Campaign:
         """Build from a parsed YAML mapping; unknown keys and wrong types are errors that name the key."""
-        sections = {f.name: f.type for f in fields(cls)}
-        unknown = set(data) - set(sections)
-        if unknown:
-            raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
-                             f"known: {', '.join(sections)}")
-        if "system" not in data:
-            raise ValueError(f"{where}: 'system' is missing")
-        kwargs: dict[str, Any] = {}
-        for name, value in data.items():
-            klass = SECTIONS.get(name)
-            if klass is None:
-                kwargs[name] = _typed(f"{where}: {name}", value, sections[name])
-                continue
-            if not isinstance(value, dict):
-                raise ValueError(f"{where}: '{name}' must be a mapping")
-            known = {f.name: f.type for f in fields(klass)}
-            bad = set(value) - set(known)
-            if name == "explore" and "shuffle" in bad:  # written by dael before explore.order
-                raise ValueError(f"{where}: explore.shuffle was replaced by explore.order: write 'order: "
-                                 "stratified' (the default), 'order: random' (what shuffle: true did) or 'order: "
-                                 "grid' (shuffle: false) instead")
-            if bad:
-                raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(bad))} in '{name}'; "
-                                 f"known: {', '.join(sorted(known))}")
-            kwargs[name] = klass(**{k: _typed(f"{where}: {name}.{k}", v, known[k]) for k, v in value.items()})
-        campaign = cls(**kwargs)
+        campaign = cls(**keyword_arguments(cls, data, where))
         campaign.check(where)
         return campaign
 
@@ -281,6 +194,13 @@ class Campaign:
             "explore.window must be positive (eV/atom) or null": e.window is not None and not e.window > 0,
             "explore.unstable must be positive (eV/atom) or null": e.unstable is not None and not e.unstable > 0,
             "explore.ensemble must be 'nvt' or 'npt'": e.ensemble not in ("nvt", "npt"),
+            "explore.next_driver must be 'model' or 'driver'": e.next_driver not in ("model", "driver"),
+            f"explore.model_gate takes {', '.join(GATED)}, each a positive error (meV/atom, meV/Å, meV/Å³)":
+                bad_errors(e.model_gate),
+            f"evaluate.stop_at takes {', '.join(GATED)}, each a positive error (meV/atom, meV/Å, meV/Å³)":
+                bad_errors(self.evaluate.stop_at),
+            "evaluate.stop_at needs evaluate.test (the errors it stops at are the test set's)":
+                bool(self.evaluate.stop_at) and not self.evaluate.test,
             "explore.temperatures must be positive (K)": any(t <= 0 for t in e.temperatures),
             "explore.steps and explore.snapshots must satisfy 1 <= snapshots <= steps":
                 not 1 <= e.snapshots <= e.steps,
@@ -295,30 +215,3 @@ class Campaign:
         for message, bad in problems.items():
             if bad:
                 raise ValueError(f"{where}: {message}")
-
-
-def _typed(key: str, value: Any, kind: str) -> Any:
-    """`value` read from YAML as the field type `kind` ('int', 'float', 'str', 'list[float]', 'float | None',
-    'dict[str, Any]'), or a ValueError that names `key` and shows the expected form."""
-    if kind.endswith(" | None"):
-        return None if value is None else _typed(key, value, kind.removesuffix(" | None"))
-    if kind.startswith("list["):
-        if not isinstance(value, list):
-            raise ValueError(f"{key} must be a list, e.g. [{'0.0, 8.0' if 'float' in kind else '1, 2'}]; "
-                             f"got {value!r}")
-        return [_typed(f"{key}[{i}]", v, kind[5:-1]) for i, v in enumerate(value)]
-    if kind == "int":
-        return number(key, value, integer=True)
-    if kind == "float":
-        return float(number(key, value, infinite=True))  # finite where it matters: Campaign.check
-    if kind == "str" and not isinstance(value, str):
-        raise ValueError(f"{key} must be text; got {value!r}")
-    if kind == "bool" and not isinstance(value, bool):
-        raise ValueError(f"{key} must be true or false; got {value!r}")
-    if kind.startswith("dict[") and not isinstance(value, dict):
-        raise ValueError(f"{key} must be a mapping (key: value lines); got {value!r}")
-    return value
-
-
-SECTIONS = {"explore": Explore, "filter": Filter, "budget": Budget, "label": Label, "train": Train,
-            "benchmark": Benchmark}

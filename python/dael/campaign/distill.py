@@ -47,7 +47,8 @@ from ase.io import read
 from dael.calculators.deploy import PACKAGE, load_calculator, time_calls
 from dael.calculators.registry import DEVICE_VARIABLE, check_calculator, make_calculator
 from dael.campaign.loop import fingerprint_settings
-from dael.explore.explorer import Explorer, anchors, grid
+from dael.explore.anchors import anchors
+from dael.explore.explorer import Explorer, grid
 from dael.explore.stability import md_starts
 from dael.label.workers import compute, describe
 from dael.numeric.entropy import GlobalEntropy

@@ -10,7 +10,7 @@ import numpy as np
 from ase import Atoms
 from ase.build import bulk
 
-from dael.campaign.config import Budget, Campaign, Explore
+from dael.campaign.config import ANCHOR_FRACTION, Budget, Campaign, Explore
 
 PRESET_K_GLOBAL = {"Si": 2.0, "NaCl": 1.0, "C": 0.25}
 """Each preset's global bias strength (k_B·T per atom; docs/method.md §3). Si's and NaCl's were chosen on the
@@ -19,7 +19,7 @@ random MD's at k = 2 against 1.4× at k = 1 (the guard stops 16 of 72 trajectori
 snapshots up to the break); NaCl at N = 400, 0.96 → 1.59× from k = 0.25 to 1 (every trajectory whole). C's was
 chosen for trajectory survival, not on the own holdout: at 3000 K k = 1 breaks 4 of 9 trajectories and puts 9
 of 58 snapshots outside the energy window, k = 0.25 none."""
-PRESET_ANCHOR_FRACTION = 0.2
+PRESET_ANCHOR_FRACTION = ANCHOR_FRACTION
 """Share of each round's budget the presets give to near-equilibrium anchors (the paper's mixed pool): fine-tuned,
 N = 800, 2 draws, the benchmark's mixed sets against the filter's own (stream-fill), test energy Si 4.99 vs 8.26,
 NaCl 0.79 vs 0.83, C 3.36 vs 4.20 meV/atom (strain probes 3.8×, 1.3×, 2.1×); stream-fill keeps the model's own

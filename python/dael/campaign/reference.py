@@ -14,7 +14,8 @@ from dataclasses import MISSING, fields
 
 import yaml
 
-from dael.campaign.config import SECTIONS, Campaign
+from dael.campaign.config import Campaign
+from dael.campaign.sections import SECTIONS
 
 __all__ = ["field_docs", "yaml_reference"]
 
@@ -55,7 +56,8 @@ def _default(f) -> str:
 
 def _table(klass: type, prefix: str, skip: set[str]) -> str:
     docs = field_docs(klass)
-    rows = [f"| `{prefix}{f.name}` | {_default(f)} | {docs[f.name]} |" for f in fields(klass) if f.name not in skip]
+    rows = [f"| `{prefix}{f.name}` | {_default(f)} | {docs[f.name]} |" for f in fields(klass)
+            if f.name not in skip and f.metadata.get("yaml", True)]
     return "| key | default | meaning |\n|---|---|---|\n" + "\n".join(rows) + "\n"
 
 

@@ -9,24 +9,75 @@ import typer
 from rich.table import Table
 
 from dael.benchmark.demo import run_demo
+from dael.calculators.registry import NAMES
+from dael.campaign.config import Campaign
 from dael.campaign.folder import write
 from dael.campaign.loop import run as run_campaign
-from dael.campaign.loop import status as campaign_status
 from dael.campaign.presets import phases, preset
-from dael.cli.common import app, checked, console, errors, print_json
+from dael.campaign.seeds import VACUUM
+from dael.campaign.status import status as campaign_status
+from dael.cli.common import app, checked, console, errors, key_values, print_json
+from dael.data.dataset import Dataset
+from dael.data.structures import read_structures
 
 
 @app.command()
 def init(
-    system: Annotated[str, typer.Argument(help="preset: Si, C or NaCl (any case)")],
+    system: Annotated[str | None, typer.Argument(help="a preset: Si, C or NaCl (any case); or give --structures")]
+    = None,
+    structures: Annotated[list[str] | None, typer.Option(
+        help="structure files of the phases (anything ASE reads; FILE@N takes frame N); repeatable, or several "
+             "after one flag")] = None,
+    oracle: Annotated[str | None, typer.Option(help=f"the labelling calculator: {NAMES}")] = None,
+    oracle_param: Annotated[list[str] | None, typer.Option(
+        help="oracle parameter key=value (value read as JSON, else text); repeatable")] = None,
+    driver: Annotated[str | None, typer.Option(
+        help="the MD driver of round 1 [default: a foundation model covering the elements: chgnet]")] = None,
+    pressures: Annotated[list[float] | None, typer.Option(help="pressures of the grid, GPa [default: 0]")] = None,
+    temperatures: Annotated[list[float] | None, typer.Option(
+        help="temperatures of the grid, K [default: 300 1000]")] = None,
+    name: Annotated[str | None, typer.Option(help="the material's name [default: the seeds' formula]")] = None,
+    vacuum: Annotated[float, typer.Option(help="Å of vacuum around a molecule given without a cell")] = VACUUM,
+    dataset: Annotated[Path | None, typer.Option(
+        help="labelled structures you have already (extxyz with energy and forces): trained on from round 1, "
+             "not counted in the budget")] = None,
     dir: Annotated[Path, typer.Option(help="campaign folder")] = Path("."),
     force: Annotated[bool, typer.Option(help="overwrite an existing campaign.yaml")] = False,
 ) -> None:
-    """Write a campaign (campaign.yaml + seeds.extxyz) with the preset of SYSTEM."""
+    """Write a campaign (campaign.yaml + seeds.extxyz): a preset (`dael init Si`) or your own structures
+    (`dael init --structures Al.cif Al-hcp.cif --oracle gpaw`)."""
     with checked():
-        campaign = preset(system)
-        path = write(dir, campaign, phases(system), force=force)
-    console.print(f"{path}: {campaign.system} campaign; edit it, then `dael run --dir {dir}`")
+        if (system is None) == (not structures):
+            raise ValueError("give a preset (dael init Si) or --structures FILE ..., one of the two")
+        if structures and oracle is None:
+            raise ValueError(f"--structures needs --oracle, the calculator that labels (one of: {NAMES}); no "
+                             "stand-in oracle exists beyond the presets' Si, C and NaCl")
+        if system is not None and (oracle or driver or oracle_param or pressures or temperatures or name):
+            raise ValueError("--oracle, --driver, --oracle-param, --pressures, --temperatures and --name go with "
+                             "--structures; a preset has its own (edit campaign.yaml after dael init)")
+        if structures:
+            campaign = Campaign.from_structures(structures, oracle, driver, key_values(oracle_param, "--oracle-param"),
+                                                pressures, temperatures, name, vacuum)
+        else:
+            campaign = preset(system)
+            campaign.seeds = phases(system)
+        imported = read_structures(dataset) if dataset is not None else []
+        path = write(dir, campaign, force=force)
+        if imported:
+            added = Dataset(Path(dir) / "dataset.db").add_labelled(imported, oracle=f"imported from {dataset.name}",
+                                                                   campaign=campaign.name)
+            console.print(f"{len(added.ids)} labelled structures of {dataset} stored as imported rows "
+                          f"({len(added.duplicates)} duplicates skipped): trained on, not counted in the budget")
+    seeds = campaign.seeds
+    for note in campaign.notes:
+        console.print(note)
+    e = campaign.explore
+    console.print(f"{path}: {campaign.system} campaign, phases {', '.join(seeds)}; oracle {campaign.label.oracle}, "
+                  f"driver {campaign.driver}; pressures {e.pressures} GPa, temperatures {e.temperatures} K, bias "
+                  f"{e.k_global} k_B·T per atom, budget {campaign.budget.total} labels in rounds of "
+                  f"{campaign.budget.per_round} ({campaign.budget.anchor_fraction:.0%} anchors).")
+    console.print(f"Edit them in {path} (explore.pressures, explore.temperatures, explore.k_global, budget.total; "
+                  f"every key: docs/guide/campaign-yaml.md), then `dael run --dir {dir}`")
 
 
 @app.command()
@@ -58,16 +109,25 @@ def _print_status(state: dict) -> None:
     table = Table(title=f"campaign: {state['system']}", show_header=False)
     logdet = "n/a" if state["logdet"] is None else f"{state['logdet']:.3f} nats"
     validation = state["validation"] or {}
-    rows = {"round": state["round"], "budget used": f"{state['budget']['used']} / {state['budget']['total']}",
+    stopped = state["trajectories_stopped_by_reason"]
+    rows = {"round": state["round"], "budget used": f"{state['budget']['used']} / {state['budget']['total']}"
+            + (f" (+ {state['imported']} imported)" if state["imported"] else ""),
             "dataset": ", ".join(f"{k} {v}" for k, v in state["dataset"].items()) or "empty",
             "log det (dataset)": logdet, "latest model": state["model"] or "none",
             "validation MAE": ", ".join(f"{k} {v:.2f}" for k, v in validation.items() if v is not None) or "n/a",
             "label failures": state["label_failures"],
-            "trajectories stopped early": len(state["trajectories_stopped"]),
-            "trajectories unbiased (unstable phase)": len(state["trajectories_unbiased"])}
+            "trajectories stopped early": ", ".join(f"{n} {k}" for k, n in stopped.items()) or 0,
+            "trajectories unbiased (unstable phase)": len(state["trajectories_unbiased"]),
+            "stopped": state["stopped"] or "not yet"}
     for key, value in rows.items():
         table.add_row(key, str(value))
     console.print(table)
+    for r in state["rounds"]:
+        test = r.get("test") or {}
+        curve = (f"; {r['structures']} structures: test " + ", ".join(f"{k} {v:.2f}" for k, v in test.items()
+                                                                    if v is not None)) if test else ""
+        console.print(f"round {r['round']}: driver {r.get('driver')} ({r.get('driver_reason')}); {r.get('stop')}; "
+                      f"labelled {r.get('labelled', 'n/a')}, failed {r.get('failed', 'n/a')}{curve}")
     for line in state["trajectories_stopped"][:10]:
         errors.print(f"  {line}")
 

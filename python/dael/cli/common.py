@@ -41,13 +41,19 @@ ORDER = ("init", "run", "status", "demo", "benchmark", "distill", "explore", "fi
          "export", "fingerprint", "entropy")
 
 
+VARIADIC = ("--structures",)
+"""Repeatable text options that also take several values after one flag (files: never a number)."""
+
+
 def expand_lists(command: Any, args: list[str]) -> list[str]:
-    """`args` with the values following a repeatable int/float option's flag each given their own flag."""
+    """`args` with the values following a repeatable int/float option's flag (or a VARIADIC one's) each given
+    their own flag."""
     numeric = {opt for p in command.params if getattr(p, "multiple", False) and numeric_list(p) for opt in p.opts}
+    numeric |= {opt for p in command.params for opt in p.opts if opt in VARIADIC}
     out: list[str] = []
     flag, first = None, False  # the last numeric flag seen; whether its own value is still to come
     for token in args:
-        if flag is not None and _is_number(token):
+        if flag is not None and (_is_number(token) or (flag in VARIADIC and not token.startswith("-"))):
             out += [token] if first else [flag, token]
             first = False
             continue
@@ -122,3 +128,17 @@ def print_json(data: dict) -> None:
     """One JSON object on stdout, unwrapped, for scripts."""
     typer.echo(json.dumps(data))
 
+
+def key_values(items: list[str] | None, option: str = "--param",
+               example: str = "--param system=Si or --param ecut=500") -> dict:
+    """``OPTION key=value`` pairs; a value is JSON when it parses (500, true, {"Si": ...}), else text."""
+    params = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise fail(f"{option} {item!r}: expected key=value, e.g. {example}")
+        try:
+            params[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key.strip()] = value
+    return params

@@ -9,13 +9,13 @@ import typer
 from rich.text import Text
 
 from dael.calculators.registry import check_calculator
-from dael.campaign.config import K_GLOBAL
+from dael.campaign.sections import K_GLOBAL
 from dael.cli.common import app, checked, console, done, errors, read_inputs
 from dael.explore.explorer import Explorer, grid
 from dael.explore.md import UNSTABLE, MDSettings
 from dael.numeric.entropy import MIN_GAIN
 from dael.numeric.natx import run_settings
-from dael.selection.screen import dataset_state
+from dael.selection.pool import dataset_state
 from dael.selection.window import WINDOW
 from dael.util.checks import natx_value, number
 

@@ -12,7 +12,8 @@ from dael.cli.common import Mode, app, checked, console, fail
 from dael.numeric.entropy import MIN_GAIN
 from dael.numeric.natx import run_settings
 from dael.selection.index import NoveltyIndex
-from dael.selection.screen import Screen, check_options, chunks, dataset_state, iter_pool, shortfall
+from dael.selection.pool import chunks, dataset_state, iter_pool
+from dael.selection.screen import Screen, check_options, shortfall
 from dael.util.checks import natx_value, output_file
 
 
@@ -67,8 +68,13 @@ def filter_(
         result.state.save(save_state)
     rate = result.seen / max(result.seconds, 1e-9)
     console.print(f"{len(result.picks)} of {result.seen:,} structures kept -> {out} ({method}, mode {mode}, "
-                  f"natx {settings.natx}); {result.skipped:,} skipped by novelty; log det {before:.3f} -> "
-                  f"{result.state.logdet:.3f} nats; {result.seconds:.1f} s ({rate:,.0f} structures/s)")
+                  f"natx {settings.natx}); {result.skipped - result.dense:,} skipped by novelty; log det "
+                  f"{before:.3f} -> {result.state.logdet:.3f} nats; {result.seconds:.1f} s ({rate:,.0f} "
+                  "structures/s)")
+    if result.dense:
+        console.print(f"{result.dense:,} structures had a fingerprint sphere of more than natx = {settings.natx} "
+                      "atoms (collapsed or over-dense cells) and were not judged; rerun with a larger --natx to "
+                      "judge them")
     why = shortfall(result, budget, min_gain)
     if why:
         console.print(why)

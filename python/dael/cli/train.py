@@ -11,6 +11,7 @@ from rich.table import Table
 from dael.cli.common import Device, app, console, fail
 from dael.train.settings import TrainSettings
 from dael.train.training import train as run
+from dael.util.lock import locked
 
 
 @app.command()
@@ -41,8 +42,9 @@ def train(
     try:
         settings = TrainSettings(epochs=epochs, seed=seed, lr=lr, energy_weight=energy_weight,
                                  stress_weight=stress_weight, val_fraction=val_fraction, threads=threads, device=device)
-        result = run(db, out, parent=from_, settings=settings, test=test, overwrite=overwrite,
-                     progress=console.print)
+        with locked(db, "dael train"):  # not while another command writes the dataset
+            result = run(db, out, parent=from_, settings=settings, test=test, overwrite=overwrite,
+                         progress=console.print)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         raise fail(str(exc)) from exc
     table = Table(title=f"Errors of {result.package} (MAE / RMSE)")

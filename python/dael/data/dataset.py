@@ -9,7 +9,7 @@ key             value
 ==============  ===============================================================================
 campaign        campaign name (str)
 round           active-learning round (int)
-source          'entropy' | 'random' | 'anchor' | 'test'
+source          'entropy' | 'random' | 'anchor' | 'test' | 'imported' (labelled elsewhere: `dael init --dataset`)
 oracle          the oracle that labels it: name, then its parameters as JSON (see :func:`oracle_spec`)
 status          'pending' | 'labeled' | 'failed'
 error           why labelling failed (failed rows only)
@@ -49,8 +49,8 @@ from dael.util.files import replacing
 __all__ = ["Added", "Dataset", "SOURCES", "STATUSES", "TRAINING_SOURCES", "is_dataset", "oracle_spec",
            "structure_hash"]
 
-SOURCES = ("entropy", "random", "anchor", "test")
-TRAINING_SOURCES = ("entropy", "random", "anchor")
+SOURCES = ("entropy", "random", "anchor", "test", "imported")
+TRAINING_SOURCES = ("entropy", "random", "anchor", "imported")
 """The rows a model is trained on and whose entropy selection raises; 'test' rows are held out."""
 STATUSES = ("pending", "labeled", "failed")
 RESULT_KEYS = ("energy", "free_energy", "forces", "stress")
@@ -144,6 +144,23 @@ class Dataset:
                 bare = atoms.copy()  # drops any attached calculator
                 ids.append(self.db.write(bare, key_value_pairs={**keys, "hash": h}, data={"info": _tags(atoms)}))
         return Added(ids, duplicates)
+
+    def add_labelled(self, structures: Sequence[Atoms], *, oracle: str, campaign: str = "default",
+                     source: str = "imported") -> Added:
+        """Store structures labelled elsewhere (their calculator's energy, forces and, where present, stress) as
+        labelled rows, `oracle` naming what labelled them; one ValueError names a structure without energy or
+        forces. Duplicates of rows already there are skipped."""
+        for k, atoms in enumerate(structures):
+            results = getattr(atoms.calc, "results", {}) or {}
+            if "energy" not in results or "forces" not in results:
+                raise ValueError(f"structure {k} has no energy and forces: give labelled structures (an extxyz "
+                                 "with energy and forces, as `dael export` writes)")
+        added = self.add(structures, oracle=oracle, campaign=campaign, source=source)
+        fresh = [a for i, a in enumerate(structures) if i not in set(added.duplicates)]
+        with self.transaction():
+            for row, atoms in zip(added.ids, fresh, strict=True):
+                self.record_result(row, atoms, atoms.calc.results)
+        return added
 
     def pending(self, oracle: str | None = None) -> list[tuple[int, Atoms]]:
         """(row id, structure) of the pending rows, of one oracle spec if given, in id order."""
@@ -306,8 +323,8 @@ def _reads_as_number(text: str) -> bool:
 
 def _check_database(path: Path) -> None:
     """Raise ValueError unless ``path`` is an ASE SQLite database."""
-    try:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as con:
+    try:  # read-write: a writer killed inside a transaction leaves a hot journal that only a writer rolls back
+        with closing(sqlite3.connect(f"file:{path}?mode=rw", uri=True)) as con:
             tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.DatabaseError as exc:
         raise ValueError(f"{path}: not an SQLite database ({exc}); give a new file or an ASE one") from exc

@@ -3,7 +3,8 @@ phases × pressures × temperatures and its order, the energy window on candidat
 trained potential.
 """
 
-from dael.explore.explorer import Explorer, anchors, grid
+from dael.explore.anchors import anchors
+from dael.explore.explorer import Explorer, grid
 from dael.explore.md import GlobalEntropyBias, LocalEntropyBias, MDSettings
 
 __all__ = ["anchors", "Explorer", "GlobalEntropyBias", "grid", "LocalEntropyBias", "MDSettings"]

@@ -31,12 +31,13 @@ from ase.calculators.calculator import Calculator
 from ase.io import read
 
 from dael.calculators.registry import make_calculator
-from dael.explore.md import GlobalEntropyBias, LocalEntropyBias, MDSettings, relax, run_md
+from dael.explore.md import GlobalEntropyBias, LocalEntropyBias, MDSettings, run_md
 from dael.explore.order import GRID_TAGS, grid_key, trajectory_order
 from dael.label.workers import process_pool
 from dael.numeric.dual import DualEntropy, load_state
 from dael.numeric.entropy import MIN_GAIN, GlobalEntropy
 from dael.numeric.fingerprint import FingerprintSettings
+from dael.numeric.natx import fingerprint_for
 from dael.selection.stream import stream_filter
 from dael.util.checks import number
 from dael.util.files import concat_files, write_extxyz
@@ -128,10 +129,13 @@ def run_job(job: Job, driver_name: str, state: State) -> dict:
 
 @dataclass
 class ExploreResult:
-    """Per trajectory: name, status, snapshots, accepted, seconds; the final state."""
+    """Per trajectory: name, status, snapshots, accepted, seconds; the final state; why the run stopped; notes
+    (fingerprint settings that changed or grew)."""
 
     trajectories: list[dict] = field(default_factory=list)
     state: State | None = None
+    stop: str = ""
+    notes: list[str] = field(default_factory=list)
 
     @property
     def accepted(self) -> int:
@@ -159,6 +163,7 @@ class Explorer:
     def _finish(self, result: dict, log) -> dict:
         """Filter one trajectory's snapshots into the state and commit them (extxyz, state, log line)."""
         snaps = result["snapshots"]
+        natx = self.state.settings.natx
         gains, accepted, inside = stream_filter(self.state, snaps, self.window, self.min_gain)
         if isinstance(self.state, DualEntropy) and inside.any():
             for snap, mode in zip([s for s, ok in zip(snaps, inside, strict=True) if ok], self.state.last_modes,
@@ -174,6 +179,10 @@ class Explorer:
                  "seconds": round(result["seconds"], 2), "logdet": self.state.logdet}
         if result.get("unstable_drop") is not None:  # the bias was off: an unstable phase (dael.explore.md.quench_drop)
             entry["unstable_drop"] = result["unstable_drop"]
+        if self.state.settings.natx > natx:  # a snapshot's sphere outgrew natx: the state grew (dael.numeric.natx)
+            entry["natx"] = [natx, self.state.settings.natx]
+            self._result.notes.append(f"{result['name']}: a snapshot's fingerprint sphere held more than natx = "
+                                      f"{natx} atoms; the entropy state grew to natx {self.state.settings.natx}")
         log.write(json.dumps(entry) + "\n")
         log.flush()
         os.fsync(log.fileno())
@@ -188,12 +197,12 @@ class Explorer:
             for line in log_path.read_text().splitlines():
                 entry = json.loads(line)
                 done[entry["name"]] = entry
-            saved = self.folder / "state.npz"
-            if saved.exists():
-                self.state = load_state(saved)
-        todo = [j for j in jobs if j.name not in done]
         result = ExploreResult(list(done.values()), self.state)
         self._result = result
+        saved = self.folder / "state.npz"
+        if done and saved.exists():
+            self.state = self._resumed(load_state(saved), done)
+        todo = [j for j in jobs if j.name not in done]
         with open(log_path, "a") as log:
             if self.workers == 1:
                 for job in todo:
@@ -206,8 +215,37 @@ class Explorer:
             else:
                 self._parallel(todo, log, result, progress)
         result.state = self.state
+        ran = sum(j.name in {t["name"] for t in result.trajectories} for j in jobs)
+        if ran < len(jobs):
+            result.stop = (f"stopped after {ran} of {len(jobs)} trajectories: the {self.stop_after} candidates the "
+                           f"budget asks for were accepted ({result.accepted})")
+        else:
+            result.stop = f"explored all {len(jobs)} trajectories: {result.accepted} candidates accepted" + (
+                f", fewer than the {self.stop_after} the budget asks for" if self.stop_after is not None
+                and result.accepted < self.stop_after else "")
         self._merge(jobs)
         return result
+
+    def _resumed(self, saved: State, done: dict[str, dict]) -> State:
+        """The state to resume with: the saved one (the finished trajectories' acceptances in it), at the longer
+        natx of it and the given state; rebuilt from the given state and those acceptances when the cutoff,
+        orbital or mode changed since (campaign.yaml edited between runs)."""
+        given, old = self.state.settings, saved.settings
+        same = (type(saved) is type(self.state) and getattr(saved, "mode", None) == getattr(self.state, "mode", None)
+                and old is not None and (old.cutoff, old.orbital) == (given.cutoff, given.orbital))
+        if same:
+            saved.grow(max(old.natx, given.natx))
+            return saved
+        self._result.notes.append(f"the fingerprint settings changed since this exploration began ({old} -> {given}):"
+                                  f" its state was rebuilt from the {len(done)} finished trajectories' acceptances")
+        accepted = [a for name in done for a in self._snapshots(name) if a.info.get("accepted")]
+        if accepted:
+            self.state.add(fingerprint_for(self.state, accepted))
+        return self.state
+
+    def _snapshots(self, name: str) -> list[Atoms]:
+        path = self.folder / "trajectories" / f"{name}.extxyz"
+        return read(path, ":") if path.exists() and path.stat().st_size else []
 
     def _parallel(self, todo: list[Job], log, result: ExploreResult, progress) -> None:
         with process_pool(self.workers) as pool:
@@ -236,9 +274,8 @@ class Explorer:
         out = []
         for line in (self.folder / "trajectories.jsonl").read_text().splitlines():
             entry = json.loads(line)
-            path = self.folder / "trajectories" / f"{entry['name']}.extxyz"
-            if entry["accepted"] and path.exists():
-                out += [a for a in read(path, ":") if a.info.get("accepted")]
+            if entry["accepted"]:
+                out += [a for a in self._snapshots(entry["name"]) if a.info.get("accepted")]
         return out
 
     def _merge(self, jobs: Sequence[Job]) -> None:
@@ -247,57 +284,3 @@ class Explorer:
         concat_files(parts, self.folder / "snapshots.extxyz")
         accepted = [a for p in parts for a in read(p, ":") if a.info.get("accepted")] if parts else []
         write_extxyz(self.folder / "accepted.extxyz", accepted)
-
-
-ANCHOR_STRAINS = (0.95, 0.97, 1.03, 1.05)
-ANCHOR_THERMALIZE = 100
-"""Unbiased MD steps (1 fs) before a thermal anchor run's first snapshot: the run starts from the relaxed
-cell, whose potential energy is still far below the thermal average for the first ~50 fs."""
-ANCHOR_SPACING = 50
-"""fs between two thermal anchors of one run (the explorer's 1000 steps / 10 snapshots spacing is 100 fs)."""
-ANCHOR_PER_RUN = 5
-"""Thermal anchors per independent run: more come from more runs (new seeds), not from a longer one."""
-
-
-def anchors(phases: dict[str, Atoms], driver: str, pressures: Sequence[float],
-            strains: Sequence[float] = ANCHOR_STRAINS, thermal: int = 2, temperature: float = 300.0,
-            seed: int = 0, relaxed: bool = True, rattle: float = 0.0) -> list[Atoms]:
-    """Near-equilibrium structures (docs/method.md §3, the mixed pool): each phase relaxed with the driver at each
-    pressure (GPa; the relaxed cell itself kept only with `relaxed`; with `rattle` > 0 a copy rattled by that
-    Gaussian σ in Å, kind 'equilibrium': a probe of the equilibrium that is not the relaxed cell), its isotropic
-    strains (linear factors), and
-    `thermal` snapshots of plain NVT MD at `temperature` K: independent runs of ANCHOR_PER_RUN snapshots each,
-    ANCHOR_SPACING fs apart after ANCHOR_THERMALIZE steps of 1 fs. Tagged phase, pressure_GPa, source='anchor',
-    kind."""
-    calc = make_calculator(driver)
-    out: list[Atoms] = []
-    for n, (phase, pressure) in enumerate(product(phases, pressures)):
-        tags = {"phase": phase, "pressure_GPa": float(pressure), "source": "anchor", "driver": driver}
-        cell = relax(phases[phase], calc, float(pressure), fmax=0.05, steps=200)
-        cell.calc = None
-        if relaxed:
-            out.append(_tagged(cell, tags, "relaxed"))
-        if rattle > 0:
-            probe = _tagged(cell, tags, "equilibrium")
-            probe.positions += np.random.default_rng([seed, n]).normal(0.0, rattle, probe.positions.shape)
-            out.append(probe)
-        for f in strains:
-            strained = cell.copy()
-            strained.set_cell(cell.cell.array * f, scale_atoms=True)
-            out.append(_tagged(strained, tags, f"strain {f:g}"))
-        for run in range(-(-thermal // ANCHOR_PER_RUN)):
-            count = min(ANCHOR_PER_RUN, thermal - run * ANCHOR_PER_RUN)
-            md = MDSettings(temperature=temperature, pressure=float(pressure), steps=ANCHOR_SPACING * count,
-                            snapshots=count, thermalize=ANCHOR_THERMALIZE, relax_steps=0,
-                            seed=seed + n + 1000 * run)
-            traj = run_md(cell, calc, calc, md)
-            out += [_tagged(s, tags, "thermal") for s in traj.snapshots]
-    return out
-
-
-def _tagged(atoms: Atoms, tags: dict, kind: str) -> Atoms:
-    atoms = atoms.copy()
-    atoms.calc = None
-    atoms.info.update(tags)
-    atoms.info["kind"] = kind
-    return atoms

@@ -33,7 +33,7 @@ from ase.optimize import FIRE
 
 from dael.numeric.entropy import GlobalEntropy, local_entropy_gradient
 from dael.numeric.fingerprint import FingerprintSettings, fingerprint
-from dael.numeric.natx import padded_settings
+from dael.numeric.natx import fingerprint_for, padded_settings
 from dael.numeric.neighbors import neighbor_list
 from dael.util.checks import number
 
@@ -137,9 +137,8 @@ class GlobalEntropyBias(EntropyBias):
         return self.dataset.settings
 
     def entropy(self, atoms: Atoms, stress: bool) -> tuple[float, np.ndarray, np.ndarray]:
-        s = self.settings(atoms)
-        fps = fingerprint(atoms, cutoff=s.cutoff, natx=s.natx, orbital=s.orbital, gradients=True,
-                          stress=stress)
+        self.settings(atoms)
+        fps = fingerprint_for(self.dataset, atoms, gradients=True, stress=stress)  # grows natx if needed
         h, dh_dfp = self.dataset.logdet_with(fps.of(0))
         if self.scale == "kT":
             n = len(atoms)

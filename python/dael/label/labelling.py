@@ -129,6 +129,7 @@ def _schedule(structures: list[Atoms], oracle: str, params: dict[str, Any], work
         pool = ProcessPool(min(workers, len(structures)), oracle, params, threads)
     queue = deque(range(len(structures)))
     attempts = [0] * len(structures)
+    first: dict[int, str] = {}  # the first error of each job: a retry's error is often a symptom of it
     started: dict[int, float] = {}
 
     def fill() -> None:
@@ -157,9 +158,12 @@ def _schedule(structures: list[Atoms], oracle: str, params: dict[str, Any], work
                 if ok:
                     batch.append(Outcome(job, payload, None, attempts[job], seconds))
                 elif final or attempts[job] > retries:
-                    tries = f" ({attempts[job]} attempts)" if attempts[job] > 1 else ""
-                    batch.append(Outcome(job, None, payload + tries, attempts[job], seconds))
+                    error = first.get(job, payload)
+                    tries = "" if attempts[job] == 1 else f" ({attempts[job]} attempts" + (
+                        f"; the last: {payload})" if payload != error else ")")
+                    batch.append(Outcome(job, None, error + tries, attempts[job], seconds))
                 else:
+                    first.setdefault(job, payload)
                     queue.appendleft(job)
             fill()
             if batch:

@@ -89,8 +89,19 @@ class DualEntropy:
         other.atom, other.config = self.atom.copy(), self.config.copy()
         return other
 
+    def grow(self, natx: int) -> None:
+        """Lengthen both states' fingerprints to `natx` (GlobalEntropy.grow)."""
+        self.atom.grow(natx)
+        self.config.grow(natx)
+
+    def _align(self) -> None:
+        """Both states at the longer natx (the MD bias grows the per-atom state alone)."""
+        if self.atom.settings is not None and self.config.settings is not None:
+            self.grow(max(self.atom.settings.natx, self.config.settings.natx))
+
     def add(self, fps: Fingerprints | Sequence[np.ndarray]) -> None:
         """Add structures to both states."""
+        self._align()
         if isinstance(fps, Fingerprints):
             self.atom.add(fps)
             self.config.add(fps)
@@ -104,6 +115,7 @@ class DualEntropy:
         """Streaming filter in order over a per-atom batch (or list of blocks), each candidate judged in its own
         mode (ΔH > min_gain joins both states at once). Returns (gains in the candidate's mode, accepted mask);
         `last_modes` holds the modes."""
+        self._align()
         if isinstance(fps, Fingerprints):
             for state in (self.atom, self.config):
                 state.check(fps)

@@ -227,6 +227,23 @@ class GlobalEntropy:
         picks, gains = cov.greedy(rows, offsets, int(budget), float(min_gain), bool(lazy), resolve(threads))
         return np.frombuffer(picks, dtype=np.int64).copy(), np.frombuffer(gains, dtype=np.float64).copy()
 
+    def grow(self, natx: int) -> None:
+        """Lengthen the fingerprints this state holds to `natx` atoms per sphere (at least its own): the new
+        components are the zero padding every stored fingerprint had, so no stored sample, distance or gain
+        changes (H shifts by the new dimensions' (d' − d)·ln ε)."""
+        if self.settings is None:
+            raise ValueError("a state without fingerprint settings has no natx to grow")
+        if natx <= self.settings.natx:
+            return
+        settings = FingerprintSettings(self.settings.cutoff, int(natx), self.settings.orbital)
+        if self._cov is not None:
+            old = self.arrays()
+            d, d2 = self._cov.d, settings.length
+            mean, scatter = np.zeros(d2), np.zeros((d2, d2))
+            mean[:d], scatter[:d, :d] = old["mean"], old["scatter"]
+            self._cov = _covariance(d2, self.eps, float(old["n"]), mean, scatter)
+        self.settings = settings
+
     # -- persistence ---------------------------------------------------------------------------------
     def arrays(self) -> dict[str, np.ndarray]:
         """The running sums: n (samples), mean (d,), scatter (d, d)."""

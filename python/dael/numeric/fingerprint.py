@@ -8,6 +8,7 @@ Per configuration: the mean of its atoms' fingerprints.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -96,6 +97,25 @@ class Fingerprints:
         return out
 
 
+    def largest_spheres(self) -> np.ndarray:
+        """The largest sphere (atoms, centre included) of each structure, (S,) int64."""
+        counts = np.diff(self.offsets)
+        out = np.zeros(len(counts), dtype=np.int64)
+        full = counts > 0
+        if full.any():
+            out[full] = np.maximum.reduceat(self.sphere, self.offsets[:-1][full])
+        return out
+
+    def truncated(self, natx: int) -> Fingerprints:
+        """The values only, cut (or zero-padded) to `natx`: exact for every structure whose largest sphere
+        holds at most natx atoms (its eigenvalues beyond natx are the zero padding); the others' values are
+        cut short (see largest_spheres)."""
+        settings = FingerprintSettings(self.settings.cutoff, int(natx), self.settings.orbital)
+        values = np.zeros((len(self.values), settings.length))
+        keep = min(settings.length, self.settings.length)
+        values[:, :keep] = self.values[:, :keep]
+        return Fingerprints(values, settings, self.per, self.offsets, self.sphere)
+
     def subset(self, lo: int, hi: int) -> Fingerprints:
         """Structures lo..hi (exclusive) as a batch of their own."""
         a, b = int(self.offsets[lo]), int(self.offsets[hi])
@@ -128,6 +148,14 @@ class Fingerprints:
         return np.frombuffer(dr, dtype=np.float64).reshape(-1, 3), np.frombuffer(de, dtype=np.float64)
 
 
+class NatxError(ValueError):
+    """A sphere holds more atoms than natx: `needed` is the smallest natx that fits the batch."""
+
+    def __init__(self, message: str, needed: int):
+        super().__init__(message)
+        self.needed = needed
+
+
 def fingerprint(
     structures: Atoms | Sequence[Atoms],
     cutoff: float = 5.0,
@@ -140,9 +168,9 @@ def fingerprint(
 ) -> Fingerprints:
     """OMFP fingerprints of one `ase.Atoms` or a list of them (one native call, GIL released).
 
-    cutoff: sphere radius in Å. natx: most atoms a sphere may hold (centre included); a larger sphere
-    is an error that names it; None sizes natx to the largest sphere of this batch (then fingerprints of
-    different batches may differ in length). orbital: 's' or 'sp'. per: 'atom' or 'config' (mean over
+    cutoff: sphere radius in Å. natx: most atoms a sphere may hold (centre included); a larger sphere is an
+    error (NatxError, a ValueError) that names it; None sizes natx to the largest sphere of this batch (then
+    fingerprints of different batches may differ in length). orbital: 's' or 'sp'. per: 'atom' or 'config' (mean over
     the structure's atoms). gradients: ∂fp/∂r; stress: the strain derivative (needs gradients).
     See `Fingerprints` for shapes and units.
     """
@@ -153,8 +181,14 @@ def fingerprint(
     FingerprintSettings(cutoff, natx or 1, orbital)  # validates the arguments
     batch = structures if isinstance(structures, Batch) else Batch.from_atoms(structures)
     check_memory(batch, cutoff, natx, orbital, gradients, resolve(threads))
-    raw = _core.fingerprints(batch.positions, batch.numbers, batch.cells, batch.pbc, batch.offsets,
-                             float(cutoff), int(natx or 0), orbital, gradients, stress, resolve(threads))
+    try:
+        raw = _core.fingerprints(batch.positions, batch.numbers, batch.cells, batch.pbc, batch.offsets,
+                                 float(cutoff), int(natx or 0), orbital, gradients, stress, resolve(threads))
+    except ValueError as exc:
+        needed = re.search(r"raise natx to at least (\d+)", str(exc))
+        if needed:
+            raise NatxError(str(exc), int(needed[1])) from None
+        raise
     settings = FingerprintSettings(float(cutoff), int(raw["natx"]), orbital)
     length = settings.length
     fp = np.frombuffer(raw["fp"], dtype=np.float64).reshape(-1, length)

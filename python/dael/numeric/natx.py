@@ -1,9 +1,10 @@
 """natx, the fixed fingerprint length of a run, from the equation of state (a campaign policy).
 
-A run fixes its fingerprint settings once, before any MD: natx must hold the largest sphere any snapshot will
-have. Given none (natx None; "auto" in the CLI and campaign.yaml), it is `NATX_MARGIN` × the largest sphere of
-the seeds after compressing them to the run's highest pressure by a soft Murnaghan equation of state
-(`compressed_volume_ratio`).
+A run fixes its fingerprint settings once, before any MD. Given none (natx None; "auto" in the CLI and
+campaign.yaml), natx is `NATX_MARGIN` × the largest sphere of the seeds after compressing them to the run's
+highest pressure by a soft Murnaghan equation of state (`compressed_volume_ratio`). A snapshot with a larger
+sphere (a collapsed cell, a weak model's MD) never ends a run: `fingerprint_for` grows the entropy state to
+NATX_MARGIN × that sphere first (zero padding changes no stored sample and no gain).
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from collections.abc import Sequence
 import numpy as np
 from ase import Atoms
 
-from dael.numeric.fingerprint import FingerprintSettings, fingerprint
+from dael.numeric.dual import DualEntropy
+from dael.numeric.entropy import GlobalEntropy
+from dael.numeric.fingerprint import Fingerprints, FingerprintSettings, NatxError, fingerprint
 
-__all__ = ["NATX_MARGIN", "SOFT_BULK_MODULUS", "compressed_volume_ratio", "padded_settings", "run_settings"]
+__all__ = ["NATX_MARGIN", "SOFT_BULK_MODULUS", "compressed_volume_ratio", "fingerprint_for", "padded_settings",
+           "run_settings"]
 
 NATX_MARGIN = 1.5
 """How much larger than the largest sphere of the (compressed) seeds a run's fixed natx is made: thermal
@@ -54,3 +58,19 @@ def run_settings(structures: Atoms | Sequence[Atoms], cutoff: float, natx: int |
     if natx is not None:
         return FingerprintSettings(cutoff, natx, orbital)
     return padded_settings(structures, cutoff, orbital, pressure=pressure)
+
+
+def fingerprint_for(state: GlobalEntropy | DualEntropy, structures: Atoms | Sequence[Atoms], gradients: bool = False,
+                    stress: bool = False) -> Fingerprints:
+    """Per-atom fingerprints of `structures` with the settings of `state` (which must have them); when a sphere
+    holds more atoms than its natx, the state grows to NATX_MARGIN × that sphere first (state.grow), so the
+    fingerprints always fit it. Compare state.settings.natx before and after to report a growth."""
+    s = state.settings
+    try:
+        return fingerprint(structures, cutoff=s.cutoff, natx=s.natx, orbital=s.orbital, gradients=gradients,
+                           stress=stress)
+    except NatxError as exc:
+        state.grow(int(np.ceil(NATX_MARGIN * exc.needed)))
+    s = state.settings
+    return fingerprint(structures, cutoff=s.cutoff, natx=s.natx, orbital=s.orbital, gradients=gradients,
+                       stress=stress)

@@ -30,102 +30,20 @@ import os
 import shutil
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
 import numpy as np
-from ase import Atoms
 
-from dael.data.dataset import Dataset, is_dataset
-from dael.data.structures import iter_structures
-from dael.label.workers import dask_client
-from dael.numeric.dual import load_state, new_state
 from dael.numeric.entropy import MIN_GAIN, GlobalEntropy
-from dael.numeric.fingerprint import Fingerprints, FingerprintSettings, fingerprint
+from dael.numeric.fingerprint import Fingerprints, FingerprintSettings
 from dael.selection.greedy import EXACT_UP_TO, METHODS
 from dael.selection.index import NoveltyIndex
+from dael.selection.pool import Tagged, chunks, fingerprinted, iter_pool
 from dael.util.checks import number
 from dael.util.files import concat_files, savez_atomic, write_atomic, write_extxyz
-
-Tagged = tuple[int, int, Atoms]
-"""(file number, frame number within the file, structure)."""
-
-
-def iter_pool(paths: Sequence[str | os.PathLike]) -> Iterator[Tagged]:
-    """Every structure of every file (`dael.data.structures.iter_structures`: of a dael dataset, its labelled rows
-    but the test ones), lazily, tagged with where it came from."""
-    for f, path in enumerate(paths):
-        for i, atoms in enumerate(iter_structures(path)):
-            yield f, i, atoms
-
-
-def chunks(items: Iterable, size: int) -> Iterator[list]:
-    it = iter(items)
-    while block := list(islice(it, size)):
-        yield block
-
-
-def fingerprint_chunk(structures: list[Atoms], settings: FingerprintSettings) -> Fingerprints:
-    """Per-atom fingerprints of one chunk (runs on Dask workers too; one native thread there)."""
-    return fingerprint(structures, cutoff=settings.cutoff, natx=settings.natx, orbital=settings.orbital)
-
-
-def fingerprinted(blocks: Iterator[list[Tagged]], settings: FingerprintSettings,
-                  dask: str | None = None) -> Iterator[tuple[list[Tagged], Fingerprints]]:
-    """Fingerprint chunks in order, locally or on a Dask cluster (address, or 'local' for a LocalCluster
-    of one single-threaded worker per core), keeping at most two chunks per worker in flight."""
-    if dask is None:
-        for block in blocks:
-            yield block, fingerprint_chunk([a for _, _, a in block], settings)
-        return
-
-    client, cluster = dask_client(dask)
-    with client:
-        window = 2 * max(1, len(client.scheduler_info()["workers"]))
-        pending: list = []
-        for block in blocks:
-            job = client.submit(fingerprint_chunk, [a for _, _, a in block], settings, pure=False)
-            pending.append((block, job))
-            if len(pending) >= window:
-                done, fut = pending.pop(0)
-                yield done, fut.result()
-        for done, fut in pending:
-            yield done, fut.result()
-    if cluster is not None:
-        cluster.close()
-
-
-
-
-def dataset_state(dataset: Path | None, state: Path | None, mode: str, eps: float, settings: FingerprintSettings,
-                  chunk: int, adopt: bool = False, say: Callable[[str], None] = print) -> GlobalEntropy:
-    """The dataset's entropy state: a saved state, or the fingerprints of a dataset's structures (a dael
-    dataset's labelled rows but the test ones; failed and pending rows are reported to `say`, never used).
-    adopt: a saved state's own fingerprint settings win over `settings` (the user gave no --natx).
-    ValueError for a bad mode, a missing file or a saved state that does not fit."""
-    if mode not in ("atom", "config", "dual"):
-        raise ValueError(f"--mode must be 'atom', 'config' or 'dual'; got {mode!r}")
-    if state is not None:
-        if not state.exists():
-            raise ValueError(f"{state}: no such entropy state file")
-        loaded = load_state(state)
-        if loaded.settings is not None and loaded.settings != settings and not adopt:
-            raise ValueError(f"{state} was built with {loaded.settings}; pass the same --cutoff/--natx/--orbital")
-        if loaded.mode != mode:
-            raise ValueError(f"{state} is a '{loaded.mode}'-mode state; pass --mode {loaded.mode}")
-        return loaded
-    current = new_state(mode, eps, settings)
-    if dataset is not None:
-        if not dataset.exists():
-            raise ValueError(f"{dataset}: no such dataset (an ASE database; omit --dataset to start empty)")
-        for block in chunks(iter_pool([dataset]), chunk):
-            current.add(fingerprint_chunk([a for _, _, a in block], settings))
-        note = Dataset(dataset).left_out() if is_dataset(dataset) else ""
-        if note:
-            say(f"{dataset}: {note}")
-    return current
 
 
 def check_options(budget: int, min_gain: float, method: str, chunk: int, min_distance: float = 0.0) -> None:
@@ -141,7 +59,8 @@ def check_options(budget: int, min_gain: float, method: str, chunk: int, min_dis
 
 @dataclass
 class ScreenResult:
-    """What a screen kept: (file, frame) of each pick, its gain (nats), the counts seen and skipped."""
+    """What a screen kept: (file, frame) of each pick, its gain (nats), the counts seen and skipped (by the
+    novelty index, or `dense`: a fingerprint sphere larger than natx)."""
 
     picks: list[tuple[int, int]]
     gains: list[float]
@@ -150,6 +69,7 @@ class ScreenResult:
     state: GlobalEntropy
     seconds: float
     extra: dict = field(default_factory=dict)
+    dense: int = 0
 
 
 def shortfall(result: ScreenResult, budget: int, min_gain: float) -> str | None:
@@ -158,9 +78,12 @@ def shortfall(result: ScreenResult, budget: int, min_gain: float) -> str | None:
     if kept >= budget:
         return None
     candidates = result.seen - result.skipped
+    novelty = result.skipped - result.dense
     if candidates <= kept:
-        why = (f"the pool held only {result.seen:,} structures" + (f", {result.skipped:,} of them skipped by the "
-               "novelty index (lower --min-distance to keep them)" if result.skipped else ""))
+        why = (f"the pool held only {result.seen:,} structures" + (f", {novelty:,} of them skipped by the "
+               "novelty index (lower --min-distance to keep them)" if novelty else "") + (
+               f", {result.dense:,} refused for a sphere larger than natx (a larger --natx judges them)"
+               if result.dense else ""))
         return f"kept {kept} of --budget {budget}: {why}; give a larger pool to fill the budget"
     return (f"kept {kept} of --budget {budget}: after {kept} picks none of the other {candidates - kept:,} "
             f"candidates raised the entropy by more than --min-gain {min_gain:g} nats; to fill the budget "
@@ -258,11 +181,11 @@ class Screen:
         done = self._resumed_chunks(say) if resume else []
         picks: list[tuple[int, int]] = []
         gains: list[float] = []
-        seen = skipped = 0
+        seen = skipped = dense = 0
         if done:
             last = done[-1]
             self.state = self.state.restored(last["n"], last["mean"], last["scatter"])
-            seen, skipped = int(last["seen"]), int(last["skipped"])
+            seen, skipped, dense = int(last["seen"]), int(last["skipped"]), int(last["dense"])
             for z in done:
                 picks += [tuple(p) for p in z["picks"].tolist()]
                 gains += z["gains"].tolist()
@@ -270,10 +193,11 @@ class Screen:
                 "kept) were done before with the same pool contents and options")
         first = len(done)
         blocks = islice(chunks(iter_pool(self.pool), self.chunk), first, None)
-        for k, (block, fps) in enumerate(fingerprinted(blocks, self.settings, self.dask), start=first):
+        for k, (block, (fps, fits)) in enumerate(fingerprinted(blocks, self.settings, self.dask), start=first):
             if len(picks) >= self.budget:
                 break
-            keep = np.flatnonzero(self._keep(fps))
+            keep = np.flatnonzero(self._keep(fps) & fits)
+            dense += int((~fits).sum())
             chosen: list[int] = []
             g = np.zeros(0)
             if len(keep):
@@ -286,25 +210,25 @@ class Screen:
             xyz = self.work / f"chunk-{k:06d}.extxyz"
             _write_picks(xyz, [block[i] for i in chosen], g)
             _commit(self.work / f"chunk-{k:06d}.npz", self.state, picks=np.array(tags, np.int64).reshape(-1, 2),
-                    gains=g, seen=seen, skipped=skipped, extxyz_sha256=_digest(xyz))
+                    gains=g, seen=seen, skipped=skipped, dense=dense, extxyz_sha256=_digest(xyz))
             picks += tags
             gains += g.tolist()
             if progress:
                 progress(seen, len(picks))
         committed = len(list(self.work.glob("chunk-*.npz")))  # an extxyz without its npz is not committed
         concat_files([self.work / f"chunk-{k:06d}.extxyz" for k in range(committed)], self.out)
-        return ScreenResult(picks, gains, seen, skipped, self.state, 0.0)
+        return ScreenResult(picks, gains, seen, skipped, self.state, 0.0, dense=dense)
 
     def _greedy(self, progress, resume: bool, say: Callable[[str], None]) -> ScreenResult:
         ckpt = self.work / "shortlist.npz"
         rows, offsets, scores = np.zeros((0, self.settings.length)), np.zeros(1, np.int64), np.zeros(0)
         tags: list = []
-        first = seen = skipped = 0
+        first = seen = skipped = dense = 0
         z = _load_npz(ckpt) if resume and ckpt.exists() else None
         if z is not None:
             rows, offsets, scores = z["rows"], z["offsets"], z["scores"]
             tags = [tuple(t) for t in z["tags"].tolist()]
-            first, seen, skipped = int(z["chunks"]), int(z["seen"]), int(z["skipped"])
+            first, seen, skipped, dense = int(z["chunks"]), int(z["seen"]), int(z["skipped"]), int(z["dense"])
             say(f"resuming the screen in {self.work}: {seen:,} structures were shortlisted before with the "
                 "same pool contents and options")
         elif resume and ckpt.exists():
@@ -312,18 +236,19 @@ class Screen:
         shortlist = _Shortlist(rows, offsets, scores, tags, self.shortlist)
         last_save = time.monotonic()
         blocks = islice(chunks(iter_pool(self.pool), self.chunk), first, None)
-        for k, (block, fps) in enumerate(fingerprinted(blocks, self.settings, self.dask), start=first):
-            keep = np.flatnonzero(self._keep(fps))
+        for k, (block, (fps, fits)) in enumerate(fingerprinted(blocks, self.settings, self.dask), start=first):
+            keep = np.flatnonzero(self._keep(fps) & fits)
+            dense += int((~fits).sum())
             if len(keep):
                 sub = [fps.of(int(i)) for i in keep]
                 shortlist.offer(sub, self.state.gains(sub), [(block[i][0], block[i][1]) for i in keep])
             seen, skipped = seen + len(block), skipped + len(block) - len(keep)
             if time.monotonic() - last_save > 30:
-                shortlist.save(ckpt, chunks=k + 1, seen=seen, skipped=skipped)
+                shortlist.save(ckpt, chunks=k + 1, seen=seen, skipped=skipped, dense=dense)
                 last_save = time.monotonic()
             if progress:
                 progress(seen, 0)
-        shortlist.save(ckpt, chunks=first + 10**9, seen=seen, skipped=skipped)
+        shortlist.save(ckpt, chunks=first + 10**9, seen=seen, skipped=skipped, dense=dense)
         cands = shortlist.blocks()
         lazy = self.method == "lazy" or (self.method == "auto" and len(cands) > EXACT_UP_TO)
         picks, gains = self.state.greedy(cands, self.budget, self.min_gain, lazy=lazy)
@@ -333,7 +258,7 @@ class Screen:
         found.sort(key=lambda t: order[(t[0], t[1])])
         _write_picks(self.out, found, np.array([chosen[(f, i)] for f, i, _ in found]))
         return ScreenResult(list(chosen), list(chosen.values()), seen, skipped, self.state, 0.0,
-                            {"shortlist": len(shortlist.scores)})
+                            {"shortlist": len(shortlist.scores)}, dense=dense)
 
 
 class _Shortlist:

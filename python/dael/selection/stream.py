@@ -15,7 +15,8 @@ from ase import Atoms
 
 from dael.numeric.dual import DualEntropy, new_state
 from dael.numeric.entropy import MIN_GAIN, GlobalEntropy
-from dael.numeric.fingerprint import Fingerprints, fingerprint
+from dael.numeric.fingerprint import Fingerprints
+from dael.numeric.natx import fingerprint_for
 from dael.selection.window import in_window
 
 __all__ = ["filter_rows", "stream_filter"]
@@ -28,17 +29,16 @@ def stream_filter(state: State, structures: Sequence[Atoms], window: float | Non
                   blocks: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stream `structures` in order through `state` (changed in place). Those outside the energy window
     (`window` eV/atom above their thermal expectation, dael.selection.window; None: no window) are never judged;
-    the others are fingerprinted with the state's settings (or taken from `blocks`, one per-atom block per
-    structure) and accepted while ΔH > min_gain (nats), at most `budget`.
+    the others are fingerprinted with the state's settings, the state grown when a sphere needs a longer natx
+    (or taken from `blocks`, one per-atom block per structure) and accepted while ΔH > min_gain (nats), at most
+    `budget`.
     Returns (gains: NaN outside the window, accepted mask, inside-window mask), each of len(structures)."""
     inside = in_window(structures, window)
     gains, accepted = np.full(len(structures), np.nan), np.zeros(len(structures), dtype=bool)
     rows = np.flatnonzero(inside)
     if len(rows):
-        if blocks is None:
-            s = state.settings
-            judged: Fingerprints | list[np.ndarray] = fingerprint([structures[i] for i in rows], cutoff=s.cutoff,
-                                                                  natx=s.natx, orbital=s.orbital)
+        if blocks is None:  # a sphere beyond the state's natx grows the state (dael.numeric.natx)
+            judged: Fingerprints | list[np.ndarray] = fingerprint_for(state, [structures[i] for i in rows])
         else:
             judged = [blocks[i] for i in rows]
         gains[rows], accepted[rows] = state.stream(judged, min_gain, budget)
