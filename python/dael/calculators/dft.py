@@ -23,9 +23,16 @@ from ase.calculators.vasp import Vasp
 from ase.config import cfg
 
 from dael.calculators.base import OracleCalculator
+from dael.calculators.parameters import (
+    accepted_parameters,
+    base_keyword,
+    espresso_keywords,
+    gpaw_keywords,
+    vasp_keywords,
+)
 
-__all__ = ["ESPRESSO_DEFAULTS", "GPAW_DEFAULTS", "GPAW_MIN_ECUT", "GPAWOracle", "VASP_DEFAULTS", "espresso_oracle",
-           "gpaw_parameters", "vasp_oracle"]
+__all__ = ["ESPRESSO_DEFAULTS", "GPAW_DEFAULTS", "GPAW_MIN_ECUT", "GPAWOracle", "VASP_DEFAULTS", "dft_keywords",
+           "espresso_oracle", "gpaw_parameters", "vasp_oracle"]
 
 GPAW_DEFAULTS: dict[str, Any] = {
     "xc": "PBE",
@@ -141,6 +148,19 @@ class GPAWOracle(OracleCalculator):
             self.results["forces"] = work.get_forces()
         if "stress" in properties:
             self.results["stress"] = work.get_stress()
+
+
+def dft_keywords(code: str) -> tuple[frozenset[str], bool]:
+    """(the parameters the oracle `code` ('gpaw', 'vasp' or 'qe') takes, whether that list is complete). gpaw: GPAW's
+    keywords and ``ecut``; qe: the pw.x namelist keywords ASE knows (compare `base_keyword` of a key: lower case,
+    no index), ASE's ``Espresso`` settings, ``command``, ``pseudo_dir``; vasp: the tags ASE knows and ``command``,
+    ``pp``, not complete (ASE writes any other tag to the INCAR as given)."""
+    if code == "gpaw":
+        names, complete = gpaw_keywords(_gpaw())
+        return names | {"ecut"}, complete
+    if code == "vasp":
+        return vasp_keywords() | accepted_parameters(Vasp)[0] | {"command", "pp"}, False
+    return espresso_keywords() | {base_keyword(k) for k in _ESPRESSO_CALCULATOR_KEYS} | {"command", "pseudo_dir"}, True
 
 
 def _command(oracle: str, given: str | None, variables: Sequence[str], example: str) -> str:
