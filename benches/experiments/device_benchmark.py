@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from dael.benchmark.run import STORED_FILES, check_stored
-from dael.cli.label import key_values
+from dael.cli.common import key_values
 
 INPUTS = ("labels.db", "labels.done", "holdouts.json", "sets.json")
 """A benchmark folder's stored inputs beside its pools (copied when present)."""

@@ -53,7 +53,8 @@ def explore_pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, set
                                     random_baseline=random, seed=offset + 10_000 * rep, bias_scale=e.bias_scale)]
             say(f"benchmark: {name} pool, {len(jobs)} trajectories")
             state = GlobalEntropy("atom", campaign.filter.eps, settings)
-            Explorer(driver, state, out / f"{name}-md", min_gain=-np.inf, workers=e.workers).run(jobs)
+            Explorer(driver, state, out / f"{name}-md", min_gain=-np.inf, workers=e.workers,
+                     driver_params=campaign.driver_params).run(jobs)
             snaps = read(out / f"{name}-md" / "snapshots.extxyz", ":")
             write(path, snaps, format="extxyz")
         pools[name] = read(path, ":")
@@ -63,7 +64,8 @@ def explore_pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, set
         need = bench.anchor_fraction * max(bench.sizes) / DRAW_SHARE
         thermal = max(2, int(np.ceil(need / (len(seeds) * len(e.pressures)))) - len(ANCHOR_STRAINS) - 1)
         say(f"benchmark: anchors ({thermal} thermal snapshots per phase and pressure)")
-        write(path, anchors(seeds, driver, e.pressures, thermal=thermal, seed=campaign.seed),
+        write(path, anchors(seeds, driver, e.pressures, thermal=thermal, seed=campaign.seed,
+                            driver_params=campaign.driver_params),
               format="extxyz")
     pools["anchor"] = read(path, ":")
     path = out / "test.extxyz"

@@ -49,7 +49,8 @@ _DFT = ("gpaw", "vasp", "qe", "espresso", "quantum-espresso")
 
 
 def make_calculator(name: str, device: str | None = None, **params: Any) -> BaseCalculator:
-    """The calculator called `name` (see the module's table), built with `params`.
+    """The calculator called `name` (see the module's table), built with `params` (`device` too for an ASE class
+    that takes one, such as MACE's).
 
     Unknown names, missing packages or files and parameters the calculator does not take (see
     `dael.calculators.parameters`) raise one ValueError that says what to use instead."""
@@ -74,7 +75,10 @@ def _make(name: str, device: str | None, params: dict[str, Any], warn: bool) -> 
             raise ValueError(f"calculator {name!r}: {exc}") from exc
     if kind == "ase":
         cls = _ase_class(name, arg)
-        check_parameters(name, params, *accepted_parameters(cls), warn=warn)
+        accepted, complete = accepted_parameters(cls)
+        if device is not None and "device" in accepted:  # e.g. MACE's: `device` is the class's own parameter
+            params = {**params, "device": device}
+        check_parameters(name, params, accepted, complete, warn=warn)
         try:
             return cls(**params)
         except TypeError as exc:

@@ -177,6 +177,9 @@ class Campaign:
     name: str = "campaign"
     #: MD driver of round 1: a calculator name, or 'base' (train.base); later rounds: the latest model
     driver: str = "reference"
+    #: parameters of the driver, e.g. {model_paths: my.model} for ase:mace.calculators:MACECalculator; one it does
+    #: not take is refused
+    driver_params: dict[str, Any] = field(default_factory=dict)
     #: seed of every random choice (MD, orders, draws)
     seed: int = 0
     explore: Explore = field(default_factory=Explore)

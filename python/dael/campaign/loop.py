@@ -137,8 +137,8 @@ def _base(campaign: Campaign, paths: Paths) -> Path | None:
 
 def explore_round(campaign: Campaign, seeds: dict, paths: Paths, r: int, driver: str, anchor_driver: str,
                         dataset, settings: FingerprintSettings, used: int, say: Say) -> None:
-    """Explore with `driver` and pick the round's structures; the anchors come from `anchor_driver` (round 1's),
-    none already in `dataset`."""
+    """Explore with `driver` and pick the round's structures; the anchors come from `anchor_driver` (round 1's, built
+    with driver_params, as `driver` is when it is the same), none already in `dataset`."""
     e, b, f = campaign.explore, campaign.budget, campaign.filter
     state = current_state(paths, campaign, settings)
     budget = min(b.per_round, b.total - used)
@@ -148,14 +148,16 @@ def explore_round(campaign: Campaign, seeds: dict, paths: Paths, r: int, driver:
     say(f"round {r}: exploring {len(jobs)} trajectories with driver {driver}")
     streaming = f.selection == "stream"
     explorer = Explorer(driver, state.copy(), paths.round(r) / "explore", f.min_gain, e.workers, window=e.window,
-                        stop_after=budget - n_anchor if streaming else None)
+                        stop_after=budget - n_anchor if streaming else None,
+                        driver_params=campaign.driver_params if driver == anchor_driver else None)
     result = explorer.run(jobs, lambda t: say(f"  {t['name']}: {t['status']}, "
                                               f"{t['accepted']}/{t['snapshots']} accepted"))
     accepted = explorer.accepted_in_order()
     picked = []
     if n_anchor and budget > 0:
         known = dataset.hashes()
-        pool_anchors = [a for a in anchors(seeds, anchor_driver, e.pressures, seed=campaign.seed + r)
+        pool_anchors = [a for a in anchors(seeds, anchor_driver, e.pressures, seed=campaign.seed + r,
+                                             driver_params=campaign.driver_params)
                         if structure_hash(a) not in known]
         if pool_anchors:
             sel = select(pool_anchors, dataset=_greedy_view(state), budget=n_anchor, min_gain=-np.inf)

@@ -29,9 +29,10 @@ def preflight(campaign: Campaign, where: str, base: str | os.PathLike | None = N
               epochs: int | None = None, benchmark: bool = False, oracle: bool = True) -> Checked:
     """Check `campaign` (read from `where`, named in every message) for a run: `base` (the campaign's
     train.base, named `base_key` in its error, or --from, whose errors name it already), the oracle, the label
-    options, the exploration driver, the training settings (with `epochs`, default train.epochs) and, for the
-    `benchmark`, its test-set driver. `oracle=False` (a benchmark on stored, labelled pools) checks neither the
-    oracle nor the MD drivers, which such a run never builds; their names are the campaign's as written."""
+    options, the exploration driver with its driver_params, the training settings (with `epochs`, default
+    train.epochs) and, for the `benchmark`, its test-set driver. `oracle=False` (a benchmark on stored, labelled
+    pools) checks neither the oracle nor the MD drivers, which such a run never builds; their names are the
+    campaign's as written."""
     lab, parent = campaign.label, None
     if base is not None:  # a missing base fails now, not after the exploration and the labels
         try:
@@ -51,11 +52,13 @@ def preflight(campaign: Campaign, where: str, base: str | os.PathLike | None = N
         drivers["benchmark.test_driver"] = lambda: campaign.test_md_driver(parent)
     names: dict[str, str] = {}
     for key, resolve in drivers.items():
+        params = campaign.driver_params if key == "driver" else {}
         try:
             names[key] = resolve()
-            check_calculator(names[key])
+            check_calculator(names[key], **params)
         except (ValueError, FileNotFoundError) as exc:
-            raise ValueError(f"{where}: {key}: {exc}") from exc
+            raise ValueError(f"{where}: {key}{' (driver_params ' + str(params) + ')' if params else ''}: {exc}") \
+                from exc
     _check_training(campaign, where, epochs)
     return Checked(parent, names["driver"], names.get("benchmark.test_driver"))
 

@@ -122,6 +122,23 @@ def checked() -> Iterator[None]:
         raise fail(str(exc)) from exc
 
 
+def key_values(items: list[str] | None, option: str = "--param",
+               example: str = "--param system=Si or --param ecut=500") -> dict:
+    """A calculator's parameters from ``OPTION key=value`` pairs (`dael label --param`, `dael explore
+    --driver-param`, `dael distill --teacher-param`); a value is JSON when it parses (500, true, {"Si": ...}),
+    else text."""
+    params = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise fail(f"{option} {item!r}: expected key=value, e.g. {example}")
+        try:
+            params[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key.strip()] = value
+    return params
+
+
 def read_inputs(paths: list[Path], index: str) -> list:
     """Every structure of every file (`dael.data.structures.read_structures`: any format ASE reads; of a dael
     dataset, its labelled rows but the test ones); a clear error names the bad file."""

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from dael.calculators.registry import check_calculator
 from dael.campaign.config import K_GLOBAL
-from dael.cli.common import app, checked, console, done, errors, read_inputs
+from dael.cli.common import app, checked, console, done, errors, key_values, read_inputs
 from dael.explore.explorer import Explorer, grid
 from dael.explore.md import UNSTABLE, MDSettings
 from dael.numeric.entropy import MIN_GAIN
@@ -27,6 +27,8 @@ def explore(
     out: Annotated[Path, typer.Option(help="output folder (resumable)")] = Path("explore"),
     driver: Annotated[str, typer.Option(help="reference | chgnet | sevennet | allegro:PATH | ase:module:Class")]
     = "chgnet",
+    driver_param: Annotated[list[str] | None, typer.Option(
+        help="driver parameter key=value (value read as JSON, else text); repeatable")] = None,
     pressure: Annotated[list[float], typer.Option(help="pressures, GPa (repeat the option)")] = [0.0],  # noqa: B006
     temperature: Annotated[list[float], typer.Option(help="temperatures, K")] = [300.0],  # noqa: B006
     k_global: Annotated[list[float], typer.Option(help="global-entropy bias strengths: k_B·T per atom with "
@@ -61,13 +63,14 @@ def explore(
     seed: Annotated[int, typer.Option(help="random seed of the first trajectory")] = 0,
 ) -> None:
     """Entropy-biased MD over phases × pressures × temperatures × k; snapshots through the global filter."""
+    driver_params = key_values(driver_param, "--driver-param", "--driver-param sigma=2.3")
     structures = read_inputs(seeds, ":")
     phases = {}
     for n, atoms in enumerate(structures):
         name = str(atoms.info.get("phase", seeds[0].stem if len(structures) == 1 else f"seed{n}"))
         phases[name if name not in phases else f"{name}{n}"] = atoms
     with checked():  # every option and grid point is checked before anything runs or is written
-        check_calculator(driver)
+        check_calculator(driver, **driver_params)
         number("--min-gain", min_gain, infinite=True)
         number("--workers", workers, low=1, integer=True)
         md = MDSettings(temperature=temperature[0], ensemble=ensemble, steps=steps, snapshots=snapshots,
@@ -83,7 +86,8 @@ def explore(
         number("--window (eV/atom, 0: off)", window, low=0)
         jobs = grid(phases, pressure, temperature, k_global, k_local, md, random_baseline=random, seed=seed,
                     bias_scale=bias_scale, order=order)
-        explorer = Explorer(driver, current, out, min_gain, workers, settings, window=window or None)
+        explorer = Explorer(driver, current, out, min_gain, workers, settings, window=window or None,
+                            driver_params=driver_params)
         with console.status(Text(f"exploring: {len(jobs)} trajectories")) as status:
             result = explorer.run(jobs, lambda e: status.update(Text(
                 f"{e['name']}: {e['status']}, {e['accepted']}/{e['snapshots']} accepted")))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
@@ -12,26 +11,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from dael.calculators.registry import check_calculator
-from dael.cli.common import app, console, done, errors, fail, read_inputs
+from dael.cli.common import app, console, done, errors, fail, key_values, read_inputs
 from dael.data.dataset import SOURCES, Dataset, oracle_spec
 from dael.label.labelling import check_options, label_dataset
 from dael.numeric.fingerprint import FingerprintSettings
 from dael.util.checks import output_file
-
-
-def key_values(items: list[str] | None, option: str = "--param",
-               example: str = "--param system=Si or --param ecut=500") -> dict:
-    """``OPTION key=value`` pairs; a value is JSON when it parses (500, true, {"Si": ...}), else text."""
-    params = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise fail(f"{option} {item!r}: expected key=value, e.g. {example}")
-        try:
-            params[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key.strip()] = value
-    return params
 
 
 def _fingerprint_option(text: str | None):
