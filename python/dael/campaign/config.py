@@ -9,11 +9,13 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from dael.explore.conditions import SLAB_CELLS
 from dael.explore.md import UNSTABLE, MDSettings
 from dael.explore.order import ORDERS
 from dael.numeric.entropy import MIN_GAIN
 from dael.selection.window import WINDOW
 from dael.util.checks import AUTO, natx_value, number
+from dael.util.periodicity import VACUUM
 
 CONFIG = "campaign.yaml"
 MODEL = {"l_max": 2, "num_scalar_features": 64, "num_tensor_features": 16, "r_max": 5.0}
@@ -46,8 +48,12 @@ class Explore:
     window: float | None = WINDOW
     #: exploration order of the grid's trajectories: 'stratified' (over phases and conditions), 'random' or 'grid'
     order: str = "stratified"
-    #: 'nvt' (Langevin at the relaxed cell) or 'npt' (isotropic, at the grid pressure)
+    #: 'nvt' (Langevin at the relaxed cell) or 'npt' (isotropic, at the grid pressure; bulk phases only)
     ensemble: str = MDSettings.ensemble
+    #: a slab's (or wire's) periodic cell: 'fixed' as given, or 'relax' to zero stress along its periodic axes only
+    slab_cell: str = MDSettings.slab_cell
+    #: Å of vacuum on each side of a seed without a cell along its non-periodic axes (a molecule from an .xyz file)
+    vacuum: float = VACUUM
     #: biased MD steps per trajectory
     steps: int = MDSettings.steps
     #: snapshots per trajectory, evenly spaced, each offered to the filter
@@ -68,7 +74,8 @@ class Explore:
     def md(self, **overrides: Any) -> MDSettings:
         """The MD settings of one trajectory of this grid (each grid point sets temperature and pressure),
         with `overrides` (e.g. snapshots=25): the one place campaign settings become MD settings."""
-        keys = ("ensemble", "steps", "snapshots", "thermalize", "unstable", "relax_steps", "dt", "friction")
+        keys = ("ensemble", "steps", "snapshots", "thermalize", "unstable", "relax_steps", "dt", "friction",
+                "slab_cell")
         return MDSettings(**{**{k: getattr(self, k) for k in keys}, **overrides})
 
 
@@ -264,7 +271,8 @@ class Campaign:
             *((f"explore.k_local[{i}] (eV)", k, {}) for i, k in enumerate(e.k_local)),
             ("explore.dt (fs)", e.dt, {"above": 0}), ("explore.friction (1/fs)", e.friction, {"low": 0}),
             ("explore.thermalize", e.thermalize, {"low": 0}), ("explore.relax_steps", e.relax_steps, {"low": 0}),
-            ("explore.workers", e.workers, {"low": 1}), ("filter.min_gain (nats)", f.min_gain, {"infinite": True}),
+            ("explore.workers", e.workers, {"low": 1}), ("explore.vacuum (Å)", e.vacuum, {"above": 0}),
+            ("filter.min_gain (nats)", f.min_gain, {"infinite": True}),
             ("filter.cutoff (Å)", f.cutoff, {"above": 0}), ("filter.eps", f.eps, {"above": 0}),
             ("label.workers", lab.workers, {"low": 0}),
             ("label.retries", lab.retries, {"low": 0}), ("train.epochs", self.train.epochs, {"low": 1}),
@@ -284,6 +292,7 @@ class Campaign:
             "explore.window must be positive (eV/atom) or null": e.window is not None and not e.window > 0,
             "explore.unstable must be positive (eV/atom) or null": e.unstable is not None and not e.unstable > 0,
             "explore.ensemble must be 'nvt' or 'npt'": e.ensemble not in ("nvt", "npt"),
+            f"explore.slab_cell must be one of {', '.join(SLAB_CELLS)}": e.slab_cell not in SLAB_CELLS,
             "explore.temperatures must be positive (K)": any(t <= 0 for t in e.temperatures),
             "explore.steps and explore.snapshots must satisfy 1 <= snapshots <= steps":
                 not 1 <= e.snapshots <= e.steps,

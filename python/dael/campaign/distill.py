@@ -48,6 +48,7 @@ from ase.io import read
 from dael.calculators.deploy import PACKAGE, load_calculator, time_calls
 from dael.calculators.registry import DEVICE_VARIABLE, check_calculator, make_calculator
 from dael.campaign.loop import fingerprint_settings
+from dael.explore.conditions import boxed_phases, check_phases
 from dael.explore.explorer import Explorer, anchors, grid
 from dael.explore.stability import md_starts
 from dael.label.workers import compute, describe
@@ -229,7 +230,7 @@ def _perturbed(campaign: Any, seeds: dict[str, Atoms], teacher: str, s: DistillS
     say(f"distill: {len(seeds)} phase(s) relaxed with {teacher} at {len(campaign.explore.pressures)} pressure(s), "
         "strained and rattled")
     relaxed = anchors(seeds, teacher, campaign.explore.pressures, strains=ISOTROPIC_STRAINS, thermal=0,
-                      driver_params=teacher_params)
+                      driver_params=teacher_params, slab_cell=campaign.explore.slab_cell)
     structures = relaxed + perturbations([a for a in relaxed if a.info["kind"] == "relaxed"], s, campaign.seed)
     for atoms in structures:
         atoms.info["source"] = "distill"
@@ -257,6 +258,11 @@ def distill(campaign: Any, seeds: dict[str, Atoms], out: str | os.PathLike, teac
     s.check()
     teacher_params = dict(teacher_params or {})
     check_calculator(teacher, **teacher_params)
+    seeds, boxed = boxed_phases(seeds, campaign.explore.vacuum)
+    e = campaign.explore
+    check_phases(seeds, e.pressures, e.ensemble, e.slab_cell)
+    for line in boxed:
+        say(f"distill: {line}")
     out = Path(out)
     report = out / REPORT
     finished = marked(report)

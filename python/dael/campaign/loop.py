@@ -40,6 +40,7 @@ from dael.campaign.folder import load
 from dael.campaign.preflight import preflight
 from dael.data.dataset import Dataset, oracle_spec, structure_hash
 from dael.data.structures import read_structures
+from dael.explore.conditions import boxed_phases
 from dael.explore.explorer import Explorer, anchors, grid
 from dael.label.labelling import label_dataset
 from dael.numeric.dual import DualEntropy, new_state
@@ -101,9 +102,12 @@ def log_stage(paths: Paths, r: int, stage: str, entry: dict) -> None:
 def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = None) -> dict:
     """Run (or resume) the campaign in `folder` until its budget is spent; returns `status(folder)`."""
     campaign, seeds = load(folder)
+    seeds, boxed = boxed_phases(seeds, campaign.explore.vacuum)
     paths = Paths(Path(folder))
     first_driver = preflight(campaign, str(paths.root / CONFIG), _base(campaign, paths),
-                             f"train.base {campaign.train.base!r}").driver
+                             f"train.base {campaign.train.base!r}", seeds=seeds).driver
+    for line in boxed:
+        say(line)
     settings = fingerprint_settings(campaign, seeds)
     dataset = Dataset(paths.dataset)
     r = 0
@@ -157,7 +161,7 @@ def explore_round(campaign: Campaign, seeds: dict, paths: Paths, r: int, driver:
     if n_anchor and budget > 0:
         known = dataset.hashes()
         pool_anchors = [a for a in anchors(seeds, anchor_driver, e.pressures, seed=campaign.seed + r,
-                                             driver_params=campaign.driver_params)
+                                             driver_params=campaign.driver_params, slab_cell=e.slab_cell)
                         if structure_hash(a) not in known]
         if pool_anchors:
             sel = select(pool_anchors, dataset=_greedy_view(state), budget=n_anchor, min_gain=-np.inf)

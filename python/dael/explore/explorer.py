@@ -31,6 +31,7 @@ from ase.calculators.calculator import Calculator
 from ase.io import read
 
 from dael.calculators.registry import make_calculator
+from dael.explore.conditions import check_phases
 from dael.explore.md import GlobalEntropyBias, LocalEntropyBias, MDSettings, relax, run_md
 from dael.explore.order import GRID_TAGS, grid_key, trajectory_order
 from dael.label.workers import process_pool
@@ -38,6 +39,7 @@ from dael.numeric.dual import DualEntropy, load_state
 from dael.numeric.entropy import MIN_GAIN, GlobalEntropy
 from dael.numeric.fingerprint import FingerprintSettings
 from dael.selection.stream import stream_filter
+from dael.util import periodicity
 from dael.util.checks import number
 from dael.util.files import concat_files, write_extxyz
 
@@ -75,8 +77,10 @@ def grid(phases: dict[str, Atoms], pressures: Sequence[float], temperatures: Seq
     random_baseline: the same with k = 0 and random snapshot steps (each combination once per distinct k,
     so equal step counts). order: 'grid' (phase by phase), 'stratified' or 'random', seeded by `seed`
     (dael.explore.order: 'stratified' makes the first trajectories of a budgeted run span the phases, then the
-    pressures and temperatures of each)."""
+    pressures and temperatures of each). A phase whose periodicity does not admit a pressure or md's ensemble is a
+    ValueError (dael.explore.conditions)."""
     md = md or MDSettings()
+    check_phases(phases, pressures, md.ensemble, md.slab_cell)
     jobs = []
     for n, (phase, p, t, kg, kl) in enumerate(product(phases, pressures, temperatures, k_global, k_local)):
         settings = replace(md, pressure=float(p), temperature=float(t), seed=seed + n,
@@ -273,20 +277,21 @@ ANCHOR_PER_RUN = 5
 def anchors(phases: dict[str, Atoms], driver: str, pressures: Sequence[float],
             strains: Sequence[float] = ANCHOR_STRAINS, thermal: int = 2, temperature: float = 300.0,
             seed: int = 0, relaxed: bool = True, rattle: float = 0.0,
-            driver_params: dict[str, Any] | None = None) -> list[Atoms]:
+            driver_params: dict[str, Any] | None = None, slab_cell: str = "fixed") -> list[Atoms]:
     """Near-equilibrium structures (docs/method.md §3, the mixed pool): each phase relaxed with the driver at each
     pressure (GPa; the relaxed cell itself kept only with `relaxed`; with `rattle` > 0 a copy rattled by that
     Gaussian σ in Å, kind 'equilibrium': a probe of the equilibrium that is not the relaxed cell), its isotropic
-    strains (linear factors), and
+    strains (linear factors, of the periodic axes only: a slab's in-plane cell, none of a molecule), and
     `thermal` snapshots of plain NVT MD at `temperature` K: independent runs of ANCHOR_PER_RUN snapshots each,
-    ANCHOR_SPACING fs apart after ANCHOR_THERMALIZE steps of 1 fs; the driver built with `driver_params`. Tagged
-    phase, pressure_GPa, source='anchor', kind, driver (and driver_params)."""
+    ANCHOR_SPACING fs apart after ANCHOR_THERMALIZE steps of 1 fs; the driver built with `driver_params`, a slab's
+    cell relaxed per `slab_cell`. Tagged phase, pressure_GPa, source='anchor', kind, driver (and driver_params)."""
+    check_phases(phases, pressures, "nvt", slab_cell)
     calc = make_calculator(driver, **(driver_params or {}))
     out: list[Atoms] = []
     for n, (phase, pressure) in enumerate(product(phases, pressures)):
         tags = {"phase": phase, "pressure_GPa": float(pressure), "source": "anchor",
                 **driver_tags(driver, driver_params)}
-        cell = relax(phases[phase], calc, float(pressure), fmax=0.05, steps=200)
+        cell = relax(phases[phase], calc, float(pressure), fmax=0.05, steps=200, slab_cell=slab_cell)
         cell.calc = None
         if relaxed:
             out.append(_tagged(cell, tags, "relaxed"))
@@ -294,15 +299,13 @@ def anchors(phases: dict[str, Atoms], driver: str, pressures: Sequence[float],
             probe = _tagged(cell, tags, "equilibrium")
             probe.positions += np.random.default_rng([seed, n]).normal(0.0, rattle, probe.positions.shape)
             out.append(probe)
-        for f in strains:
-            strained = cell.copy()
-            strained.set_cell(cell.cell.array * f, scale_atoms=True)
-            out.append(_tagged(strained, tags, f"strain {f:g}"))
+        for f in strains if periodicity.kind(cell) != periodicity.MOLECULE else ():
+            out.append(_tagged(periodicity.scaled(cell, f), tags, f"strain {f:g}"))
         for run in range(-(-thermal // ANCHOR_PER_RUN)):
             count = min(ANCHOR_PER_RUN, thermal - run * ANCHOR_PER_RUN)
             md = MDSettings(temperature=temperature, pressure=float(pressure), steps=ANCHOR_SPACING * count,
                             snapshots=count, thermalize=ANCHOR_THERMALIZE, relax_steps=0,
-                            seed=seed + n + 1000 * run)
+                            seed=seed + n + 1000 * run, slab_cell=slab_cell)
             traj = run_md(cell, calc, calc, md)
             out += [_tagged(s, tags, "thermal") for s in traj.snapshots]
     return out
