@@ -120,11 +120,15 @@ def gpaw_parameters(symbols: Sequence[str], **overrides: Any) -> dict[str, Any]:
 
 
 class GPAWOracle(OracleCalculator):
-    """GPAW plane-wave DFT with :func:`gpaw_parameters` chosen for each structure's element set.
+    """GPAW plane-wave DFT with :func:`gpaw_parameters` chosen for each structure's element set; spin-polarised
+    (``spinpol=True``, from the structure's initial magnetic moments) where the structure carries non-zero initial
+    magnetic moments (``atoms.set_initial_magnetic_moments``; extxyz ``initial_magmoms``), unless ``spinpol`` is
+    given.
 
-    One GPAW calculator is kept (and rebuilt when the element set changes, e.g. Si then C needs a higher
-    cut-off). Results: ``energy`` (extrapolated to zero smearing) and ``free_energy`` (eV), ``forces``
-    (eV/Å), ``stress`` (eV/Å³, Voigt, ASE sign) for 3-D periodic cells.
+    One GPAW calculator is kept (and rebuilt when the element set or the spin changes, e.g. Si then C needs a
+    higher cut-off). Results: ``energy`` (extrapolated to zero smearing) and ``free_energy`` (eV), ``forces``
+    (eV/Å), and for 3-D periodic cells only ``stress`` (eV/Å³, Voigt, ASE sign): a slab's or a molecule's cell
+    stress is averaged over its vacuum box and labels nothing (the k-points along a non-periodic axis are 1).
     """
 
     def __init__(self, **overrides: Any) -> None:
@@ -133,20 +137,22 @@ class GPAWOracle(OracleCalculator):
         super().__init__()
         self.overrides = overrides
         self.dft: Any = None  # the GPAW calculator in use
-        self._elements: frozenset[str] | None = None
+        self._kind: tuple[frozenset[str], bool] | None = None  # its element set and spin polarisation
 
     def compute(self, atoms: Atoms, properties: Sequence[str]) -> None:
         elements = frozenset(atoms.get_chemical_symbols())
-        if self.dft is None or elements != self._elements:
-            self.dft = self._gpaw.GPAW(**gpaw_parameters(sorted(elements), **self.overrides))
-            self._elements = elements
+        spin = bool(np.any(atoms.get_initial_magnetic_moments()))
+        if self.dft is None or (elements, spin) != self._kind:
+            extra = {"spinpol": True} if spin and "spinpol" not in self.overrides else {}
+            self.dft = self._gpaw.GPAW(**gpaw_parameters(sorted(elements), **extra, **self.overrides))
+            self._kind = (elements, spin)
         work = atoms.copy()
         work.calc = self.dft
         self.results["energy"] = work.get_potential_energy()
         self.results["free_energy"] = float(self.dft.results.get("free_energy", self.results["energy"]))
         if "forces" in properties:
             self.results["forces"] = work.get_forces()
-        if "stress" in properties:
+        if "stress" in properties and atoms.pbc.all():
             self.results["stress"] = work.get_stress()
 
 
