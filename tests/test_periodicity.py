@@ -146,6 +146,8 @@ def test_dael_explore_refuses_before_writing_and_boxes_a_molecule_and_keeps_a_sl
         assert not out.exists()
     res = CliRunner().invoke(app, ["explore", str(water_file), *common, "--pressure", "1"])
     assert res.exit_code == 2 and "phase 'water' is a molecule" in res.output and not out.exists()
+    res = CliRunner().invoke(app, ["explore", str(water_file), str(slab_file), *common, "--pressure", "0", "3"])
+    assert res.exit_code == 2 and res.output.startswith("error: phase 'water'")  # phases named by their files
     res = CliRunner().invoke(app, ["explore", str(slab_file), *common])
     assert res.exit_code == 0, res.output
     for snap in read(out / "snapshots.extxyz", ":"):

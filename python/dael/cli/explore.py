@@ -70,11 +70,12 @@ def explore(
 ) -> None:
     """Entropy-biased MD over phases × pressures × temperatures × k; snapshots through the global filter."""
     driver_params = key_values(driver_param, "--driver-param", "--driver-param sigma=2.3")
-    structures = read_inputs(seeds, ":")
     phases = {}
-    for n, atoms in enumerate(structures):
-        name = str(atoms.info.get("phase", seeds[0].stem if len(structures) == 1 else f"seed{n}"))
-        phases[name if name not in phases else f"{name}{n}"] = atoms
+    for path in seeds:  # named by atoms.info['phase'], else by the file (and the frame where it holds several)
+        frames = read_inputs([path], ":")
+        for n, atoms in enumerate(frames):
+            name = str(atoms.info.get("phase", path.stem if len(frames) == 1 else f"{path.stem}{n}"))
+            phases[name if name not in phases else f"{name}_{len(phases)}"] = atoms
     with checked():  # every option and grid point is checked before anything runs or is written
         phases, boxed = boxed_phases(phases, vacuum)
         structures = list(phases.values())
