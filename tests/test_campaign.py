@@ -237,3 +237,41 @@ def test_every_campaign_key_is_documented_and_the_reference_is_current():
         assert not missing, f"{klass.__name__}: no #: comment above {missing}"
     page = Path(__file__).parents[1] / "docs" / "guide" / "campaign-yaml.md"
     assert page.read_text() == yaml_reference(), "regenerate docs/guide/campaign-yaml.md"
+
+
+LJ = "ase:ase.calculators.lj:LennardJones"
+ARGON = {"epsilon": 0.0104, "rc": 7.0, "sigma": 3.4, "smooth": True}
+
+
+def argon_campaign(folder, driver_params):
+    from ase.build import bulk
+
+    from dael.campaign.config import Budget, Explore, Label
+
+    campaign = Campaign("Ar", driver=LJ, driver_params=driver_params, label=Label(oracle=LJ, params=ARGON),
+                        explore=Explore(pressures=[0.0], temperatures=[40.0], steps=20, snapshots=4, thermalize=0,
+                                        relax_steps=5, workers=1),
+                        budget=Budget(total=4, per_round=4, anchor_fraction=0.5))
+    write(folder, campaign, {"fcc": bulk("Ar", "fcc", a=5.26, cubic=True)})
+    return folder
+
+
+def test_driver_params_reach_round_one_and_its_anchors_and_a_wrong_one_stops_dael_run_first(tmp_path):
+    from ase.io import read
+
+    from dael.campaign.loop import Paths, explore_round, fingerprint_settings
+
+    folder = argon_campaign(tmp_path / "bad", {**ARGON, "sigmaa": 3.4})
+    res = CliRunner().invoke(app, ["run", "--dir", str(folder)])
+    assert res.exit_code == 2 and "driver (driver_params" in res.output and "'sigmaa'" in res.output
+    assert sorted(p.name for p in folder.iterdir()) == ["campaign.yaml", "seeds.extxyz"]  # nothing written
+    with pytest.raises(ValueError, match="driver_params must be a mapping"):
+        Campaign.from_dict({"system": "Ar", "driver_params": "sigma=3.4"})
+    campaign, seeds = load(argon_campaign(tmp_path / "good", ARGON))
+    assert campaign.driver_params == ARGON
+    paths = Paths(tmp_path / "good")
+    explore_round(campaign, seeds, paths, 1, LJ, LJ, Dataset(paths.dataset), fingerprint_settings(campaign, seeds), 0,
+                  say=lambda line: None)
+    picked = read(paths.round(1) / "selected.extxyz", ":")
+    assert sorted(a.info["source"] for a in picked) == ["anchor", "anchor", "entropy", "entropy"]
+    assert all(json.loads(a.info["driver_params"]) == ARGON for a in picked)

@@ -236,3 +236,30 @@ def test_unstable_phase_runs_unbiased_and_stable_ones_stay_biased(tmp_path):
     off = runs["B2", 0.0, None]
     assert off["unstable_drop"] is None and all(s.info["biased"] and np.isnan(s.info["quench_drop"])
                                                 for s in off["snapshots"])
+
+
+LJ = "ase:ase.calculators.lj:LennardJones"
+ARGON = {"epsilon": 0.0104, "rc": 7.0, "sigma": 3.4, "smooth": True}
+"""Lennard-Jones argon: with ASE's defaults (σ = 1 Å) its fcc crystal would have next to no energy."""
+
+
+def test_driver_parameters_reach_the_driver_and_a_misspelt_one_stops_dael_explore_first(tmp_path):
+    from ase.calculators.lj import LennardJones
+
+    seed = tmp_path / "ar.extxyz"
+    bulk("Ar", "fcc", a=5.26, cubic=True).write(seed)
+    out = tmp_path / "run"
+    args = ["explore", str(seed), "--out", str(out), "--driver", LJ, "--temperature", "40", "--steps", "10",
+            "--snapshots", "2", "--relax-steps", "5", "--thermalize", "0", "--cutoff", "4.5", "--natx", "40"]
+    res = CliRunner().invoke(app, [*args, "--driver-param", "sigmaa=3.4"])
+    assert res.exit_code == 2 and "takes no parameter 'sigmaa' (did you mean 'sigma'?)" in res.output
+    assert not out.exists()  # refused before anything was written
+    given = [x for key, value in ARGON.items() for x in ("--driver-param", f"{key}={json.dumps(value)}")]
+    res = CliRunner().invoke(app, [*args, *given])
+    assert res.exit_code == 0, res.output
+    snaps = read(out / "snapshots.extxyz", ":")
+    assert len(snaps) == 2 and json.loads(snaps[0].info["driver_params"]) == ARGON
+    check = snaps[0].copy()
+    check.calc = LennardJones(**ARGON)
+    assert snaps[0].info["driver_energy"] == pytest.approx(check.get_potential_energy() / len(check), rel=1e-5)
+    assert snaps[0].info["driver_energy"] < -0.05  # σ = 3.4 Å, not ASE's default 1 Å

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from dael.data.dataset import Dataset
+from dael.data.dataset import Dataset, oracle_spec
 from dael.label.labelling import label_dataset
 
 pytest.importorskip("gpaw")
@@ -27,3 +27,59 @@ def test_gpaw_labels_two_atom_si(tmp_path):
     np.testing.assert_allclose(forces[0], forces[0][0], atol=1e-4)  # along [111]
     assert 0.1 < forces[0][0] < 1.0  # pushed back towards the ideal site
     assert stress.shape == (6,) and np.all(np.isfinite(stress)) and abs(stress[0]) < 0.05
+
+
+def test_gpaw_labels_a_slab_and_molecules_without_stress_and_spin_polarised_where_magnetic(tmp_path):
+    """Al(111) (2 layers, Γ-only in z) and a H atom with and without an initial moment (~10 s): no stress for
+    cells that are not 3-D periodic; the moment survives the dataset and makes the label spin-polarised."""
+    from ase import Atoms
+    from ase.build import fcc111
+
+    slab = fcc111("Al", (1, 1, 2), vacuum=3.0)
+    del slab.info["adsorbate_info"]
+    slab.rattle(0.05, seed=1)
+    magnetic = Atoms("H", positions=[[0.0, 0.0, 0.0]])
+    magnetic.center(vacuum=2.5)
+    plain = magnetic.copy()
+    magnetic.set_initial_magnetic_moments([1.0])
+    dataset = Dataset(tmp_path / "mixed.db")
+    slab_params, molecule_params = {"ecut": 200, "kpts": [2, 2, 1]}, {"ecut": 200}
+    dataset.add([slab], oracle=oracle_spec("gpaw", slab_params))
+    dataset.add([magnetic, plain], oracle=oracle_spec("gpaw", molecule_params))
+    for params in (slab_params, molecule_params):
+        summary = label_dataset(dataset, "gpaw", params, workers=0)
+        assert summary.failed == 0, summary.errors
+    rows = list(dataset.structures("labeled"))
+    assert [a.get_chemical_formula() for a in rows] == ["Al2", "H", "H"]
+    for atoms in rows:
+        assert np.isfinite(atoms.get_forces()).all()
+        assert "stress" not in atoms.calc.results  # not 3-D periodic: no stress label
+    assert rows[0].pbc.tolist() == [True, True, False] and not rows[1].pbc.any()
+    assert rows[1].get_initial_magnetic_moments().tolist() == [1.0]
+    assert rows[1].get_potential_energy() < rows[2].get_potential_energy() - 0.5  # spin-polarised H: about -1.1 eV
+
+
+def test_gpaw_oracle_turns_spin_polarisation_on_for_initial_moments_unless_told(monkeypatch):
+    """The GPAW calculator is rebuilt with spinpol=True for a structure with initial magnetic moments (and
+    without for one without), unless spinpol is given."""
+    from types import SimpleNamespace
+
+    from ase.calculators.emt import EMT
+
+    from dael.calculators.dft import GPAWOracle
+
+    built = []
+
+    def fake_gpaw(**params):
+        built.append(params)
+        return EMT()
+
+    cu = bulk("Cu", "fcc", a=3.6)
+    magnetic = cu.copy()
+    magnetic.set_initial_magnetic_moments([0.5])
+    for overrides, expected in (({}, [False, True, False]), ({"spinpol": False}, [False, False, False])):
+        oracle, built[:] = GPAWOracle(**overrides), []
+        oracle._gpaw = SimpleNamespace(GPAW=fake_gpaw)
+        for atoms in (cu, magnetic, magnetic, cu):
+            oracle.compute(atoms, ["energy"])
+        assert [p.get("spinpol", False) for p in built] == expected  # rebuilt only when the spin changes

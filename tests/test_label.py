@@ -375,3 +375,26 @@ def test_rows_keep_the_explorers_tags_through_labelling(tmp_path, rng):
     (row,) = db.labelled()
     assert row.info["phase"] == "diamond" and row.info["gain"] == 0.12 and row.info["accepted"] is True
     assert row.info["source"] == "entropy" and "arr" not in row.info
+
+
+def test_initial_magnetic_moments_make_a_structure_of_their_own_and_survive_the_dataset(tmp_path):
+    """A magnetic and a non-magnetic start of the same positions are two rows (the hash of a structure without
+    moments is what it was before moments counted), and the moments come back from the dataset and extxyz."""
+    si = bulk("Si", "diamond", a=5.43)
+    assert structure_hash(si) == "h8042a6cddc78a3301d41"
+    magnetic = si.copy()
+    magnetic.set_initial_magnetic_moments([1.0, -1.0])
+    assert structure_hash(magnetic) != structure_hash(si)
+    dataset = Dataset(tmp_path / "spin.db")
+    added = dataset.add([si, magnetic], oracle="reference")
+    assert len(added.ids) == 2 and not added.duplicates
+    back = [atoms for _, atoms in dataset.pending()]
+    assert back[1].get_initial_magnetic_moments().tolist() == [1.0, -1.0]
+    write(tmp_path / "spin.extxyz", back)
+    assert [structure_hash(a) for a in read(tmp_path / "spin.extxyz", ":")] == [structure_hash(si),
+                                                                                 structure_hash(magnetic)]
+    qe = make_calculator("qe", command="pw.x", pseudo_dir=str(tmp_path), pseudopotentials={"Si": "Si.upf"},
+                         directory=str(tmp_path / "qe"))
+    qe.write_inputfiles(back[1], ["energy", "forces"])  # ASE's Espresso turns spin on from the moments
+    text = " ".join((tmp_path / "qe" / "espresso.pwi").read_text().lower().split())
+    assert "nspin = 2" in text and "starting_magnetization(1)" in text

@@ -225,3 +225,40 @@ def test_trained_model_drives_biased_md(trained):
                   MDSettings(temperature=300, steps=10, snapshots=1, relax_steps=2))
     assert traj.status == "ok" and len(traj.snapshots) == 1
     assert calc.results["bias_energy"] == pytest.approx(-2.0 * calc.results["entropy"])
+
+
+def test_training_ignores_the_missing_stress_of_slabs_and_molecules(tmp_path):
+    """Al(111) slabs and boxed Al4 clusters (no stress: NaN in the training files) train beside bulk Al (with
+    stress) from EMT labels; every loss stays finite and stress is scored on the bulk rows only. (The validation
+    row drawn here is a slab: its stress MAE was NaN, and so the monitored score, which stopped the run after one
+    epoch.)"""
+    from ase import Atoms
+    from ase.build import fcc111
+    from ase.calculators.emt import EMT
+
+    rng = np.random.default_rng(7)
+
+    def labelled(atoms, stress):
+        atoms.positions += 0.05 * rng.standard_normal(atoms.positions.shape)
+        atoms.calc = EMT()
+        results = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces()}
+        if stress:
+            results["stress"] = atoms.get_stress()
+        atoms.calc = SinglePointCalculator(atoms, **results)
+        return atoms
+
+    def frames(n):
+        cluster = Atoms("Al4", positions=[[0, 0, 0], [2.8, 0, 0], [1.4, 2.4, 0], [1.4, 0.8, 2.3]])
+        cluster.center(vacuum=4.0)
+        return ([labelled(bulk("Al", "fcc", a=4.05, cubic=True), True) for _ in range(n)]
+                + [labelled(fcc111("Al", (1, 1, 3), vacuum=4.0), False) for _ in range(n)]
+                + [labelled(cluster.copy(), False) for _ in range(n)])
+
+    result = train(frames(4), tmp_path / "model", settings=TrainSettings(epochs=2), test=frames(2))
+    history = json.loads((result.model_dir / "history.json").read_text())
+    assert len(history) == 2 and all(np.isfinite(h["val"]["weighted_sum"]) for h in history)
+    test = result.metrics["test"]
+    assert test["structures"] == 6 and test["stress_structures"] == 2  # the bulk rows only
+    assert all(np.isfinite(test[k]) for k in ("energy_mae", "force_mae", "stress_mae"))
+    _, maes = metric_terms(TrainSettings(), (0.1, 0.5, 0.02), validate_stress=False)
+    assert [m["name"] for m in maes] == ["energy_mae", "forces_mae"]  # a validation set without stress

@@ -23,6 +23,7 @@ from dael.explore.stability import md_starts
 from dael.label.labelling import label_dataset
 from dael.numeric.entropy import GlobalEntropy
 from dael.numeric.fingerprint import Fingerprints, fingerprint
+from dael.util import periodicity
 from dael.util.files import mark, marked
 
 Say = Callable[[str], None]
@@ -54,7 +55,8 @@ def explore_pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, set
                                     random_baseline=random, seed=offset + 10_000 * rep, bias_scale=e.bias_scale)]
             say(f"benchmark: {name} pool, {len(jobs)} trajectories")
             state = GlobalEntropy("atom", campaign.filter.eps, settings)
-            Explorer(driver, state, out / f"{name}-md", min_gain=-np.inf, workers=e.workers).run(jobs)
+            Explorer(driver, state, out / f"{name}-md", min_gain=-np.inf, workers=e.workers,
+                     driver_params=campaign.driver_params).run(jobs)
             snaps = read(out / f"{name}-md" / "snapshots.extxyz", ":")
             write(path, snaps, format="extxyz")
         pools[name] = read(path, ":")
@@ -64,7 +66,8 @@ def explore_pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, set
         need = bench.anchor_fraction * max(bench.sizes) / DRAW_SHARE
         thermal = max(2, int(np.ceil(need / (len(seeds) * len(e.pressures)))) - len(ANCHOR_STRAINS) - 1)
         say(f"benchmark: anchors ({thermal} thermal snapshots per phase and pressure)")
-        write(path, anchors(seeds, driver, e.pressures, thermal=thermal, seed=campaign.seed),
+        write(path, anchors(seeds, driver, e.pressures, thermal=thermal, seed=campaign.seed,
+                            driver_params=campaign.driver_params, slab_cell=e.slab_cell),
               format="extxyz")
     pools["anchor"] = read(path, ":")
     path = out / "test.extxyz"
@@ -75,6 +78,7 @@ def explore_pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, set
         # no relaxed cells: with test_driver == driver they are the anchors' own (trained on by `mixed`); the
         # equilibrium probes are rattled copies of them
         test += anchors(seeds, test_driver, e.pressures, strains=TEST_STRAINS, thermal=0, relaxed=False,
+                        slab_cell=e.slab_cell,
                         rattle=EQUILIBRIUM_RATTLE, seed=campaign.seed + 99_000)
         write(path, _as_test(test), format="extxyz")
     pools["test"] = read(path, ":")
@@ -83,9 +87,14 @@ def explore_pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, set
         pressures, temperatures = off_grid(e.pressures, 5.0), off_grid(e.temperatures, 300.0)
         say(f"benchmark: transfer set (2×2×2 cells; {', '.join(f'{p:g}' for p in pressures)} GPa × "
             f"{', '.join(f'{t:g}' for t in temperatures)} K; new seeds)")
-        bigger = {name: atoms.repeat(TRANSFER_REPEAT) for name, atoms in seeds.items()}
-        transfer = plain_md(campaign, test_driver, bigger, pressures, temperatures, 3, 77_000,
-                            out / "transfer-md", settings)
+        bigger = {name: atoms.repeat(periodicity.repeats(atoms, TRANSFER_REPEAT)) for name, atoms in seeds.items()}
+        bulk = {name: atoms for name, atoms in bigger.items() if periodicity.kind(atoms) == periodicity.BULK}
+        other = {name: atoms for name, atoms in bigger.items() if name not in bulk}  # slabs, molecules: 0 GPa only
+        transfer = plain_md(campaign, test_driver, bulk, pressures, temperatures, 3, 77_000, out / "transfer-md",
+                            settings) if bulk else []
+        if other:
+            transfer += plain_md(campaign, test_driver, other, [0.0], temperatures, 3, 77_000,
+                                 out / "transfer-md-0GPa", settings)
         if bench.transfer_labels is not None:
             transfer = spread(transfer, bench.transfer_labels, campaign.seed)
         write(path, _as_test(transfer), format="extxyz")

@@ -70,6 +70,7 @@ from dael.campaign.agreement import describe, mismatch
 from dael.campaign.config import Campaign
 from dael.campaign.loop import fingerprint_settings
 from dael.campaign.preflight import Checked, preflight
+from dael.explore.conditions import boxed_phases
 from dael.explore.stability import md_stability
 from dael.selection.window import in_window
 from dael.train.metrics import evaluate_sets
@@ -238,7 +239,11 @@ def run_benchmark(campaign: Campaign, seeds: dict[str, Atoms], folder: str | os.
     stored, labelled pools without building the oracle or an MD driver (a GPU machine without LAMMPS, say):
     the model's-own-MD evaluation, which needs the oracle, is left for a later run with it. Returns
     report.html."""
-    checked = preflight(campaign, where, base, epochs=campaign.benchmark.epochs, benchmark=True, oracle=oracle)
+    seeds, boxed = boxed_phases(seeds, campaign.explore.vacuum)
+    checked = preflight(campaign, where, base, epochs=campaign.benchmark.epochs, benchmark=True, oracle=oracle,
+                        seeds=seeds)
+    for line in boxed:
+        say(f"benchmark: {line}")
     strategies = check_strategies(strategies or list(DEFAULT_STRATEGIES))
     folder = Path(folder)
     if not oracle:

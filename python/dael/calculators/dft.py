@@ -21,9 +21,16 @@ from ase.calculators.calculator import BaseCalculator
 from ase.config import cfg
 
 from dael.calculators.base import OracleCalculator
+from dael.calculators.parameters import (
+    accepted_parameters,
+    base_keyword,
+    espresso_keywords,
+    gpaw_keywords,
+    vasp_keywords,
+)
 
-__all__ = ["ESPRESSO_DEFAULTS", "GPAW_DEFAULTS", "GPAW_MIN_ECUT", "GPAWOracle", "VASP_DEFAULTS", "espresso_oracle",
-           "gpaw_parameters", "vasp_oracle"]
+__all__ = ["ESPRESSO_DEFAULTS", "GPAW_DEFAULTS", "GPAW_MIN_ECUT", "GPAWOracle", "VASP_DEFAULTS", "dft_keywords",
+           "espresso_oracle", "gpaw_parameters", "vasp_oracle"]
 
 GPAW_DEFAULTS: dict[str, Any] = {
     "xc": "PBE",
@@ -111,11 +118,15 @@ def gpaw_parameters(symbols: Sequence[str], **overrides: Any) -> dict[str, Any]:
 
 
 class GPAWOracle(OracleCalculator):
-    """GPAW plane-wave DFT with :func:`gpaw_parameters` chosen for each structure's element set.
+    """GPAW plane-wave DFT with :func:`gpaw_parameters` chosen for each structure's element set; spin-polarised
+    (``spinpol=True``, from the structure's initial magnetic moments) where the structure carries non-zero initial
+    magnetic moments (``atoms.set_initial_magnetic_moments``; extxyz ``initial_magmoms``), unless ``spinpol`` is
+    given.
 
-    One GPAW calculator is kept (and rebuilt when the element set changes, e.g. Si then C needs a higher
-    cut-off). Results: ``energy`` (extrapolated to zero smearing) and ``free_energy`` (eV), ``forces``
-    (eV/Å), ``stress`` (eV/Å³, Voigt, ASE sign) for 3-D periodic cells.
+    One GPAW calculator is kept (and rebuilt when the element set or the spin changes, e.g. Si then C needs a
+    higher cut-off). Results: ``energy`` (extrapolated to zero smearing) and ``free_energy`` (eV), ``forces``
+    (eV/Å), and for 3-D periodic cells only ``stress`` (eV/Å³, Voigt, ASE sign): a slab's or a molecule's cell
+    stress is averaged over its vacuum box and labels nothing (the k-points along a non-periodic axis are 1).
     """
 
     def __init__(self, **overrides: Any) -> None:
@@ -124,21 +135,38 @@ class GPAWOracle(OracleCalculator):
         super().__init__()
         self.overrides = overrides
         self.dft: Any = None  # the GPAW calculator in use
-        self._elements: frozenset[str] | None = None
+        self._kind: tuple[frozenset[str], bool] | None = None  # its element set and spin polarisation
 
     def compute(self, atoms: Atoms, properties: Sequence[str]) -> None:
         elements = frozenset(atoms.get_chemical_symbols())
-        if self.dft is None or elements != self._elements:
-            self.dft = self._gpaw.GPAW(**gpaw_parameters(sorted(elements), **self.overrides))
-            self._elements = elements
+        spin = bool(np.any(atoms.get_initial_magnetic_moments()))
+        if self.dft is None or (elements, spin) != self._kind:
+            extra = {"spinpol": True} if spin and "spinpol" not in self.overrides else {}
+            self.dft = self._gpaw.GPAW(**gpaw_parameters(sorted(elements), **extra, **self.overrides))
+            self._kind = (elements, spin)
         work = atoms.copy()
         work.calc = self.dft
         self.results["energy"] = work.get_potential_energy()
         self.results["free_energy"] = float(self.dft.results.get("free_energy", self.results["energy"]))
         if "forces" in properties:
             self.results["forces"] = work.get_forces()
-        if "stress" in properties:
+        if "stress" in properties and atoms.pbc.all():
             self.results["stress"] = work.get_stress()
+
+
+def dft_keywords(code: str) -> tuple[frozenset[str], bool]:
+    """(the parameters the oracle `code` ('gpaw', 'vasp' or 'qe') takes, whether that list is complete). gpaw: GPAW's
+    keywords and ``ecut``; qe: the pw.x namelist keywords ASE knows (compare `base_keyword` of a key: lower case,
+    no index), ASE's ``Espresso`` settings, ``command``, ``pseudo_dir``; vasp: the tags ASE knows and ``command``,
+    ``pp``, not complete (ASE writes any other tag to the INCAR as given)."""
+    if code == "gpaw":
+        names, complete = gpaw_keywords(_gpaw())
+        return names | {"ecut"}, complete
+    if code == "vasp":
+        from ase.calculators.vasp import Vasp  # ASE's VASP module takes seconds to import
+
+        return vasp_keywords() | accepted_parameters(Vasp)[0] | {"command", "pp"}, False
+    return espresso_keywords() | {base_keyword(k) for k in _ESPRESSO_CALCULATOR_KEYS} | {"command", "pseudo_dir"}, True
 
 
 def _command(oracle: str, given: str | None, variables: Sequence[str], example: str) -> str:

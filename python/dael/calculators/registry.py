@@ -31,7 +31,8 @@ from typing import Any
 from ase.calculators.calculator import BaseCalculator, Calculator, all_changes
 
 from dael.calculators.deploy import load_calculator
-from dael.calculators.dft import GPAWOracle, espresso_oracle, vasp_oracle
+from dael.calculators.dft import GPAWOracle, dft_keywords, espresso_oracle, vasp_oracle
+from dael.calculators.parameters import accepted_parameters, base_keyword, check_parameters
 from dael.calculators.reference import ReferenceCalculator
 from dael.util.device import check_device
 
@@ -41,32 +42,45 @@ NAMES = "reference | gpaw | vasp | qe | chgnet | sevennet | allegro:PATH | ase:m
 DEVICE_VARIABLE = "DAEL_DEVICE"
 """Environment variable with the torch models' device ('cpu' or 'cuda') when none is given."""
 
+QE_KEYWORDS = ("command, pseudo_dir, pseudopotentials, kpts, kspacing, koffset, directory and the pw.x keywords "
+               "ASE knows, flat; put any other in its namelist: input_data={'system': {'KEY': VALUE}}")
 _PACKAGES = {"chgnet": "chgnet", "sevennet": "sevenn", "7net-0": "sevenn"}
 _DFT = ("gpaw", "vasp", "qe", "espresso", "quantum-espresso")
 
 
 def make_calculator(name: str, device: str | None = None, **params: Any) -> BaseCalculator:
-    """The calculator called `name` (see the module's table), built with `params`.
+    """The calculator called `name` (see the module's table), built with `params` (`device` too for an ASE class
+    that takes one, such as MACE's).
 
-    Unknown names, missing packages or files and invalid parameters raise one ValueError that says what to
-    use instead."""
+    Unknown names, missing packages or files and parameters the calculator does not take (see
+    `dael.calculators.parameters`) raise one ValueError that says what to use instead."""
+    return _make(name, device, params, warn=False)
+
+
+def _make(name: str, device: str | None, params: dict[str, Any], warn: bool) -> BaseCalculator:
+    """`make_calculator`; `warn`: warn about parameters whose use the calculator's signature cannot confirm."""
     kind, arg = _parse(name)
     if kind == "reference":
-
-        unknown = sorted(set(params) - {"system"})
-        if unknown:
-            raise ValueError(f"the reference calculator takes only 'system'; got {unknown}")
+        check_parameters(name, params, ["system"])
         return ReferenceCalculator(**params)
     if kind == "dft":
-
+        code = "qe" if arg not in ("gpaw", "vasp") else arg
+        accepted, complete = dft_keywords(code)
+        check_parameters(name, [base_keyword(k) for k in params] if code == "qe" else params, accepted, complete,
+                         warn, QE_KEYWORDS if code == "qe" else None)
         build = {"gpaw": GPAWOracle, "vasp": vasp_oracle}.get(arg, espresso_oracle)
         try:
             return build(**params)
         except TypeError as exc:  # a parameter the calculator does not take
             raise ValueError(f"calculator {name!r}: {exc}") from exc
     if kind == "ase":
+        cls = _ase_class(name, arg)
+        accepted, complete = accepted_parameters(cls)
+        if device is not None and "device" in accepted:  # e.g. MACE's: `device` is the class's own parameter
+            params = {**params, "device": device}
+        check_parameters(name, params, accepted, complete, warn=warn)
         try:
-            return _ase_class(name, arg)(**params)
+            return cls(**params)
         except TypeError as exc:
             raise ValueError(f"calculator {name!r}: {exc}") from exc
     _check_torch(name, kind, arg, params)
@@ -88,10 +102,11 @@ def make_calculator(name: str, device: str | None = None, **params: Any) -> Base
 
 def check_calculator(name: str, **params: Any) -> None:
     """Fail early, without loading a torch model, if `make_calculator(name, **params)` cannot work here.
-    Cheap calculators (reference, DFT templates, ASE classes) are built once to check their parameters."""
+    Cheap calculators (reference, DFT templates, ASE classes) are built once to check their parameters; a
+    parameter whose use the calculator's signature cannot confirm is warned about (a ParameterWarning)."""
     kind, arg = _parse(name)
     if kind in ("reference", "dft", "ase"):
-        make_calculator(name, **params)
+        _make(name, None, params, warn=True)
     else:
         _check_torch(name, kind, arg, params)
 

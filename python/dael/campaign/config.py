@@ -18,10 +18,12 @@ from ase.io import write as write_structures
 from dael.calculators.registry import check_calculator
 from dael.campaign.parse import bad_errors, keyword_arguments
 from dael.campaign.sections import GATED, Benchmark, Budget, Evaluate, Explore, Filter, Label, Train
-from dael.campaign.seeds import TEMPERATURES, VACUUM, default_driver, formula, read_seeds
+from dael.campaign.seeds import TEMPERATURES, default_driver, formula, read_seeds
 from dael.data.structures import read_structures
+from dael.explore.conditions import SLAB_CELLS, check_phases
 from dael.explore.order import ORDERS
 from dael.util.checks import natx_value, number
+from dael.util.periodicity import VACUUM
 
 CONFIG = "campaign.yaml"
 SEEDS = "seeds.extxyz"
@@ -39,6 +41,9 @@ class Campaign:
     name: str = "campaign"
     #: MD driver of round 1: a calculator name, or 'base' (train.base); later rounds: the latest model
     driver: str = "reference"
+    #: parameters of the driver, e.g. {model_paths: my.model} for ase:mace.calculators:MACECalculator; one it does
+    #: not take is refused
+    driver_params: dict[str, Any] = field(default_factory=dict)
     #: seed of every random choice (MD, orders, draws)
     seed: int = 0
     explore: Explore = field(default_factory=Explore)
@@ -107,10 +112,7 @@ class Campaign:
         `temperatures` (K; default [300, 1000]), with the defaults of a bulk solid (global bias K_GLOBAL k_B·T
         per atom, a fifth of each round for near-equilibrium anchors). Every input is checked here."""
         seeds, notes = read_seeds(files, vacuum)
-        molecules = [n for n, a in seeds.items() if not a.pbc.any()]
-        if molecules and pressures is not None and any(p != 0 for p in pressures):
-            raise ValueError(f"{', '.join(molecules)}: a molecule has no pressure; give no --pressures for "
-                             "molecules (they are explored at fixed volume)")
+        check_phases(seeds, pressures or [0.0])  # a pressure for a slab or a molecule is refused here
         params = dict(oracle_params or {})
         try:
             check_calculator(oracle, **params)
@@ -120,7 +122,8 @@ class Campaign:
         check_calculator(driver)
         system = name or formula(seeds)
         explore = Explore(pressures=[float(p) for p in pressures] if pressures else [0.0],
-                          temperatures=[float(t) for t in temperatures] if temperatures else list(TEMPERATURES))
+                          temperatures=[float(t) for t in temperatures] if temperatures else list(TEMPERATURES),
+                          vacuum=vacuum)
         campaign = cls(system, name=f"{system}-entropy", driver=driver, explore=explore,
                        budget=Budget(anchor_fraction=ANCHOR_FRACTION), label=Label(oracle, params), seeds=seeds,
                        notes=notes)
@@ -174,7 +177,8 @@ class Campaign:
             *((f"explore.k_local[{i}] (eV)", k, {}) for i, k in enumerate(e.k_local)),
             ("explore.dt (fs)", e.dt, {"above": 0}), ("explore.friction (1/fs)", e.friction, {"low": 0}),
             ("explore.thermalize", e.thermalize, {"low": 0}), ("explore.relax_steps", e.relax_steps, {"low": 0}),
-            ("explore.workers", e.workers, {"low": 1}), ("filter.min_gain (nats)", f.min_gain, {"infinite": True}),
+            ("explore.workers", e.workers, {"low": 1}), ("explore.vacuum (Å)", e.vacuum, {"above": 0}),
+            ("filter.min_gain (nats)", f.min_gain, {"infinite": True}),
             ("filter.cutoff (Å)", f.cutoff, {"above": 0}), ("filter.eps", f.eps, {"above": 0}),
             ("label.workers", lab.workers, {"low": 0}),
             ("label.retries", lab.retries, {"low": 0}), ("train.epochs", self.train.epochs, {"low": 1}),
@@ -201,6 +205,7 @@ class Campaign:
                 bad_errors(self.evaluate.stop_at),
             "evaluate.stop_at needs evaluate.test (the errors it stops at are the test set's)":
                 bool(self.evaluate.stop_at) and not self.evaluate.test,
+            f"explore.slab_cell must be one of {', '.join(SLAB_CELLS)}": e.slab_cell not in SLAB_CELLS,
             "explore.temperatures must be positive (K)": any(t <= 0 for t in e.temperatures),
             "explore.steps and explore.snapshots must satisfy 1 <= snapshots <= steps":
                 not 1 <= e.snapshots <= e.steps,

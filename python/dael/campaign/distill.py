@@ -3,8 +3,9 @@ exploration of a campaign's phases, pressures and temperatures, to be fine-tuned
 campaign.yaml) and in the benchmark (`dael benchmark --from`).
 
 The teacher is any MD driver (`dael.calculators.registry.make_calculator`): a foundation model ('chgnet', 'sevennet'),
-a dael or nequip model ('allegro:PATH') or an ASE calculator ('ase:module:Class'). `distill` writes into one folder,
-every stage skipped when its output exists (delete an output to redo its stage and those after it):
+a dael or nequip model ('allegro:PATH') or an ASE calculator ('ase:module:Class', with its parameters). `distill`
+writes into one folder, every stage skipped when its output exists (delete an output to redo its stage and those
+after it):
 
     pools/md/, pools/md.extxyz     plain (k = 0) random MD driven by the teacher over phases × pressures ×
                                    temperatures × `repeats` seeds, plus one melt per phase at `melt_factor` × the
@@ -48,6 +49,7 @@ from dael.calculators.deploy import PACKAGE, load_calculator, time_calls
 from dael.calculators.registry import DEVICE_VARIABLE, check_calculator, make_calculator
 from dael.campaign.loop import fingerprint_settings
 from dael.explore.anchors import anchors
+from dael.explore.conditions import boxed_phases, check_phases
 from dael.explore.explorer import Explorer, grid
 from dael.explore.stability import md_starts
 from dael.label.workers import compute, describe
@@ -203,7 +205,7 @@ def _driver_device(device: str) -> Iterator[None]:
 
 
 def _explore(campaign: Any, seeds: dict[str, Atoms], teacher: str, folder: Path, s: DistillSettings,
-             say: Say) -> list[Atoms]:
+             say: Say, teacher_params: dict[str, Any]) -> list[Atoms]:
     """Plain random MD over the grid and one melt per phase with the teacher; every snapshot, tagged kind."""
     e = campaign.explore
     md = e.md(steps=s.steps or e.steps, snapshots=s.snapshots or e.snapshots)
@@ -214,7 +216,8 @@ def _explore(campaign: Any, seeds: dict[str, Atoms], teacher: str, folder: Path,
     jobs += grid(seeds, [min(e.pressures)], [hot], [0.0], md=md, random_baseline=True, seed=campaign.seed + 90_000)
     say(f"distill: random MD with {teacher}, {len(jobs)} trajectories (one melt per phase at {hot:g} K)")
     state = GlobalEntropy("atom", campaign.filter.eps, fingerprint_settings(campaign, seeds))
-    explorer = Explorer(teacher, state, folder, min_gain=-np.inf, workers=s.workers or e.workers)
+    explorer = Explorer(teacher, state, folder, min_gain=-np.inf, workers=s.workers or e.workers,
+                        driver_params=teacher_params)
     explorer.run(jobs, lambda t: say(f"  {t['name']}: {t['status']}, {t['snapshots']} snapshots"))
     snapshots = _read(folder / "snapshots.extxyz")
     for snap in snapshots:
@@ -222,11 +225,13 @@ def _explore(campaign: Any, seeds: dict[str, Atoms], teacher: str, folder: Path,
     return snapshots
 
 
-def _perturbed(campaign: Any, seeds: dict[str, Atoms], teacher: str, s: DistillSettings, say: Say) -> list[Atoms]:
+def _perturbed(campaign: Any, seeds: dict[str, Atoms], teacher: str, s: DistillSettings, say: Say,
+               teacher_params: dict[str, Any]) -> list[Atoms]:
     """Each phase relaxed at each pressure, its isotropic strains, random strains and rattles."""
     say(f"distill: {len(seeds)} phase(s) relaxed with {teacher} at {len(campaign.explore.pressures)} pressure(s), "
         "strained and rattled")
-    relaxed = anchors(seeds, teacher, campaign.explore.pressures, strains=ISOTROPIC_STRAINS, thermal=0)
+    relaxed = anchors(seeds, teacher, campaign.explore.pressures, strains=ISOTROPIC_STRAINS, thermal=0,
+                      driver_params=teacher_params, slab_cell=campaign.explore.slab_cell)
     structures = relaxed + perturbations([a for a in relaxed if a.info["kind"] == "relaxed"], s, campaign.seed)
     for atoms in structures:
         atoms.info["source"] = "distill"
@@ -245,13 +250,20 @@ def _split(labelled: list[Atoms], share: float, seed: int) -> tuple[list[Atoms],
 
 
 def distill(campaign: Any, seeds: dict[str, Atoms], out: str | os.PathLike, teacher: str = "chgnet",
-            settings: DistillSettings | None = None, say: Say = print) -> dict[str, Any]:
-    """Distil `teacher` into an Allegro base in the folder `out` (see the module docstring); resumes a previous
-    run stage by stage. Returns distill.json's contents. ValueError for a bad teacher, device or setting
-    (before anything runs); RuntimeError when training fails."""
+            settings: DistillSettings | None = None, say: Say = print,
+            teacher_params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Distil `teacher` (built with `teacher_params`) into an Allegro base in the folder `out` (see the module
+    docstring); resumes a previous run stage by stage. Returns distill.json's contents. ValueError for a bad teacher,
+    teacher parameter, device or setting (before anything runs); RuntimeError when training fails."""
     s = settings or DistillSettings()
     s.check()
-    check_calculator(teacher)
+    teacher_params = dict(teacher_params or {})
+    check_calculator(teacher, **teacher_params)
+    seeds, boxed = boxed_phases(seeds, campaign.explore.vacuum)
+    e = campaign.explore
+    check_phases(seeds, e.pressures, e.ensemble, e.slab_cell)
+    for line in boxed:
+        say(f"distill: {line}")
     out = Path(out)
     report = out / REPORT
     finished = marked(report)
@@ -262,13 +274,13 @@ def distill(campaign: Any, seeds: dict[str, Atoms], out: str | os.PathLike, teac
 
     @cache
     def teacher_calc() -> Any:
-        return make_calculator(teacher, device=s.device)
+        return make_calculator(teacher, **{"device": s.device, **teacher_params})
 
     with _driver_device(s.device):
         md = _stage(out / "pools" / "md.extxyz", "random MD",
-                    lambda: _explore(campaign, seeds, teacher, out / "pools" / "md", s, say), say)
+                    lambda: _explore(campaign, seeds, teacher, out / "pools" / "md", s, say, teacher_params), say)
         perturbed = _stage(out / "pools" / "perturbed.extxyz", "relaxed, strained and rattled phases",
-                           lambda: _perturbed(campaign, seeds, teacher, s, say), say)
+                           lambda: _perturbed(campaign, seeds, teacher, s, say, teacher_params), say)
     pool = md + perturbed
 
     def label() -> list[Atoms]:
@@ -304,7 +316,7 @@ def distill(campaign: Any, seeds: dict[str, Atoms], out: str | os.PathLike, teac
              "teacher_ms_per_call": time_calls(teacher_calc(), cell), "base_ms_per_call": time_calls(base, cell)}
     speed["speedup"] = speed["teacher_ms_per_call"] / speed["base_ms_per_call"]
     result = {
-        "system": campaign.system, "teacher": teacher, "model": PACKAGE,
+        "system": campaign.system, "teacher": teacher, "teacher_params": teacher_params, "model": PACKAGE,
         "structures": dict(Counter(str(a.info.get("kind", "?")) for a in labelled)),
         "label_failures": len(pool) - len(labelled), "n_train": metrics["n_train"] + metrics["n_val"],
         "n_holdout": metrics["test"]["structures"],

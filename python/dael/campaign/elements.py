@@ -41,7 +41,7 @@ def check_seeds(campaign: Campaign, seeds: dict[str, Atoms], paths: Paths, drive
     if marked(paths.done(0, "seeds")) is not None:
         return
     phases = _covering(seeds)
-    calc = make_calculator(driver)
+    calc = make_calculator(driver, **campaign.driver_params)
     for phase in phases:
         probe = seeds[phase].copy()
         probe.calc = calc

@@ -43,6 +43,7 @@ from dael.campaign.status import spent, status
 from dael.data.dataset import Dataset, oracle_spec, structure_hash
 from dael.data.structures import read_structures
 from dael.explore.anchors import anchors
+from dael.explore.conditions import boxed_phases
 from dael.explore.explorer import Explorer, grid
 from dael.label.labelling import label_dataset
 from dael.numeric.dual import DualEntropy, new_state
@@ -89,9 +90,12 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
     """Run (or resume) the campaign in `folder` until its budget is spent (or `max_rounds` rounds are done);
     returns `status(folder)`. One runner per campaign: a second one raises dael.util.lock.InUse at once."""
     campaign, seeds = load(folder)
+    seeds, boxed = boxed_phases(seeds, campaign.explore.vacuum)
     paths = Paths(Path(folder))
     first_driver = preflight(campaign, str(paths.root / CONFIG), _base(campaign, paths),
-                             f"train.base {campaign.train.base!r}").driver  # reads only: before the lock
+                             f"train.base {campaign.train.base!r}", seeds=seeds).driver  # reads only: before the lock
+    for line in boxed:
+        say(line)
     if campaign.evaluate.test:  # the user's test set must load before hours of MD and DFT
         try:
             load_structures(paths.root / campaign.evaluate.test)
@@ -165,7 +169,8 @@ def _base(campaign: Campaign, paths: Paths) -> Path | None:
 def explore_round(campaign: Campaign, seeds: dict, paths: Paths, r: int, driver: tuple[str, str],
                   anchor_driver: str, dataset, settings: FingerprintSettings, used: int, say: Say) -> None:
     """Explore with `driver` (registry name, why it drives) and pick the round's structures; the anchors come
-    from `anchor_driver` (round 1's), none already in `dataset`."""
+    from `anchor_driver` (round 1's, built with driver_params, as `driver` is when it is the same), none already
+    in `dataset`."""
     driver, why = driver
     e, b, f = campaign.explore, campaign.budget, campaign.filter
     state = current_state(paths, campaign, settings)
@@ -177,7 +182,8 @@ def explore_round(campaign: Campaign, seeds: dict, paths: Paths, r: int, driver:
     goal = f" until {budget - n_anchor} candidates are accepted" if streaming else ""
     say(f"round {r}: exploring up to {len(jobs)} trajectories{goal} with driver {driver} ({why})")
     explorer = Explorer(driver, state.copy(), paths.round(r) / "explore", f.min_gain, e.workers, window=e.window,
-                        stop_after=budget - n_anchor if streaming else None)
+                        stop_after=budget - n_anchor if streaming else None,
+                        driver_params=campaign.driver_params if driver == anchor_driver else None)
     result = explorer.run(jobs, lambda t: say(f"  {t['name']}: {t['status']}, "
                                               f"{t['accepted']}/{t['snapshots']} accepted"))
     for note in result.notes:
@@ -187,7 +193,8 @@ def explore_round(campaign: Campaign, seeds: dict, paths: Paths, r: int, driver:
     picked = []
     if n_anchor and budget > 0:
         known = dataset.hashes()
-        pool_anchors = [a for a in anchors(seeds, anchor_driver, e.pressures, seed=campaign.seed + r)
+        pool_anchors = [a for a in anchors(seeds, anchor_driver, e.pressures, seed=campaign.seed + r,
+                                             driver_params=campaign.driver_params, slab_cell=e.slab_cell)
                         if structure_hash(a) not in known]
         if pool_anchors:  # fingerprinted for the state, which grows when an anchor's sphere outgrows natx
             sel = select(fingerprint_for(state, pool_anchors), dataset=_greedy_view(state), budget=n_anchor,

@@ -11,6 +11,7 @@ from pathlib import Path
 from dael.calculators.deploy import resolve_parent
 from dael.calculators.registry import check_calculator
 from dael.campaign.config import Campaign
+from dael.explore.conditions import check_phases
 from dael.label.labelling import check_options
 from dael.train.settings import TrainSettings
 
@@ -26,13 +27,22 @@ class Checked:
 
 
 def preflight(campaign: Campaign, where: str, base: str | os.PathLike | None = None, base_key: str | None = None,
-              epochs: int | None = None, benchmark: bool = False, oracle: bool = True) -> Checked:
+              epochs: int | None = None, benchmark: bool = False, oracle: bool = True,
+              seeds: dict | None = None) -> Checked:
     """Check `campaign` (read from `where`, named in every message) for a run: `base` (the campaign's
     train.base, named `base_key` in its error, or --from, whose errors name it already), the oracle, the label
-    options, the exploration driver, the training settings (with `epochs`, default train.epochs) and, for the
-    `benchmark`, its test-set driver. `oracle=False` (a benchmark on stored, labelled pools) checks neither the
-    oracle nor the MD drivers, which such a run never builds; their names are the campaign's as written."""
+    options, the exploration driver with its driver_params, the training settings (with `epochs`, default
+    train.epochs), the `seeds` (phase name: Atoms) against the grid (a slab or molecule at a pressure other than 0
+    or in NPT, dael.explore.conditions) and, for the `benchmark`, its test-set driver. `oracle=False` (a benchmark
+    on stored, labelled pools) checks neither the oracle nor the MD drivers, which such a run never builds; their
+    names are the campaign's as written."""
     lab, parent = campaign.label, None
+    if seeds is not None:
+        e = campaign.explore
+        try:
+            check_phases(seeds, e.pressures, e.ensemble, e.slab_cell)
+        except ValueError as exc:
+            raise ValueError(f"{where}: explore: {exc}") from exc
     if base is not None:  # a missing base fails now, not after the exploration and the labels
         try:
             parent = resolve_parent(base)
@@ -51,11 +61,13 @@ def preflight(campaign: Campaign, where: str, base: str | os.PathLike | None = N
         drivers["benchmark.test_driver"] = lambda: campaign.test_md_driver(parent)
     names: dict[str, str] = {}
     for key, resolve in drivers.items():
+        params = campaign.driver_params if key == "driver" else {}
         try:
             names[key] = resolve()
-            check_calculator(names[key])
+            check_calculator(names[key], **params)
         except (ValueError, FileNotFoundError) as exc:
-            raise ValueError(f"{where}: {key}: {exc}") from exc
+            raise ValueError(f"{where}: {key}{' (driver_params ' + str(params) + ')' if params else ''}: {exc}") \
+                from exc
     _check_training(campaign, where, epochs)
     return Checked(parent, names["driver"], names.get("benchmark.test_driver"))
 

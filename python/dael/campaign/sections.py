@@ -10,6 +10,7 @@ from dael.explore.md import UNSTABLE, MDSettings
 from dael.numeric.entropy import MIN_GAIN
 from dael.selection.window import WINDOW
 from dael.util.checks import AUTO
+from dael.util.periodicity import VACUUM
 
 MODEL = {"l_max": 2, "num_scalar_features": 64, "num_tensor_features": 16, "r_max": 5.0}
 """The campaigns' Allegro (dael.train.TrainSettings fields; the distilled base's size, dael.campaign.distill):
@@ -44,8 +45,12 @@ class Explore:
     window: float | None = WINDOW
     #: exploration order of the grid's trajectories: 'stratified' (over phases and conditions), 'random' or 'grid'
     order: str = "stratified"
-    #: 'nvt' (Langevin at the relaxed cell) or 'npt' (isotropic, at the grid pressure)
+    #: 'nvt' (Langevin at the relaxed cell) or 'npt' (isotropic, at the grid pressure; bulk phases only)
     ensemble: str = MDSettings.ensemble
+    #: a slab's (or wire's) periodic cell: 'fixed' as given, or 'relax' to zero stress along its periodic axes only
+    slab_cell: str = MDSettings.slab_cell
+    #: Å of vacuum on each side of a seed without a cell along its non-periodic axes (a molecule from an .xyz file)
+    vacuum: float = VACUUM
     #: biased MD steps per trajectory
     steps: int = MDSettings.steps
     #: snapshots per trajectory, evenly spaced, each offered to the filter
@@ -73,7 +78,8 @@ class Explore:
     def md(self, **overrides: Any) -> MDSettings:
         """The MD settings of one trajectory of this grid (each grid point sets temperature and pressure),
         with `overrides` (e.g. snapshots=25): the one place campaign settings become MD settings."""
-        keys = ("ensemble", "steps", "snapshots", "thermalize", "unstable", "relax_steps", "dt", "friction")
+        keys = ("ensemble", "steps", "snapshots", "thermalize", "unstable", "relax_steps", "dt", "friction",
+                "slab_cell")
         return MDSettings(**{**{k: getattr(self, k) for k in keys}, **overrides})
 
 

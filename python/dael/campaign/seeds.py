@@ -17,11 +17,11 @@ from ase.data import chemical_symbols
 
 from dael.calculators.registry import NAMES
 from dael.data.structures import read_structures
+from dael.explore.conditions import boxed_phases
+from dael.util.periodicity import VACUUM
 
-__all__ = ["FOUNDATION_ELEMENTS", "TEMPERATURES", "VACUUM", "default_driver", "formula", "read_seeds"]
+__all__ = ["FOUNDATION_ELEMENTS", "TEMPERATURES", "default_driver", "formula", "read_seeds"]
 
-VACUUM = 6.0
-"""Å of vacuum on every side of a molecule given without a cell."""
 FOUNDATION_ELEMENTS = {"chgnet": 94}
 """The default MD driver of a campaign and the heaviest element it covers (CHGNet 0.3 is trained on the
 Materials Project's trajectories, H to Pu)."""
@@ -43,7 +43,6 @@ def read_seeds(files: Sequence[str | os.PathLike], vacuum: float = VACUUM) -> tu
     names a file that is missing, empty or unreadable, or a phase name given twice."""
     seeds: dict[str, Atoms] = {}
     origin: dict[str, str] = {}
-    notes: list[str] = []
     if not files:
         raise ValueError("--structures needs at least one structure file")
     for spec in files:
@@ -56,13 +55,9 @@ def read_seeds(files: Sequence[str | os.PathLike], vacuum: float = VACUUM) -> tu
                              "in one of them or rename a file")
         if len(atoms) == 0:
             raise ValueError(f"{spec}: the structure holds no atoms")
-        if not atoms.pbc.any() and atoms.cell.rank == 0:
-            atoms.center(vacuum=vacuum)
-            notes.append(f"{name}: a molecule without a cell, boxed with {vacuum:g} Å of vacuum on every side "
-                         "(--vacuum)")
         atoms.info["phase"] = name
         seeds[name], origin[name] = atoms, str(spec)
-    return seeds, notes
+    return boxed_phases(seeds, vacuum)
 
 
 def default_driver(seeds: dict[str, Atoms]) -> str:

@@ -14,11 +14,11 @@ from dael.campaign.config import Campaign
 from dael.campaign.folder import write
 from dael.campaign.loop import run as run_campaign
 from dael.campaign.presets import phases, preset
-from dael.campaign.seeds import VACUUM
 from dael.campaign.status import status as campaign_status
 from dael.cli.common import app, checked, console, errors, key_values, print_json
 from dael.data.dataset import Dataset
 from dael.data.structures import read_structures
+from dael.util.periodicity import VACUUM
 
 
 @app.command()

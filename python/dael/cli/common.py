@@ -6,6 +6,7 @@ import json
 import sys
 import types
 import typing
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from dael.data.structures import read_structures
+from dael.util.checks import DaelWarning
 
 EXIT_CODES = ("Exit codes: 0 everything done; 1 done, but some structures (label) or trajectories (explore) "
               "failed, see the summary; 2 bad input, options or environment (one 'error:' line says what); "
@@ -83,6 +85,22 @@ def _is_number(token: str) -> bool:
 
 app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True, epilog=EXIT_CODES,
                   help="dael: dataset-aware, entropy-maximized active learning of interatomic potentials.")
+
+
+@app.callback()
+def _commands() -> None:
+    """Before every command: dael's own warnings print as one `warning:` line on stderr."""
+    show = warnings.showwarning
+
+    def one_line(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, DaelWarning):
+            errors.print(Text.assemble(("warning: ", "bold yellow"), str(message)))
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = one_line
+
+
 # user text (file names, messages) is printed literally, never as rich markup; piped output is not wrapped
 _WIDTH = None if sys.stdout.isatty() else 1000
 console = Console(markup=False, highlight=False, soft_wrap=True, width=_WIDTH)
@@ -110,6 +128,23 @@ def checked() -> Iterator[None]:
         raise fail(str(exc)) from exc
 
 
+def key_values(items: list[str] | None, option: str = "--param",
+               example: str = "--param system=Si or --param ecut=500") -> dict:
+    """A calculator's parameters from ``OPTION key=value`` pairs (`dael label --param`, `dael explore
+    --driver-param`, `dael distill --teacher-param`); a value is JSON when it parses (500, true, {"Si": ...}),
+    else text."""
+    params = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise fail(f"{option} {item!r}: expected key=value, e.g. {example}")
+        try:
+            params[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key.strip()] = value
+    return params
+
+
 def read_inputs(paths: list[Path], index: str) -> list:
     """Every structure of every file (`dael.data.structures.read_structures`: any format ASE reads; of a dael
     dataset, its labelled rows but the test ones); a clear error names the bad file."""
@@ -127,18 +162,3 @@ Device = Annotated[str, typer.Option(help="'cpu' or 'cuda': where training and t
 def print_json(data: dict) -> None:
     """One JSON object on stdout, unwrapped, for scripts."""
     typer.echo(json.dumps(data))
-
-
-def key_values(items: list[str] | None, option: str = "--param",
-               example: str = "--param system=Si or --param ecut=500") -> dict:
-    """``OPTION key=value`` pairs; a value is JSON when it parses (500, true, {"Si": ...}), else text."""
-    params = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise fail(f"{option} {item!r}: expected key=value, e.g. {example}")
-        try:
-            params[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key.strip()] = value
-    return params

@@ -10,7 +10,7 @@ import typer
 from dael.campaign.distill import DistillSettings
 from dael.campaign.distill import distill as run_distill
 from dael.campaign.folder import load_or_preset
-from dael.cli.common import Device, app, console, fail
+from dael.cli.common import Device, app, console, fail, key_values
 
 _DISTILL = DistillSettings()
 
@@ -20,6 +20,8 @@ def distill(
     system: Annotated[str, typer.Argument(help="preset (Si, C, NaCl) or a campaign folder")],
     teacher: Annotated[str, typer.Option(help="chgnet | sevennet | allegro:PATH | ase:module:Class | reference")]
     = "chgnet",
+    teacher_param: Annotated[list[str] | None, typer.Option(
+        help="teacher parameter key=value (value read as JSON, else text); repeatable")] = None,
     out: Annotated[Path, typer.Option(help="folder of the base model (resumable)")] = Path("base"),
     device: Device = "cpu",
     epochs: Annotated[int, typer.Option(help="most training epochs")] = _DISTILL.epochs,
@@ -42,6 +44,7 @@ def distill(
     strains and rattles labelled by the teacher, a 10 % holdout; writes model.nequip.zip and distill.json
     (errors against the teacher, speed of both). Fine-tune it with `--from OUT` or campaign.yaml's train.base
     (with `driver: base`, the campaign and the benchmark also explore with it: the paper's regime)."""
+    teacher_params = key_values(teacher_param, "--teacher-param", "--teacher-param model_paths=my.model")
     settings = DistillSettings(epochs=epochs, steps=steps or None, snapshots=snapshots or None, repeats=repeats,
                                rattles=rattles, strains=strains, r_max=r_max, l_max=l_max, num_layers=num_layers,
                                num_scalar_features=scalar_features, num_tensor_features=tensor_features,
@@ -49,7 +52,8 @@ def distill(
     try:
         campaign, seeds = load_or_preset(system)
         result = run_distill(campaign, seeds, out, teacher, settings,
-                             say=lambda line: console.print(line, markup=False, highlight=False))
+                             say=lambda line: console.print(line, markup=False, highlight=False),
+                             teacher_params=teacher_params)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         raise fail(str(exc)) from exc
     console.print(f"base model: {out / result['model']} (errors and timings: {out / 'distill.json'})")

@@ -10,7 +10,8 @@ from rich.text import Text
 
 from dael.calculators.registry import check_calculator
 from dael.campaign.sections import K_GLOBAL
-from dael.cli.common import app, checked, console, done, errors, read_inputs
+from dael.cli.common import app, checked, console, done, errors, key_values, read_inputs
+from dael.explore.conditions import boxed_phases
 from dael.explore.explorer import Explorer, grid
 from dael.explore.md import UNSTABLE, MDSettings
 from dael.numeric.entropy import MIN_GAIN
@@ -18,6 +19,7 @@ from dael.numeric.natx import run_settings
 from dael.selection.pool import dataset_state
 from dael.selection.window import WINDOW
 from dael.util.checks import natx_value, number
+from dael.util.periodicity import VACUUM
 
 
 @app.command()
@@ -27,6 +29,8 @@ def explore(
     out: Annotated[Path, typer.Option(help="output folder (resumable)")] = Path("explore"),
     driver: Annotated[str, typer.Option(help="reference | chgnet | sevennet | allegro:PATH | ase:module:Class")]
     = "chgnet",
+    driver_param: Annotated[list[str] | None, typer.Option(
+        help="driver parameter key=value (value read as JSON, else text); repeatable")] = None,
     pressure: Annotated[list[float], typer.Option(help="pressures, GPa (repeat the option)")] = [0.0],  # noqa: B006
     temperature: Annotated[list[float], typer.Option(help="temperatures, K")] = [300.0],  # noqa: B006
     k_global: Annotated[list[float], typer.Option(help="global-entropy bias strengths: k_B·T per atom with "
@@ -40,7 +44,11 @@ def explore(
                                            "or 'config'")] = "dual",
     order: Annotated[str, typer.Option(help="order of the trajectories: 'stratified' (phases, then conditions "
                                             "balanced), 'random' or 'grid'")] = "stratified",
-    ensemble: Annotated[str, typer.Option(help="'nvt' (Langevin) or 'npt' (MTK)")] = "nvt",
+    ensemble: Annotated[str, typer.Option(help="'nvt' (Langevin) or 'npt' (MTK; bulk phases only)")] = "nvt",
+    slab_cell: Annotated[str, typer.Option(help="a slab's periodic cell: 'fixed' as given, or 'relax' to zero stress "
+                                                "along its periodic axes (never along the vacuum)")] = "fixed",
+    vacuum: Annotated[float, typer.Option(help="Å of vacuum on each side of a seed without a cell along its "
+                                               "non-periodic axes (a molecule from an .xyz file)")] = VACUUM,
     steps: Annotated[int, typer.Option(help="biased MD steps per trajectory")] = 1000,
     snapshots: Annotated[int, typer.Option(help="snapshots per trajectory")] = 10,
     dt: Annotated[float, typer.Option(help="time step, fs")] = 1.0,
@@ -61,18 +69,22 @@ def explore(
     seed: Annotated[int, typer.Option(help="random seed of the first trajectory")] = 0,
 ) -> None:
     """Entropy-biased MD over phases × pressures × temperatures × k; snapshots through the global filter."""
-    structures = read_inputs(seeds, ":")
+    driver_params = key_values(driver_param, "--driver-param", "--driver-param sigma=2.3")
     phases = {}
-    for n, atoms in enumerate(structures):
-        name = str(atoms.info.get("phase", seeds[0].stem if len(structures) == 1 else f"seed{n}"))
-        phases[name if name not in phases else f"{name}{n}"] = atoms
+    for path in seeds:  # named by atoms.info['phase'], else by the file (and the frame where it holds several)
+        frames = read_inputs([path], ":")
+        for n, atoms in enumerate(frames):
+            name = str(atoms.info.get("phase", path.stem if len(frames) == 1 else f"{path.stem}{n}"))
+            phases[name if name not in phases else f"{name}_{len(phases)}"] = atoms
     with checked():  # every option and grid point is checked before anything runs or is written
-        check_calculator(driver)
+        phases, boxed = boxed_phases(phases, vacuum)
+        structures = list(phases.values())
+        check_calculator(driver, **driver_params)
         number("--min-gain", min_gain, infinite=True)
         number("--workers", workers, low=1, integer=True)
         md = MDSettings(temperature=temperature[0], ensemble=ensemble, steps=steps, snapshots=snapshots,
                         dt=dt, friction=friction, thermalize=thermalize, relax_steps=relax_steps,
-                        unstable=unstable or None)
+                        unstable=unstable or None, slab_cell=slab_cell)
         atoms_per_sphere = natx_value(natx)
         settings = run_settings(structures, cutoff, atoms_per_sphere, "s", max(pressure, default=0.0))
         current = dataset_state(dataset, state, mode, eps, settings, 500, adopt=atoms_per_sphere is None,
@@ -83,7 +95,10 @@ def explore(
         number("--window (eV/atom, 0: off)", window, low=0)
         jobs = grid(phases, pressure, temperature, k_global, k_local, md, random_baseline=random, seed=seed,
                     bias_scale=bias_scale, order=order)
-        explorer = Explorer(driver, current, out, min_gain, workers, settings, window=window or None)
+        explorer = Explorer(driver, current, out, min_gain, workers, settings, window=window or None,
+                            driver_params=driver_params)
+        for line in boxed:
+            console.print(line)
         with console.status(Text(f"exploring: {len(jobs)} trajectories")) as status:
             result = explorer.run(jobs, lambda e: status.update(Text(
                 f"{e['name']}: {e['status']}, {e['accepted']}/{e['snapshots']} accepted")))

@@ -58,13 +58,17 @@ RESULT_KEYS = ("energy", "free_energy", "forces", "stress")
 
 def structure_hash(atoms: Atoms, decimals: int = 5) -> str:
     """Content hash ('h' and 20 hex digits) of atomic numbers, positions and cell rounded to 10^-decimals Å,
-    and pbc. Equal structures written to and read back from extxyz or ase.db hash equally; a structure
-    shifted by a lattice vector or with atoms permuted counts as a different one."""
+    pbc, and the initial magnetic moments where any is non-zero (a ferromagnetic and a non-magnetic start of
+    the same positions are two structures; a non-magnetic structure hashes as it did before moments counted).
+    Equal structures written to and read back from extxyz or ase.db hash equally; a structure shifted by a
+    lattice vector or with atoms permuted counts as a different one."""
     h = hashlib.sha256()
+    magmoms = np.asarray(atoms.get_initial_magnetic_moments(), np.float64)
     for part in (np.asarray(atoms.numbers, np.int64),
                  np.round(np.asarray(atoms.positions, np.float64), decimals) + 0.0,  # + 0.0: no -0.0
                  np.round(np.asarray(atoms.cell.array, np.float64), decimals) + 0.0,
-                 np.asarray(atoms.pbc, np.bool_)):
+                 np.asarray(atoms.pbc, np.bool_),
+                 *([np.round(magmoms, decimals) + 0.0] if np.any(magmoms) else [])):
         h.update(part.tobytes())
         h.update(b"|")
     return "h" + h.hexdigest()[:20]  # the letter: ase.db refuses text values that read as numbers

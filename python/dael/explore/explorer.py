@@ -31,6 +31,7 @@ from ase.calculators.calculator import Calculator
 from ase.io import read
 
 from dael.calculators.registry import make_calculator
+from dael.explore.conditions import check_phases
 from dael.explore.md import GlobalEntropyBias, LocalEntropyBias, MDSettings, run_md
 from dael.explore.order import GRID_TAGS, grid_key, trajectory_order
 from dael.label.workers import process_pool
@@ -76,8 +77,10 @@ def grid(phases: dict[str, Atoms], pressures: Sequence[float], temperatures: Seq
     random_baseline: the same with k = 0 and random snapshot steps (each combination once per distinct k,
     so equal step counts). order: 'grid' (phase by phase), 'stratified' or 'random', seeded by `seed`
     (dael.explore.order: 'stratified' makes the first trajectories of a budgeted run span the phases, then the
-    pressures and temperatures of each)."""
+    pressures and temperatures of each). A phase whose periodicity does not admit a pressure or md's ensemble is a
+    ValueError (dael.explore.conditions)."""
     md = md or MDSettings()
+    check_phases(phases, pressures, md.ensemble, md.slab_cell)
     jobs = []
     for n, (phase, p, t, kg, kl) in enumerate(product(phases, pressures, temperatures, k_global, k_local)):
         settings = replace(md, pressure=float(p), temperature=float(t), seed=seed + n,
@@ -95,12 +98,21 @@ def grid(phases: dict[str, Atoms], pressures: Sequence[float], temperatures: Seq
 _DRIVERS: dict[str, Calculator] = {}
 
 
-def run_job(job: Job, driver_name: str, state: State) -> dict:
-    """Run one trajectory in this process; returns its snapshots (tagged) and status."""
+def driver_tags(name: str, params: dict[str, Any] | None) -> dict[str, str]:
+    """The tags naming an MD driver on its snapshots: `driver` (its registry name) and, when it has any,
+    `driver_params` (its parameters as sorted JSON)."""
+    return {"driver": name, **({"driver_params": json.dumps(params, sort_keys=True)} if params else {})}
+
+
+def run_job(job: Job, driver_name: str, state: State, driver_params: dict[str, Any] | None = None) -> dict:
+    """Run one trajectory in this process with the driver `make_calculator(driver_name, **driver_params)`;
+    returns its snapshots (tagged) and status."""
     start = time.perf_counter()
-    if driver_name not in _DRIVERS:
-        _DRIVERS[driver_name] = make_calculator(driver_name)
-    driver = _DRIVERS[driver_name]
+    tags = driver_tags(driver_name, driver_params)
+    key = json.dumps(tags, sort_keys=True)
+    if key not in _DRIVERS:
+        _DRIVERS[key] = make_calculator(driver_name, **(driver_params or {}))
+    driver = _DRIVERS[key]
     calc: Calculator = driver
     if job.k_local:
         calc = LocalEntropyBias(calc, k=job.k_local)
@@ -117,7 +129,7 @@ def run_job(job: Job, driver_name: str, state: State) -> dict:
             unbiased = round(traj.quench_drop, 4)
     except Exception as exc:  # a failing driver must not stop the other trajectories
         snapshots, status = [], f"failed: {type(exc).__name__}: {exc}"
-    tags = {**job.grid_tags, "mode": state.mode, "driver": driver_name, "source": job.source,
+    tags = {**job.grid_tags, "mode": state.mode, **tags, "source": job.source,
             "ensemble": job.md.ensemble, "bias_scale": job.bias_scale, "trajectory": job.name}
     for snap in snapshots:
         snap.calc = None
@@ -143,15 +155,17 @@ class ExploreResult:
 
 
 class Explorer:
-    """Run a grid of jobs with `driver` (a name, see `dael.calculators.registry`), filtering snapshots into `state`
+    """Run a grid of jobs with `driver` (a name, see `dael.calculators.registry`, built with `driver_params`),
+    filtering snapshots into `state`
     (a per-atom, per-configuration or dual state) with the streaming filter (dael.selection.stream). window:
     snapshots whose driver energy lies more than this many eV/atom above their thermal expectation (see
     dael.selection.window) are never accepted (None: no window)."""
 
     def __init__(self, driver: str, state: State, folder: str | os.PathLike, min_gain: float = MIN_GAIN,
                  workers: int = 1, settings: FingerprintSettings | None = None, window: float | None = None,
-                 stop_after: int | None = None):
+                 stop_after: int | None = None, driver_params: dict[str, Any] | None = None):
         self.driver, self.state, self.folder = driver, state, Path(folder)
+        self.driver_params = dict(driver_params or {})
         self.min_gain = float(number("min_gain (nats)", min_gain, infinite=True))
         self.workers = max(1, int(workers))
         self.window, self.stop_after = window, stop_after
@@ -208,7 +222,7 @@ class Explorer:
                 for job in todo:
                     if self._enough():
                         break
-                    entry = self._finish(run_job(job, self.driver, self.state), log)
+                    entry = self._finish(run_job(job, self.driver, self.state, self.driver_params), log)
                     result.trajectories.append(entry)
                     if progress:
                         progress(entry)
@@ -254,7 +268,7 @@ class Explorer:
             while queue or running:
                 while queue and len(running) < self.workers and not self._enough():
                     # each trajectory starts from the state as it is now (accepted snapshots included)
-                    running.add(pool.submit(run_job, queue.pop(0), self.driver, self.state.copy()))
+                    running.add(pool.submit(run_job, queue.pop(0), self.driver, self.state.copy(), self.driver_params))
                 if not running:  # enough accepted: the queued trajectories are not run (was: a busy loop)
                     break
                 finished, running = wait(running, return_when=FIRST_COMPLETED)

@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import Atoms, units
 from ase.calculators.calculator import Calculator, all_changes
-from ase.filters import FrechetCellFilter
 from ase.md.langevin import Langevin
 from ase.md.nose_hoover_chain import IsotropicMTKNPT
 from ase.md.velocitydistribution import Stationary
 from ase.optimize import FIRE
 
+from dael.explore.conditions import SLAB_CELLS, check_phase, relaxation_target
 from dael.numeric.entropy import GlobalEntropy, local_entropy_gradient
 from dael.numeric.fingerprint import FingerprintSettings, fingerprint
 from dael.numeric.natx import fingerprint_for, padded_settings
@@ -192,7 +192,8 @@ class Guard:
 @dataclass
 class MDSettings:
     """One trajectory's protocol (docs/method.md §5): relax under `pressure` GPa (FIRE + FrechetCellFilter,
-    fmax `fmax` eV/Å, ≤ `relax_steps`), Maxwell–Boltzmann velocities at `temperature` K, `thermalize`
+    fmax `fmax` eV/Å, ≤ `relax_steps`; a slab's periodic cell per `slab_cell`, see dael.explore.conditions),
+    Maxwell–Boltzmann velocities at `temperature` K, `thermalize`
     unbiased steps, then `steps` biased steps of `dt` fs ('nvt': Langevin, friction `friction`/fs;
     'npt': isotropic MTK Nosé–Hoover chains at `pressure`), `snapshots` snapshots evenly spaced (or at
     uniformly random steps with `random_snapshots`, the random-MD baseline). `unstable` (eV/atom, None: off):
@@ -216,6 +217,7 @@ class MDSettings:
     pdamp: float = 1000.0
     guard: Guard = field(default_factory=Guard)
     unstable: float | None = None
+    slab_cell: str = "fixed"
 
     def __post_init__(self) -> None:
         if self.ensemble not in ("nvt", "npt"):
@@ -231,6 +233,8 @@ class MDSettings:
         number("fmax (eV/Å)", self.fmax, above=0)
         if self.unstable is not None:
             number("unstable (eV/atom)", self.unstable, above=0)
+        if self.slab_cell not in SLAB_CELLS:
+            raise ValueError(f"slab_cell must be one of {', '.join(SLAB_CELLS)}; got {self.slab_cell!r}")
 
     def snapshot_steps(self) -> np.ndarray:
         if self.random_snapshots:
@@ -252,15 +256,18 @@ class Trajectory:
     biased: bool = True
 
 
-def relax(atoms: Atoms, calc: Calculator, pressure: float, fmax: float, steps: int) -> Atoms:
-    """Relax positions and cell under hydrostatic `pressure` GPa with FIRE + FrechetCellFilter."""
+def relax(atoms: Atoms, calc: Calculator, pressure: float, fmax: float, steps: int,
+          slab_cell: str = "fixed") -> Atoms:
+    """Relax with FIRE: bulk positions and cell under hydrostatic `pressure` GPa (FrechetCellFilter); a slab's or
+    wire's positions, and with `slab_cell` 'relax' its periodic cell at zero stress; a molecule's positions
+    (dael.explore.conditions: a non-bulk structure at a pressure other than 0 is a ValueError)."""
     atoms = atoms.copy()
     atoms.calc = calc
     if steps > 0:
-        cell_filter = FrechetCellFilter(atoms, scalar_pressure=pressure * GPA)
+        target = relaxation_target(atoms, pressure, slab_cell)
         with warnings.catch_warnings():  # scipy's logm of a near-identity cell, accurate to 1e-12, warns
             warnings.filterwarnings("ignore", message="logm result may be inaccurate")
-            FIRE(cell_filter, logfile=None).run(fmax=fmax, steps=steps)
+            FIRE(target, logfile=None).run(fmax=fmax, steps=steps)
     return atoms
 
 
@@ -276,28 +283,31 @@ QUENCH_STEPS = 300
 
 def enthalpy(atoms: Atoms, pressure: float) -> float:
     """(E + P·V)/n in eV/atom with atoms' calculator, `pressure` in GPa."""
-    return (atoms.get_potential_energy() + pressure * GPA * atoms.get_volume()) / len(atoms)
+    work = pressure * GPA * atoms.get_volume() if pressure else 0.0  # a molecule may have no cell (no volume)
+    return (atoms.get_potential_energy() + work) / len(atoms)
 
 
-def quench_drop(start: Atoms, thermal: Atoms, driver: Calculator, pressure: float) -> float:
+def quench_drop(start: Atoms, thermal: Atoms, driver: Calculator, pressure: float, slab_cell: str = "fixed") -> float:
     """How far (eV/atom) the thermalised cell's basin lies below the start's: both are quenched with the driver
     (positions and cell, FIRE, fmax QUENCH_FMAX, ≤ QUENCH_STEPS) and their enthalpies at `pressure` GPa
     compared. A stable phase returns to its own minimum (drop ≈ 0); a relaxed cell that sits on a saddle
     (symmetry holds it there: NaCl's B2 at 0 GPa) or in a shallow basin its thermal motion leaves slides
     into a lower basin (drop > 0)."""
-    ends = [relax(a, driver, pressure, QUENCH_FMAX, QUENCH_STEPS) for a in (start, thermal)]
+    ends = [relax(a, driver, pressure, QUENCH_FMAX, QUENCH_STEPS, slab_cell) for a in (start, thermal)]
     return enthalpy(ends[0], pressure) - enthalpy(ends[1], pressure)
 
 
 def run_md(atoms: Atoms, driver: Calculator, calc: Calculator, md: MDSettings) -> Trajectory:
     """Relax `atoms` with `driver`, then run `calc` (the driver, possibly wrapped in biases) per `md`; with
-    md.unstable set, a phase the thermalisation shows unstable runs on the driver alone (`quench_drop`)."""
+    md.unstable set, a phase the thermalisation shows unstable runs on the driver alone (`quench_drop`). A slab or
+    molecule at a pressure other than 0 or in NPT is a ValueError (dael.explore.conditions)."""
     try:
         from ase.md.velocitydistribution import thermalize_momenta
     except ImportError:  # ASE < 3.29
         from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
 
-    atoms = relax(atoms, driver, md.pressure, md.fmax, md.relax_steps)
+    check_phase(atoms.info.get("phase"), atoms, [md.pressure], md.ensemble, md.slab_cell)
+    atoms = relax(atoms, driver, md.pressure, md.fmax, md.relax_steps, md.slab_cell)
     relaxed_energy = atoms.get_potential_energy() / len(atoms)
     rng = np.random.default_rng(md.seed)
     thermalize_momenta(atoms, temperature_K=md.temperature, rng=rng)
@@ -317,7 +327,7 @@ def run_md(atoms: Atoms, driver: Calculator, calc: Calculator, md: MDSettings) -
         integrator(atoms).run(md.thermalize)
     drop = float("nan")
     if md.unstable is not None and md.thermalize and calc is not driver:
-        drop = quench_drop(start, atoms, driver, md.pressure)
+        drop = quench_drop(start, atoms, driver, md.pressure, md.slab_cell)
         if drop > md.unstable:
             calc = driver
     biased = calc is not driver

@@ -23,15 +23,16 @@ _ORACLE_LOCK = threading.Lock()
 
 
 def md_starts(seeds: dict[str, Atoms], oracle: Calculator, pressure: float, atoms: int = 64) -> list[Atoms]:
-    """Each seed phase relaxed with the oracle at `pressure` GPa, repeated along its shortest cell vectors
-    until it holds at least `atoms` atoms."""
+    """Each seed phase relaxed with the oracle at `pressure` GPa, repeated along its shortest periodic cell vectors
+    until it holds at least `atoms` atoms (a molecule is not repeated)."""
     out = []
     for phase, seed in seeds.items():
         start = relax(seed, oracle, pressure, fmax=0.05, steps=200)
         start.calc = None
         reps = np.ones(3, dtype=int)
-        while len(start) * reps.prod() < atoms:
-            reps[np.argmin(np.linalg.norm(start.cell.array, axis=1) * reps)] += 1
+        lengths = np.where(start.pbc, np.linalg.norm(start.cell.array, axis=1), np.inf)
+        while start.pbc.any() and len(start) * reps.prod() < atoms:
+            reps[np.argmin(lengths * reps)] += 1
         big = start.repeat(tuple(int(r) for r in reps))
         big.info.update({"phase": phase, "pressure_GPa": float(pressure)})
         out.append(big)

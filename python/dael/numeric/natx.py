@@ -17,6 +17,7 @@ from ase import Atoms
 from dael.numeric.dual import DualEntropy
 from dael.numeric.entropy import GlobalEntropy
 from dael.numeric.fingerprint import Fingerprints, FingerprintSettings, NatxError, fingerprint
+from dael.util.periodicity import scaled
 
 __all__ = ["NATX_MARGIN", "SOFT_BULK_MODULUS", "compressed_volume_ratio", "fingerprint_for", "padded_settings",
            "run_settings"]
@@ -39,14 +40,13 @@ def compressed_volume_ratio(pressure: float, bulk_modulus: float = SOFT_BULK_MOD
 def padded_settings(structures: Atoms | Sequence[Atoms], cutoff: float = 5.0, orbital: str = "s",
                     margin: float = NATX_MARGIN, pressure: float = 0.0) -> FingerprintSettings:
     """Settings whose natx is `margin` × the largest sphere (centre included) of `structures`, measured
-    after compressing them isotropically to `compressed_volume_ratio(pressure)` (pressure in GPa): a run
-    at high pressure packs more atoms into each sphere (B2 NaCl at 30 GPa: 59 against 27 at 0 GPa)."""
+    after compressing them to `compressed_volume_ratio(pressure)` (pressure in GPa; the linear factor along the
+    periodic axes only: a slab in-plane, a molecule not at all): a run at high pressure packs more atoms into each
+    sphere (B2 NaCl at 30 GPa: 59 against 27 at 0 GPa)."""
     structures = [structures] if isinstance(structures, Atoms) else list(structures)
     if pressure > 0:
-        scale = compressed_volume_ratio(pressure) ** (1.0 / 3.0)
-        structures = [a.copy() for a in structures]
-        for a in structures:
-            a.set_cell(a.cell[:] * scale, scale_atoms=True)
+        factor = compressed_volume_ratio(pressure) ** (1.0 / 3.0)
+        structures = [scaled(a, factor) for a in structures]
     largest = fingerprint(structures, cutoff=cutoff, natx=None, orbital=orbital).settings.natx
     return FingerprintSettings(float(cutoff), int(np.ceil(margin * largest)), orbital)
 

@@ -17,11 +17,14 @@ from dael.train.settings import TrainSettings
 __all__ = ["metric_terms", "parent_model", "scratch_model", "train_config"]
 
 
-def metric_terms(s: TrainSettings, scales: Sequence[float]) -> tuple[list[dict], list[dict]]:
+def metric_terms(s: TrainSettings, scales: Sequence[float], validate_stress: bool = True) -> tuple[list[dict],
+                                                                                                    list[dict]]:
     """(loss, validation metrics) entries of nequip's MetricsManager for energy per atom, forces and (when
     `scales` has three entries) stress. Loss: Huber terms weighted energy_weight : 1 : stress_weight. Validation: MAEs
     weighted by 1 / `scales` (the mean baseline's RMSEs on the training set: eV/atom, eV/Å, eV/Å³), so the
-    monitored sum weighs each quantity by how hard it is, whatever the stress weight of the loss."""
+    monitored sum weighs each quantity by how hard it is, whatever the stress weight of the loss; stress only with
+    `validate_stress` (a validation set of slabs and molecules has no stress: its MAE would be NaN, and so would
+    the monitored sum that early stopping and the best checkpoint follow)."""
     fields = [("energy", {"_target_": "nequip.data.PerAtomModifier", "field": "total_energy"}, s.energy_weight),
               ("forces", "forces", 1.0), ("stress", "stress", s.stress_weight)]
     loss, maes = [], []
@@ -31,7 +34,7 @@ def metric_terms(s: TrainSettings, scales: Sequence[float]) -> tuple[list[dict],
                      "metric": {"_target_": "nequip.train.HuberLoss", "delta": delta}})
         maes.append({"name": f"{name}_mae", "field": field, "coeff": 1.0 / max(scale, 1e-12), **nan,
                      "metric": {"_target_": "nequip.train.MeanAbsoluteError"}})
-    return loss, maes
+    return loss, maes if validate_stress else maes[:2]
 
 
 def scratch_model(s: TrainSettings, types: list[str], shifts: dict[str, float]) -> dict:
@@ -60,10 +63,11 @@ def parent_model(parent: Path, shifts: dict[str, float]) -> dict:
 
 
 def train_config(s: TrainSettings, data: Path, types: list[str], model_types: list[str], r_max: float,
-                 model: dict, scales: Sequence[float], lr: float) -> dict:
-    """The nequip-train config (nequip 0.19 syntax) of one run; `data` holds train.extxyz and val.extxyz."""
+                 model: dict, scales: Sequence[float], lr: float, validate_stress: bool = True) -> dict:
+    """The nequip-train config (nequip 0.19 syntax) of one run; `data` holds train.extxyz and val.extxyz (with
+    stress labels where `validate_stress`, see `metric_terms`)."""
     monitor = "val0_epoch/weighted_sum"
-    loss, val_metrics = metric_terms(s, scales)
+    loss, val_metrics = metric_terms(s, scales, validate_stress)
     loader = {"_target_": "torch.utils.data.DataLoader", "batch_size": s.batch_size}
     datamodule = {
         "_target_": "nequip.data.datamodule.ASEDataModule", "seed": s.seed,

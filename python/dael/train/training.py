@@ -233,7 +233,8 @@ def train(dataset: Dataset, out: str | Path, parent: str | Path | None = None,
 
 
     scales = [1e-3 * baseline_errors[f"{q}_rmse"] for q in ("energy", "force", "stress")[: 2 + has_stress]]
-    config = train_config(s, data, types, model_types, r_max, model, scales, lr)
+    val_stress = has_stress and evaluate(baseline, val_set)["stress_structures"] > 0
+    config = train_config(s, data, types, model_types, r_max, model, scales, lr, val_stress)
     (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     history: list[dict] = []
 

@@ -7,6 +7,12 @@ import math
 import os
 from pathlib import Path
 
+
+class DaelWarning(UserWarning):
+    """Something dael did or could not check that the user should know (the command line prints it as one
+    `warning:` line)."""
+
+
 LARGEST = 1e100
 """Largest magnitude accepted in arrays handed to the native core: squares and sums of squares of such
 numbers stay finite in float64 (1e200 · d < 1.8e308), so no overflow can poison an entropy state."""
