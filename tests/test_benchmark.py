@@ -256,8 +256,10 @@ def test_spread_keeps_every_condition_and_broad_indtest_follows_the_authors():
     from dael.benchmark.pools import spread
     from dael.data.dataset import structure_hash
 
-    def snap(phase, p, t, k, kind=None):
-        atoms = Atoms("H", positions=[[0.01 * k, 0, 0]], cell=[5, 5, 5], pbc=True,
+    made = iter(range(10**6))
+
+    def snap(phase, p, t, k, kind=None):  # every structure distinct (the sets match by content hash)
+        atoms = Atoms("H", positions=[[0.001 * next(made), 0, 0]], cell=[5, 5, 5], pbc=True,
                       info={"phase": phase, "pressure_GPa": p, "temperature_K": t})
         if kind:
             atoms.info["kind"] = kind
@@ -295,3 +297,17 @@ def test_benchmark_drivers_of_the_paper_regime(tmp_path):
     data["benchmark"]["transfer_labels"] = -1
     with pytest.raises(ValueError, match="transfer_labels must be >= 0"):
         Campaign.from_dict(data)
+
+
+def test_md_stability_without_the_oracle_reports_survival_only():
+    """benchmark.md_errors false: the models' own MD is judged by survival, no oracle label of its cells."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    from dael.explore.stability import md_stability
+
+    start = bulk("Cu", "fcc", a=3.61, cubic=True) * (2, 2, 2)
+    result = md_stability(EMT(), [start], None, 300.0, steps=20)
+    assert result["survived"] == 1.0 and result["energy_mae"] is None and result["force_mae"] is None
+    judged = md_stability(EMT(), [start], EMT(), 300.0, steps=20)
+    assert judged["energy_mae"] == pytest.approx(0.0, abs=1e-9)

@@ -88,13 +88,14 @@ def test_two_rounds_run_and_resume_without_relabelling(tmp_path):
     assert res.exit_code == 0, res.output
     rounds = sorted(tmp_path.glob("rounds/round-*/done-select"))
     selected = [json.loads(f.read_text())["selected"] for f in rounds]
-    assert selected[0] == 5 and sum(selected) <= 10  # per round and in all, never beyond the budget
-    if sum(selected) < 10:  # rounds go on until the budget is spent, unless one finds nothing new
+    spent = 1 + sum(selected)  # round 0 labelled the smallest seed (driver and oracle take every element)
+    assert selected[0] == 5 and spent <= 10  # per round and in all, never beyond the budget
+    if spent < 10:  # rounds go on until the budget is spent, unless one finds nothing new
         assert selected[-1] == 0 and "nothing new worth labelling" in res.output
     else:
         assert "nothing new" not in res.output
     first = json.loads((tmp_path / "rounds" / "round-01" / "done-train").read_text())
-    assert first["structures"] == 5 and "energy_mae" in first["validation"]
+    assert first["structures"] == 6 and "energy_mae" in first["validation"]  # the seed and the round's 5
     second = json.loads((tmp_path / "rounds" / "round-02" / "done-select").read_text())
     assert second["driver"] == f"allegro:{tmp_path / 'models' / 'round-01'}"  # the trained model drove round 2
     assert second["driver_reason"].startswith("round 1's model") and second["stop"]
@@ -108,7 +109,7 @@ def test_two_rounds_run_and_resume_without_relabelling(tmp_path):
     new = (tmp_path / "log.jsonl").read_text()[len(log):]
     assert '"labeled": 0' in new and '"stage": "train"' not in new  # nothing relabelled or retrained
     res = CliRunner().invoke(app, ["status", "--dir", str(tmp_path)])
-    labelled = sum(selected)
+    labelled = spent
     assert res.exit_code == 0 and f"{labelled} / 10" in res.output
     # a barely trained driver can push atoms together: such snapshots are refused, not labelled
     counts = Dataset(tmp_path / "dataset.db").counts()
@@ -145,9 +146,9 @@ def test_a_round_labels_its_anchors_and_exactly_what_the_streaming_filter_accept
     assert (campaign.filter.mode, campaign.filter.selection, campaign.explore.bias_scale) == ("dual", "stream", "kT")
     assert campaign.budget.anchor_fraction == 0.2
     e = campaign.explore
-    e.pressures, e.temperatures, e.steps, e.snapshots, e.thermalize, e.relax_steps = [0.0], [600.0, 1200.0], 30, 5, 5, 5
+    e.pressures, e.temperatures, e.steps, e.snapshots, e.thermalize, e.relax_steps = [0.0], [600.0, 1200.0], 36, 9, 5, 5
     e.workers = 1
-    campaign.budget.total, campaign.budget.per_round = 9, 9  # 2 anchors + 7 accepted
+    campaign.budget.total, campaign.budget.per_round = 10, 9  # round 0's seed, then 2 anchors + 7 accepted
     campaign.train.epochs, campaign.train.settings = 1, {}
     write(tmp_path, campaign, phases("Si"))
     res = CliRunner().invoke(app, ["run", "--dir", str(tmp_path), "--rounds", "1"])
@@ -164,7 +165,7 @@ def test_a_round_labels_its_anchors_and_exactly_what_the_streaming_filter_accept
     for a, b in zip(selected[2:], accepted[:7], strict=True):
         np.testing.assert_allclose(a.positions, b.positions)
     sources = [a.info["source"] for a in Dataset(tmp_path / "dataset.db").structures()]
-    assert sorted(sources) == ["anchor"] * 2 + ["entropy"] * 7  # labelled, each under its source
+    assert sorted(sources) == ["anchor"] * 3 + ["entropy"] * 7  # labelled, each under its source (+ the seed)
     assert {a.info["mode"] for a in accepted} <= {"atom", "config"}
 
 
@@ -259,7 +260,8 @@ def argon_campaign(folder, driver_params):
 def test_driver_params_reach_round_one_and_its_anchors_and_a_wrong_one_stops_dael_run_first(tmp_path):
     from ase.io import read
 
-    from dael.campaign.loop import Paths, explore_round, fingerprint_settings
+    from dael.campaign.loop import explore_round, fingerprint_settings
+    from dael.campaign.paths import Paths
 
     folder = argon_campaign(tmp_path / "bad", {**ARGON, "sigmaa": 3.4})
     res = CliRunner().invoke(app, ["run", "--dir", str(folder)])
@@ -270,8 +272,8 @@ def test_driver_params_reach_round_one_and_its_anchors_and_a_wrong_one_stops_dae
     campaign, seeds = load(argon_campaign(tmp_path / "good", ARGON))
     assert campaign.driver_params == ARGON
     paths = Paths(tmp_path / "good")
-    explore_round(campaign, seeds, paths, 1, LJ, LJ, Dataset(paths.dataset), fingerprint_settings(campaign, seeds), 0,
-                  say=lambda line: None)
+    explore_round(campaign, seeds, paths, 1, (LJ, "the campaign's driver"), LJ, Dataset(paths.dataset),
+                  fingerprint_settings(campaign, seeds), 0, say=lambda line: None)
     picked = read(paths.round(1) / "selected.extxyz", ":")
     assert sorted(a.info["source"] for a in picked) == ["anchor", "anchor", "entropy", "entropy"]
     assert all(json.loads(a.info["driver_params"]) == ARGON for a in picked)

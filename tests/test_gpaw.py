@@ -83,3 +83,30 @@ def test_gpaw_oracle_turns_spin_polarisation_on_for_initial_moments_unless_told(
         for atoms in (cu, magnetic, magnetic, cu):
             oracle.compute(atoms, ["energy"])
         assert [p.get("spinpol", False) for p in built] == expected  # rebuilt only when the spin changes
+
+
+def test_a_campaign_round_on_a_non_preset_material_labels_with_gpaw(tmp_path):
+    """dael init --structures with the gpaw oracle at a low cut-off and Γ-centred 2×2×2 k-points, EMT driving
+    the MD: round 0 labels the seed, round 1 labels what the filter took (about a minute on one core)."""
+    import yaml
+    from ase.io import write
+    from typer.testing import CliRunner
+
+    from dael.cli import app
+
+    write(tmp_path / "Al.vasp", bulk("Al", "fcc", a=4.05) * (2, 1, 1), format="vasp")
+    res = CliRunner().invoke(app, ["init", "--structures", str(tmp_path / "Al.vasp"), "--oracle", "gpaw",
+                                   "--oracle-param", "ecut=200", "--oracle-param", 'kpts={"size": [2, 2, 2]}',
+                                   "--driver", "ase:ase.calculators.emt:EMT", "--dir", str(tmp_path / "al")])
+    assert res.exit_code == 0, res.output
+    config = yaml.safe_load((tmp_path / "al" / "campaign.yaml").read_text())
+    config["explore"].update(steps=30, snapshots=3, thermalize=5, relax_steps=5, workers=1, temperatures=[600.0])
+    config["budget"].update(total=4, per_round=3)
+    config["label"]["workers"] = 0
+    config["train"].update(epochs=1, settings={})
+    (tmp_path / "al" / "campaign.yaml").write_text(yaml.safe_dump(config))
+    res = CliRunner().invoke(app, ["run", "--dir", str(tmp_path / "al"), "--rounds", "1"])
+    assert res.exit_code == 0, res.output
+    rows = list(Dataset(tmp_path / "al" / "dataset.db").structures("labeled"))
+    assert len(rows) == 4 and {r.info["oracle"].split()[0] for r in rows} == {"gpaw"}
+    assert all(-4.5 < r.get_potential_energy() / len(r) < -3.0 for r in rows)  # PBE Al, GPAW's setup scale

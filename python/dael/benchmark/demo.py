@@ -6,6 +6,7 @@ Two rounds of explore → filter → label → train, then a small entropy-vs-ra
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from dael.campaign.config import Benchmark, Campaign
 from dael.campaign.folder import write
 from dael.campaign.loop import run as run_campaign
 from dael.campaign.presets import phases, preset
+from dael.train.metrics import evaluate
+from dael.train.training import still_improving
 
 __all__ = ["demo_campaign", "run_demo"]
 
@@ -37,6 +40,26 @@ def demo_campaign() -> Campaign:
     return campaign
 
 
+def round_comparison(folder: Path, state: dict) -> str:
+    """One line: the last round's model against the first round's on the last round's validation set (the same
+    structures for both; meV/atom, meV/Å), and why the last is worse where it is."""
+    trained = [r for r in state["rounds"] if r.get("model")]
+    if len(trained) < 2:
+        return f"demo: {len(trained)} round(s) trained; nothing to compare"
+    first, last = Path(trained[0]["model"]), Path(trained[-1]["model"])
+    val = last / "data" / "val.extxyz"
+    old, new = evaluate(first, val), evaluate(last, val)
+    line = (f"demo: on round {trained[-1]['round']}'s validation set ({new['structures']} structures), round "
+            f"{trained[-1]['round']}'s model E {new['energy_mae']:.1f} meV/atom, F {new['force_mae']:.0f} meV/Å; round "
+            f"{trained[0]['round']}'s E {old['energy_mae']:.1f}, F {old['force_mae']:.0f}")
+    if new["energy_mae"] > old["energy_mae"] or new["force_mae"] > old["force_mae"]:
+        metrics = json.loads((last / "metrics.json").read_text())
+        line += (" — worse there; the last model " + ("stopped at its epoch limit still improving (a larger "
+                 "train.epochs trains it further)" if still_improving(metrics) else "had stopped improving "
+                 "before its epoch limit"))
+    return line
+
+
 def run_demo(folder: str | os.PathLike, say: Callable[[str], None] = print,
              on_rounds: Callable[[dict], None] | None = None) -> Path:
     """Write the demo campaign into `folder` (replacing one there), run its two rounds, pass the campaign's
@@ -48,6 +71,7 @@ def run_demo(folder: str | os.PathLike, say: Callable[[str], None] = print,
     state = run_campaign(folder, say=say, max_rounds=2)
     if on_rounds is not None:
         on_rounds(state)
+    say(round_comparison(folder, state))
     # mixed is what the campaign labels (anchors + the filter's picks, filled: the filter saturates on a pool this
     # small); random-anchored (the same anchors + random MD) says what the bias and the filter add to the anchors
     report = run_benchmark(campaign, phases("Si"), folder / "benchmark", say=say,

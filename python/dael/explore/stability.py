@@ -39,11 +39,12 @@ def md_starts(seeds: dict[str, Atoms], oracle: Calculator, pressure: float, atom
     return out
 
 
-def md_stability(calc: Calculator, starts: Sequence[Atoms], oracle: Calculator, temperature: float,
+def md_stability(calc: Calculator, starts: Sequence[Atoms], oracle: Calculator | None, temperature: float,
                  steps: int = 300, checks: int = 3, seed: int = 0) -> dict:
     """Run `steps` fs of NVT MD at `temperature` K with `calc` from each start; returns survived (share of
     steps completed, mean over starts), energy_mae (meV/atom) and force_mae (meV/Å) of calc against the
-    oracle on `checks` snapshots per run, and the runs that stopped early."""
+    oracle on `checks` snapshots per run (oracle None: survival only; the errors are None), and the runs that
+    stopped early."""
     done, de, df, stopped = [], [], [], []
     for n, start in enumerate(starts):
         md = MDSettings(temperature=temperature, steps=steps, snapshots=checks, relax_steps=0, seed=seed + n)
@@ -56,7 +57,7 @@ def md_stability(calc: Calculator, starts: Sequence[Atoms], oracle: Calculator, 
         done.append(traj.steps_done / steps)
         if traj.status != "ok":
             stopped.append(f"{start.info.get('phase', n)}: {traj.status}")
-        for snap in traj.snapshots:
+        for snap in traj.snapshots if oracle is not None else ():  # None: survival only, no oracle labels
             probe = snap.copy()
             probe.calc = calc
             energy, forces = probe.get_potential_energy(), probe.get_forces()
