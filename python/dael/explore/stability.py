@@ -22,6 +22,15 @@ _ORACLE_LOCK = threading.Lock()
 """One oracle call at a time (LAMMPS instances are not shared between threads)."""
 
 
+def repeats(atoms: Atoms, least: int) -> np.ndarray:
+    """Repetitions (3,) of `atoms`' cell, grown one at a time along its shortest repeated vector, until the
+    supercell holds at least `least` atoms (an 8-atom cubic cell: 2×2×2 for 64)."""
+    reps = np.ones(3, dtype=int)
+    while len(atoms) * reps.prod() < least:
+        reps[np.argmin(np.linalg.norm(atoms.cell.array, axis=1) * reps)] += 1
+    return reps
+
+
 def md_starts(seeds: dict[str, Atoms], oracle: Calculator, pressure: float, atoms: int = 64) -> list[Atoms]:
     """Each seed phase relaxed with the oracle at `pressure` GPa, repeated along its shortest cell vectors
     until it holds at least `atoms` atoms."""
@@ -29,10 +38,7 @@ def md_starts(seeds: dict[str, Atoms], oracle: Calculator, pressure: float, atom
     for phase, seed in seeds.items():
         start = relax(seed, oracle, pressure, fmax=0.05, steps=200)
         start.calc = None
-        reps = np.ones(3, dtype=int)
-        while len(start) * reps.prod() < atoms:
-            reps[np.argmin(np.linalg.norm(start.cell.array, axis=1) * reps)] += 1
-        big = start.repeat(tuple(int(r) for r in reps))
+        big = start.repeat(tuple(int(r) for r in repeats(start, atoms)))
         big.info.update({"phase": phase, "pressure_GPa": float(pressure)})
         out.append(big)
     return out
