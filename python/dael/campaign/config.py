@@ -1,6 +1,6 @@
 """Campaign configuration: the sections of campaign.yaml as dataclasses (explore, filter, budget, label, train,
-benchmark), read with one error per wrong key or value. The presets are in `dael.campaign.presets`, the folder
-(campaign.yaml + seeds.extxyz) in `dael.campaign.folder`.
+benchmark, model_check), read with one error per wrong key or value. The presets are in `dael.campaign.presets`,
+the folder (campaign.yaml + seeds.extxyz) in `dael.campaign.folder`.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from dael.check.settings import CheckSettings
 from dael.explore.md import UNSTABLE, MDSettings
 from dael.explore.order import ORDERS
 from dael.numeric.entropy import MIN_GAIN
@@ -163,6 +164,38 @@ class Benchmark:
     transfer_labels: int | None = None
     #: check the models' own MD against the oracle (false: survival only)
     md_errors: bool = True
+    #: sizes N whose models also run the MD-robustness check of `dael check` (failure fraction and time to failure
+    #: of their own MD; empty: none)
+    robustness_sizes: list[int] = field(default_factory=list)
+    #: ps of each robustness trajectory
+    robustness_ps: float = 10.0
+    #: robustness trajectories per phase and condition (the hottest temperature at the highest pressure, and beyond)
+    robustness_seeds: int = 4
+
+
+@dataclass
+class ModelCheck:
+    """The checks `dael run` runs on each round's model after training (dael.check; docs/guide/checks.md): a short
+    version of `dael check`, recorded in the round's log entry and in models/round-NN/check.json."""
+
+    #: check each round's model after training (false: off)
+    enabled: bool = True
+    #: which checks: md (the model's own MD), phases (space groups kept under its relaxation), eos, phonons
+    checks: list[str] = field(default_factory=lambda: ["md", "phases", "eos"])
+    #: ps of each MD trajectory (the hottest temperature at the highest pressure, and one step beyond)
+    md_ps: float = 2.0
+    #: MD trajectories per phase and condition
+    seeds: int = 2
+    #: calculator whose relaxed phases and phonons the model must reproduce (e.g. reference, when it is the oracle;
+    #: null: every seed phase must keep its space group and be free of imaginary phonons at every pressure)
+    reference: str | None = None
+    #: further dael.check.CheckSettings fields: thresholds, MD cell size, EOS scales, ... (docs/guide/checks.md)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def check_settings(self, where: str = CONFIG) -> CheckSettings:
+        """The dael.check settings of a round's check (this section's keys win over `settings`')."""
+        return CheckSettings.from_dict({**self.settings, "checks": self.checks, "md_ps": self.md_ps,
+                                        "seeds": self.seeds}, f"{where}: model_check")
 
 
 BASE_DRIVER = "base"
@@ -185,6 +218,7 @@ class Campaign:
     label: Label = field(default_factory=Label)
     train: Train = field(default_factory=Train)
     benchmark: Benchmark = field(default_factory=Benchmark)
+    model_check: ModelCheck = field(default_factory=ModelCheck)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -267,6 +301,7 @@ class Campaign:
             ("label.retries", lab.retries, {"low": 0}), ("train.epochs", self.train.epochs, {"low": 1}),
         ]
         natx_value(f.natx, f"{where}: filter.natx")
+        self.model_check.check_settings(where)
         if lab.timeout is not None:
             ranges.append(("label.timeout (s)", lab.timeout, {"above": 0}))
         for key, value, limits in ranges:
@@ -289,6 +324,9 @@ class Campaign:
             "benchmark.sizes must be positive and benchmark.draws >= 1":
                 any(n < 1 for n in self.benchmark.sizes) or self.benchmark.draws < 1,
             "benchmark.test_repeats must be >= 1": self.benchmark.test_repeats < 1,
+            "benchmark.robustness_sizes must be positive, robustness_ps > 0 and robustness_seeds >= 1":
+                any(n < 1 for n in self.benchmark.robustness_sizes) or not self.benchmark.robustness_ps > 0
+                or self.benchmark.robustness_seeds < 1,
             "benchmark.transfer_labels must be >= 0 or null (all)":
                 self.benchmark.transfer_labels is not None and self.benchmark.transfer_labels < 0,
         }
@@ -321,4 +359,4 @@ def _typed(key: str, value: Any, kind: str) -> Any:
 
 
 SECTIONS = {"explore": Explore, "filter": Filter, "budget": Budget, "label": Label, "train": Train,
-            "benchmark": Benchmark}
+            "benchmark": Benchmark, "model_check": ModelCheck}

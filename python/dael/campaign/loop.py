@@ -8,7 +8,8 @@ Folder layout (everything a run used sits beside what it made):
     rounds/round-NN/selected.extxyz  the structures chosen for labelling; state.npz: the entropy state of
                                      the dataset with them (a record: each round starts from the state of
                                      the labelled rows, `current_state`); done-*: the stages finished
-    models/round-NN/                 the model trained on all labels so far (dael.train.training)
+    models/round-NN/                 the model trained on all labels so far (dael.train.training) and, with
+                                     model_check on, its check.json (dael.check; the round's stage 'check')
     log.jsonl                        one line per finished stage
 
 Round 1 is driven by `driver` (a foundation model, `base`: the distilled base of train.base — the paper's regime,
@@ -38,6 +39,7 @@ from ase.io import write
 from dael.campaign.config import CONFIG, Campaign
 from dael.campaign.folder import load
 from dael.campaign.preflight import preflight
+from dael.campaign.round_check import check_round
 from dael.data.dataset import Dataset, oracle_spec, structure_hash
 from dael.data.structures import read_structures
 from dael.explore.explorer import Explorer, anchors, grid
@@ -127,6 +129,8 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
             label_round(campaign, paths, r, dataset, settings, say)
         if marked(paths.done(r, "train")) is None:
             train_round(campaign, paths, r, dataset, say)
+        if campaign.model_check.enabled and marked(paths.done(r, "check")) is None:
+            log_stage(paths, r, "check", check_round(campaign, seeds, paths.model(r), say))
     return status(folder)
 
 
@@ -233,6 +237,7 @@ def status(folder: str | os.PathLike) -> dict:
     states = [e for e in log if e["stage"] == "label" and "logdet" in e] or \
         [e for e in log if e["stage"] == "select"]
     trains = [e for e in log if e["stage"] == "train"]
+    checks = [e for e in log if e["stage"] == "check"]
     trajectories = [json.loads(x) for f in sorted(paths.root.glob("rounds/round-*/explore/trajectories.jsonl"))
                     for x in f.read_text().splitlines()]
     stopped = [t for t in trajectories if t["status"] != "ok"]
@@ -245,6 +250,7 @@ def status(folder: str | os.PathLike) -> dict:
         "logdet": states[-1]["logdet"] if states else None,
         "model": trains[-1]["model"] if trains else None,
         "validation": trains[-1]["validation"] if trains else None,
+        "check": checks[-1] if checks else None,
         "trajectories_stopped": [f"{t['name']}: {t['status']}" for t in stopped],
         "trajectories_unbiased": [f"{t['name']}: quench {t['unstable_drop']:+.3f} eV/atom" for t in unbiased],
         "label_failures": counts.get("failed", 0),
