@@ -10,11 +10,15 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.lj import LennardJones
 from ase.calculators.singlepoint import SinglePointCalculator
+from typer.testing import CliRunner
 
+from dael.campaign.config import Campaign, Explore
+from dael.campaign.folder import write
 from dael.check import CheckSettings, check_model, lines
 from dael.check.physics import eos_verdict, phase_retention, phonon_stability
 from dael.check.robustness import FailureGuard, md_robustness
 from dael.check.settings import conditions
+from dael.cli import app
 
 CU = {"fcc": bulk("Cu", "fcc", a=3.6, cubic=True)}
 SOFT = {"sigma": 1.5, "epsilon": 0.01, "rc": 4.0, "smooth": True}
@@ -121,3 +125,28 @@ def test_check_model_runs_every_check_and_is_strict_json():
         CheckSettings.from_dict({"md_steps": 10})
     with pytest.raises(ValueError, match="isolated"):
         CheckSettings(isolated=0.4)
+
+
+def _campaign(tmp_path):
+    write(tmp_path, Campaign("Cu", explore=Explore(pressures=[0.0], temperatures=[2000.0])), CU)
+    return str(tmp_path)
+
+
+def test_dael_check_exit_codes(tmp_path):
+    runner = CliRunner()
+    folder = _campaign(tmp_path)
+    quick = ["--campaign", folder, "--ps", "0.1", "--seeds", "1", "--atoms", "32"]
+    sound = runner.invoke(app, ["check", "ase:ase.calculators.emt:EMT", *quick, "--checks", "md,eos"])
+    assert sound.exit_code == 0, sound.output
+    assert "smooth with one minimum" in sound.output
+    broken = runner.invoke(app, ["check", "ase:ase.calculators.lj:LennardJones", *quick, "--checks", "md",
+                                 "--json", *[x for k, v in SOFT.items() for x in ("--param", f"{k}={json.dumps(v)}")]])
+    assert broken.exit_code == 1, broken.output
+    result = json.loads(broken.output)
+    assert result["failed"] == ["md"] and result["md"]["by_kind"] == {"close contact": 2}
+    for args, message in ((["check", "ase:ase.calculators.emt:EMT", *quick, "--checks", "md,dft"], "checks must be"),
+                          (["check", "ase:ase.calculators.emt:EMT"], "--campaign is needed"),
+                          (["check", "nosuchmodel", *quick], "unknown calculator"),
+                          (["check", str(tmp_path), *quick], "not a trained model directory")):
+        bad = runner.invoke(app, args)
+        assert bad.exit_code == 2 and message in bad.output, bad.output
