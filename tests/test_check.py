@@ -91,8 +91,12 @@ def test_phonons_of_fcc_cu_are_real_and_a_saddle_is_flagged():
     lowest = {e["phase"]: e["lowest_cm1"] for e in result["phases"]}
     assert lowest["fcc"] > -1.0 and lowest["sc"] < -50.0  # measured: -0.0 and -115 cm⁻¹
     assert [e["passed"] for e in result["phases"]] == [False, True] and not result["passed"]
+    assert lines({"phonons": result}) == [f"phonons: lowest {lowest['sc']:g} cm⁻¹ (sc 0 GPa); failed: sc 0 GPa "
+                                          f"{lowest['sc']} cm⁻¹"]
     # a reference that finds the same instability makes it expected
-    assert phonon_stability(EMT(), seeds, [0.0], reference=EMT())["passed"]
+    expected = phonon_stability(EMT(), seeds, [0.0], reference=EMT())
+    assert expected["passed"] and "(sc 0 GPa, unstable in the reference too), none failed" in lines(
+        {"phonons": expected})[0]
 
 
 def test_the_eos_criterion_on_synthetic_curves():

@@ -99,8 +99,11 @@ def lines(result: dict) -> list[str]:
                + ("" if e["expected_stable"] else " (expected unstable)") + (f" {e['reason']}" if "reason" in e
                                                                             else "")
                for e in entries if not e["passed"]]
-        known = [e["lowest_cm1"] for e in entries if e["lowest_cm1"] is not None]
-        lowest = f"lowest {min(known):g} cm⁻¹" if known else "no frequency computed"
+        known = [e for e in entries if e["lowest_cm1"] is not None]
+        low = min(known, key=lambda e: e["lowest_cm1"]) if known else None
+        lowest = "no frequency computed" if low is None else (
+            f"lowest {low['lowest_cm1']:g} cm⁻¹ ({low['phase']} {low['pressure_GPa']:g} GPa"
+            + ("" if low["expected_stable"] else ", unstable in the reference too") + ")")
         out.append(f"phonons: {lowest}" + (f"; failed: {'; '.join(bad)}" if bad else ", none failed"))
     return out
 
