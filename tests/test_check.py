@@ -50,6 +50,38 @@ def test_a_sound_model_passes_its_own_md():
     assert [r["ps"] for r in result["runs"]] == [0.1, 0.1] and {r["atoms"] for r in result["runs"]} == {32}
 
 
+def test_trajectories_run_in_worker_processes_from_a_registry_name(monkeypatch):
+    """workers > 1: each trajectory is submitted with the model's registry name, which the worker builds (a pool
+    that runs each job at once stands in for dael.label.workers.process_pool, whose processes the explorer's tests
+    spawn); the same runs result."""
+    from concurrent.futures import Future
+
+    class AtOnce:
+        submitted: list = []
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, fn, *args):
+            AtOnce.submitted.append(args[0])
+            done = Future()
+            done.set_result(fn(*args))
+            return done
+
+    monkeypatch.setattr("dael.check.robustness.process_pool", lambda workers: AtOnce())
+    settings = CheckSettings(**TINY, workers=2)
+    parallel = md_robustness("ase:ase.calculators.emt:EMT", CU, [0.0], [600.0], settings)
+    serial = md_robustness(EMT(), CU, [0.0], [600.0], CheckSettings(**TINY))
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in serial["runs"]]
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in parallel["runs"]] == strip
+    assert AtOnce.submitted == ["ase:ase.calculators.emt:EMT"] * 2
+    with pytest.raises(ValueError, match="registry name"):
+        md_robustness(EMT(), CU, [0.0], [600.0], settings)
+
+
 def _frame(atoms: Atoms, energy: float) -> Atoms:
     atoms = atoms.copy()
     atoms.calc = SinglePointCalculator(atoms, energy=energy * len(atoms), forces=np.zeros((len(atoms), 3)))
