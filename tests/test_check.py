@@ -186,3 +186,18 @@ def test_dael_check_exit_codes(tmp_path):
                           (["check", str(tmp_path), *quick], "not a trained model directory")):
         bad = runner.invoke(app, args)
         assert bad.exit_code == 2 and message in bad.output, bad.output
+
+
+def test_dael_check_of_a_model_folder_finds_its_campaign_and_writes_check_json(tmp_path, monkeypatch):
+    """A model folder CAMPAIGN/models/round-NN: no --campaign needed, the result lands in its check.json (EMT stands
+    in for the trained model)."""
+    folder = tmp_path / "models" / "round-02"
+    folder.mkdir(parents=True)
+    _campaign(tmp_path)
+    monkeypatch.setattr("dael.cli.check.check_calculator", lambda name, **params: None)
+    monkeypatch.setattr("dael.cli.check.make_calculator", lambda name, **params: EMT())
+    result = CliRunner().invoke(app, ["check", str(folder), "--checks", "eos"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((folder / "check.json").read_text())
+    assert saved["model"] == f"allegro:{folder}" and saved["passed"] and saved["grid"]["temperatures_K"] == [2000.0]
+    assert f"-> {folder / 'check.json'}" in result.output
