@@ -104,7 +104,8 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path, monkeypatc
     e = campaign.explore
     e.pressures, e.temperatures, e.steps, e.thermalize, e.relax_steps = [0.0], [900.0], 40, 10, 10
     campaign.benchmark = Benchmark(sizes=[8, 16], draws=1, epochs=2, min_steps=0, repeats=2, snapshots=10,
-                                   md_steps=20)
+                                   md_steps=20, robustness_sizes=[16], robustness_ps=0.02, robustness_seeds=1)
+    campaign.model_check.settings = {"atoms": 8}
     campaign.train.settings = {}
     strategies = ["stream", "stream-fill", "mixed", "random"]
     assert run_benchmark(campaign, phases("Si"), tmp_path, say=lambda line: None, strategies=strategies,
@@ -127,7 +128,7 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path, monkeypatc
     assert {r["set"] for r in records} == {"holdout", "holdout-entropy", "holdout-entropy-window",
                                            "holdout-entropy-accepted", "holdout-random", "test", "test-900K",
                                            "test-strain", "test-equilibrium", "indtest", "transfer",
-                                           "transfer-beyond", "md"} | conditions
+                                           "transfer-beyond", "md", "robustness"} | conditions
     evaluation = json.loads((tmp_path / "models" / "stream-fill-N16-d0" / "evaluation.json").read_text())
     for split in (("test-900K", "test-strain", "test-equilibrium"), sorted(conditions)):  # kinds, conditions recombine
         kinds = [evaluation[k] for k in split]
@@ -145,6 +146,13 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path, monkeypatc
     union = evaluation["holdout"]["structures"]
     assert union == evaluation["holdout-entropy"]["structures"] + evaluation["holdout-random"]["structures"]
     assert 0 < evaluation["md"]["survived"] <= 1 and evaluation["md"]["energy_mae"] > 0
+    # the MD-robustness check of the N = 16 models: 2 phases × (900 K at 0 GPa, 1035 K at 5 GPa) × 1 seed, 8 atoms
+    robust = evaluation["robustness"]
+    assert robust["trajectories"] == 4 and {r["atoms"] for r in robust["runs"]} == {8}
+    assert {(r["pressure_GPa"], r["temperature_K"]) for r in robust["runs"]} == {(0.0, 900.0), (5.0, 1035.0)}
+    assert {int(r["size"]) for r in records if r["set"] == "robustness"} == {16}
+    assert 0 <= min(r["failure_fraction"] for r in records if r["set"] == "robustness")
+    assert "MD robustness" in report.read_text() and not (tmp_path / "curves-robustness.png").exists()
     # the strategies see the explorer's tags (trajectory, step, energies), kept with the dataset's rows
     from ase.io import read
 

@@ -83,6 +83,8 @@ def test_two_rounds_run_and_resume_without_relabelling(tmp_path):
     campaign.budget.total, campaign.budget.per_round = 10, 5
     campaign.train.epochs, campaign.train.settings = 2, {}  # dael.train.training's tiny model: fast
     campaign.explore.model_gate = {"energy_mae": 1e6}  # let round 1's barely trained model drive round 2
+    campaign.model_check.checks, campaign.model_check.md_ps, campaign.model_check.seeds = ["md"], 0.02, 1
+    campaign.model_check.settings = {"atoms": 8}
     write(tmp_path, campaign, phases("Si"))
     res = CliRunner().invoke(app, ["run", "--dir", str(tmp_path)])
     assert res.exit_code == 0, res.output
@@ -99,6 +101,8 @@ def test_two_rounds_run_and_resume_without_relabelling(tmp_path):
     second = json.loads((tmp_path / "rounds" / "round-02" / "done-select").read_text())
     assert second["driver"] == f"allegro:{tmp_path / 'models' / 'round-01'}"  # the trained model drove round 2
     assert second["driver_reason"].startswith("round 1's model") and second["stop"]
+    checked = json.loads((tmp_path / "models" / "round-01" / "check.json").read_text())  # each round's model
+    assert checked["model"] == second["driver"] and checked["md"]["trajectories"] == 4
     # round 2's anchors: relaxed by round 1's driver (a barely trained model can collapse the cells it relaxes)
     picked = read(tmp_path / "rounds" / "round-02" / "selected.extxyz", ":")
     assert [a.info["driver"] for a in picked if a.info.get("source") == "anchor"] == ["reference"]
@@ -277,3 +281,48 @@ def test_driver_params_reach_round_one_and_its_anchors_and_a_wrong_one_stops_dae
     picked = read(paths.round(1) / "selected.extxyz", ":")
     assert sorted(a.info["source"] for a in picked) == ["anchor", "anchor", "entropy", "entropy"]
     assert all(json.loads(a.info["driver_params"]) == ARGON for a in picked)
+
+
+def test_dael_run_checks_each_rounds_model_once_and_status_shows_it(tmp_path, monkeypatch):
+    """After a round's training `dael run` checks its model (campaign.yaml's model_check): models/round-NN/check.json,
+    a 'check' log entry and done-check (a rerun does not check again); `dael status` shows the latest check. The
+    trained model is stood in for by EMT (passes) and a too-soft Lennard-Jones (fails)."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    from ase.calculators.lj import LennardJones
+
+    from dael.campaign.config import Label, ModelCheck, Train
+    from dael.campaign.loop import log_stage, run
+    from dael.campaign.paths import Paths
+    from dael.campaign.status import status as campaign_status
+
+    emt = "ase:ase.calculators.emt:EMT"
+    campaign = Campaign("Cu", driver=emt, label=Label(oracle=emt, workers=0), train=Train(settings={}),
+                        model_check=ModelCheck(checks=["md", "eos"], md_ps=0.2, seeds=1, settings={"atoms": 16}))
+    campaign.explore.temperatures = [2000.0]
+    write(tmp_path, campaign, {"fcc": bulk("Cu", "fcc", a=3.6, cubic=True)})
+    paths = Paths(tmp_path)
+    paths.model(1).mkdir(parents=True)
+    for stage, entry in (("select", {"selected": 3, "logdet": 0.0}), ("label", {"logdet": 0.0}),
+                         ("train", {"model": str(paths.model(1)), "validation": {}})):
+        paths.round(1).mkdir(parents=True, exist_ok=True)
+        log_stage(paths, 1, stage, entry)
+    model = {"calc": EMT()}
+    monkeypatch.setattr("dael.check.report.make_calculator", lambda name, **kw: model["calc"])
+    state = run(tmp_path, say=lambda _: None, max_rounds=1)
+    assert state["check"]["round"] == 1 and state["check"]["passed"] and state["check"]["headline"] == "passed"
+    saved = json.loads((paths.model(1) / "check.json").read_text())
+    assert saved["model"] == f"allegro:{paths.model(1)}" and set(saved["seconds"]) == {"md", "eos"}
+    assert saved["md"]["trajectories"] == 2 and saved["md"]["runs"][0]["ps"] == 0.2
+    assert (paths.round(1) / "done-check").exists()
+    log = (tmp_path / "log.jsonl").read_text()
+    run(tmp_path, say=lambda _: None, max_rounds=1)
+    assert (tmp_path / "log.jsonl").read_text() == log  # resumed: checked once
+    (paths.round(1) / "done-check").unlink()  # as if killed before the check finished; now the model is broken
+    model["calc"] = LennardJones(sigma=1.5, epsilon=0.01, rc=4.0, smooth=True)
+    run(tmp_path, say=lambda _: None, max_rounds=1)
+    check = campaign_status(tmp_path)["check"]
+    assert not check["passed"] and check["failed"] == ["md"] and check["md"]["failure_fraction"] == 1.0
+    table = CliRunner().invoke(app, ["status", "--dir", str(tmp_path)])
+    assert table.exit_code == 0 and "round 1: failed: md (MD: 2 of 2 trajectories failed, median" in table.output
+    assert "close contact" in table.output

@@ -55,3 +55,21 @@ def test_condition_tables_say_where_on_the_grid_each_set_errs(tmp_path):
     html = write_report(records, tmp_path, "t", {}).read_text()
     assert "B2 0 GPa 1000 K | 13.33" in html and "test@" not in "".join(verdict(summarize(records)))
     assert [p.name for p in tmp_path.glob("curves-*.png")] == ["curves-test.png"]
+
+
+def test_the_robustness_check_is_tabled_per_strategy_and_size_not_plotted(tmp_path):
+    """Records of the 'robustness' set (failure fraction, median time to failure of the models' own MD) get their
+    own table in report.html, mean ± std over draws, '–' where no trajectory failed; no curve, no error table."""
+    records = [{"pool": "random", "size": 20, "draw": d, "set": "test", "energy_mae": 2.0, "force_mae": 1.0,
+                "stress_mae": 1.0} for d in range(2)]
+    records += [{"pool": "random", "size": 20, "draw": d, "set": "robustness", "failure_fraction": f,
+                 "median_time_to_failure_ps": t} for d, f, t in ((0, 0.5, 2.0), (1, 0.25, 4.0))]
+    records += [{"pool": "mixed", "size": 20, "draw": 0, "set": "robustness", "failure_fraction": 0.0,
+                 "median_time_to_failure_ps": None}]
+    html = write_report(records, tmp_path, "t", {}).read_text()
+    assert "<h2>MD robustness" in html
+    assert "<td>random</td><td>20</td><td>2</td><td>0.38 ± 0.12</td><td>3.00 ± 1.00</td>" in html
+    assert "<td>mixed</td><td>20</td><td>1</td><td>0.00 ± 0.00</td><td>–</td>" in html
+    assert not (tmp_path / "curves-robustness.png").exists()
+    assert "robustness" not in (tmp_path / "results.md").read_text()
+    assert "MD robustness" not in write_report(records[:2], tmp_path / "none", "t", {}).read_text()

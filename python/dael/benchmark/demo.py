@@ -35,6 +35,7 @@ def demo_campaign() -> Campaign:
     campaign.budget = replace(campaign.budget, total=80, per_round=40)  # the preset's anchor share stays
     campaign.train.epochs = 40
     campaign.train.settings = {}  # dael.train.training's tiny model: the demo stays within minutes
+    campaign.model_check = replace(campaign.model_check, checks=["md", "eos"], md_ps=0.5, seeds=1)  # seconds
     campaign.benchmark = Benchmark(sizes=[20, 40, 80], draws=2, epochs=40, min_steps=400, repeats=2, snapshots=20,
                                    md_steps=100)
     return campaign

@@ -16,6 +16,7 @@ from dael.benchmark.strategies import (
 )
 from dael.calculators.registry import make_calculator
 from dael.campaign.config import Campaign
+from dael.check.settings import beyond
 from dael.data.dataset import SOURCES, Dataset, oracle_spec, structure_hash
 from dael.explore.anchors import ANCHOR_STRAINS, anchors
 from dael.explore.explorer import Explorer, grid
@@ -179,11 +180,10 @@ def check_stored(folder: Path) -> None:
 
 def off_grid(values: list[float], step: float) -> list[float]:
     """Conditions the pools never sampled: the midpoints of the sorted grid values and 15 % beyond the
-    largest (`step` beyond a largest value <= 0, e.g. a single pressure of 0 GPa)."""
+    largest (`step` beyond a largest value <= 0, e.g. a single pressure of 0 GPa; dael.check.settings.beyond, the
+    step of the models' robustness check)."""
     grid_values = sorted(set(float(v) for v in values))
-    top = grid_values[-1]
-    beyond = top * 1.15 if top > 0 else top + step
-    return [0.5 * (a + b) for a, b in zip(grid_values, grid_values[1:], strict=False)] + [round(beyond, 1)]
+    return [0.5 * (a + b) for a, b in zip(grid_values, grid_values[1:], strict=False)] + [beyond(grid_values, step)]
 
 
 def with_tags(pool: list[Atoms], labelled: list[Atoms]) -> list[Atoms]:

@@ -28,7 +28,10 @@ from dael.util.files import write_atomic
 
 METRICS = {"energy_mae": "energy MAE (meV/atom)", "force_mae": "force MAE (meV/Å)",
            "stress_mae": "stress MAE (meV/Å³)"}
-EXTRA = {"survived": "MD steps survived (share)"}
+EXTRA = {"survived": "MD steps survived (share)", "failure_fraction": "own-MD trajectories that failed (share)",
+         "median_time_to_failure_ps": "median time to failure of the failed trajectories (ps)"}
+ROBUSTNESS = "robustness"
+"""The set of the MD-robustness check (dael.benchmark.robustness): tabled, not plotted (it has no errors)."""
 CONDITION = "test@"
 """Prefix of the per-condition groups of the test set ('test@B2 0 GPa 1000 K'): tabled at the largest N
 (condition_tables), not plotted."""
@@ -226,7 +229,8 @@ def write_report(records: Sequence[dict], folder: str | os.PathLike, title: str,
     labelled structures) and report.html into `folder`; returns the HTML."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    everything = summarize(records)
+    summary = summarize(records)
+    everything = [r for r in summary if r["set"] != ROBUSTNESS]  # errors; robustness has its own table
     write_tables(everything, folder)
     rows = _without_conditions(everything)
     sets = sorted({r["set"] for r in rows})
@@ -241,6 +245,7 @@ def write_report(records: Sequence[dict], folder: str | os.PathLike, title: str,
     survived = [r for r in rows if r["set"] == "md"]
     survived_html = "".join(f"<tr><td>{r['pool']}</td><td>{r['size']}</td><td>{r['survived']:.2f}</td>"
                             f"<td>{r['energy_mae']:.2f}</td></tr>" for r in survived)
+    robust_html = robustness_html(summary)
     table_html = "".join(
         f"<tr><td>{r['set']}</td><td>{r['pool']}</td><td>{r['size']}</td><td>{r['draws']}</td>"
         + "".join(f"<td>{r[m]:.2f} ± {r[m + '_std']:.2f}</td>" for m in METRICS) + "</tr>" for r in rows)
@@ -263,12 +268,32 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><b
 <h2>MD stability (64-atom cells, hottest temperature, highest pressure)</h2>
 <table><tr><th>strategy</th><th>N</th><th>steps survived (share)</th><th>energy MAE vs oracle along MD
 (meV/atom)</th></tr>{survived_html}</table>
+{robust_html}
 <h2>All results (mean ± standard deviation over draws)</h2>
 <table><tr><th>set</th><th>pool</th><th>N</th><th>draws</th>{heads}</tr>{table_html}</table>
 <h2>Settings</h2><table>{settings_html}</table></body></html>"""
     out = folder / "report.html"
     write_atomic(out, page)
     return out
+
+
+def robustness_html(rows: Sequence[dict]) -> str:
+    """The report's table of the MD-robustness check per strategy and N (mean over draws; none: '')."""
+    robust = [r for r in rows if r["set"] == ROBUSTNESS]
+    if not robust:
+        return ""
+
+    def cell(value: float, std: float) -> str:
+        return "–" if not np.isfinite(value) else f"{value:.2f} ± {std:.2f}"
+
+    body = "".join(f"<tr><td>{r['pool']}</td><td>{r['size']}</td><td>{r['draws']}</td>"
+                   f"<td>{cell(r['failure_fraction'], r['failure_fraction_std'])}</td>"
+                   f"<td>{cell(r['median_time_to_failure_ps'], r['median_time_to_failure_ps_std'])}</td></tr>"
+                   for r in robust)
+    return ("<h2>MD robustness (the model's own MD, 64-atom cells, the hottest temperature at the highest "
+            "pressure and one step beyond; dael check)</h2><table><tr><th>strategy</th><th>N</th><th>draws</th>"
+            "<th>trajectories that failed (share)</th><th>median time to failure (ps; – none failed)</th></tr>"
+            f"{body}</table>")
 
 
 def records_from_csv(path: str | os.PathLike) -> list[dict]:

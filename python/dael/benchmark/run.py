@@ -27,8 +27,9 @@ Protocol (`run_benchmark`), all in one folder, every stage resumable:
    at least `min_steps` optimizer steps), run in parallel single-thread processes. Each is evaluated on the
    entropy pool's holdout (whole and within the window), the random pool's holdout, their union, the test
    set and each kind of test structure (thermal MD per temperature, strain probes), the transfer set, and by
-   MD stability (`dael.explore.stability`: 64-atom cells at the hottest temperature and highest pressure);
-   records.csv, then the report.
+   MD stability (`dael.explore.stability`: 64-atom cells at the hottest temperature and highest pressure) and,
+   for the sizes in benchmark.robustness_sizes, by the MD-robustness check of `dael check`
+   (`dael.benchmark.robustness`: failure fraction and time to failure); records.csv, then the report.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ from dael.benchmark.evaluation import (
 )
 from dael.benchmark.pools import check_stored, explore_pools, label_pools, pool_fingerprints
 from dael.benchmark.report import write_report
+from dael.benchmark.robustness import RECORDED, Robustness, robustness_of
+from dael.benchmark.robustness import SET as ROBUSTNESS
 from dael.benchmark.sets import members, training_sets
 from dael.benchmark.strategies import (
     DEFAULT_STRATEGIES,
@@ -92,7 +95,7 @@ def job_records(job: tuple[str, int, int], result: dict) -> list[dict]:
     """One record per evaluation set of a model's evaluation.json entry, as records.csv holds them."""
     strategy, d, n = job
     return [{"pool": strategy, "size": n, "draw": d, "set": which,
-             **{k: v for k, v in r.items() if k.endswith(("_mae", "_rmse")) or k == "survived"}}
+             **{k: v for k, v in r.items() if k.endswith(("_mae", "_rmse")) or k in ("survived", *RECORDED)}}
             for which, r in result.items()]
 
 
@@ -127,9 +130,12 @@ class Evaluation:
     starts: list[Atoms]
     judge: Calculator | None  # the oracle checking the model's own MD; None: survival only
     md: bool  # evaluate the model's own MD (needs its MD driver: the model itself)
+    robustness: Robustness | None = None  # the MD-robustness check of some sizes' models
 
-    def wanted(self) -> list[str]:
-        return [*self.evaluation_sets, "md"] if self.md else list(self.evaluation_sets)
+    def wanted(self, n: int) -> list[str]:
+        """The evaluations of a model trained on n structures."""
+        return [*self.evaluation_sets, *["md"] * self.md,
+                *[ROBUSTNESS] * bool(self.robustness and self.robustness.wanted(n))]
 
 
 def evaluate_job(campaign: Campaign, ev: Evaluation, job: tuple[str, int, int], say: Say) -> list[dict]:
@@ -145,15 +151,20 @@ def evaluate_job(campaign: Campaign, ev: Evaluation, job: tuple[str, int, int], 
         train(members(ev.sets[job], ev.data), out, parent=ev.parent, settings=settings, progress=None,
               overwrite=True)
     result = marked(done) or {}
-    missing = [name for name in ev.wanted() if name not in result]
+    missing = [name for name in ev.wanted(n) if name not in result]
     if missing:
         calc = load_calculator(out, device=ev.train_settings.get("device", "cpu"))
-        result.update(evaluate_sets(calc, {name: ev.evaluation_sets[name] for name in missing if name != "md"}))
+        result.update(evaluate_sets(calc, {name: ev.evaluation_sets[name] for name in missing
+                                           if name in ev.evaluation_sets}))
         if "md" in missing:
             result["md"] = md_stability(calc, ev.starts, ev.judge, max(campaign.explore.temperatures),
                                         bench.md_steps, seed=campaign.seed)
+        if ROBUSTNESS in missing:
+            result[ROBUSTNESS] = ev.robustness.evaluate(calc)
         mark(done, result)
     md = f"; MD survived {result['md']['survived']:.2f}" if "md" in result else ""
+    if ROBUSTNESS in result:
+        md += f"; own-MD failures {result[ROBUSTNESS]['failure_fraction']:.2f}"
     say(f"benchmark: {strategy} N={n} draw {d}: test E {result['test']['energy_mae']:.2f} meV/atom, "
         f"F {result['test']['force_mae']:.1f} meV/Å{md}")
     return job_records(job, result)
@@ -274,7 +285,8 @@ def _run(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, say: Say, po
     judge = make_calculator(campaign.label.oracle, **campaign.label.params) if oracle and bench.md_errors else None
     ev = Evaluation(folder, data, sets, evaluated, {"epochs": bench.epochs, "seed": campaign.seed,
                                                     **campaign.train.settings},
-                    parent, read(folder / "pools" / "md-starts.extxyz", ":"), judge, oracle)
+                    parent, read(folder / "pools" / "md-starts.extxyz", ":"), judge, oracle,
+                    robustness_of(campaign, seeds))
     say(f"benchmark: training {len(jobs)} models ({bench.workers} at a time, ≥ {bench.epochs} epochs, "
         f"≥ {bench.min_steps} steps)")
     with ThreadPoolExecutor(bench.workers) as pool:

@@ -1,6 +1,6 @@
 """Campaign configuration: the sections of campaign.yaml as dataclasses (explore, filter, budget, label, train,
-benchmark, evaluate), read with one error per wrong key or value. The presets are in `dael.campaign.presets`, the folder
-(campaign.yaml + seeds.extxyz) in `dael.campaign.folder`.
+benchmark, evaluate, model_check), read with one error per wrong key or value. The presets are in
+`dael.campaign.presets`, the folder (campaign.yaml + seeds.extxyz) in `dael.campaign.folder`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ase.io import write as write_structures
 
 from dael.calculators.registry import check_calculator
 from dael.campaign.parse import bad_errors, keyword_arguments
-from dael.campaign.sections import GATED, Benchmark, Budget, Evaluate, Explore, Filter, Label, Train
+from dael.campaign.sections import GATED, Benchmark, Budget, Evaluate, Explore, Filter, Label, ModelCheck, Train
 from dael.campaign.seeds import TEMPERATURES, default_driver, formula, read_seeds
 from dael.data.structures import read_structures
 from dael.explore.conditions import SLAB_CELLS, check_phases
@@ -53,6 +53,7 @@ class Campaign:
     train: Train = field(default_factory=Train)
     benchmark: Benchmark = field(default_factory=Benchmark)
     evaluate: Evaluate = field(default_factory=Evaluate)
+    model_check: ModelCheck = field(default_factory=ModelCheck)
     #: the seed phases by name (seeds.extxyz beside campaign.yaml; not a key of it)
     seeds: dict[str, Atoms] = field(default_factory=dict, repr=False, compare=False, metadata={"yaml": False})
     #: what was done to the seeds when they were read (a molecule boxed, ...; not a key of campaign.yaml)
@@ -184,6 +185,7 @@ class Campaign:
             ("label.retries", lab.retries, {"low": 0}), ("train.epochs", self.train.epochs, {"low": 1}),
         ]
         natx_value(f.natx, f"{where}: filter.natx")
+        self.model_check.check_settings(where)
         if lab.timeout is not None:
             ranges.append(("label.timeout (s)", lab.timeout, {"above": 0}))
         for key, value, limits in ranges:
@@ -214,6 +216,9 @@ class Campaign:
             "benchmark.sizes must be positive and benchmark.draws >= 1":
                 any(n < 1 for n in self.benchmark.sizes) or self.benchmark.draws < 1,
             "benchmark.test_repeats must be >= 1": self.benchmark.test_repeats < 1,
+            "benchmark.robustness_sizes must be positive, robustness_ps > 0 and robustness_seeds >= 1":
+                any(n < 1 for n in self.benchmark.robustness_sizes) or not self.benchmark.robustness_ps > 0
+                or self.benchmark.robustness_seeds < 1,
             "benchmark.transfer_labels must be >= 0 or null (all)":
                 self.benchmark.transfer_labels is not None and self.benchmark.transfer_labels < 0,
         }

@@ -8,7 +8,8 @@ Folder layout (everything a run used sits beside what it made):
     rounds/round-NN/selected.extxyz  the structures chosen for labelling; state.npz: the entropy state of
                                      the dataset with them (a record: each round starts from the state of
                                      the labelled rows, `current_state`); done-*: the stages finished
-    models/round-NN/                 the model trained on all labels so far (dael.train.training)
+    models/round-NN/                 the model trained on all labels so far (dael.train.training) and, with
+                                     model_check on, its check.json (dael.check; the round's stage 'check')
     log.jsonl                        one line per finished stage
 
 Round 1 is driven by `driver` (a foundation model, `base`: the distilled base of train.base — the paper's regime,
@@ -39,6 +40,7 @@ from dael.campaign.elements import check_seeds
 from dael.campaign.folder import load
 from dael.campaign.paths import Paths
 from dael.campaign.preflight import preflight
+from dael.campaign.round_check import check_round
 from dael.campaign.status import spent, status
 from dael.data.dataset import Dataset, oracle_spec, structure_hash
 from dael.data.structures import read_structures
@@ -131,6 +133,8 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
                 label_round(campaign, paths, r, dataset, settings, say)
             if marked(paths.done(r, "train")) is None:
                 train_round(campaign, paths, r, dataset, say)
+            if campaign.model_check.enabled and marked(paths.done(r, "check")) is None:
+                log_stage(paths, r, "check", check_round(campaign, seeds, paths.model(r), say))
             reached = target_reached(campaign, marked(paths.done(r, "train")))
             if reached:
                 end = reached

@@ -11,6 +11,7 @@ from ase import Atoms
 from ase.build import bulk
 
 from dael.campaign.config import ANCHOR_FRACTION, Budget, Campaign, Explore
+from dael.campaign.sections import ModelCheck
 
 PRESET_K_GLOBAL = {"Si": 2.0, "NaCl": 1.0, "C": 0.25}
 """Each preset's global bias strength (k_B·T per atom; docs/method.md §3). Si's and NaCl's were chosen on the
@@ -74,6 +75,7 @@ def preset(system: str) -> Campaign:
     return Campaign(system, name=f"{system}-entropy",
                     explore=Explore(pressures, temperatures, k_global=[PRESET_K_GLOBAL[system]],
                                     steps=PRESET_STEPS, relax_steps=PRESET_RELAX_STEPS),
-                    budget=Budget(anchor_fraction=PRESET_ANCHOR_FRACTION))
+                    budget=Budget(anchor_fraction=PRESET_ANCHOR_FRACTION),
+                    model_check=ModelCheck(reference="reference"))  # the presets' oracle: cheap to compare with
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from dael.check.settings import CheckSettings
 from dael.explore.md import UNSTABLE, MDSettings
 from dael.numeric.entropy import MIN_GAIN
 from dael.selection.window import WINDOW
@@ -174,6 +175,13 @@ class Benchmark:
     transfer_labels: int | None = None
     #: check the models' own MD against the oracle (false: survival only)
     md_errors: bool = True
+    #: sizes N whose models also run the MD-robustness check of `dael check` (failure fraction and time to failure
+    #: of their own MD; empty: none)
+    robustness_sizes: list[int] = field(default_factory=list)
+    #: ps of each robustness trajectory
+    robustness_ps: float = 10.0
+    #: robustness trajectories per phase and condition (the hottest temperature at the highest pressure, and beyond)
+    robustness_seeds: int = 4
 
 
 @dataclass
@@ -189,6 +197,31 @@ class Evaluate:
     stop_at: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class ModelCheck:
+    """The checks `dael run` runs on each round's model after training (dael.check; docs/guide/checks.md): a short
+    version of `dael check`, recorded in the round's log entry and in models/round-NN/check.json."""
+
+    #: check each round's model after training (false: off)
+    enabled: bool = True
+    #: which checks: md (the model's own MD), phases (space groups kept under its relaxation), eos, phonons
+    checks: list[str] = field(default_factory=lambda: ["md", "phases", "eos"])
+    #: ps of each MD trajectory (the hottest temperature at the highest pressure, and one step beyond)
+    md_ps: float = 2.0
+    #: MD trajectories per phase and condition
+    seeds: int = 2
+    #: calculator whose relaxed phases and phonons the model must reproduce (e.g. reference, when it is the oracle;
+    #: null: every seed phase must keep its space group and be free of imaginary phonons at every pressure)
+    reference: str | None = None
+    #: further dael.check.CheckSettings fields: thresholds, MD cell size, EOS scales, ... (docs/guide/checks.md)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def check_settings(self, where: str = "campaign.yaml") -> CheckSettings:
+        """The dael.check settings of a round's check (this section's keys win over `settings`')."""
+        return CheckSettings.from_dict({**self.settings, "checks": self.checks, "md_ps": self.md_ps,
+                                        "seeds": self.seeds}, f"{where}: model_check")
+
+
 SECTIONS = {"explore": Explore, "filter": Filter, "budget": Budget, "label": Label, "train": Train,
-            "benchmark": Benchmark, "evaluate": Evaluate}
+            "benchmark": Benchmark, "evaluate": Evaluate, "model_check": ModelCheck}
 """campaign.yaml's sections by key."""

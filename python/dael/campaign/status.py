@@ -37,7 +37,7 @@ def _rounds(log: list[dict]) -> list[dict]:
     """One summary per round: its driver and why, why its exploration stopped, what it labelled and trained."""
     rounds: dict[int, dict] = {}
     for entry in log:
-        if entry["stage"] == "end":
+        if entry["stage"] in ("end", "check"):
             continue
         r = rounds.setdefault(entry["round"], {"round": entry["round"]})
         if entry["stage"] == "select":
@@ -61,6 +61,7 @@ def status(folder: str | os.PathLike) -> dict:
     states = [e for e in log if e["stage"] == "label" and "logdet" in e] or \
         [e for e in log if e["stage"] == "select"]
     trains = [e for e in log if e["stage"] == "train"]
+    checks = [e for e in log if e["stage"] == "check"]
     ends = [e for e in log if e["stage"] == "end"]
     trajectories = [json.loads(x) for f in sorted(paths.root.glob("rounds/round-*/explore/trajectories.jsonl"))
                     for x in f.read_text().splitlines()]
@@ -75,6 +76,7 @@ def status(folder: str | os.PathLike) -> dict:
         "logdet": states[-1]["logdet"] if states else None,
         "model": trains[-1]["model"] if trains else None,
         "validation": trains[-1]["validation"] if trains else None,
+        "check": checks[-1] if checks else None,
         "rounds": _rounds(log),
         "stopped": ends[-1]["reason"] if ends else None,
         "trajectories_stopped": [f"{t['name']}: {t['status']}" for t in stopped],

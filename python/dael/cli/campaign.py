@@ -115,6 +115,7 @@ def _print_status(state: dict) -> None:
             "dataset": ", ".join(f"{k} {v}" for k, v in state["dataset"].items()) or "empty",
             "log det (dataset)": logdet, "latest model": state["model"] or "none",
             "validation MAE": ", ".join(f"{k} {v:.2f}" for k, v in validation.items() if v is not None) or "n/a",
+            "latest model check": _check_row(state.get("check")),
             "label failures": state["label_failures"],
             "trajectories stopped early": ", ".join(f"{n} {k}" for k, n in stopped.items()) or 0,
             "trajectories unbiased (unstable phase)": len(state["trajectories_unbiased"]),
@@ -130,6 +131,23 @@ def _print_status(state: dict) -> None:
                       f"labelled {r.get('labelled', 'n/a')}, failed {r.get('failed', 'n/a')}{curve}")
     for line in state["trajectories_stopped"][:10]:
         errors.print(f"  {line}")
+    check = state.get("check")
+    if check and not check["passed"]:
+        for line in check["summary"]:
+            errors.print(f"  round {check['round']} check: {line}")
+
+
+def _check_row(check: dict | None) -> str:
+    """The status table's line of the latest model check: 'round 2: passed', 'round 2: failed: md, eos
+    (MD: 3 of 8 trajectories failed, median 0.42 ps)'."""
+    if check is None:
+        return "none"
+    text = f"round {check['round']}: {check['headline']}"
+    md = check.get("md")
+    if md and md["failed"]:
+        text += (f" (MD: {md['failed']} of {md['trajectories']} trajectories failed, median "
+                 f"{md['median_time_to_failure_ps']:g} ps)")
+    return text
 
 
 @app.command()

@@ -21,8 +21,8 @@ from dael.data.structures import read_structures
 from dael.util.checks import DaelWarning
 
 EXIT_CODES = ("Exit codes: 0 everything done; 1 done, but some structures (label) or trajectories (explore) "
-              "failed, see the summary; 2 bad input, options or environment (one 'error:' line says what); "
-              "130 interrupted (rerun the same command to resume).")
+              "failed, or a check of the model failed (check), see the summary; 2 bad input, options or "
+              "environment (one 'error:' line says what); 130 interrupted (rerun the same command to resume).")
 
 
 class _Commands(TyperGroup):
@@ -40,7 +40,7 @@ class _Commands(TyperGroup):
 
 
 ORDER = ("init", "run", "status", "demo", "benchmark", "distill", "explore", "filter", "label", "train",
-         "export", "fingerprint", "entropy")
+         "check", "export", "fingerprint", "entropy")
 
 
 VARIADIC = ("--structures",)

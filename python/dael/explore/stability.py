@@ -22,6 +22,16 @@ _ORACLE_LOCK = threading.Lock()
 """One oracle call at a time (LAMMPS instances are not shared between threads)."""
 
 
+def repeats(atoms: Atoms, least: int) -> np.ndarray:
+    """Repetitions (3,) of `atoms`' cell, grown one at a time along its shortest repeated periodic vector, until
+    the supercell holds at least `least` atoms (an 8-atom cubic cell: 2×2×2 for 64; a molecule: 1×1×1)."""
+    reps = np.ones(3, dtype=int)
+    lengths = np.where(atoms.pbc, np.linalg.norm(atoms.cell.array, axis=1), np.inf)  # periodic axes only
+    while atoms.pbc.any() and len(atoms) * reps.prod() < least:
+        reps[np.argmin(lengths * reps)] += 1
+    return reps
+
+
 def md_starts(seeds: dict[str, Atoms], oracle: Calculator, pressure: float, atoms: int = 64) -> list[Atoms]:
     """Each seed phase relaxed with the oracle at `pressure` GPa, repeated along its shortest periodic cell vectors
     until it holds at least `atoms` atoms (a molecule is not repeated)."""
@@ -29,11 +39,7 @@ def md_starts(seeds: dict[str, Atoms], oracle: Calculator, pressure: float, atom
     for phase, seed in seeds.items():
         start = relax(seed, oracle, pressure, fmax=0.05, steps=200)
         start.calc = None
-        reps = np.ones(3, dtype=int)
-        lengths = np.where(start.pbc, np.linalg.norm(start.cell.array, axis=1), np.inf)
-        while start.pbc.any() and len(start) * reps.prod() < atoms:
-            reps[np.argmin(lengths * reps)] += 1
-        big = start.repeat(tuple(int(r) for r in reps))
+        big = start.repeat(tuple(int(r) for r in repeats(start, atoms)))
         big.info.update({"phase": phase, "pressure_GPa": float(pressure)})
         out.append(big)
     return out

@@ -1,0 +1,107 @@
+"""`dael check`: is a trained model safe to use? Its own MD, phases, equation of state and phonons."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from dael.calculators.registry import check_calculator, make_calculator
+from dael.campaign.config import CONFIG
+from dael.campaign.folder import load_or_preset
+from dael.check import CHECKS, CheckSettings, check_model, lines
+from dael.cli.common import app, console, done, fail, print_json
+from dael.cli.label import key_values
+from dael.util.files import write_atomic
+
+REPORT = "check.json"
+"""The result `dael check` writes into a model folder."""
+
+
+def model_name(model: str) -> tuple[str, Path | None]:
+    """(registry name, model folder or None) of MODEL: a folder or a .nequip.zip/.ckpt file is `allegro:PATH`,
+    anything else a calculator name (dael.calculators.registry)."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return f"allegro:{path}", path
+    if path.is_file():
+        return f"allegro:{path}", None
+    return model, None
+
+
+def campaign_of(folder: Path | None, campaign: str | None) -> str:
+    """--campaign, or the campaign a model folder sits in (CAMPAIGN/models/round-NN)."""
+    if campaign is not None:
+        return campaign
+    if folder is not None and (folder.resolve().parent.parent / CONFIG).is_file():
+        return str(folder.resolve().parent.parent)
+    raise ValueError("--campaign is needed (a campaign folder or a preset: Si, C, NaCl): its seed phases, "
+                     "pressures and temperatures are what the model is checked on")
+
+
+@app.command()
+def check(
+    model: Annotated[str, typer.Argument(help="a dael model folder, a .nequip.zip or .ckpt, or a calculator name "
+                                              "(allegro:PATH, chgnet, reference, ase:module:Class, ...)")],
+    campaign: Annotated[str | None, typer.Option(
+        help="campaign folder or preset (Si, C, NaCl): the seed phases, pressures and temperatures (default: the "
+             "campaign the model folder is in)")] = None,
+    ps: Annotated[float, typer.Option(help="ps of each MD trajectory")] = CheckSettings.md_ps,
+    seeds: Annotated[int, typer.Option(help="MD trajectories per phase and condition")] = CheckSettings.seeds,
+    atoms: Annotated[int, typer.Option(help="MD cells hold at least this many atoms")] = CheckSettings.atoms,
+    checks: Annotated[str, typer.Option(help=f"comma-separated, of {','.join(CHECKS)}")] = ",".join(CHECKS),
+    reference: Annotated[str | None, typer.Option(
+        help="calculator whose relaxed phases and phonons the model must reproduce, e.g. reference (default: the "
+             "campaign's model_check.reference; 'none': every phase must keep its space group and be stable)")]
+    = None,
+    param: Annotated[list[str] | None, typer.Option(
+        help="parameter of the model's calculator, key=value (value read as JSON); repeatable")] = None,
+    workers: Annotated[int, typer.Option(help="MD trajectories run in parallel (processes)")] = 1,
+    json_: Annotated[bool, typer.Option("--json", help="print the whole result as one JSON object")] = False,
+) -> None:
+    """Check a model: the failure fraction and time to failure of its own MD (64-atom cells, the hottest
+    temperature at the highest pressure and one step beyond), and whether each seed phase keeps its space group
+    under its relaxation at each pressure, has a smooth equation of state with one minimum and no imaginary
+    phonon. Writes check.json into a model folder; exit 1 when a check fails."""
+    params = key_values(param, example="--param sigma=2.0")
+    try:
+        name, folder = model_name(model)
+        check_calculator(name, **params)
+        system = campaign_of(folder, campaign)
+        calc = make_calculator(name, **params)  # a model that does not load is bad input
+        config, phases = load_or_preset(system)
+        # the campaign's thresholds (model_check.settings), the full check's lengths unless given here
+        settings = CheckSettings.from_dict({**config.model_check.settings, "md_ps": ps, "seeds": seeds,
+                                            "atoms": atoms, "workers": workers,
+                                            "checks": [c.strip() for c in checks.split(",") if c.strip()]},
+                                           "dael check")
+        if reference is None:
+            reference = config.model_check.reference
+        elif reference.lower() == "none":
+            reference = None
+        if reference is not None:
+            check_calculator(reference)
+    except (ValueError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from exc
+    say = None if json_ else console.print
+    result = check_model(name if workers > 1 else calc, phases, config.explore.pressures,
+                         config.explore.temperatures, settings,
+                         reference=reference, params=params, say=say)
+    result["model"] = name
+    if folder is not None:
+        write_atomic(folder / REPORT, json.dumps(result, indent=1, allow_nan=False))
+    if json_:
+        print_json(result)
+    else:
+        table = Table(title=f"dael check {model}: {'passed' if result['passed'] else 'FAILED'}", show_header=False)
+        for line in lines(result):
+            check_name, _, text = line.partition(": ")
+            verdict = "failed" if check_name in result["failed"] else "passed"
+            table.add_row(check_name, verdict, text, f"{result['seconds'][check_name]:.0f} s")
+        console.print(table)
+        if folder is not None:
+            console.print(f"-> {folder / REPORT}")
+    done(len(result["failed"]))
