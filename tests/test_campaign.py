@@ -154,6 +154,7 @@ def test_a_round_labels_its_anchors_and_exactly_what_the_streaming_filter_accept
     e.workers = 1
     campaign.budget.total, campaign.budget.per_round = 10, 9  # round 0's seed, then 2 anchors + 7 accepted
     campaign.train.epochs, campaign.train.settings = 1, {}
+    campaign.model_check.enabled = False
     write(tmp_path, campaign, phases("Si"))
     res = CliRunner().invoke(app, ["run", "--dir", str(tmp_path), "--rounds", "1"])
     assert res.exit_code == 0, res.output

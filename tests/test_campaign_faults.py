@@ -30,6 +30,7 @@ def _campaign(folder, total=8, per_round=4, **explore):
         setattr(e, key, value)
     campaign.budget.total, campaign.budget.per_round = total, per_round
     campaign.train.epochs, campaign.train.settings = 2, {}
+    campaign.model_check.enabled = False  # dael check has tests of its own; minutes per round here
     write(folder, campaign, phases("Si"))
     return campaign
 
@@ -110,6 +111,7 @@ def test_the_weak_model_scenario_spends_its_budget(tmp_path):
     e.model_gate = {"energy_mae": 1e6, "force_mae": 1e6}
     campaign.budget.total, campaign.budget.per_round = 24, 12
     campaign.train.epochs, campaign.train.settings = 4, {}
+    campaign.model_check.enabled = False
     write(tmp_path, campaign, phases("Si"))
     res = CliRunner().invoke(app, ["run", "--dir", str(tmp_path)])
     assert res.exit_code == 0, res.output

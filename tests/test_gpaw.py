@@ -104,6 +104,7 @@ def test_a_campaign_round_on_a_non_preset_material_labels_with_gpaw(tmp_path):
     config["budget"].update(total=4, per_round=3)
     config["label"]["workers"] = 0
     config["train"].update(epochs=1, settings={})
+    config["model_check"]["enabled"] = False
     (tmp_path / "al" / "campaign.yaml").write_text(yaml.safe_dump(config))
     res = CliRunner().invoke(app, ["run", "--dir", str(tmp_path / "al"), "--rounds", "1"])
     assert res.exit_code == 0, res.output

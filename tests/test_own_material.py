@@ -27,6 +27,7 @@ def shorten(folder, **budget):
     c["explore"].update(steps=40, snapshots=4, thermalize=10, relax_steps=10, workers=1)
     c["budget"].update(total=budget.get("total", 8), per_round=budget.get("per_round", 5))
     c["train"].update(epochs=2, settings={})
+    c["model_check"]["enabled"] = False
     (folder / "campaign.yaml").write_text(yaml.safe_dump(c, sort_keys=False))
 
 
