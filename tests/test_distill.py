@@ -229,7 +229,7 @@ def test_perturbations_and_settings():
 
 
 def test_teacher_parameters_reach_the_teacher_and_one_it_does_not_take_stops_dael_distill_first(tmp_path):
-    from dael.campaign.distill import _perturbed
+    from dael.campaign.distill import perturbed_phases
     from dael.campaign.folder import load
 
     campaign = cu_campaign(tmp_path / "campaign")
@@ -238,8 +238,8 @@ def test_teacher_parameters_reach_the_teacher_and_one_it_does_not_take_stops_dae
     assert result.exit_code == 2 and "takes no parameter 'fixed_cutof'" in result.output and not out.exists()
     lj = {"epsilon": 0.4, "sigma": 2.0, "rc": 5.0, "smooth": True}
     config, seeds = load(campaign)
-    relaxed = _perturbed(config, seeds, "ase:ase.calculators.lj:LennardJones", DistillSettings(rattles=0, strains=0),
-                         lambda line: None, lj)
+    relaxed = perturbed_phases(config, seeds, "ase:ase.calculators.lj:LennardJones",
+                               DistillSettings(rattles=0, strains=0), lambda line: None, lj)
     assert len(relaxed) == 5 and all(json.loads(a.info["driver_params"]) == lj for a in relaxed)
     cell = relaxed[0].cell.lengths()
     assert np.all(cell < 0.95 * seeds["fcc"].cell.lengths())  # relaxed by LJ with σ = 2 Å, not by EMT (Cu)

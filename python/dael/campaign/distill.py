@@ -225,8 +225,8 @@ def _explore(campaign: Any, seeds: dict[str, Atoms], teacher: str, folder: Path,
     return snapshots
 
 
-def _perturbed(campaign: Any, seeds: dict[str, Atoms], teacher: str, s: DistillSettings, say: Say,
-               teacher_params: dict[str, Any]) -> list[Atoms]:
+def perturbed_phases(campaign: Any, seeds: dict[str, Atoms], teacher: str, s: DistillSettings, say: Say,
+                     teacher_params: dict[str, Any]) -> list[Atoms]:
     """Each phase relaxed at each pressure, its isotropic strains, random strains and rattles."""
     say(f"distill: {len(seeds)} phase(s) relaxed with {teacher} at {len(campaign.explore.pressures)} pressure(s), "
         "strained and rattled")
@@ -280,7 +280,7 @@ def distill(campaign: Any, seeds: dict[str, Atoms], out: str | os.PathLike, teac
         md = _stage(out / "pools" / "md.extxyz", "random MD",
                     lambda: _explore(campaign, seeds, teacher, out / "pools" / "md", s, say, teacher_params), say)
         perturbed = _stage(out / "pools" / "perturbed.extxyz", "relaxed, strained and rattled phases",
-                           lambda: _perturbed(campaign, seeds, teacher, s, say, teacher_params), say)
+                           lambda: perturbed_phases(campaign, seeds, teacher, s, say, teacher_params), say)
     pool = md + perturbed
 
     def label() -> list[Atoms]:
