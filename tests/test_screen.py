@@ -152,6 +152,8 @@ def test_cli_filter_says_why_it_kept_fewer_than_the_budget(pool_file, tmp_path):
     assert 0 < kept < 50
     assert f"kept {kept} of --budget 50: after {kept} picks none of the other {240 - kept}" in high.output
     assert "lower --min-gain" in high.output
+    zero = runner.invoke(app, [*base, "--budget", "500", "--min-gain", "0", "--out", str(tmp_path / "c.extxyz")])
+    assert zero.exit_code == 0 and "lower --min-gain" not in zero.output and "a more diverse pool" in zero.output
     small = runner.invoke(app, [*base, "--budget", "500", "--min-gain", "-1e9", "--out", str(tmp_path / "b.extxyz")])
     assert small.exit_code == 0 and "the pool held only 240 structures" in small.output
 

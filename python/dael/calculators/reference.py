@@ -133,8 +133,9 @@ def _system_for(symbols: Sequence[str]) -> _System:
             return system
     shown = "{" + ", ".join(sorted(elements)) + "}" if elements else "{} (no atoms)"
     raise ValueError(
-        f"the reference oracle has no potential for the elements {shown}; supported element sets: "
-        f"{_supported_text()}"
+        f"the reference calculator (the presets' stand-in potentials, as oracle or driver) has no potential for "
+        f"the elements {shown}; supported element sets: {_supported_text()}; for other materials use a DFT "
+        "oracle (gpaw, vasp, qe) and a foundation-model driver (chgnet)"
     )
 
 

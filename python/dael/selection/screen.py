@@ -85,9 +85,11 @@ def shortfall(result: ScreenResult, budget: int, min_gain: float) -> str | None:
                f", {result.dense:,} refused for a sphere larger than natx (a larger --natx judges them)"
                if result.dense else ""))
         return f"kept {kept} of --budget {budget}: {why}; give a larger pool to fill the budget"
+    fix = ("lower --min-gain (0 keeps anything that adds information) or give a more diverse pool" if min_gain > 0
+           else "give a more diverse pool (the others add no information the dataset lacks; a negative --min-gain "
+                "would keep them anyway)")
     return (f"kept {kept} of --budget {budget}: after {kept} picks none of the other {candidates - kept:,} "
-            f"candidates raised the entropy by more than --min-gain {min_gain:g} nats; to fill the budget "
-            "lower --min-gain (0 keeps anything that adds information) or give a more diverse pool")
+            f"candidates raised the entropy by more than --min-gain {min_gain:g} nats; to fill the budget {fix}")
 
 
 class Screen:
