@@ -24,7 +24,7 @@ def _command_lines(path: Path) -> list[str]:
     """Every line of a shell block (```, ```bash, ```console) that runs dael, comments and prompts removed."""
     lines = []
     for block in re.findall(r"```(?:bash|console|sh)?\n(.*?)```", path.read_text(), flags=re.S):
-        for line in block.splitlines():
+        for line in block.replace("\\\n", " ").splitlines():  # continued lines joined
             line = re.sub(r"^\$ ", "", line.split("  #")[0].strip())
             if line.startswith("dael "):
                 lines.append(line)
