@@ -1,6 +1,6 @@
 """The demo (`dael demo`): a small real campaign on Si with the embedded reference oracle.
 
-Two rounds of explore → filter → label → train, then a small entropy-vs-random benchmark and its HTML report
+Rounds of explore → filter → label → train until its 80 labels are spent, then a small entropy-vs-random benchmark and its HTML report
 (about 10 min on 2 cores).
 """
 
@@ -25,7 +25,7 @@ __all__ = ["demo_campaign", "run_demo"]
 
 
 def demo_campaign() -> Campaign:
-    """The Si preset cut down to minutes: two pressures and temperatures, short MD, 80 labels in two rounds,
+    """The Si preset cut down to minutes: two pressures and temperatures, short MD, 80 labels in rounds of 40,
     dael.train.training's tiny model and a three-size benchmark."""
     campaign = preset("Si")
     campaign.name = "Si-demo"
@@ -63,13 +63,13 @@ def round_comparison(folder: Path, state: dict) -> str:
 
 def run_demo(folder: str | os.PathLike, say: Callable[[str], None] = print,
              on_rounds: Callable[[dict], None] | None = None) -> Path:
-    """Write the demo campaign into `folder` (replacing one there), run its two rounds, pass the campaign's
+    """Write the demo campaign into `folder` (replacing one there), run it until its budget is spent, pass the campaign's
     status to `on_rounds`, run the benchmark; returns the report's path."""
     folder = Path(folder)
     campaign = demo_campaign()
     write(folder, campaign, phases("Si"), force=True)
     start = time.perf_counter()
-    state = run_campaign(folder, say=say, max_rounds=2)
+    state = run_campaign(folder, say=say)
     if on_rounds is not None:
         on_rounds(state)
     say(round_comparison(folder, state))

@@ -152,6 +152,6 @@ def _check_row(check: dict | None) -> str:
 
 @app.command()
 def demo(dir: Annotated[Path, typer.Option(help="folder of the demo campaign")] = Path("demo")) -> None:
-    """A small real campaign on Si with the embedded reference oracle: two rounds of explore → filter →
+    """A small real campaign on Si with the embedded reference oracle: rounds of explore → filter →
     label → train, then a small entropy-vs-random benchmark and its HTML report (7.4 min on 2 idle cores)."""
     run_demo(dir, say=console.print, on_rounds=_print_status)
