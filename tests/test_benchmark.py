@@ -3,6 +3,7 @@ the records of every model, and a tiny benchmark end to end."""
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -255,7 +256,7 @@ def test_each_pools_holdout_depends_on_that_pool_alone_and_is_kept(tmp_path):
         holdout_indices(data, 7, old)
 
 
-def test_spread_keeps_every_condition_and_broad_indtest_follows_the_authors():
+def test_spread_keeps_every_condition_and_broad_indtest_follows_the_authors(tmp_path):
     """A transfer subset takes conditions round-robin; the broad indtest holds every strain probe and 5 snapshots
     per phase of the hottest MD, spread over the pressures, and no equilibrium probe or cooler snapshot."""
     from ase import Atoms
@@ -273,6 +274,10 @@ def test_spread_keeps_every_condition_and_broad_indtest_follows_the_authors():
             atoms.info["kind"] = kind
         return atoms
 
+    from dael.benchmark.pools import read_pool
+
+    (Path(tmp_path) / "empty.extxyz").write_text("")  # benchmark.transfer_labels 0 stores an empty pool
+    assert read_pool(Path(tmp_path) / "empty.extxyz") == []
     many = [snap(ph, p, t, k) for ph in "ab" for p in (0.0, 5.0) for t in (300.0, 900.0) for k in range(4)]
     picked = spread(many, 8, seed=0)
     assert len(picked) == 8 and len({(a.info["phase"], a.info["pressure_GPa"], a.info["temperature_K"])

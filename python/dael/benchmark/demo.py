@@ -1,7 +1,7 @@
 """The demo (`dael demo`): a small real campaign on Si with the embedded reference oracle.
 
-Rounds of explore → filter → label → train until its 80 labels are spent, then a small entropy-vs-random benchmark and its HTML report
-(about 10 min on 2 cores).
+Rounds of explore → filter → label → train until its 80 labels are spent, then a small entropy-vs-random
+benchmark and its HTML report (about 10 min on 2 cores).
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ def round_comparison(folder: Path, state: dict) -> str:
 
 def run_demo(folder: str | os.PathLike, say: Callable[[str], None] = print,
              on_rounds: Callable[[dict], None] | None = None) -> Path:
-    """Write the demo campaign into `folder` (replacing one there), run it until its budget is spent, pass the campaign's
-    status to `on_rounds`, run the benchmark; returns the report's path."""
+    """Write the demo campaign into `folder` (replacing one there), run it until its budget is spent, pass the
+    campaign's status to `on_rounds`, run the benchmark; returns the report's path."""
     folder = Path(folder)
     campaign = demo_campaign()
     write(folder, campaign, phases("Si"), force=True)

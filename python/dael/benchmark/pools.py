@@ -99,11 +99,16 @@ def explore_pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, set
         if bench.transfer_labels is not None:
             transfer = spread(transfer, bench.transfer_labels, campaign.seed)
         write(path, _as_test(transfer), format="extxyz")
-    pools["transfer"] = read(path, ":")
+    pools["transfer"] = read_pool(path)
     path = out / "md-starts.extxyz"
     if not path.exists():  # relaxed by the test sets' MD driver (the oracle unless it is too costly for MD)
         write(path, md_starts(seeds, make_calculator(test_driver), max(e.pressures)), format="extxyz")
     return pools
+
+
+def read_pool(path: Path) -> list[Atoms]:
+    """The structures of a stored pool file; none for an empty one (benchmark.transfer_labels 0)."""
+    return read(path, ":") if path.stat().st_size else []
 
 
 def spread(structures: list[Atoms], count: int, seed: int) -> list[Atoms]:
