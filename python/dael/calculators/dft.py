@@ -117,8 +117,11 @@ class GPAWOracle(OracleCalculator):
 
     One GPAW calculator is kept (and rebuilt when the element set changes, e.g. Si then C needs a higher
     cut-off). Results: ``energy`` (extrapolated to zero smearing) and ``free_energy`` (eV), ``forces``
-    (eV/Å), ``stress`` (eV/Å³, Voigt, ASE sign) for 3-D periodic cells.
+    (eV/Å), ``stress`` (eV/Å³, Voigt, ASE sign) for 3-D periodic cells. With ``directory`` set (labelling
+    gives each structure a folder, dael.label.calculation) GPAW's log goes to ``directory/gpaw.txt``.
     """
+
+    works_in_folder = True
 
     def __init__(self, **overrides: Any) -> None:
         self._gpaw = _gpaw()
@@ -128,10 +131,16 @@ class GPAWOracle(OracleCalculator):
         self.dft: Any = None  # the GPAW calculator in use
         self._elements: frozenset[str] | None = None
 
+    def code_version(self) -> str:
+        """'GPAW VERSION' (provenance of the labels)."""
+        return f"GPAW {self._gpaw.__version__}"
+
     def compute(self, atoms: Atoms, properties: Sequence[str]) -> None:
         elements = frozenset(atoms.get_chemical_symbols())
-        if self.dft is None or elements != self._elements:
-            self.dft = self._gpaw.GPAW(**gpaw_parameters(sorted(elements), **self.overrides))
+        log = {} if str(self.directory) in ("", ".") or "txt" in self.overrides else \
+            {"txt": str(Path(self.directory) / "gpaw.txt")}
+        if self.dft is None or elements != self._elements or log:  # a new log: a new calculator
+            self.dft = self._gpaw.GPAW(**gpaw_parameters(sorted(elements), **self.overrides, **log))
             self._elements = elements
         work = atoms.copy()
         work.calc = self.dft

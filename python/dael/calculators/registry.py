@@ -34,6 +34,7 @@ from dael.calculators.deploy import load_calculator
 from dael.calculators.dft import GPAWOracle, espresso_oracle, vasp_oracle
 from dael.calculators.reference import ReferenceCalculator
 from dael.util.device import check_device
+from dael.util.extras import require
 
 __all__ = ["DEVICE_VARIABLE", "NAMES", "check_calculator", "make_calculator"]
 
@@ -120,6 +121,7 @@ def _check_torch(name: str, kind: str, arg: str, params: dict[str, Any]) -> None
     if params:
         raise ValueError(f"calculator {name!r} takes no parameters; got {sorted(params)}")
     if kind == "allegro":
+        require("train", f"calculator {name!r}")
         if not Path(arg).expanduser().exists():
             raise ValueError(f"calculator {name!r}: {arg} does not exist (a model folder, .nequip.zip or .ckpt)")
         return

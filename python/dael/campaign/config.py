@@ -11,6 +11,7 @@ from typing import Any
 
 from dael.explore.md import UNSTABLE, MDSettings
 from dael.explore.order import ORDERS
+from dael.label.labelling import check_label
 from dael.numeric.entropy import MIN_GAIN
 from dael.selection.window import WINDOW
 from dael.util.checks import AUTO, natx_value, number
@@ -117,6 +118,13 @@ class Label:
     timeout: float | None = None
     #: further tries of a failed oracle call
     retries: int = 1
+    #: label on Dask: 'local' (a LocalCluster of `workers` processes) or a running scheduler's address (null: no)
+    dask: str | None = None
+    #: batch jobs dael starts for each round's labels (kind slurm, pbs or lsf, cores, memory, walltime, ...: see
+    #: label.cluster below and docs/guide/cluster.md; null: none)
+    cluster: dict[str, Any] | None = None
+    #: calculation folders (labels/<structure hash>/) kept: 'failed' (those of failed calculations) or 'all'
+    keep: str = "failed"
 
 
 @dataclass
@@ -267,6 +275,7 @@ class Campaign:
             ("label.retries", lab.retries, {"low": 0}), ("train.epochs", self.train.epochs, {"low": 1}),
         ]
         natx_value(f.natx, f"{where}: filter.natx")
+        check_label(lab, where)
         if lab.timeout is not None:
             ranges.append(("label.timeout (s)", lab.timeout, {"above": 0}))
         for key, value, limits in ranges:

@@ -49,7 +49,7 @@ from dael.calculators.registry import DEVICE_VARIABLE, check_calculator, make_ca
 from dael.campaign.loop import fingerprint_settings
 from dael.explore.explorer import Explorer, anchors, grid
 from dael.explore.stability import md_starts
-from dael.label.workers import compute, describe
+from dael.label.calculation import compute, describe
 from dael.numeric.entropy import GlobalEntropy
 from dael.train.settings import TrainSettings
 from dael.train.training import train

@@ -9,11 +9,15 @@ import typer
 from rich.table import Table
 
 from dael.benchmark.demo import run_demo
-from dael.campaign.folder import write
+from dael.campaign.config import CONFIG
+from dael.campaign.folder import load, write
 from dael.campaign.loop import run as run_campaign
 from dael.campaign.loop import status as campaign_status
 from dael.campaign.presets import phases, preset
 from dael.cli.common import app, checked, console, errors, print_json
+from dael.label.cluster import cluster_settings
+from dael.label.cluster import job_script as cluster_script
+from dael.label.labelling import LABELS
 
 
 @app.command()
@@ -33,9 +37,18 @@ def init(
 def run(
     dir: Annotated[Path, typer.Option(help="campaign folder")] = Path("."),
     rounds: Annotated[int, typer.Option(help="stop after this many rounds (0: until the budget is spent)")] = 0,
+    job_script: Annotated[bool, typer.Option(
+        help="print the batch script label.cluster submits for each job, and exit")] = False,
 ) -> None:
     """Explore → filter → label → train until the budget is spent (resumable: rerun after any interruption)."""
     with checked():
+        if job_script:
+            campaign, _ = load(dir)
+            if campaign.label.cluster is None:
+                raise ValueError(f"{dir / CONFIG}: label.cluster is not set: no jobs to print (docs/guide/cluster.md)")
+            settings = cluster_settings(campaign.label.cluster, timeout=campaign.label.timeout)
+            typer.echo(cluster_script(settings, dir.resolve() / LABELS / "jobs"), nl=False)
+            return
         state = run_campaign(dir, say=console.print, max_rounds=rounds or None)
     _print_status(state)
 

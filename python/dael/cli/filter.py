@@ -14,6 +14,7 @@ from dael.numeric.natx import run_settings
 from dael.selection.index import NoveltyIndex
 from dael.selection.screen import Screen, check_options, chunks, dataset_state, iter_pool, shortfall
 from dael.util.checks import natx_value, output_file
+from dael.util.extras import require
 
 
 @app.command("filter")
@@ -43,6 +44,8 @@ def filter_(
     """Keep the pool structures that raise the dataset's global entropy (streaming, resumable)."""
     with checked():  # everything is checked before the pool is read or anything is written
         check_options(budget, min_gain, method, chunk, min_distance)
+        if dask is not None:
+            require("pool", f"--dask {dask}", ("distributed",))
         output_file(out)
         if save_state is not None:
             output_file(save_state, "--save-state")
