@@ -168,7 +168,8 @@ def vasp_oracle(command: str | None = None, pp: str | None = None, **overrides: 
     command: how VASP runs (e.g. 'mpirun -np 16 vasp_std'; default ASE_VASP_COMMAND / VASP_COMMAND).
     pp: folder with one ``<Element>/POTCAR`` per element (e.g. '/opt/vasp/potpaw_PBE'), or with
     VASP_PP_PATH set a sub-folder name such as 'PBE'. Each process writes its files in ``vasp-<pid>`` unless
-    ``directory`` is given (parallel workers must not share one).
+    ``directory`` is given (parallel workers must not share one); labelling gives each structure its own
+    (dael.label.calculation).
     """
     command = _command("vasp", command, ("ASE_VASP_COMMAND", "VASP_COMMAND", "VASP_SCRIPT"),
                        "mpirun -np 16 vasp_std")

@@ -49,6 +49,7 @@ from dael.numeric.natx import run_settings
 from dael.selection.greedy import select
 from dael.selection.screen import chunks, fingerprint_chunk
 from dael.train import TrainSettings, train
+from dael.train.training import model_versions
 from dael.util.checks import natx_value
 from dael.util.files import mark, marked
 
@@ -247,4 +248,5 @@ def status(folder: str | os.PathLike) -> dict:
         "trajectories_stopped": [f"{t['name']}: {t['status']}" for t in stopped],
         "trajectories_unbiased": [f"{t['name']}: quench {t['unstable_drop']:+.3f} eV/atom" for t in unbiased],
         "label_failures": counts.get("failed", 0),
+        "versions": {"labels": dataset.versions(), "model": model_versions(trains[-1]["model"]) if trains else None},
     }

@@ -78,6 +78,12 @@ def _print_status(state: dict) -> None:
             "label failures": state["label_failures"],
             "trajectories stopped early": len(state["trajectories_stopped"]),
             "trajectories unbiased (unstable phase)": len(state["trajectories_unbiased"])}
+    labels = state.get("versions", {}).get("labels") or {}
+    if labels:  # what made the labels and the latest model (dael.util.provenance)
+        first, *others = labels
+        rows["versions (labels)"] = (first or "not recorded") + (f" (+{len(others)} other)" if others else "")
+    if state.get("versions", {}).get("model"):
+        rows["versions (latest model)"] = state["versions"]["model"]
     for key, value in rows.items():
         table.add_row(key, str(value))
     console.print(table)

@@ -212,6 +212,14 @@ class Dataset:
             return Counter()
         return Counter(row.get("status") for row in self.db.select(include_data=False, **query))
 
+    def versions(self) -> dict[str, int]:
+        """The labelled rows per provenance line (their ``versions``; '' for rows labelled before dael recorded
+        them), the most common first."""
+        if not self.path.exists():
+            return {}
+        rows = self.db.select(include_data=False, columns=["key_value_pairs"], status="labeled")
+        return dict(Counter(row.get("versions", "") for row in rows).most_common())
+
     def structures(self, status: str | None = "labeled", sources: Sequence[str] | None = None,
                    **query: Any) -> Iterator[Atoms]:
         """The rows' structures with their results (SinglePointCalculator) and key-value pairs in

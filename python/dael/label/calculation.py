@@ -93,7 +93,8 @@ def describe(exc: BaseException) -> str:
 
 def works_in_folder(calc: BaseCalculator) -> bool:
     """Whether `calc` writes files (a program run through files, or a log) and so gets a folder per structure."""
-    return isinstance(calc, FileIOCalculator | GenericFileIOCalculator) or getattr(calc, "works_in_folder", False)
+    return isinstance(calc, FileIOCalculator | GenericFileIOCalculator | Vasp) or getattr(calc, "works_in_folder",
+                                                                                          False)
 
 
 def attempt(calc: BaseCalculator | None, atoms: Atoms, where: Calculations = IN_PLACE,
@@ -108,7 +109,7 @@ def attempt(calc: BaseCalculator | None, atoms: Atoms, where: Calculations = IN_
             folder = Path(where.root) / structure_hash(atoms)
             folder.mkdir(parents=True, exist_ok=True)
             write(folder / STRUCTURE, atoms, format="extxyz")
-            calc.directory = str(folder)
+            calc.directory = folder if isinstance(calc, GenericFileIOCalculator) else str(folder)
         results = compute(calc, atoms)
         results["versions"] = versions(code_version(calc))
     except Exception as exc:  # any oracle failure becomes a recorded outcome
