@@ -137,6 +137,9 @@ def test_walltimes_and_the_settings_errors():
     with pytest.raises(ValueError, match="label.cluster.walltime 01:00:00 \\(3600 s\\) is not longer than label."
                                          "timeout"):
         Campaign.from_dict({"system": "Si", "label": {"timeout": 3600, "cluster": {**SLURM, "walltime": "01:00:00"}}})
+    unquoted = yaml.safe_load("walltime: 4:00:00")  # YAML 1.1: a number of seconds in base 60
+    with pytest.raises(ValueError, match="walltime must be text; got 14400 \\(YAML reads an unquoted H:MM:SS"):
+        cluster_settings({**SLURM, **unquoted})
     with pytest.raises(ValueError, match="label.dask and label.cluster exclude each other"):
         Campaign.from_dict({"system": "Si", "label": {"dask": "local", "cluster": SLURM}})
     with pytest.raises(ValueError, match="label.keep must be one of failed, all"):

@@ -91,7 +91,9 @@ def cluster_settings(data: Any, where: str = "label.cluster", timeout: float | N
         kind, words = _TYPES[known[key]]
         if isinstance(value, bool) or not isinstance(value, kind) or (
                 isinstance(value, list) and not all(isinstance(v, str) for v in value)):
-            raise ValueError(f"{where}.{key} must be {words}; got {value!r}")
+            quote = (" (YAML reads an unquoted H:MM:SS as a number: quote it, walltime: \"4:00:00\")"
+                     if key == "walltime" and isinstance(value, int) else "")
+            raise ValueError(f"{where}.{key} must be {words}; got {value!r}{quote}")
     c = Cluster(**data)
     if c.kind not in KINDS:
         raise ValueError(f"{where}.kind must be one of {', '.join(KINDS)}; got {c.kind!r}")
