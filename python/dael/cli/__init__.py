@@ -4,6 +4,7 @@ the library modules they call."""
 from dael.cli import (  # noqa: F401  (each registers its commands)
     benchmark,
     campaign,
+    deploy,
     distill,
     explore,
     filter,

@@ -38,7 +38,7 @@ class _Commands(TyperGroup):
 
 
 ORDER = ("init", "run", "status", "demo", "benchmark", "distill", "explore", "filter", "label", "train",
-         "export", "fingerprint", "entropy")
+         "deploy", "export", "fingerprint", "entropy")
 
 
 def expand_lists(command: Any, args: list[str]) -> list[str]:
