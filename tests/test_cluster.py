@@ -169,6 +169,12 @@ def test_a_cluster_that_cannot_start_is_one_error_and_the_campaign_stays_unchang
                                          f"is in {tmp_path.resolve()}/labels/jobs"):
         label_dataset(dataset, FAKE, cluster={**SLURM, "python": "/nonexistent/python", "start_timeout": 2})
     assert dataset.counts() == {"pending": 2}
+    data["label"]["cluster"], data["label"]["dask"] = None, "tcp://127.0.0.1:9"  # no scheduler there
+    (tmp_path / "campaign.yaml").write_text(yaml.safe_dump(data))
+    res = CliRunner().invoke(app, ["run", "--dir", str(tmp_path)])
+    assert res.exit_code == 2 and "label.dask: no Dask scheduler answers at tcp://127.0.0.1:9" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, "d.db", "labels"])  # (this test's files)
     monkeypatch.setenv("PATH", "/nonexistent")  # no batch system on this machine
     with pytest.raises(ValueError, match="sbatch, which is not on this machine's PATH"):
         check_cluster(cluster_settings(SLURM))

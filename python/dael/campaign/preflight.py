@@ -11,7 +11,7 @@ from pathlib import Path
 from dael.calculators.deploy import resolve_parent
 from dael.calculators.registry import check_calculator
 from dael.campaign.config import Campaign
-from dael.label.cluster import check_cluster, cluster_settings
+from dael.label.cluster import check_cluster, check_scheduler, cluster_settings
 from dael.label.labelling import check_options
 from dael.train.settings import TrainSettings
 
@@ -46,6 +46,8 @@ def preflight(campaign: Campaign, where: str, base: str | os.PathLike | None = N
         check_options(lab.workers, lab.timeout, lab.retries, dask=lab.dask, cluster=lab.cluster, keep=lab.keep)
         if lab.cluster is not None:
             check_cluster(cluster_settings(lab.cluster, timeout=lab.timeout))
+        if lab.dask is not None:
+            check_scheduler(lab.dask)
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from exc
     try:

@@ -78,7 +78,7 @@ def label_(
     params = key_values(param)
     if workers is not None and dask is not None:
         raise fail("give --workers or --dask, not both")
-    workers = 1 if workers is None else workers
+    workers = (1 if dask is None else 0) if workers is None else workers  # --dask local: one worker per core
     if not candidates and not db.exists():
         raise fail(f"{db} does not exist yet: give the candidate files to label")
     try:  # everything is checked before the dataset is touched
@@ -115,7 +115,7 @@ def label_(
             bar.stop()
             errors.print("interrupted: every finished label is saved; rerun the same command to resume")
             raise typer.Exit(130) from None
-        except (OSError, RuntimeError) as exc:  # no Dask scheduler there, workers that cannot start
+        except (OSError, RuntimeError, ValueError) as exc:  # no Dask scheduler there, jobs that cannot start
             bar.stop()
             raise fail(f"labelling stopped ({exc}); finished labels are saved, rerun to resume") from exc
     counts = dataset.counts()

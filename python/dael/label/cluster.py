@@ -27,8 +27,8 @@ from typing import Any
 from dael.util.checks import number
 from dael.util.extras import require
 
-__all__ = ["DEATH_TIMEOUT", "KINDS", "Cluster", "check_cluster", "cluster_settings", "job_cluster", "job_script",
-           "walltime_seconds"]
+__all__ = ["DEATH_TIMEOUT", "KINDS", "Cluster", "check_cluster", "check_scheduler", "cluster_settings", "job_cluster",
+           "job_script", "walltime_seconds"]
 
 KINDS = {"slurm": ("SLURMCluster", "sbatch"), "pbs": ("PBSCluster", "qsub"), "lsf": ("LSFCluster", "bsub")}
 """Batch system → (dask-jobqueue cluster class, the command that submits a job)."""
@@ -193,6 +193,20 @@ def check_cluster(c: Cluster, where: str = "label.cluster") -> None:
     if test.returncode != 0:
         raise ValueError(f"{where}: sbatch --test-only refused the job script ({_last_line(test.stderr)}); fix "
                          "queue, account or directives in campaign.yaml (`dael run --job-script` prints the script)")
+
+
+def check_scheduler(address: str, seconds: float = 10.0, where: str = "label.dask") -> None:
+    """Fail unless a Dask scheduler answers at `address` within `seconds` ('local' needs none)."""
+    if address == "local":
+        return
+    require("pool", f"{where} {address}", ("distributed",))
+    from dask.distributed import Client
+
+    try:
+        Client(address, timeout=seconds).close()
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ValueError(f"{where}: no Dask scheduler answers at {address} ({_last_line(str(exc))}); start it (dask "
+                         "scheduler), fix the address, or use label.dask: local") from exc
 
 
 def _submission_error(exc: BaseException) -> str:

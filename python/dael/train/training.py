@@ -285,9 +285,11 @@ def train(dataset: Dataset, out: str | Path, parent: str | Path | None = None,
 IMPROVING_TAIL = 0.1  # share of the last epochs in which a best validation score means "still improving"
 
 
-def model_versions(model: str | Path) -> str | None:
+def model_versions(model: str | Path | None) -> str | None:
     """The provenance line (dael.util.provenance) a model directory's metrics.json records; None when it has none
-    (a model trained before dael recorded them, or no metrics.json)."""
+    (a model trained before dael recorded them, no metrics.json, no model)."""
+    if model is None:
+        return None
     try:
         return json.loads((Path(model) / "metrics.json").read_text()).get("versions")
     except (OSError, ValueError):
