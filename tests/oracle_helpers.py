@@ -15,9 +15,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ase import Atoms
+from ase.build import bulk
 from ase.calculators.calculator import Calculator, all_changes
 
 from dael.data.dataset import structure_hash
+
+FAKE = "ase:oracle_helpers:FakeOracle"
+"""The fake oracle's registry name (dael.calculators.registry)."""
+
+
+def fake_batch(kinds: list[str | None]) -> list[Atoms]:
+    """Distinct 2-atom Si cells telling the fake oracle how to behave (atoms.info['fake'])."""
+    out = []
+    for i, kind in enumerate(kinds):
+        atoms = bulk("Si", "diamond", a=5.43 + 0.01 * i)
+        atoms.info["fake"] = kind
+        out.append(atoms)
+    return out
 
 
 class FakeOracle(Calculator):

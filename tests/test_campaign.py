@@ -235,10 +235,10 @@ def test_every_campaign_key_is_documented_and_the_reference_is_current():
     from pathlib import Path
 
     from dael.campaign.config import Campaign
-    from dael.campaign.reference import field_docs, yaml_reference
+    from dael.campaign.reference import SUBSECTIONS, field_docs, yaml_reference
     from dael.campaign.sections import SECTIONS
 
-    for klass in (Campaign, *SECTIONS.values()):
+    for klass in (Campaign, *SECTIONS.values(), *SUBSECTIONS.values()):
         missing = [name for name, doc in field_docs(klass).items() if not doc and name not in SECTIONS]
         assert not missing, f"{klass.__name__}: no #: comment above {missing}"
     page = Path(__file__).parents[1] / "docs" / "guide" / "campaign-yaml.md"

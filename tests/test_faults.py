@@ -152,7 +152,7 @@ def test_bad_input_table(files, template, code, fragment):
 
 @pytest.mark.parametrize(("template", "code", "fragment"), ISOLATED, ids=lambda v: None)
 def test_inputs_that_aborted_the_process(files, template, code, fragment):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "python")}
+    env = {**os.environ, "PYTHONPATH": str(Path(dael.__file__).parents[1])}  # the dael under test: source or wheel
     proc = subprocess.run([sys.executable, "-m", "dael.cli", *_args(template, files)], capture_output=True,
                           text=True, env=env, timeout=60)
     _assert_clean(proc.returncode, proc.stdout + proc.stderr, code, fragment)

@@ -28,9 +28,9 @@ from dael.label.labelling import label, label_dataset
 from dael.numeric.fingerprint import FingerprintSettings
 
 from conftest import skewed
+from oracle_helpers import FAKE, fake_batch
 
 TESTS = Path(__file__).parent
-FAKE = "ase:oracle_helpers:FakeOracle"
 runner = CliRunner()
 
 
@@ -39,16 +39,6 @@ def candidates(rng: np.random.Generator) -> list[Atoms]:
     seeds = [bulk("Si", "diamond", a=5.43, cubic=True), bulk("NaCl", "rocksalt", a=5.64, cubic=True),
              bulk("C", "diamond", a=3.567, cubic=True)]
     return [skewed(s, rng, strain=0.02, rattle=0.05) for s in seeds for _ in range(2)]
-
-
-def fake_batch(kinds: list[str | None]) -> list[Atoms]:
-    """Distinct 2-atom Si cells telling the fake oracle how to behave (atoms.info['fake'])."""
-    out = []
-    for i, kind in enumerate(kinds):
-        atoms = bulk("Si", "diamond", a=5.43 + 0.01 * i)
-        atoms.info["fake"] = kind
-        out.append(atoms)
-    return out
 
 
 def test_store_round_trip_refuses_duplicates_and_exports_for_nequip(tmp_path, rng):

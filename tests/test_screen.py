@@ -100,6 +100,7 @@ def test_greedy_equals_select_and_resumes(pool_file, tmp_path):
 
 
 def test_novelty_prefilter_skips_known_structures(pool_file, tmp_path):
+    pytest.importorskip("faiss")
     structures = read(pool_file, ":")
     known = dael.fingerprint(structures[:100], cutoff=4.5, natx=40)
     index = NoveltyIndex(SETTINGS)
@@ -177,6 +178,7 @@ def test_cli_filter_bad_input(case, pool_file, tmp_path):
         path = pool_file
         args[1] = str(path)
         if case == "index":
+            pytest.importorskip("faiss")
             other = NoveltyIndex(dael.FingerprintSettings(4.0, 40, "s"))
             other.save(tmp_path / "idx")
             args += ["--index", str(tmp_path / "idx")]

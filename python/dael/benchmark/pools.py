@@ -21,7 +21,7 @@ from dael.data.dataset import SOURCES, Dataset, oracle_spec, structure_hash
 from dael.explore.anchors import ANCHOR_STRAINS, anchors
 from dael.explore.explorer import Explorer, grid
 from dael.explore.stability import md_starts
-from dael.label.labelling import label_dataset
+from dael.label.labelling import label_dataset, label_options
 from dael.numeric.entropy import GlobalEntropy
 from dael.numeric.fingerprint import Fingerprints, fingerprint
 from dael.util import periodicity
@@ -158,7 +158,7 @@ def label_pools(campaign: Campaign, pools: dict[str, list], folder: Path, say: S
         for name, structures in pools.items():
             db.add(structures, oracle=spec, campaign=campaign.name, source=POOL_SOURCES[name])
         say(f"benchmark: labelling {len(db.pending(spec))} structures with {lab.oracle}")
-        label_dataset(db, lab.oracle, lab.params, workers=lab.workers, timeout=lab.timeout, retries=lab.retries)
+        label_dataset(db, lab.oracle, lab.params, **label_options(lab))
         mark(folder / "labels.done", {"labelled": len(db.labelled(sources=SOURCES)),
                                       "pools": sorted(set(pools) | set((done or {}).get("pools", [])))})
     rows = db.labelled(sources=SOURCES)

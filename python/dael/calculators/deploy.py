@@ -2,7 +2,8 @@
 
 A model is a dael model directory (its `model.nequip.zip`, else `run/best.ckpt`), a `.nequip.zip` package or a
 `.ckpt` checkpoint. `resolve_parent` finds a warm-start model, `package` packages a checkpoint (`nequip-package`),
-`load_calculator` loads a model as an ASE calculator (eagerly, or AOTInductor-compiled), `time_calls` measures it.
+`load_calculator` loads a model as an ASE calculator (eagerly, or AOTInductor-compiled), `time_calls` measures it,
+`compile_model` builds it for ASE or for LAMMPS' `pair_style allegro` (`dael deploy`).
 nequip's console scripts run through `run_logged`, with their output in a log file.
 
 Foundation models come only from nequip.net, which dael never contacts: download the `.nequip.zip` where there
@@ -13,11 +14,13 @@ Units: Å, eV, eV/Å, eV/Å³ (ASE's stress sign).
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,8 +30,8 @@ from ase.calculators.calculator import Calculator
 
 from dael.util.threads import thread_env
 
-__all__ = ["NO_HUB", "PACKAGE", "load_calculator", "nequip_script", "package", "resolve_parent",
-           "run_logged", "time_calls", "with_calculator"]
+__all__ = ["NO_HUB", "PACKAGE", "TARGETS", "compile_model", "compiled_metadata", "lammps_lines", "load_calculator",
+           "nequip_script", "package", "resolve_parent", "run_logged", "time_calls", "with_calculator"]
 
 PACKAGE = "model.nequip.zip"
 NO_HUB = ("foundation models (e.g. Allegro-OAM-L) are published on nequip.net, which dael never contacts: "
@@ -102,17 +105,55 @@ def _model_file(model: str | Path) -> Path:
     return path.resolve()
 
 
-def _compiled(source: Path, threads: int) -> Path:
-    """AOTInductor build of `source` for ASE: `<stem>.nequip.pt2` beside it, reused while newer than `source`
-    (minutes on CPU; inductor's cache goes to .inductor-cache beside it, not to /tmp)."""
+TARGETS = {"ase": "ase", "lammps": "pair_allegro"}
+"""`dael deploy --target` → nequip-compile's target: ASE's NequIPCalculator, or LAMMPS' `pair_style allegro`."""
+
+
+def compile_model(model: str | Path, target: str = "ase", out: str | Path | None = None, device: str = "cpu",
+                  threads: int = 1) -> Path:
+    """AOTInductor build of a model (a dael model directory, `.nequip.zip` or `.ckpt`) for `target` (:data:`TARGETS`)
+    on `device`, written to `out` (default beside the model: `<stem>.nequip.pt2` for ase, the file
+    `load_calculator(compile=True)` loads; `<stem>-lammps.nequip.pt2` for lammps) and reused while newer than the
+    model. Minutes on CPU; needs g++ and must run where the model will (the CPU's instruction set and the torch
+    version are baked in). inductor's cache goes to .inductor-cache beside the output, not to /tmp."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}; got {target!r}")
+    source = _model_file(model)
     stem = source.name.removesuffix(".nequip.zip").removesuffix(".ckpt")
-    target = source.with_name(f"{stem}.nequip.pt2")
-    if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
-        return target
-    run_logged([nequip_script("nequip-compile"), str(source), str(target), "--mode", "aotinductor",
-                "--device", "cpu", "--target", "ase"], source.with_name(f"{stem}.compile.log"), threads,
-               env={"TORCHINDUCTOR_CACHE_DIR": str(source.parent / ".inductor-cache")})
-    return target
+    out = Path(out) if out is not None else source.with_name(f"{stem}{'-lammps' * (target == 'lammps')}.nequip.pt2")
+    if not out.name.endswith(".nequip.pt2"):
+        raise ValueError(f"{out}: a compiled model's name must end in .nequip.pt2 (pair_allegro and nequip read "
+                         "the extension)")
+    if out.exists() and out.stat().st_mtime >= source.stat().st_mtime:
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    run_logged([nequip_script("nequip-compile"), str(source), str(out), "--mode", "aotinductor",
+                "--device", device, "--target", TARGETS[target]], out.with_name(f"{out.name}.log"), threads,
+               env={"TORCHINDUCTOR_CACHE_DIR": str(out.parent / ".inductor-cache")})
+    return out
+
+
+def compiled_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata nequip-compile stores in a `.nequip.pt2` (type_names, r_max in Å, num_types, model_dtype, the
+    CPU instruction set, ...), read from the archive without torch."""
+    with zipfile.ZipFile(path) as archive:
+        names = [n for n in archive.namelist() if n.endswith("_metadata.json")]
+        if not names:
+            raise ValueError(f"{path}: no nequip metadata inside (not a file made by nequip-compile)")
+        return json.loads(archive.read(names[0]))
+
+
+def lammps_lines(path: str | Path) -> str:
+    """The LAMMPS input lines that run the compiled model `path` (pair_allegro; LAMMPS types numbered in the
+    model's type order; metal units: Å, eV, ps)."""
+    meta = compiled_metadata(path)
+    return ("units metal\natom_style atomic\nnewton on\npair_style allegro\n"
+            f"pair_coeff * * {Path(path).resolve()} {meta['type_names']}\n")
+
+
+def _compiled(source: Path, threads: int) -> Path:
+    """The ASE build of `source` (:func:`compile_model`, target ase, beside it)."""
+    return compile_model(source, "ase", threads=threads)
 
 
 def load_calculator(model: str | Path, device: str = "cpu", threads: int | None = 1,

@@ -131,7 +131,11 @@ class GPAWOracle(OracleCalculator):
     higher cut-off). Results: ``energy`` (extrapolated to zero smearing) and ``free_energy`` (eV), ``forces``
     (eV/Å), and for 3-D periodic cells only ``stress`` (eV/Å³, Voigt, ASE sign): a slab's or a molecule's cell
     stress is averaged over its vacuum box and labels nothing (the k-points along a non-periodic axis are 1).
+    With ``directory`` set (labelling gives each structure a folder, dael.label.calculation) GPAW's log goes
+    to ``directory/gpaw.txt``.
     """
+
+    works_in_folder = True
 
     def __init__(self, **overrides: Any) -> None:
         self._gpaw = _gpaw()
@@ -141,12 +145,18 @@ class GPAWOracle(OracleCalculator):
         self.dft: Any = None  # the GPAW calculator in use
         self._kind: tuple[frozenset[str], bool] | None = None  # its element set and spin polarisation
 
+    def code_version(self) -> str:
+        """'GPAW VERSION' (provenance of the labels)."""
+        return f"GPAW {self._gpaw.__version__}"
+
     def compute(self, atoms: Atoms, properties: Sequence[str]) -> None:
         elements = frozenset(atoms.get_chemical_symbols())
         spin = bool(np.any(atoms.get_initial_magnetic_moments()))
-        if self.dft is None or (elements, spin) != self._kind:
+        log = {} if str(self.directory) in ("", ".") or "txt" in self.overrides else \
+            {"txt": str(Path(self.directory) / "gpaw.txt")}
+        if self.dft is None or (elements, spin) != self._kind or log:  # a new log: a new calculator
             extra = {"spinpol": True} if spin and "spinpol" not in self.overrides else {}
-            self.dft = self._gpaw.GPAW(**gpaw_parameters(sorted(elements), **extra, **self.overrides))
+            self.dft = self._gpaw.GPAW(**gpaw_parameters(sorted(elements), **extra, **self.overrides, **log))
             self._kind = (elements, spin)
         work = atoms.copy()
         work.calc = self.dft
@@ -189,7 +199,8 @@ def vasp_oracle(command: str | None = None, pp: str | None = None, **overrides: 
     command: how VASP runs (e.g. 'mpirun -np 16 vasp_std'; default ASE_VASP_COMMAND / VASP_COMMAND).
     pp: folder with one ``<Element>/POTCAR`` per element (e.g. '/opt/vasp/potpaw_PBE'), or with
     VASP_PP_PATH set a sub-folder name such as 'PBE'. Each process writes its files in ``vasp-<pid>`` unless
-    ``directory`` is given (parallel workers must not share one).
+    ``directory`` is given (parallel workers must not share one); labelling gives each structure its own
+    (dael.label.calculation).
     """
     from ase.calculators.vasp import Vasp  # ASE's VASP module takes seconds to import
 

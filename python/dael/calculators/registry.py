@@ -35,6 +35,7 @@ from dael.calculators.dft import GPAWOracle, dft_keywords, espresso_oracle, vasp
 from dael.calculators.parameters import accepted_parameters, base_keyword, check_parameters
 from dael.calculators.reference import ReferenceCalculator
 from dael.util.device import check_device
+from dael.util.extras import require
 
 __all__ = ["DEVICE_VARIABLE", "NAMES", "check_calculator", "make_calculator"]
 
@@ -135,6 +136,7 @@ def _check_torch(name: str, kind: str, arg: str, params: dict[str, Any]) -> None
     if params:
         raise ValueError(f"calculator {name!r} takes no parameters; got {sorted(params)}")
     if kind == "allegro":
+        require("train", f"calculator {name!r}")
         if not Path(arg).expanduser().exists():
             raise ValueError(f"calculator {name!r}: {arg} does not exist (a model folder, .nequip.zip or .ckpt)")
         return

@@ -22,6 +22,7 @@ from dael.campaign.seeds import TEMPERATURES, default_driver, formula, read_seed
 from dael.data.structures import read_structures
 from dael.explore.conditions import SLAB_CELLS, check_phases
 from dael.explore.order import ORDERS
+from dael.label.labelling import check_label
 from dael.util.checks import natx_value, number
 from dael.util.periodicity import VACUUM
 
@@ -186,6 +187,7 @@ class Campaign:
         ]
         natx_value(f.natx, f"{where}: filter.natx")
         self.model_check.check_settings(where)
+        check_label(lab, where)
         if lab.timeout is not None:
             ranges.append(("label.timeout (s)", lab.timeout, {"above": 0}))
         for key, value, limits in ranges:

@@ -52,7 +52,7 @@ from dael.explore.anchors import anchors
 from dael.explore.conditions import boxed_phases, check_phases
 from dael.explore.explorer import Explorer, grid
 from dael.explore.stability import md_starts
-from dael.label.workers import compute, describe
+from dael.label.calculation import compute, describe
 from dael.numeric.entropy import GlobalEntropy
 from dael.train.settings import TrainSettings
 from dael.train.training import train

@@ -47,7 +47,7 @@ from dael.data.structures import read_structures
 from dael.explore.anchors import anchors
 from dael.explore.conditions import boxed_phases
 from dael.explore.explorer import Explorer, grid
-from dael.label.labelling import label_dataset
+from dael.label.labelling import label_dataset, label_options
 from dael.numeric.dual import DualEntropy, new_state
 from dael.numeric.entropy import GlobalEntropy
 from dael.numeric.fingerprint import FingerprintSettings
@@ -241,8 +241,7 @@ def label_round(campaign: Campaign, paths: Paths, r: int, dataset, settings: Fin
     moved = dataset.reassign(spec, ("pending", "failed"), campaign=campaign.name, round=r)
     if moved:
         say(f"round {r}: {moved} rows written for another oracle are now labelled with {spec}")
-    summary = label_dataset(dataset, lab.oracle, lab.params, workers=lab.workers, timeout=lab.timeout,
-                            retries=lab.retries)
+    summary = label_dataset(dataset, lab.oracle, lab.params, **label_options(lab))
     logdet = current_state(paths, campaign, settings).logdet  # of the labelled rows: failed picks left out
     log_stage(paths, r, "label", {"labeled": summary.labeled, "failed": summary.failed,
                                   "seconds": round(summary.seconds, 1), "logdet": logdet})

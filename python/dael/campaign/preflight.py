@@ -12,6 +12,7 @@ from dael.calculators.deploy import resolve_parent
 from dael.calculators.registry import check_calculator
 from dael.campaign.config import Campaign
 from dael.explore.conditions import check_phases
+from dael.label.cluster import check_cluster, check_scheduler, cluster_settings
 from dael.label.labelling import check_options
 from dael.train.settings import TrainSettings
 
@@ -51,8 +52,15 @@ def preflight(campaign: Campaign, where: str, base: str | os.PathLike | None = N
     if not oracle:
         _check_training(campaign, where, epochs)
         return Checked(parent, campaign.driver, campaign.benchmark.test_driver if benchmark else None)
+    try:  # where the labels run: the extra it needs, the batch system and its job script
+        check_options(lab.workers, lab.timeout, lab.retries, dask=lab.dask, cluster=lab.cluster, keep=lab.keep)
+        if lab.cluster is not None:
+            check_cluster(cluster_settings(lab.cluster, timeout=lab.timeout))
+        if lab.dask is not None:
+            check_scheduler(lab.dask)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from exc
     try:
-        check_options(lab.workers, lab.timeout, lab.retries)
         check_calculator(lab.oracle, **lab.params)
     except Exception as exc:  # an oracle's constructor may raise anything for bad parameters
         raise ValueError(f"{where}: label (oracle {lab.oracle!r}, params {lab.params}): {exc}") from exc

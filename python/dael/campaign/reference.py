@@ -16,8 +16,9 @@ import yaml
 
 from dael.campaign.config import Campaign
 from dael.campaign.sections import SECTIONS
+from dael.label.cluster import Cluster
 
-__all__ = ["field_docs", "yaml_reference"]
+__all__ = ["SUBSECTIONS", "field_docs", "yaml_reference"]
 
 INTRO = """# campaign.yaml reference
 
@@ -61,10 +62,16 @@ def _table(klass: type, prefix: str, skip: set[str]) -> str:
     return "| key | default | meaning |\n|---|---|---|\n" + "\n".join(rows) + "\n"
 
 
+SUBSECTIONS = {"label.cluster": Cluster}
+"""Mappings inside a section whose keys are a dataclass of their own (documented after their section)."""
+
+
 def yaml_reference() -> str:
     """The whole reference page, markdown."""
     parts = [INTRO, "## Top level\n", _table(Campaign, "", set(SECTIONS))]
-    for name, klass in SECTIONS.items():
+    order = [(name, klass) for section, top in SECTIONS.items() for name, klass in
+             [(section, top), *((n, c) for n, c in SUBSECTIONS.items() if n.startswith(section + "."))]]
+    for name, klass in order:
         summary = " ".join((klass.__doc__ or "").split("\n\n")[0].split())
         parts += [f"## {name}\n", f"{summary}\n", _table(klass, f"{name}.", set())]
     example = yaml.safe_dump(Campaign("Si").to_dict(), sort_keys=False)

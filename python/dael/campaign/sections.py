@@ -129,6 +129,13 @@ class Label:
     timeout: float | None = None
     #: further tries of a failed oracle call
     retries: int = 1
+    #: label on Dask: 'local' (a LocalCluster of `workers` processes) or a running scheduler's address (null: no)
+    dask: str | None = None
+    #: batch jobs dael starts for each round's labels (kind slurm, pbs or lsf, cores, memory, walltime, ...: see
+    #: label.cluster below and docs/guide/cluster.md; null: none)
+    cluster: dict[str, Any] | None = None
+    #: calculation folders (labels/<structure hash>/) kept: 'failed' (those of failed calculations) or 'all'
+    keep: str = "failed"
 
 
 @dataclass

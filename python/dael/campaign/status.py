@@ -13,6 +13,7 @@ from pathlib import Path
 from dael.campaign.folder import load
 from dael.campaign.paths import Paths
 from dael.data.dataset import Dataset
+from dael.train.training import model_versions
 
 __all__ = ["guard_reason", "spent", "status"]
 
@@ -83,4 +84,6 @@ def status(folder: str | os.PathLike) -> dict:
         "trajectories_stopped_by_reason": dict(Counter(guard_reason(t["status"]) for t in stopped)),
         "trajectories_unbiased": [f"{t['name']}: quench {t['unstable_drop']:+.3f} eV/atom" for t in unbiased],
         "label_failures": counts.get("failed", 0),
+        "versions": {"labels": dataset.versions() if paths.dataset.exists() else {},
+                     "model": model_versions(trains[-1]["model"]) if trains else None},
     }

@@ -5,6 +5,7 @@ from dael.cli import (  # noqa: F401  (each registers its commands)
     benchmark,
     campaign,
     check,
+    deploy,
     distill,
     explore,
     filter,

@@ -10,14 +10,17 @@ from rich.table import Table
 
 from dael.benchmark.demo import run_demo
 from dael.calculators.registry import NAMES
-from dael.campaign.config import Campaign
-from dael.campaign.folder import write
+from dael.campaign.config import CONFIG, Campaign
+from dael.campaign.folder import load, write
 from dael.campaign.loop import run as run_campaign
 from dael.campaign.presets import phases, preset
 from dael.campaign.status import status as campaign_status
 from dael.cli.common import app, checked, console, errors, key_values, print_json
 from dael.data.dataset import Dataset
 from dael.data.structures import read_structures
+from dael.label.cluster import cluster_settings
+from dael.label.cluster import job_script as cluster_script
+from dael.label.labelling import LABELS
 from dael.util.periodicity import VACUUM
 
 
@@ -84,9 +87,18 @@ def init(
 def run(
     dir: Annotated[Path, typer.Option(help="campaign folder")] = Path("."),
     rounds: Annotated[int, typer.Option(help="stop after this many rounds (0: until the budget is spent)")] = 0,
+    job_script: Annotated[bool, typer.Option(
+        help="print the batch script label.cluster submits for each job, and exit")] = False,
 ) -> None:
     """Explore → filter → label → train until the budget is spent (resumable: rerun after any interruption)."""
     with checked():
+        if job_script:
+            campaign, _ = load(dir)
+            if campaign.label.cluster is None:
+                raise ValueError(f"{dir / CONFIG}: label.cluster is not set: no jobs to print (docs/guide/cluster.md)")
+            settings = cluster_settings(campaign.label.cluster, timeout=campaign.label.timeout)
+            typer.echo(cluster_script(settings, dir.resolve() / LABELS / "jobs"), nl=False)
+            return
         state = run_campaign(dir, say=console.print, max_rounds=rounds or None)
     _print_status(state)
 
@@ -120,6 +132,12 @@ def _print_status(state: dict) -> None:
             "trajectories stopped early": ", ".join(f"{n} {k}" for k, n in stopped.items()) or 0,
             "trajectories unbiased (unstable phase)": len(state["trajectories_unbiased"]),
             "stopped": state["stopped"] or "not yet"}
+    labels = state.get("versions", {}).get("labels") or {}
+    if labels:  # what made the labels and the latest model (dael.util.provenance)
+        first, *others = labels
+        rows["versions (labels)"] = (first or "not recorded") + (f" (+{len(others)} other)" if others else "")
+    if state.get("versions", {}).get("model"):
+        rows["versions (latest model)"] = state["versions"]["model"]
     for key, value in rows.items():
         table.add_row(key, str(value))
     console.print(table)

@@ -40,7 +40,7 @@ class _Commands(TyperGroup):
 
 
 ORDER = ("init", "run", "status", "demo", "benchmark", "distill", "explore", "filter", "label", "train",
-         "check", "export", "fingerprint", "entropy")
+         "check", "deploy", "export", "fingerprint", "entropy")
 
 
 VARIADIC = ("--structures",)

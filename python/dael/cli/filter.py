@@ -15,6 +15,7 @@ from dael.selection.index import NoveltyIndex
 from dael.selection.pool import chunks, dataset_state, iter_pool
 from dael.selection.screen import Screen, check_options, shortfall
 from dael.util.checks import natx_value, output_file
+from dael.util.extras import require
 
 
 @app.command("filter")
@@ -44,6 +45,8 @@ def filter_(
     """Keep the pool structures that raise the dataset's global entropy (streaming, resumable)."""
     with checked():  # everything is checked before the pool is read or anything is written
         check_options(budget, min_gain, method, chunk, min_distance)
+        if dask is not None:
+            require("pool", f"--dask {dask}", ("distributed",))
         output_file(out)
         if save_state is not None:
             output_file(save_state, "--save-state")

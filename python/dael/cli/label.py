@@ -57,16 +57,18 @@ def label_(
         help="give the rows pending for other oracles to this --oracle/--param")] = False,
     fingerprint: Annotated[str | None, typer.Option(
         help="fingerprint settings the selection used, CUTOFF,NATX,ORBITAL (e.g. 5.0,50,s)")] = None,
+    keep: Annotated[str, typer.Option(
+        help="calculation folders (labels/<structure hash>/ beside --db) kept: 'failed' or 'all'")] = "failed",
 ) -> None:
     """Label candidate structures with an oracle into the dataset; rerun the same command to resume."""
     params = key_values(param)
     if workers is not None and dask is not None:
         raise fail("give --workers or --dask, not both")
-    workers = 1 if workers is None else workers
+    workers = (1 if dask is None else 0) if workers is None else workers  # --dask local: one worker per core
     if not candidates and not db.exists():
         raise fail(f"{db} does not exist yet: give the candidate files to label")
     try:  # everything is checked before the dataset is touched
-        check_options(workers, timeout, retries)
+        check_options(workers, timeout, retries, dask=dask, keep=keep)
         if source not in SOURCES:
             raise ValueError(f"--source must be one of {', '.join(SOURCES)}; got {source!r}")
         settings = _fingerprint_option(fingerprint)
@@ -93,14 +95,14 @@ def label_(
         task = bar.add_task(f"labelling with {oracle}", total=None)
         try:
             summary = label_dataset(
-                dataset, oracle, params, workers=workers, dask=dask, timeout=timeout, retries=retries,
+                dataset, oracle, params, workers=workers, dask=dask, timeout=timeout, retries=retries, keep=keep,
                 progress=lambda s, total: bar.update(task, total=total, completed=s.labeled + s.failed,
                                                      description=f"labelling, {s.failed} failed"))
         except KeyboardInterrupt:
             bar.stop()
             errors.print("interrupted: every finished label is saved; rerun the same command to resume")
             raise typer.Exit(130) from None
-        except (OSError, RuntimeError) as exc:  # no Dask scheduler there, workers that cannot start
+        except (OSError, RuntimeError, ValueError) as exc:  # no Dask scheduler there, jobs that cannot start
             bar.stop()
             raise fail(f"labelling stopped ({exc}); finished labels are saved, rerun to resume") from exc
     counts = dataset.counts()

@@ -16,6 +16,8 @@ error           why labelling failed (failed rows only)
 hash            content hash of the structure (:func:`structure_hash`); duplicates are refused
 fp_cutoff ...   fingerprint settings the selection used, when given: fp_cutoff (Å), fp_natx, fp_orbital
 seconds         wall time of the labelling call, s; attempts: how many calls it took
+versions        what labelled it: dael (and its git commit), the oracle code, ASE, nequip, allegro, torch
+                (dael.util.provenance; labelled rows only)
 ==============  ===============================================================================
 
 Candidates are written as 'pending' rows first (in one transaction), and each result is committed on its
@@ -185,12 +187,14 @@ class Dataset:
 
     def record_result(self, id: int, atoms: Atoms, results: dict[str, Any], seconds: float = 0.0,
                       attempts: int = 1) -> None:
-        """Store the oracle's ``results`` (energy, free_energy, forces, stress) for row ``id`` (committed)."""
+        """Store the oracle's ``results`` (energy, free_energy, forces, stress; ``versions``: the provenance line)
+        for row ``id`` (committed)."""
         labeled = atoms.copy()
         labeled.calc = SinglePointCalculator(labeled, **{k: results[k] for k in RESULT_KEYS if k in results})
+        extra = {"versions": str(results["versions"])} if results.get("versions") else {}
         with self.transaction():  # the row is replaced (delete + insert) in one transaction
             self.db.update(id, atoms=labeled, status="labeled", seconds=float(seconds),
-                           attempts=int(attempts), delete_keys=["error"])
+                           attempts=int(attempts), delete_keys=["error"], **extra)
 
     def record_failure(self, id: int, error: str, seconds: float = 0.0, attempts: int = 1) -> None:
         """Mark row ``id`` failed with the error message (committed)."""
@@ -228,6 +232,14 @@ class Dataset:
         if not self.path.exists():
             return Counter()
         return Counter(row.get("status") for row in self.db.select(include_data=False, **query))
+
+    def versions(self) -> dict[str, int]:
+        """The labelled rows per provenance line (their ``versions``; '' for rows labelled before dael recorded
+        them), the most common first."""
+        if not self.path.exists():
+            return {}
+        rows = self.db.select(include_data=False, columns=["key_value_pairs"], status="labeled")
+        return dict(Counter(row.get("versions", "") for row in rows).most_common())
 
     def structures(self, status: str | None = "labeled", sources: Sequence[str] | None = None,
                    **query: Any) -> Iterator[Atoms]:

@@ -1,6 +1,8 @@
 """Label structures with an oracle (any ASE calculator, :func:`dael.calculators.registry.make_calculator`), in parallel.
 
-The worker pools (process pool with timeouts, this process, Dask) are in :mod:`dael.label.workers`.
+The worker pools (process pool with timeouts, this process, Dask) are in :mod:`dael.label.workers`, batch jobs
+(SLURM, PBS, LSF) in :mod:`dael.label.cluster`, one call in its folder with its versions in
+:mod:`dael.label.calculation`.
 
 Structures are screened before they reach an oracle (:func:`refusal`): non-finite positions or cell, a
 singular periodic cell, or two atoms closer than half the sum of their covalent radii are refused and the
@@ -16,7 +18,9 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,10 +30,16 @@ from ase.neighborlist import neighbor_list
 
 from dael.calculators.registry import make_calculator
 from dael.data.dataset import Dataset, oracle_spec
-from dael.label.workers import BadResult, DaskPool, InlinePool, ProcessPool, compute
+from dael.label.calculation import IN_PLACE, KEEP, Calculations
+from dael.label.cluster import Cluster, cluster_settings, job_cluster
+from dael.label.workers import DaskPool, InlinePool, ProcessPool
+from dael.util.extras import require
 
-__all__ = ["BadResult", "LabelSummary", "Outcome", "check_options", "compute", "label", "label_batches",
-           "label_dataset", "refusal"]
+__all__ = ["LABELS", "LabelSummary", "Outcome", "check_label", "check_options", "label", "label_batches",
+           "label_dataset", "label_options", "refusal"]
+
+LABELS = "labels"
+"""The folder beside a dataset where calculations that write files run (`labels/<structure hash>/`)."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +88,19 @@ def refusal(atoms: Atoms, closest: float = CLOSEST) -> str | None:
 # ----------------------------------------------------------------------------------------- executor
 
 
-def check_options(workers: int = 1, timeout: float | None = None, retries: int = 0, threads: int = 1) -> None:
-    """Raise ValueError for options :func:`label` cannot run with."""
+def check_options(workers: int = 1, timeout: float | None = None, retries: int = 0, threads: int = 1,
+                  dask: str | None = None, cluster: Cluster | dict | None = None, keep: str = "failed") -> None:
+    """Raise ValueError for options :func:`label` cannot run with (or whose extra is not installed)."""
+    if dask is not None and cluster is not None:
+        raise ValueError("label.dask and label.cluster exclude each other: give label.dask (local, or a running "
+                         "scheduler's address) or label.cluster (batch jobs dael starts), not both")
+    if dask is not None:
+        require("pool", f"labelling on Dask ({dask})", ("distributed",))
+    if cluster is not None:
+        require("cluster", "label.cluster")
+        cluster_settings(cluster, timeout=timeout)
+    if keep not in KEEP:
+        raise ValueError(f"keep must be one of {', '.join(KEEP)}; got {keep!r}")
     if workers < 0:
         raise ValueError(f"workers must be >= 0 (0: label in this process); got {workers}")
     if retries < 0:
@@ -92,41 +113,46 @@ def check_options(workers: int = 1, timeout: float | None = None, retries: int =
 
 def label(structures: Sequence[Atoms], oracle: str = "reference", params: dict[str, Any] | None = None, *,
           workers: int = 1, dask: str | None = None, timeout: float | None = None, retries: int = 0,
-          threads: int = 1) -> Iterator[Outcome]:
+          threads: int = 1, where: Calculations = IN_PLACE, heal: Callable[[], None] | None = None
+          ) -> Iterator[Outcome]:
     """Label ``structures`` with the oracle ``make_calculator(oracle, **params)``; yields one :class:`Outcome`
     per structure as each finishes (not in input order).
 
-    workers: local worker processes (0: this process); dask: a Dask scheduler address or 'local' (then
-    ``workers`` is ignored); timeout: seconds per call (None: no limit); retries: extra calls after a
-    retryable failure; threads: OpenMP/BLAS threads per worker process. The oracle is built once here
-    first, so a bad name or parameter raises ValueError before any work starts.
+    workers: local worker processes (0: this process; with dask 'local', the LocalCluster's workers); dask: a
+    Dask scheduler address or 'local'; timeout: seconds per call (None: no limit); retries: extra calls after
+    a retryable failure; threads: OpenMP/BLAS threads per worker process; where: the calculations' folders;
+    heal: called while waiting on Dask (batch jobs resubmitted). The oracle is built once here first, so a bad
+    name or parameter raises ValueError before any work starts.
     """
     batches = label_batches(structures, oracle, params, workers=workers, dask=dask, timeout=timeout,
-                            retries=retries, threads=threads)
+                            retries=retries, threads=threads, where=where, heal=heal)
     return (out for batch in batches for out in batch)
 
 
 def label_batches(structures: Sequence[Atoms], oracle: str = "reference", params: dict[str, Any] | None = None,
                   *, workers: int = 1, dask: str | None = None, timeout: float | None = None, retries: int = 0,
-                  threads: int = 1) -> Iterator[list[Outcome]]:
+                  threads: int = 1, where: Calculations = IN_PLACE,
+                  heal: Callable[[], None] | None = None) -> Iterator[list[Outcome]]:
     """:func:`label`, yielding the outcomes that finish together as one list (store them in one
     transaction); the workers are handed new jobs before each yield, so they compute meanwhile."""
     params = dict(params or {})
-    check_options(workers, timeout, retries, threads)
+    check_options(workers, timeout, retries, threads, dask)
     make_calculator(oracle, **params)
-    return _schedule(list(structures), oracle, params, workers, dask, timeout, retries, threads)
+    return _schedule(list(structures), oracle, params, workers, dask, timeout, retries, threads, where, heal)
 
 
 def _schedule(structures: list[Atoms], oracle: str, params: dict[str, Any], workers: int, dask: str | None,
-              timeout: float | None, retries: int, threads: int) -> Iterator[list[Outcome]]:
+              timeout: float | None, retries: int, threads: int, where: Calculations,
+              heal: Callable[[], None] | None) -> Iterator[list[Outcome]]:
     if not structures:
         return
     if dask is not None:
-        pool: Any = DaskPool(dask, oracle, params)
+        local = min(workers, len(structures)) or None if dask == "local" else None
+        pool: Any = DaskPool(dask, oracle, params, where, workers=local, heal=heal)
     elif workers == 0:
-        pool = InlinePool(oracle, params)
+        pool = InlinePool(oracle, params, where)
     else:
-        pool = ProcessPool(min(workers, len(structures)), oracle, params, threads)
+        pool = ProcessPool(min(workers, len(structures)), oracle, params, threads, where)
     queue = deque(range(len(structures)))
     attempts = [0] * len(structures)
     first: dict[int, str] = {}  # the first error of each job: a retry's error is often a symptom of it
@@ -172,6 +198,27 @@ def _schedule(structures: list[Atoms], oracle: str, params: dict[str, Any], work
         pool.close()
 
 
+def check_label(lab: Any, where: str) -> None:
+    """campaign.yaml's label section (:class:`dael.campaign.config.Label`) beyond single values: label.dask and
+    label.cluster not both, label.cluster's keys (its walltime longer than label.timeout), label.keep. One
+    ValueError naming the key; installed packages are checked later (:func:`check_options`)."""
+    if lab.dask is not None and lab.cluster is not None:
+        raise ValueError(f"{where}: label.dask and label.cluster exclude each other: give label.dask (local, or a "
+                         "running scheduler's address) or label.cluster (batch jobs dael starts), not both")
+    if lab.dask is not None and not lab.dask.strip():
+        raise ValueError(f"{where}: label.dask must be 'local' or a scheduler's address (tcp://host:8786), or null")
+    if lab.cluster is not None:
+        cluster_settings(lab.cluster, f"{where}: label.cluster", lab.timeout)
+    if lab.keep not in KEEP:
+        raise ValueError(f"{where}: label.keep must be one of {', '.join(KEEP)}; got {lab.keep!r}")
+
+
+def label_options(lab: Any) -> dict[str, Any]:
+    """:func:`label_dataset`'s options from campaign.yaml's label section (:class:`dael.campaign.config.Label`)."""
+    return {"workers": lab.workers, "timeout": lab.timeout, "retries": lab.retries, "dask": lab.dask,
+            "cluster": lab.cluster, "keep": lab.keep}
+
+
 @dataclass
 class LabelSummary:
     """Counts of one :func:`label_dataset` run and its wall time (s)."""
@@ -183,11 +230,15 @@ class LabelSummary:
 
 
 def label_dataset(dataset: Dataset, oracle: str = "reference", params: dict[str, Any] | None = None, *,
-                  progress: Callable[[LabelSummary, int], None] | None = None,
-                  **options: Any) -> LabelSummary:
+                  progress: Callable[[LabelSummary, int], None] | None = None, keep: str = "failed",
+                  cluster: Cluster | dict | None = None, **options: Any) -> LabelSummary:
     """Label the dataset's pending rows of this oracle (see :func:`label` for ``options``), committing
-    each result or failure as it arrives (those that arrive together in one transaction);
-    ``progress(summary, total)`` is called after each commit."""
+    each result or failure as it arrives (those that arrive together in one transaction) with the versions
+    that made it (the row's ``versions``); ``progress(summary, total)`` is called after each commit.
+
+    Calculations that write files run in ``labels/<structure hash>/`` beside the dataset, kept as ``keep`` says
+    (:mod:`dael.label.calculation`). cluster: batch jobs (:class:`dael.label.cluster.Cluster` or its mapping)
+    started for the pending rows, their logs in ``labels/jobs/``, cancelled at the end (instead of ``dask``)."""
     start = time.perf_counter()
     summary = LabelSummary()
     rows = []
@@ -202,6 +253,23 @@ def label_dataset(dataset: Dataset, oracle: str = "reference", params: dict[str,
             summary.failed += 1
             summary.errors.append(error)
     total = len(rows) + summary.failed
+    check_options(options.get("workers", 1), options.get("timeout"), options.get("retries", 0), 1,
+                  options.get("dask"), cluster, keep)
+    folder = Path(dataset.path).resolve().parent / LABELS
+    options["where"] = Calculations(str(folder), keep)
+    with ExitStack() as stack:
+        if cluster is not None and rows:
+            settings = cluster_settings(cluster, timeout=options.get("timeout"))
+            options["dask"], options["heal"] = stack.enter_context(job_cluster(settings, folder / "jobs", len(rows)))
+        _store(dataset, rows, oracle, params, summary, total, progress, start, options)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _store(dataset: Dataset, rows: list[tuple[int, Atoms]], oracle: str, params: dict[str, Any] | None,
+           summary: LabelSummary, total: int, progress: Callable[[LabelSummary, int], None] | None, start: float,
+           options: dict[str, Any]) -> None:
+    """Label `rows` and store each outcome as it arrives."""
     for batch in label_batches([atoms for _, atoms in rows], oracle, params, **options):
         with dataset.transaction():  # the results that arrived together: one commit
             for out in batch:
@@ -216,5 +284,3 @@ def label_dataset(dataset: Dataset, oracle: str = "reference", params: dict[str,
         summary.seconds = time.perf_counter() - start
         if progress is not None:
             progress(summary, total)
-    summary.seconds = time.perf_counter() - start
-    return summary

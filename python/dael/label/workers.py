@@ -11,12 +11,16 @@ attempt and never raises:
   (segfault, out of memory) fails only its job. On Linux the workers die with the parent process, even
   under ``kill -9``.
 - this process (``workers=0``): for debugging; ``timeout`` is not enforced.
-- Dask distributed (``dask=ADDRESS``, or ``'local'`` for a LocalCluster of one single-threaded worker
-  process per core; Dask sets their OpenMP/BLAS threads to 1): each Dask worker thread builds its oracle
-  once. On SLURM or PBS start the cluster with dask-jobqueue (``SLURMCluster(cores=..., memory=...,
-  walltime=...).scale(jobs=...)``) and pass its ``scheduler_address``. A Dask job past ``timeout`` is
+- Dask distributed (``dask=ADDRESS``, or ``'local'`` for a LocalCluster of single-threaded worker processes;
+  Dask sets their OpenMP/BLAS threads to 1): each Dask worker thread builds its oracle once and runs one job
+  at a time; jobs wait here until a worker thread is free (batch jobs may take hours to start). A worker lost
+  mid-job (killed, out of memory, its batch job ended) costs that calculation only: Dask runs the job again
+  elsewhere, and a job that killed its worker several times (Dask's allowed-failures) fails as retryable.
+  Batch jobs of SLURM, PBS or LSF come from :mod:`dael.label.cluster`. A Dask job past ``timeout`` is
   cancelled and retried, but the worker thread finishes the running call first (a cluster's walltime is
   the hard limit).
+
+Oracles that write files work in a folder per structure (:class:`dael.label.calculation.Calculations`).
 """
 
 from __future__ import annotations
@@ -31,65 +35,23 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import BaseCalculator, PropertyNotImplementedError
+from ase.calculators.calculator import BaseCalculator
 
 from dael.calculators.registry import make_calculator
+from dael.label.calculation import IN_PLACE, Calculations, attempt, describe
+from dael.util.extras import require
 from dael.util.threads import limit_process, thread_env
 
-__all__ = ["Attempt", "BadResult", "DaskPool", "InlinePool", "ProcessPool", "compute", "describe"]
+__all__ = ["DaskPool", "InlinePool", "ProcessPool", "dask_client", "die_with_parent", "init_worker", "process_pool"]
 
-Attempt = tuple[bool, Any, bool]
-"""(ok, results dict or error message, whether a failure is final)."""
-
-
-class BadResult(ValueError):
-    """The oracle returned a non-finite or misshapen result."""
-
-
-def compute(calc: BaseCalculator, atoms: Atoms) -> dict[str, Any]:
-    """One oracle call: ``energy`` and ``free_energy`` (eV), ``forces`` (N, 3) in eV/Å, and for 3-D periodic
-    cells ``stress`` (6,) in eV/Å³ (Voigt, ASE sign) when the oracle has it. Raises :class:`BadResult` for
-    NaN, inf or wrong shapes."""
-    atoms = atoms.copy()
-    atoms.calc = calc
-    results: dict[str, Any] = {"energy": float(atoms.get_potential_energy()),
-                               "forces": np.array(atoms.get_forces(), dtype=float)}
-    results["free_energy"] = float(getattr(calc, "results", {}).get("free_energy", results["energy"]))
-    if atoms.pbc.all():
-        try:
-            results["stress"] = np.array(atoms.get_stress(voigt=True), dtype=float)
-        except (PropertyNotImplementedError, NotImplementedError):
-            pass
-    shapes = {"forces": (len(atoms), 3), "stress": (6,)}
-    wrong = [f"{k} {np.shape(v)} (expected {shapes[k]})" for k, v in results.items()
-             if k in shapes and np.shape(v) != shapes[k]]
-    bad = [k for k, v in results.items() if not np.all(np.isfinite(v))]
-    if wrong or bad:
-        problem = f"shapes {', '.join(wrong)}" if wrong else f"non-finite {', '.join(bad)} (NaN or inf)"
-        raise BadResult(f"the oracle returned {problem}; energy = {results['energy']} eV")
-    return results
-
-
-def describe(exc: BaseException) -> str:
-    """One line, ``"Type: message"``, at most 1000 characters."""
-    text = " ".join(f"{type(exc).__name__}: {exc}".split())
-    return text if len(text) <= 1000 else text[:997] + "..."
-
-
-def _attempt(calc: BaseCalculator | None, atoms: Atoms, broken: str | None = None) -> Attempt:
-    if calc is None:
-        return False, f"the oracle could not be built: {broken}", True
-    try:
-        return True, compute(calc, atoms), False
-    except Exception as exc:  # any oracle failure becomes a recorded outcome
-        return False, describe(exc), isinstance(exc, ValueError)
-
+POLL = 1.0
+"""Seconds between looks at a Dask cluster while its workers are busy or not there yet."""
 
 def _build(oracle: str, params: dict[str, Any]) -> tuple[BaseCalculator | None, str | None]:
     try:
@@ -124,15 +86,16 @@ def process_pool(workers: int, threads: int = 1) -> Any:
                                initargs=(threads, os.getpid()))
 
 
-def dask_client(address: str) -> tuple[Any, Any]:
+def dask_client(address: str, workers: int | None = None) -> tuple[Any, Any]:
     """(client, cluster): a Dask client of the scheduler at `address`, or for 'local' of a new LocalCluster of
-    one single-threaded worker process per core (Dask sets their OpenMP/BLAS threads to 1; close the
-    cluster after the client). cluster is None for a remote scheduler."""
+    `workers` (None: one per core) single-threaded worker processes (Dask sets their OpenMP/BLAS threads to 1;
+    close the cluster after the client). cluster is None for a remote scheduler."""
+    require("pool", f"Dask ({address})", ("distributed",))
     from dask.distributed import Client, LocalCluster
 
     cluster = None
     if address == "local":
-        cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True,
+        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
                                dashboard_address=None)
     return Client(cluster if cluster is not None else address), cluster
 
@@ -149,11 +112,11 @@ _WORKER_CODE = ("import json, os, sys; sys.path[:] = json.loads(os.environ['DAEL
 
 
 def _worker_main(fd: int) -> None:
-    """A pool worker (its own interpreter): receive (oracle, params, parent pid), build the oracle once,
-    then answer (job, atoms) messages on the socket ``fd`` until None or EOF."""
+    """A pool worker (its own interpreter): receive (oracle, params, parent pid, calculations), build the
+    oracle once, then answer (job, atoms) messages on the socket ``fd`` until None or EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends the workers
     conn = multiprocessing.connection.Connection(fd)
-    oracle, params, parent = conn.recv()
+    oracle, params, parent, where = conn.recv()
     if not die_with_parent(parent):
         return
     calc, broken = _build(oracle, params)
@@ -166,7 +129,7 @@ def _worker_main(fd: int) -> None:
         if message is None:
             return
         job, atoms = message
-        conn.send(("done", job, *_attempt(calc, atoms, broken)))
+        conn.send(("done", job, *attempt(calc, atoms, where, broken)))
 
 
 @dataclass
@@ -181,8 +144,9 @@ class ProcessPool:
     """``n`` worker processes (fresh interpreters, nothing inherited but the environment and import path),
     each holding its own oracle."""
 
-    def __init__(self, n: int, oracle: str, params: dict[str, Any], threads: int) -> None:
-        self.args, self.env = (oracle, params, os.getpid()), _worker_env(threads)
+    def __init__(self, n: int, oracle: str, params: dict[str, Any], threads: int,
+                 where: Calculations = IN_PLACE) -> None:
+        self.args, self.env = (oracle, params, os.getpid(), where), _worker_env(threads)
         self.workers = [self._start() for _ in range(n)]
 
     def _start(self) -> _Worker:
@@ -258,8 +222,9 @@ class ProcessPool:
 class InlinePool:
     """This process, one job at a time (no timeouts)."""
 
-    def __init__(self, oracle: str, params: dict[str, Any]) -> None:
+    def __init__(self, oracle: str, params: dict[str, Any], where: Calculations = IN_PLACE) -> None:
         self.calc, self.broken = _build(oracle, params)
+        self.where = where
         self.done: list[tuple[int, bool, Any, bool]] = []
 
     @property
@@ -267,7 +232,7 @@ class InlinePool:
         return 0 if self.done else 1
 
     def submit(self, job: int, atoms: Atoms) -> None:
-        self.done.append((job, *_attempt(self.calc, atoms, self.broken)))
+        self.done.append((job, *attempt(self.calc, atoms, self.where, self.broken)))
 
     def wait(self, timeout: float | None) -> list[tuple[int, bool, Any, bool]]:
         done, self.done = self.done, []
@@ -283,38 +248,49 @@ class InlinePool:
 _DASK_ORACLES: dict[tuple[str, str, int], tuple[BaseCalculator | None, str | None]] = {}
 
 
-def _dask_job(atoms: Atoms, oracle: str, params: dict[str, Any]) -> Attempt:
+def _dask_job(atoms: Atoms, oracle: str, params: dict[str, Any], where: Calculations) -> tuple[bool, Any, bool]:
     """One job on a Dask worker; the oracle is built once per worker thread and kept."""
     key = (oracle, repr(sorted(params.items())), threading.get_ident())
     if key not in _DASK_ORACLES:
         _DASK_ORACLES[key] = _build(oracle, params)
     calc, broken = _DASK_ORACLES[key]
-    return _attempt(calc, atoms, broken)
+    return attempt(calc, atoms, where, broken)
 
 
 class DaskPool:
-    """Jobs on a Dask cluster: at most one per worker thread in flight."""
+    """Jobs on a Dask cluster, at most one per worker thread in flight (none while no worker is there).
 
-    def __init__(self, address: str, oracle: str, params: dict[str, Any]) -> None:
-        self.client, self.cluster = dask_client(address)
-        self.args = (oracle, params)
+    address: a scheduler's address or 'local' (a LocalCluster of `workers` processes, closed with the pool);
+    heal: called at every look at the cluster (:func:`dael.label.cluster.job_cluster` resubmits lost jobs)."""
+
+    def __init__(self, address: str, oracle: str, params: dict[str, Any], where: Calculations = IN_PLACE,
+                 workers: int | None = None, heal: Any = None) -> None:
+        self.client, self.cluster = dask_client(address, workers)
+        self.args = (oracle, params, where)
+        self.heal = heal
         self.running: dict[Any, int] = {}
 
     @property
     def free(self) -> int:
         workers = self.client.scheduler_info().get("workers", {}).values()
-        return max(1, sum(int(w.get("nthreads", 1)) for w in workers)) - len(self.running)
+        return max(0, sum(int(w.get("nthreads", 1)) for w in workers) - len(self.running))
 
     def submit(self, job: int, atoms: Atoms) -> None:
         self.running[self.client.submit(_dask_job, atoms, *self.args, pure=False)] = job
 
     def wait(self, timeout: float | None) -> list[tuple[int, bool, Any, bool]]:
+        """Finished jobs as (job, ok, payload, final); returns after at most POLL s (empty when none finished),
+        so that jobs are handed to workers as they arrive."""
         from dask.distributed import wait
 
+        if self.heal is not None:
+            self.heal()
+        poll = POLL if timeout is None else min(timeout, POLL)
         if not self.running:
+            time.sleep(poll)
             return []
         try:
-            done = wait(list(self.running), timeout=timeout, return_when="FIRST_COMPLETED").done
+            done = wait(list(self.running), timeout=poll, return_when="FIRST_COMPLETED").done
         except TimeoutError:
             return []
         out = []
@@ -322,7 +298,7 @@ class DaskPool:
             job = self.running.pop(future)
             if future.status == "finished":
                 out.append((job, *future.result()))
-            else:
+            else:  # KilledWorker: the job's workers died (Dask's allowed-failures times); retryable
                 out.append((job, False, f"the Dask job failed: {describe(future.exception())}", False))
         return out
 
@@ -335,5 +311,3 @@ class DaskPool:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
-
-

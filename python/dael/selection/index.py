@@ -16,6 +16,7 @@ import numpy as np
 
 from dael.numeric.entropy import as_rows, check_mode
 from dael.numeric.fingerprint import Fingerprints, FingerprintSettings
+from dael.util.extras import require
 from dael.util.files import replacing, write_atomic
 from dael.util.threads import get_num_threads
 
@@ -23,10 +24,9 @@ KINDS = ("auto", "flat", "hnsw")
 
 
 def _faiss():
-    try:
-        import faiss
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("the novelty index needs FAISS: pip install faiss-cpu") from exc
+    require("pool", "the novelty index", ("faiss",))
+    import faiss
+
     threads = get_num_threads()
     if threads:
         faiss.omp_set_num_threads(threads)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dael.util.device import check_device
+from dael.util.extras import require
 
 __all__ = ["MARKER", "TrainSettings"]
 
@@ -39,7 +40,9 @@ class TrainSettings:
     device: str = "cpu"               # where nequip-train runs (the Lightning trainer's accelerator) and evaluates
 
     def check(self) -> None:
-        """Raise ValueError naming the first setting out of range (or a device this machine lacks)."""
+        """Raise ValueError naming the first setting out of range (or a device this machine lacks, or the training
+        extra missing)."""
+        require("train", "training an Allegro model")
         check_device(self.device)
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "patience": self.patience,
                     "lr_patience": self.lr_patience, "threads": self.threads, "r_max": self.r_max,

@@ -74,8 +74,9 @@ from dael.train.metrics import Dataset, MeanBaseline, evaluate, load_structures,
 from dael.train.nequip_config import parent_model, scratch_model, train_config
 from dael.train.settings import MARKER, TrainSettings
 from dael.util.files import write_extxyz
+from dael.util.provenance import versions
 
-__all__ = ["TrainResult", "TrainSettings", "train"]
+__all__ = ["TrainResult", "TrainSettings", "model_versions", "train"]
 
 Progress = Callable[[str], None]
 
@@ -269,6 +270,7 @@ def train(dataset: Dataset, out: str | Path, parent: str | Path | None = None,
         "inference": {"ms_per_call": time_calls(calc, val_set[0]), "atoms": len(val_set[0]),
                       "threads": s.threads},
         "settings": dataclasses.asdict(s) | {"lr": lr},
+        "versions": versions(),  # dael (git commit), ase, nequip, allegro, torch of this training
     }
     if test_structures is not None:
         metrics["test"] = evaluate(calc, test_structures)
@@ -282,6 +284,17 @@ def train(dataset: Dataset, out: str | Path, parent: str | Path | None = None,
 
 
 IMPROVING_TAIL = 0.1  # share of the last epochs in which a best validation score means "still improving"
+
+
+def model_versions(model: str | Path | None) -> str | None:
+    """The provenance line (dael.util.provenance) a model directory's metrics.json records; None when it has none
+    (a model trained before dael recorded them, no metrics.json, no model)."""
+    if model is None:
+        return None
+    try:
+        return json.loads((Path(model) / "metrics.json").read_text()).get("versions")
+    except (OSError, ValueError):
+        return None
 
 
 def still_improving(metrics: dict[str, Any], tail: float = IMPROVING_TAIL) -> bool:
