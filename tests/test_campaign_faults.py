@@ -72,7 +72,8 @@ def test_kill_9_at_every_stage_then_an_edited_config_and_a_second_runner(tmp_pat
         time.sleep(0.05)
     second = CliRunner().invoke(app, ["run", "--dir", str(tmp_path)])
     assert second.exit_code == 2 and f"PID {first.pid}" in second.output, second.output
-    killed = [_kill_when(first, lambda: (r1 / "explore" / "trajectories.jsonl").exists(), "a trajectory")]
+    trajectories = r1 / "explore" / "trajectories.jsonl"  # opened before the first trajectory; one line per finished
+    killed = [_kill_when(first, lambda: trajectories.exists() and trajectories.stat().st_size > 0, "a trajectory")]
     # campaign.yaml edited before the rerun: another cutoff (the round's state is rebuilt) and a natx smaller
     # than any sphere of Si at 5 Å (29 atoms): every snapshot outgrows it, and the state grows
     config = yaml.safe_load((tmp_path / "campaign.yaml").read_text())

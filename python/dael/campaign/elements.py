@@ -13,7 +13,7 @@ from dael.calculators.registry import make_calculator
 from dael.campaign.config import Campaign
 from dael.campaign.paths import Paths
 from dael.data.dataset import Dataset, oracle_spec
-from dael.label.labelling import label_dataset
+from dael.label.labelling import label_dataset, label_options
 from dael.util.files import mark, marked
 
 __all__ = ["check_seeds"]
@@ -58,7 +58,7 @@ def check_seeds(campaign: Campaign, seeds: dict[str, Atoms], paths: Paths, drive
     dataset.add([seeds[p] for p in phases], oracle=spec, campaign=campaign.name, round=0, source="anchor")
     dataset.reassign(spec, ("pending", "failed"), round=0)  # label.oracle or label.params edited since a failure
     say(f"round 0: labelling the seeds {', '.join(phases)} with {lab.oracle} (every element, before any MD)")
-    label_dataset(dataset, lab.oracle, lab.params, workers=0, timeout=lab.timeout, retries=lab.retries)
+    label_dataset(dataset, lab.oracle, lab.params, **label_options(lab))  # where the rounds label: Dask, batch jobs
     failed = list(dataset.structures("failed", round=0))
     if failed:
         a = failed[0]

@@ -118,7 +118,8 @@ def run(folder: str | os.PathLike, say: Say = print, max_rounds: int | None = No
             if used >= campaign.budget.total and selected is None:
                 end = f"the budget is spent: {used} of {campaign.budget.total} structures sent to the oracle"
                 break
-            if selected is not None and all(marked(paths.done(r, s)) is not None for s in ("label", "train")):
+            stages = ("label", "train", "check") if campaign.model_check.enabled else ("label", "train")
+            if selected is not None and all(marked(paths.done(r, s)) is not None for s in stages):
                 say(f"round {r}: finished before ({selected['selected']} structures, model {paths.model(r)})")
                 continue
             paths.round(r).mkdir(parents=True, exist_ok=True)
