@@ -1,6 +1,5 @@
-"""Shared fixtures: small, deterministic structures of the systems dael targets; the guard that makes a
-missing reference package an error when DAEL_REQUIRE_REFERENCES=1 (as `make test` sets it); and the order
-that starts the heavy tests first, so that `make test`'s two pytest-xdist workers finish together."""
+"""Shared fixtures: small, deterministic structures of the systems dael targets; and the guard that makes a
+missing reference package an error when DAEL_REQUIRE_REFERENCES=1 (as `make test` sets it)."""
 
 import os
 import re
@@ -28,16 +27,6 @@ def missing_reference(report: pytest.TestReport | pytest.CollectReport) -> str |
 
 def _require_references() -> bool:
     return os.environ.get("DAEL_REQUIRE_REFERENCES") == "1"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "heavy: a test of half a minute or more on 2 cores (campaigns, training, "
-                                       "compiling); collected first so that parallel workers end together")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Heavy tests first, the rest in file order (a stable sort)."""
-    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -94,7 +94,6 @@ def test_folder_records_read_every_evaluated_model_of_a_benchmark_folder(tmp_pat
         {"pool": "random-anchored", "size": 400, "draw": 1, "set": "md", "survived": 0.5}]
 
 
-@pytest.mark.heavy
 def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path, monkeypatch):
     """Pools → labels → nested sets (a pools-only run stops there) → 6 trained models → report; the per-kind
     test errors recombine into the whole test set's, and a rerun trains nothing; a copy of the stored pools

@@ -73,7 +73,6 @@ def test_config_errors_name_the_key(tmp_path):
     assert res.exit_code == 2 and "dael init" in res.output
 
 
-@pytest.mark.heavy
 def test_two_rounds_run_and_resume_without_relabelling(tmp_path):
     from ase.io import read
 
@@ -141,7 +140,6 @@ def test_status_lists_trajectories_stopped_or_run_unbiased(tmp_path):
     assert "trajectories unbiased (unstable phase)" in table
 
 
-@pytest.mark.heavy
 def test_a_round_labels_its_anchors_and_exactly_what_the_streaming_filter_accepted_first(tmp_path):
     """Budget N with anchor share a: the round labels round(a·N) near-equilibrium anchors, exploration stops once
     the other N − round(a·N) snapshots are accepted, and the round labels those in the order the filter took them

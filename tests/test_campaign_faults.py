@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -64,7 +63,6 @@ def _labelled(db):
         return False
 
 
-@pytest.mark.heavy
 def test_kill_9_at_every_stage_then_an_edited_config_and_a_second_runner(tmp_path):
     _campaign(tmp_path, model_gate={"energy_mae": 1e6})  # round 1's 2-epoch model drives round 2
     db, r1 = tmp_path / "dataset.db", tmp_path / "rounds" / "round-01"
@@ -105,7 +103,6 @@ def test_kill_9_at_every_stage_then_an_edited_config_and_a_second_runner(tmp_pat
     assert state["rounds"][1]["driver"].startswith("allegro:")
 
 
-@pytest.mark.heavy
 def test_the_weak_model_scenario_spends_its_budget(tmp_path):
     """The reported dead end: Si, 0 GPa, 600/1500 K, 120 steps, 8 snapshots, 24 labels in rounds of 12, the tiny
     model at 4 epochs, one explore worker, and round 1's model driving round 2 whatever its errors."""

@@ -255,7 +255,6 @@ def test_a_worker_killed_during_labelling_loses_nothing(tmp_path):
     assert len({a.info["hash"] for a in dataset.structures()}) == 6
 
 
-@pytest.mark.heavy
 def test_dael_run_labels_a_round_through_a_local_dask_cluster(tmp_path, monkeypatch):
     """label.dask: local — `dael run` labels its round on a LocalCluster (every pick submitted to Dask, stored once
     with its versions); the training is stubbed out (tests/test_campaign.py trains)."""

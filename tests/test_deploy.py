@@ -28,7 +28,6 @@ def model(tmp_path_factory):
     return train(labelled_si(12, seed=5), folder / "si", settings=TrainSettings(epochs=2), progress=None)
 
 
-@pytest.mark.heavy
 def test_deploy_for_lammps_compiles_what_pair_allegro_runs(model, tmp_path):
     out = tmp_path / "si.nequip.pt2"
     res = runner.invoke(app, ["deploy", str(model.model_dir), "--target", "lammps", "--out", str(out)])
@@ -54,7 +53,6 @@ def test_deploy_for_lammps_compiles_what_pair_allegro_runs(model, tmp_path):
     np.testing.assert_allclose(forces.numpy(), cluster.get_forces(), atol=1e-6)
 
 
-@pytest.mark.heavy
 def test_deploy_for_ase_builds_what_the_compiled_calculator_loads(model):
     res = runner.invoke(app, ["deploy", str(model.model_dir)])
     assert res.exit_code == 0, res.output

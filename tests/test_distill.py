@@ -118,7 +118,6 @@ def test_round_one_of_a_campaign_fine_tunes_the_base(base, tmp_path):
     assert math.isfinite(metrics["validation"]["force_mae"]) and "warm start from" in lines[0]
 
 
-@pytest.mark.heavy
 def test_benchmark_from_the_base_explores_with_it_and_fine_tunes_it(base, tmp_path):
     """`dael benchmark CAMPAIGN --from BASE` with `driver: base` (the paper's regime): the pools are MD of the
     base (their per-atom driver energies are the base's), the test set is MD of the oracle (its are EMT's),

@@ -89,7 +89,6 @@ def test_gpaw_oracle_turns_spin_polarisation_on_for_initial_moments_unless_told(
         assert [p.get("spinpol", False) for p in built] == expected  # rebuilt only when the spin changes
 
 
-@pytest.mark.heavy
 def test_a_campaign_round_on_a_non_preset_material_labels_with_gpaw(tmp_path):
     """dael init --structures with the gpaw oracle at a low cut-off and Γ-centred 2×2×2 k-points, EMT driving
     the MD: round 0 labels the seed, round 1 labels what the filter took (about a minute on one core)."""

@@ -13,7 +13,8 @@ calculators, packaging, warm-start paths) and `dael.train.metrics` (labelled str
     train.log, history.json        nequip-train's whole output; one record per epoch
     metrics.json                   errors on validation (and test) beside the mean baseline's, timings
 
-Training runs `nequip-train` in a subprocess with `threads` OpenMP/torch threads (default 1: on this busy 2-core
+Training runs `nequip-train` and then packages its best checkpoint in one subprocess (`dael.train.nequip_run`;
+metrics.json's `train_seconds` covers both) with `threads` OpenMP/torch threads (default 1: on this busy 2-core
 machine two threads never helped: 0.21-0.43 s/epoch with one and 0.21-0.73 with two on 43 8-atom cells; 5.5-7 ms
 against 17-30 ms per 64-atom call; `benches/train.py`). Losses are Huber terms on the per-atom energy (δ 0.01 eV),
 forces (δ 0.01 eV/Å) and stress (δ 0.1 eV/Å³), weighted `energy_weight` : 1 : `stress_weight`, as the authors
@@ -49,6 +50,7 @@ import dataclasses
 import json
 import math
 import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -244,18 +246,21 @@ def train(dataset: Dataset, out: str | Path, parent: str | Path | None = None,
         if line.startswith(MARKER):
             history.append(json.loads(line[len(MARKER):]))
             say(_epoch_line(history[-1]))
+        elif line.startswith("packaging the best checkpoint"):
+            say(line.strip())
 
     say(f"nequip-train (Allegro, {s.device}, {s.threads} thread{'s' * (s.threads > 1)}) -> {out / 'run'}")
     start = time.perf_counter()
-    run_logged([nequip_script("nequip-train"), "-cp", str(out), "-cn", "config", f"hydra.run.dir={out / 'run'}"],
-               out / "train.log", s.threads, on_line)
+    best = out / "run" / "best.ckpt"
+    nequip_script("nequip-train")  # the training extra is installed (else one clear error)
+    run_logged([sys.executable, "-m", "dael.train.nequip_run", str(best), str(out / PACKAGE), "-cp", str(out),
+                "-cn", "config", f"hydra.run.dir={out / 'run'}"], out / "train.log", s.threads, on_line)
     seconds = time.perf_counter() - start
     (out / "history.json").write_text(json.dumps(history, indent=1))
-    best = out / "run" / "best.ckpt"
     if not best.exists():
         raise RuntimeError(f"nequip-train finished without {best}; see {out / 'train.log'}")
-    say("packaging the best checkpoint")
-    package(best, out / PACKAGE, s.threads)
+    if not (out / PACKAGE).is_file():
+        raise RuntimeError(f"nequip-package wrote no {out / PACKAGE}; see {out / 'train.log'}")
 
     calc = load_calculator(out, device=s.device, threads=s.threads)
     epoch_seconds = [h["seconds"] for h in history]
