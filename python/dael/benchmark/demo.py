@@ -1,7 +1,7 @@
 """The demo (`dael demo`): a small real campaign on Si with the embedded reference oracle.
 
 Rounds of explore → filter → label → train until its 80 labels are spent, then a small entropy-vs-random
-benchmark and its HTML report (about 10 min on 2 cores).
+benchmark and its HTML report (about 13 min on 2 cores).
 """
 
 from __future__ import annotations
