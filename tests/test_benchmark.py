@@ -210,6 +210,7 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path, monkeypatc
         raise AssertionError("a run without the oracle built a calculator")
 
     campaign.train.settings = {"num_layers": 2}
+    campaign.benchmark.sizes = [16]  # one size of the stored sets is enough here
     with monkeypatch.context() as patched:  # wherever dael builds a calculator by name
         for module in [m for name, m in sys.modules.items() if name.startswith("dael.")]:
             if hasattr(module, "make_calculator"):
