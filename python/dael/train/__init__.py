@@ -1,5 +1,6 @@
-"""Allegro training and fine-tuning through nequip: the settings, the nequip-train config, the per-epoch
-progress callback, and the errors of models on labelled structures.
+"""Allegro training and fine-tuning through nequip: the settings, the nequip-train config, the training
+subprocess (train, then package the best checkpoint), the per-epoch progress callback, and the errors of
+models on labelled structures.
 """
 
 from dael.train.settings import TrainSettings
