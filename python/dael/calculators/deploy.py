@@ -151,11 +151,6 @@ def lammps_lines(path: str | Path) -> str:
             f"pair_coeff * * {Path(path).resolve()} {meta['type_names']}\n")
 
 
-def _compiled(source: Path, threads: int) -> Path:
-    """The ASE build of `source` (:func:`compile_model`, target ase, beside it)."""
-    return compile_model(source, "ase", threads=threads)
-
-
 def load_calculator(model: str | Path, device: str = "cpu", threads: int | None = 1,
                     compile: bool = False) -> Calculator:
     """An ASE calculator (energy eV, forces eV/Å, stress eV/Å³) of a dael model directory, a `.nequip.zip`
@@ -169,7 +164,8 @@ def load_calculator(model: str | Path, device: str = "cpu", threads: int | None 
     if threads is not None:
         torch.set_num_threads(threads)
     if compile:
-        return NequIPCalculator.from_compiled_model(str(_compiled(path, threads or 1)), device=device,
+        compiled = compile_model(path, "ase", threads=threads or 1)
+        return NequIPCalculator.from_compiled_model(str(compiled), device=device,
                                                     chemical_species_to_atom_type_map=True)
     # set_global_state() is called inside: nequip's float64 defaults and TF32 off
     return NequIPCalculator._from_saved_model(str(path), device=device,

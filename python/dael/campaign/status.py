@@ -84,6 +84,6 @@ def status(folder: str | os.PathLike) -> dict:
         "trajectories_stopped_by_reason": dict(Counter(guard_reason(t["status"]) for t in stopped)),
         "trajectories_unbiased": [f"{t['name']}: quench {t['unstable_drop']:+.3f} eV/atom" for t in unbiased],
         "label_failures": counts.get("failed", 0),
-        "versions": {"labels": dataset.versions() if paths.dataset.exists() else {},
+        "versions": {"labels": dataset.versions(),
                      "model": model_versions(trains[-1]["model"]) if trains else None},
     }

@@ -30,7 +30,7 @@ from ase.neighborlist import neighbor_list
 
 from dael.calculators.registry import make_calculator
 from dael.data.dataset import Dataset, oracle_spec
-from dael.label.calculation import IN_PLACE, KEEP, Calculations
+from dael.label.calculation import IN_PLACE, Calculations
 from dael.label.cluster import Cluster, cluster_settings, job_cluster
 from dael.label.workers import DaskPool, InlinePool, ProcessPool
 from dael.util.extras import require
@@ -40,6 +40,8 @@ __all__ = ["LABELS", "LabelSummary", "Outcome", "check_label", "check_options", 
 
 LABELS = "labels"
 """The folder beside a dataset where calculations that write files run (`labels/<structure hash>/`)."""
+EXCLUSIVE = ("label.dask and label.cluster exclude each other: give label.dask (local, or a running scheduler's "
+             "address) or label.cluster (batch jobs dael starts), not both")
 
 
 @dataclass(frozen=True)
@@ -92,15 +94,13 @@ def check_options(workers: int = 1, timeout: float | None = None, retries: int =
                   dask: str | None = None, cluster: Cluster | dict | None = None, keep: str = "failed") -> None:
     """Raise ValueError for options :func:`label` cannot run with (or whose extra is not installed)."""
     if dask is not None and cluster is not None:
-        raise ValueError("label.dask and label.cluster exclude each other: give label.dask (local, or a running "
-                         "scheduler's address) or label.cluster (batch jobs dael starts), not both")
+        raise ValueError(EXCLUSIVE)
     if dask is not None:
         require("pool", f"labelling on Dask ({dask})", ("distributed",))
     if cluster is not None:
         require("cluster", "label.cluster")
         cluster_settings(cluster, timeout=timeout)
-    if keep not in KEEP:
-        raise ValueError(f"keep must be one of {', '.join(KEEP)}; got {keep!r}")
+    Calculations(keep=keep)  # keep must be one of dael.label.calculation.KEEP
     if workers < 0:
         raise ValueError(f"workers must be >= 0 (0: label in this process); got {workers}")
     if retries < 0:
@@ -203,14 +203,15 @@ def check_label(lab: Any, where: str) -> None:
     label.cluster not both, label.cluster's keys (its walltime longer than label.timeout), label.keep. One
     ValueError naming the key; installed packages are checked later (:func:`check_options`)."""
     if lab.dask is not None and lab.cluster is not None:
-        raise ValueError(f"{where}: label.dask and label.cluster exclude each other: give label.dask (local, or a "
-                         "running scheduler's address) or label.cluster (batch jobs dael starts), not both")
+        raise ValueError(f"{where}: {EXCLUSIVE}")
     if lab.dask is not None and not lab.dask.strip():
         raise ValueError(f"{where}: label.dask must be 'local' or a scheduler's address (tcp://host:8786), or null")
     if lab.cluster is not None:
         cluster_settings(lab.cluster, f"{where}: label.cluster", lab.timeout)
-    if lab.keep not in KEEP:
-        raise ValueError(f"{where}: label.keep must be one of {', '.join(KEEP)}; got {lab.keep!r}")
+    try:
+        Calculations(keep=lab.keep)
+    except ValueError as exc:  # "keep must be one of ..."
+        raise ValueError(f"{where}: label.{exc}") from exc
 
 
 def label_options(lab: Any) -> dict[str, Any]:

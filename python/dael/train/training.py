@@ -64,7 +64,6 @@ from ase import Atoms
 from dael.calculators.deploy import (
     PACKAGE,
     load_calculator,
-    nequip_script,
     package,
     resolve_parent,
     run_logged,
@@ -252,7 +251,6 @@ def train(dataset: Dataset, out: str | Path, parent: str | Path | None = None,
     say(f"nequip-train (Allegro, {s.device}, {s.threads} thread{'s' * (s.threads > 1)}) -> {out / 'run'}")
     start = time.perf_counter()
     best = out / "run" / "best.ckpt"
-    nequip_script("nequip-train")  # the training extra is installed (else one clear error)
     run_logged([sys.executable, "-m", "dael.train.nequip_run", str(best), str(out / PACKAGE), "-cp", str(out),
                 "-cn", "config", f"hydra.run.dir={out / 'run'}"], out / "train.log", s.threads, on_line)
     seconds = time.perf_counter() - start
