@@ -1,0 +1,104 @@
+"""A condition-balanced subset of a benchmark folder's pools (experiments.md section 31 (ii), cut to one session's
+DFT labels): every structure of the subset is in the full pools, so what the subset's run labels counts there too
+(`--merge` copies the labels back).
+
+- entropy pool: every other snapshot of each trajectory (step order, the first kept);
+- random-MD pool: the same thinning per trajectory;
+- anchors: per phase × pressure the relaxed cell, the ±5 % strains and the first thermal snapshot;
+- test set: every equilibrium and strain probe, plus the middle MD snapshot of each trajectory.
+
+    python benches/experiments/pool_subset.py FULL_FOLDER SUBSET_FOLDER           # write the subset folder
+    python benches/experiments/pool_subset.py FULL_FOLDER SUBSET_FOLDER --merge   # labels back into FULL
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from ase import Atoms
+from ase.db import connect
+from ase.io import read, write
+
+from dael.data.dataset import Dataset, structure_hash
+
+ANCHOR_KINDS = ("relaxed", "strain 0.95", "strain 1.05", "thermal")
+"""The anchors a subset keeps, once per phase × pressure."""
+
+
+def by_trajectory(pool: list[Atoms], pick: Callable[[list[Atoms]], list[Atoms]]) -> list[Atoms]:
+    """`pick` applied to each trajectory's snapshots in step order (phase, pressure, temperature, trajectory)."""
+    groups: dict[tuple, list[Atoms]] = {}
+    for atoms in pool:
+        i = atoms.info
+        groups.setdefault((i.get("phase"), i.get("pressure_GPa"), i.get("temperature_K"), i.get("trajectory")),
+                          []).append(atoms)
+    return [a for g in groups.values() for a in pick(sorted(g, key=lambda a: a.info["step"]))]
+
+
+def subset(pools: dict[str, list[Atoms]]) -> dict[str, list[Atoms]]:
+    """The subset of each pool (module docstring)."""
+    seen: set[tuple] = set()
+    anchors = []
+    for atoms in pools["anchor"]:
+        key = (atoms.info["phase"], atoms.info["pressure_GPa"], atoms.info["kind"])
+        if atoms.info["kind"] in ANCHOR_KINDS and key not in seen:
+            seen.add(key)
+            anchors.append(atoms)
+    probes = [a for a in pools["test"] if a.info.get("kind")]
+    md = by_trajectory([a for a in pools["test"] if not a.info.get("kind")], lambda g: [g[len(g) // 2]])
+    return {"entropy": by_trajectory(pools["entropy"], lambda g: g[::2]),
+            "random": by_trajectory(pools["random"], lambda g: g[::2]),
+            "anchor": anchors, "test": probes + md}
+
+
+def write_subset(full: Path, out: Path) -> None:
+    """The subset folder: pools/*.extxyz (an empty transfer set, the same MD starts) and labels.db holding the
+    full folder's rows of the subset (labelled or pending)."""
+    if out.exists():
+        raise SystemExit(f"{out} exists: choose a new folder (or --merge to copy its labels back)")
+    pools = subset({name: read(full / "pools" / f"{name}.extxyz", ":") for name in ("entropy", "random", "anchor",
+                                                                                      "test")})
+    (out / "pools").mkdir(parents=True)
+    for name, structures in pools.items():
+        write(out / "pools" / f"{name}.extxyz", structures, format="extxyz")
+    (out / "pools" / "transfer.extxyz").write_bytes(b"")
+    shutil.copy(full / "pools" / "md-starts.extxyz", out / "pools" / "md-starts.extxyz")
+    wanted = {structure_hash(a) for structures in pools.values() for a in structures}
+    shutil.copy(full / "labels.db", out / "labels.db")
+    db = connect(out / "labels.db")
+    db.delete([row.id for row in db.select() if row.key_value_pairs.get("hash") not in wanted])
+    status = [row.get("status") for row in db.select()]
+    print(", ".join(f"{name} {len(s)}" for name, s in pools.items()),
+          f"| rows {len(status)}, labelled {status.count('labeled')}, pending {status.count('pending')}")
+
+
+def merge(full: Path, out: Path) -> None:
+    """Record the subset's labels (energy, forces, stress, provenance, seconds) on the full folder's pending rows
+    of the same structures."""
+    src, dst = connect(out / "labels.db"), Dataset(full / "labels.db")
+    pending = {row.get("hash"): row.id for row in dst.db.select(status="pending")}
+    copied = 0
+    with dst.transaction():
+        for row in src.select(status="labeled"):
+            if row.get("hash") in pending:
+                results = {key: row.get(key) for key in ("energy", "free_energy", "forces", "stress", "versions")}
+                dst.record_result(pending[row.get("hash")], row.toatoms(), results, seconds=row.get("seconds", 0.0),
+                                  attempts=row.get("attempts", 1))
+                copied += 1
+    print(f"{copied} labels recorded in {full / 'labels.db'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("full", type=Path)
+    parser.add_argument("subset", type=Path)
+    parser.add_argument("--merge", action="store_true", help="copy the subset's labels back into the full folder")
+    args = parser.parse_args()
+    (merge if args.merge else write_subset)(args.full, args.subset)
+
+
+if __name__ == "__main__":
+    main()
