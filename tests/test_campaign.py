@@ -124,13 +124,15 @@ def test_two_rounds_run_and_resume_without_relabelling(tmp_path):
 
 
 def test_status_lists_trajectories_stopped_or_run_unbiased(tmp_path):
-    """`dael status` counts the explorer's trajectories that stopped early and those an unstable phase ran
-    unbiased (their log lines carry unstable_drop, dael.explore.md.quench_drop)."""
+    """`dael status` counts the explorer's trajectories that stopped early, those an unstable phase ran
+    unbiased (their log lines carry unstable_drop, dael.explore.md.quench_drop) and those that went on with a
+    halved bias after a guard stop (bias_halved)."""
     write(tmp_path, preset("NaCl"), phases("NaCl"))
     log = tmp_path / "rounds" / "round-01" / "explore" / "trajectories.jsonl"
     log.parent.mkdir(parents=True)
     lines = [{"name": "B2_P0_T300", "status": "ok", "unstable_drop": 0.1063}, {"name": "B1_P0_T300", "status": "ok"},
-             {"name": "B1_P0_T1000", "status": "stopped at step 40: force 80.0 eV/Å above 50.0"}]
+             {"name": "B1_P0_T1000", "status": "stopped at step 40: force 80.0 eV/Å above 50.0"},
+             {"name": "B1_P8_T2000", "status": "ok", "bias_halved": ["step 230: atoms 0.45 Å apart (floor 0.7 Å)"]}]
     log.write_text("".join(json.dumps(x) + "\n" for x in lines))
     res = CliRunner().invoke(app, ["status", "--dir", str(tmp_path), "--json"])
     state = json.loads(res.output)
@@ -138,6 +140,8 @@ def test_status_lists_trajectories_stopped_or_run_unbiased(tmp_path):
     assert state["trajectories_stopped"] == ["B1_P0_T1000: stopped at step 40: force 80.0 eV/Å above 50.0"]
     table = CliRunner().invoke(app, ["status", "--dir", str(tmp_path)]).output
     assert "trajectories unbiased (unstable phase)" in table
+    assert state["trajectories_bias_halved"] == ["B1_P8_T2000: step 230: atoms 0.45 Å apart (floor 0.7 Å)"]
+    assert "trajectories with the bias halved (guard)" in table
 
 
 def test_a_round_labels_its_anchors_and_exactly_what_the_streaming_filter_accepted_first(tmp_path):

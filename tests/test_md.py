@@ -87,6 +87,60 @@ def test_biased_md_snapshots_and_guard(rng):
     assert hot.status.startswith("stopped at step 10: atoms") and hot.snapshots == []
 
 
+class TripAt(Guard):
+    """A guard that fails its checks at the given steps (counted in checks of 10 steps), `times` times each."""
+
+    def __init__(self, steps, times=1):
+        super().__init__()
+        self.steps, self.times, self.checked, self.resumed = set(steps), times, [], 0
+        self._step, self._tripped = 0, {}
+
+    def check(self, atoms):
+        self.checked.append(atoms.get_positions())
+        self._step += 10
+        if self._step in self.steps and self._tripped.get(self._step, 0) < self.times:
+            self._tripped[self._step] = self._tripped.get(self._step, 0) + 1
+            return "test trip"
+        return None
+
+    def resume(self):
+        super().resume()
+        self._step -= 10  # back to the last sane check
+        self.resumed += 1
+
+
+def test_a_guard_stop_halves_the_bias_and_goes_on_from_the_last_sane_state():
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+    calc = LocalEntropyBias(driver(), k=1.0)
+    guard = TripAt([20])
+    traj = run_md(atoms, driver(), calc, MDSettings(temperature=300, steps=40, snapshots=4, relax_steps=0, seed=1,
+                                                    guard=guard))
+    assert traj.status == "ok" and traj.halved == ["step 20: test trip"] and calc.k == 0.5
+    assert [s.info["step"] for s in traj.snapshots] == [10, 20, 30, 40]
+    assert [s.info["bias_factor"] for s in traj.snapshots] == [1.0, 0.5, 0.5, 0.5]
+    # checks at 10, 20 (tripped), 20 again from step 10's state, 30, 40; the rerun starts where step 10 ended
+    assert len(guard.checked) == 5 and guard.resumed == 1
+    np.testing.assert_array_equal(traj.snapshots[0].positions, guard.checked[0])
+    assert not np.allclose(guard.checked[2], guard.checked[1])  # the rerun with k / 2 took another path
+
+
+def test_a_guard_stop_ends_the_run_after_its_backoffs_or_at_once_without_a_bias():
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+    calc = LocalEntropyBias(driver(), k=1.0)
+    traj = run_md(atoms, driver(), calc, MDSettings(temperature=300, steps=40, snapshots=4, relax_steps=0, seed=1,
+                                                    guard=TripAt([20], times=3)))
+    assert traj.status == "stopped at step 20: test trip (bias halved 2×)" and calc.k == 0.25
+    assert len(traj.halved) == 2 and [s.info["step"] for s in traj.snapshots] == [10]
+    never = run_md(atoms, driver(), LocalEntropyBias(driver(), k=1.0),
+                   MDSettings(temperature=300, steps=40, snapshots=4, relax_steps=0, backoff=0, guard=TripAt([20])))
+    assert never.status == "stopped at step 20: test trip" and never.halved == []
+    plain = run_md(atoms, driver(), driver(), MDSettings(temperature=300, steps=40, snapshots=4, relax_steps=0,
+                                                         guard=TripAt([20])))
+    assert plain.status == "stopped at step 20: test trip" and plain.halved == []
+    with pytest.raises(ValueError, match="backoff"):
+        MDSettings(backoff=-1)
+
+
 def test_npt_under_pressure_shrinks_the_cell():
     atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (2, 2, 2)
     v0 = atoms.get_volume()

@@ -60,6 +60,9 @@ class Explore:
     thermalize: int = 100
     #: eV/atom: a phase whose thermalised cell quenches this far below its relaxed start runs unbiased (null: off)
     unstable: float | None = UNSTABLE
+    #: times a biased trajectory stopped by the blow-up guard goes back to its last sane state (≤ 10 steps
+    #: earlier) and runs on with its bias strengths halved (0: it stops there)
+    backoff: int = MDSettings.backoff
     #: FIRE steps of the relaxation under pressure before the MD
     relax_steps: int = MDSettings.relax_steps
     #: MD time step, fs
@@ -80,7 +83,7 @@ class Explore:
         """The MD settings of one trajectory of this grid (each grid point sets temperature and pressure),
         with `overrides` (e.g. snapshots=25): the one place campaign settings become MD settings."""
         keys = ("ensemble", "steps", "snapshots", "thermalize", "unstable", "relax_steps", "dt", "friction",
-                "slab_cell")
+                "slab_cell", "backoff")
         return MDSettings(**{**{k: getattr(self, k) for k in keys}, **overrides})
 
 

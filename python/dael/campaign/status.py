@@ -68,6 +68,7 @@ def status(folder: str | os.PathLike) -> dict:
                     for x in f.read_text().splitlines()]
     stopped = [t for t in trajectories if t["status"] != "ok"]
     unbiased = [t for t in trajectories if "unstable_drop" in t]
+    halved = [t for t in trajectories if t.get("bias_halved")]
     return {
         "system": campaign.system,
         "round": max((e["round"] for e in log if e["stage"] != "end"), default=0),
@@ -83,6 +84,7 @@ def status(folder: str | os.PathLike) -> dict:
         "trajectories_stopped": [f"{t['name']}: {t['status']}" for t in stopped],
         "trajectories_stopped_by_reason": dict(Counter(guard_reason(t["status"]) for t in stopped)),
         "trajectories_unbiased": [f"{t['name']}: quench {t['unstable_drop']:+.3f} eV/atom" for t in unbiased],
+        "trajectories_bias_halved": [f"{t['name']}: {'; '.join(t['bias_halved'])}" for t in halved],
         "label_failures": counts.get("failed", 0),
         "versions": {"labels": dataset.versions(),
                      "model": model_versions(trains[-1]["model"]) if trains else None},

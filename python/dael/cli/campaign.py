@@ -131,6 +131,7 @@ def _print_status(state: dict) -> None:
             "label failures": state["label_failures"],
             "trajectories stopped early": ", ".join(f"{n} {k}" for k, n in stopped.items()) or 0,
             "trajectories unbiased (unstable phase)": len(state["trajectories_unbiased"]),
+            "trajectories with the bias halved (guard)": len(state.get("trajectories_bias_halved", [])),
             "stopped": state["stopped"] or "not yet"}
     labels = state.get("versions", {}).get("labels") or {}
     if labels:  # what made the labels and the latest model (dael.util.provenance)
@@ -171,5 +172,6 @@ def _check_row(check: dict | None) -> str:
 @app.command()
 def demo(dir: Annotated[Path, typer.Option(help="folder of the demo campaign")] = Path("demo")) -> None:
     """A small real campaign on Si with the embedded reference oracle: rounds of explore → filter →
-    label → train, then a small entropy-vs-random benchmark and its HTML report (7.4 min on 2 idle cores)."""
+    label → train until its 80 labels are spent, then a small entropy-vs-random benchmark and its HTML report
+    (13 min on 2 idle cores)."""
     run_demo(dir, say=console.print, on_rounds=_print_status)

@@ -121,10 +121,10 @@ def run_job(job: Job, driver_name: str, state: State, driver_params: dict[str, A
         dataset = state.atom if isinstance(state, DualEntropy) else state
         calc = GlobalEntropyBias(calc, dataset=dataset, k=job.k_global, mode=dataset.mode, scale=job.bias_scale,
                                  temperature=job.md.temperature)
-    unbiased = None
+    unbiased, halved = None, []
     try:
         traj = run_md(job.structure, driver, calc, job.md)
-        snapshots, status = traj.snapshots, traj.status
+        snapshots, status, halved = traj.snapshots, traj.status, traj.halved
         if calc is not driver and not traj.biased:
             unbiased = round(traj.quench_drop, 4)
     except Exception as exc:  # a failing driver must not stop the other trajectories
@@ -136,7 +136,7 @@ def run_job(job: Job, driver_name: str, state: State, driver_params: dict[str, A
         snap.info.update(tags)
     seconds = time.perf_counter() - start
     return {"name": job.name, "snapshots": snapshots, "status": status, "seconds": seconds,
-            "unstable_drop": unbiased}
+            "unstable_drop": unbiased, "bias_halved": halved}
 
 
 @dataclass
@@ -193,6 +193,8 @@ class Explorer:
                  "seconds": round(result["seconds"], 2), "logdet": self.state.logdet}
         if result.get("unstable_drop") is not None:  # the bias was off: an unstable phase (dael.explore.md.quench_drop)
             entry["unstable_drop"] = result["unstable_drop"]
+        if result.get("bias_halved"):  # the guard stopped it and it went on with weaker biases (MDSettings.backoff)
+            entry["bias_halved"] = result["bias_halved"]
         if self.state.settings.natx > natx:  # a snapshot's sphere outgrew natx: the state grew (dael.numeric.natx)
             entry["natx"] = [natx, self.state.settings.natx]
             self._result.notes.append(f"{result['name']}: a snapshot's fingerprint sphere held more than natx = "

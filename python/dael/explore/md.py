@@ -39,6 +39,8 @@ from dael.util.checks import number
 
 GPA = units.GPa
 """eV/Å³ per GPa."""
+BACKOFF = 2
+"""Times a biased trajectory stopped by the guard halves its biases and goes on (MDSettings.backoff)."""
 
 
 class EntropyBias(Calculator):
@@ -168,6 +170,10 @@ class Guard:
         self._volume = atoms.get_volume() if atoms.cell.rank == 3 else 0.0
         self._energy = None
 
+    def resume(self) -> None:
+        """Forget the last energy (the run goes on from an earlier state); the starting volume stays."""
+        self._energy = None
+
     def check(self, atoms: Atoms) -> str | None:
         """None if the configuration is sane, else the reason it is not."""
         d = neighbor_list(atoms, self.min_distance, "d")
@@ -199,7 +205,8 @@ class MDSettings:
     uniformly random steps with `random_snapshots`, the random-MD baseline). `unstable` (eV/atom, None: off):
     after the thermalisation (no check without one), a cell that quenches more than this below the relaxed
     start's enthalpy is an unstable phase at this pressure and runs its biased steps on the driver alone (see
-    `quench_drop`)."""
+    `quench_drop`). `backoff`: a biased trajectory the guard stops goes back to its last sane check (every 10
+    steps) and runs on with every bias strength halved, at most this many times (0: it stops at once)."""
 
     temperature: float = 300.0
     pressure: float = 0.0
@@ -218,6 +225,7 @@ class MDSettings:
     guard: Guard = field(default_factory=Guard)
     unstable: float | None = None
     slab_cell: str = "fixed"
+    backoff: int = BACKOFF
 
     def __post_init__(self) -> None:
         if self.ensemble not in ("nvt", "npt"):
@@ -231,6 +239,7 @@ class MDSettings:
         number("thermalize (steps)", self.thermalize, low=0, integer=True)
         number("relax_steps", self.relax_steps, low=0, integer=True)
         number("fmax (eV/Å)", self.fmax, above=0)
+        number("backoff (bias halvings)", self.backoff, low=0, integer=True)
         if self.unstable is not None:
             number("unstable (eV/atom)", self.unstable, above=0)
         if self.slab_cell not in SLAB_CELLS:
@@ -247,13 +256,15 @@ class MDSettings:
 class Trajectory:
     """Snapshots (copies with energy/forces of the biased calculator dropped; info: step, entropy, the driver's
     energy per atom `driver_energy` and that of the relaxed start `relaxed_energy`, eV/atom) and how the run
-    ended; quench_drop (eV/atom, NaN when not checked) and whether the bias acted (see `quench_drop`)."""
+    ended; quench_drop (eV/atom, NaN when not checked), whether the bias acted (see `quench_drop`) and each time
+    the guard made it halve the bias ('step 230: atoms 0.45 Å apart (floor 0.7 Å)'; MDSettings.backoff)."""
 
     snapshots: list[Atoms]
     status: str
     steps_done: int
     quench_drop: float = float("nan")
     biased: bool = True
+    halved: list[str] = field(default_factory=list)
 
 
 def relax(atoms: Atoms, calc: Calculator, pressure: float, fmax: float, steps: int,
@@ -337,18 +348,43 @@ def run_md(atoms: Atoms, driver: Calculator, calc: Calculator, md: MDSettings) -
     wanted = set(md.snapshot_steps().tolist())
     stops = sorted(wanted | set(range(10, md.steps + 1, 10)) | {md.steps})  # guard checks every 10 steps
     snapshots: list[Atoms] = []
-    done = 0
-    for stop in stops:
+    halved: list[str] = []
+    sane = (0, atoms.get_positions(), atoms.get_momenta(), atoms.get_cell())  # the last state the guard passed
+    done, factor = 0, 1.0
+    while done < md.steps:
+        stop = next(s for s in stops if s > done)
         dyn.run(stop - done)
         done = stop
         reason = md.guard.check(atoms)
         if reason is not None:
-            return Trajectory(snapshots, f"stopped at step {done}: {reason}", done, drop, biased)
+            if not isinstance(calc, EntropyBias) or len(halved) == md.backoff:
+                more = f" (bias halved {len(halved)}×)" if halved else ""
+                return Trajectory(snapshots, f"stopped at step {done}: {reason}{more}", done, drop, biased, halved)
+            halved.append(f"step {done}: {reason}")
+            halve_biases(calc)
+            factor *= 0.5
+            done = sane[0]
+            atoms.set_cell(sane[3], scale_atoms=False)
+            atoms.set_positions(sane[1])
+            atoms.set_momenta(sane[2])
+            dyn = integrator(atoms)  # a fresh integrator: NPT's thermostat and barostat restart
+            md.guard.resume()
+            continue
+        sane = (done, atoms.get_positions(), atoms.get_momenta(), atoms.get_cell())
         if stop in wanted:
             snap = atoms.copy()
             driver_energy = driver.get_potential_energy(atoms) / len(atoms)
             snap.info.update({"step": int(stop), "entropy": float(calc.results.get("entropy", 0.0)),
                               "driver_energy": float(driver_energy), "relaxed_energy": float(relaxed_energy),
-                              "quench_drop": drop, "biased": biased})
+                              "quench_drop": drop, "biased": biased, "bias_factor": factor})
             snapshots.append(snap)
-    return Trajectory(snapshots, "ok", done, drop, biased)
+    return Trajectory(snapshots, "ok", done, drop, biased, halved)
+
+
+def halve_biases(calc: Calculator) -> None:
+    """Halve the strength k of every bias in the chain `calc` (dael.explore.md biases around a driver)."""
+    layer = calc
+    while isinstance(layer, EntropyBias):
+        layer.k *= 0.5
+        layer.reset()
+        layer = layer.driver
