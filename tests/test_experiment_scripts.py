@@ -1,0 +1,87 @@
+"""The research scripts of benches/experiments that handle labels or results: the pool subset (its labels go back
+into the full folder, none lost) and the strategy bars (mean ± standard error over draws)."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.io import write
+
+from dael.data.dataset import Dataset
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "benches" / "experiments"))
+import pool_subset  # noqa: E402  (benches/experiments is no package)
+import strategy_bars  # noqa: E402
+
+ORACLE = "fake-dft"
+
+
+def cell(k: int, **info):
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+    atoms.positions[0] += 0.01 * k
+    atoms.info.update(info)
+    return atoms
+
+
+def full_folder(folder: Path) -> dict[str, list]:
+    """A benchmark folder of small pools (two trajectories of 4 snapshots per pool, anchors, a test set) whose
+    labels.db holds every structure, the first three entropy snapshots labelled by a fake oracle."""
+    k = iter(range(1000))
+    traj = [cell(next(k), phase="diamond", pressure_GPa=0.0, temperature_K=t, trajectory=f"t{t}", step=s)
+            for t in (300.0, 1000.0) for s in (10, 20, 30, 40)]
+    pools = {"entropy": traj,
+             "random": [cell(next(k), **{**a.info, "trajectory": "r" + a.info["trajectory"]}) for a in traj],
+             "anchor": [cell(next(k), phase="diamond", pressure_GPa=0.0, kind=kind)
+                        for kind in ("relaxed", "strain 0.95", "strain 0.97", "strain 1.05", "thermal", "thermal")],
+             "test": [cell(next(k), phase="diamond", pressure_GPa=0.0, kind="strain 0.92")]
+             + [cell(next(k), phase="diamond", pressure_GPa=0.0, temperature_K=2000.0, trajectory="x", step=s)
+                for s in (10, 20, 30)]}
+    (folder / "pools").mkdir(parents=True)
+    for name, structures in pools.items():
+        write(folder / "pools" / f"{name}.extxyz", structures, format="extxyz")
+    write(folder / "pools" / "md-starts.extxyz", traj[:1], format="extxyz")
+    db = Dataset(folder / "labels.db")
+    for name, structures in pools.items():
+        db.add(structures, oracle=ORACLE, source="test" if name == "test" else name)
+    for i, (row, atoms) in enumerate(db.pending()[:3]):
+        db.record_result(row, atoms, {"energy": -1.0 - i, "forces": np.zeros((8, 3))}, seconds=5.0)
+    return pools
+
+
+def test_a_pool_subset_is_balanced_and_its_labels_go_back_into_the_full_folder(tmp_path):
+    full_folder(tmp_path / "full")
+    pool_subset.write_subset(tmp_path / "full", tmp_path / "sub")
+    sub = Dataset(tmp_path / "sub" / "labels.db")
+    # every other snapshot per trajectory (2 × 2 + 2 × 2), four anchor kinds, the probe and the middle MD snapshot
+    assert len(sub) == 8 + 4 + 2 and sub.counts()["labeled"] == 2  # entropy steps 10 and 30 of t300 were labelled
+    steps = sorted(a.info["step"] for a in sub.structures(None, sources=["entropy"]))
+    assert steps == [10, 10, 30, 30]
+    assert sorted(a.info.get("kind", "md") for a in sub.structures(None, sources=["test"])) == ["md", "strain 0.92"]
+    assert (tmp_path / "sub" / "pools" / "transfer.extxyz").stat().st_size == 0
+    with pytest.raises(SystemExit, match="exists"):
+        pool_subset.write_subset(tmp_path / "full", tmp_path / "sub")
+    # the subset's run labels the rest; merge records them on the full folder's pending rows, once
+    for i, (row, atoms) in enumerate(sub.pending()):
+        sub.record_result(row, atoms, {"energy": -10.0 - i, "forces": np.full((8, 3), 0.1)}, seconds=7.0)
+    energies = {a.info["hash"]: a.get_potential_energy() for a in sub.structures()}
+    pool_subset.merge(tmp_path / "full", tmp_path / "sub")
+    pool_subset.merge(tmp_path / "full", tmp_path / "sub")
+    full = Dataset(tmp_path / "full" / "labels.db")
+    labelled = {a.info["hash"]: a for a in full.structures()}
+    assert len(labelled) == 3 + 12 and len(full) == 8 + 8 + 6 + 4
+    for h, e in energies.items():
+        assert labelled[h].get_potential_energy() == pytest.approx(e)
+    assert all(np.allclose(labelled[h].get_forces(), 0.1) for h in energies if energies[h] <= -10.0)
+
+
+def test_strategy_bars_average_the_draws_of_one_size():
+    records = [{"set": "test", "pool": "mixed", "size": 50, "draw": d, "energy_mae": v}
+               for d, v in enumerate([1.0, 2.0, 3.0])]
+    records += [{"set": "test", "pool": "mixed", "size": 100, "draw": 0, "energy_mae": 9.0},
+                {"set": "test", "pool": "random", "size": 50, "draw": 0, "energy_mae": float("nan")}]
+    values = strategy_bars.bars(records, 50, ["test"], ["mixed", "random"], "energy_mae")
+    assert list(values) == [("test", "mixed")]
+    mean, se, n = values[("test", "mixed")]
+    assert (mean, n) == (2.0, 3) and se == pytest.approx(1.0 / np.sqrt(3))
