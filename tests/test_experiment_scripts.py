@@ -9,6 +9,7 @@ import pytest
 from ase.build import bulk
 from ase.io import write
 
+from dael.benchmark.pools import check_stored
 from dael.data.dataset import Dataset
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benches" / "experiments"))
@@ -60,11 +61,13 @@ def test_a_pool_subset_is_balanced_and_its_labels_go_back_into_the_full_folder(t
     assert steps == [10, 10, 30, 30]
     assert sorted(a.info.get("kind", "md") for a in sub.structures(None, sources=["test"])) == ["md", "strain 0.92"]
     assert (tmp_path / "sub" / "pools" / "transfer.extxyz").stat().st_size == 0
+    assert not (tmp_path / "sub" / "labels.done").exists()  # rows still pending
     with pytest.raises(SystemExit, match="exists"):
         pool_subset.write_subset(tmp_path / "full", tmp_path / "sub")
     # the subset's run labels the rest; merge records them on the full folder's pending rows, once
     for i, (row, atoms) in enumerate(sub.pending()):
         sub.record_result(row, atoms, {"energy": -10.0 - i, "forces": np.full((8, 3), 0.1)}, seconds=7.0)
+    assert pool_subset.mark_if_labelled(tmp_path / "sub") == "labelled 14, pending 0, failed 0"
     energies = {a.info["hash"]: a.get_potential_energy() for a in sub.structures()}
     pool_subset.merge(tmp_path / "full", tmp_path / "sub")
     pool_subset.merge(tmp_path / "full", tmp_path / "sub")
@@ -74,6 +77,8 @@ def test_a_pool_subset_is_balanced_and_its_labels_go_back_into_the_full_folder(t
     for h, e in energies.items():
         assert labelled[h].get_potential_energy() == pytest.approx(e)
     assert all(np.allclose(labelled[h].get_forces(), 0.1) for h in energies if energies[h] <= -10.0)
+    assert not (tmp_path / "full" / "labels.done").exists()  # the full folder still has pending rows
+    check_stored(tmp_path / "sub")  # a subset labelled in full is what --no-oracle needs
 
 
 def test_strategy_bars_average_the_draws_of_one_size():

@@ -9,6 +9,9 @@ DFT labels): every structure of the subset is in the full pools, so what the sub
 
     python benches/experiments/pool_subset.py FULL_FOLDER SUBSET_FOLDER           # write the subset folder
     python benches/experiments/pool_subset.py FULL_FOLDER SUBSET_FOLDER --merge   # labels back into FULL
+
+A folder none of whose rows is pending gets its labels.done marker, so `dael benchmark --no-oracle` can retrain
+and re-evaluate it without the oracle.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from ase import Atoms
 from ase.db import connect
 from ase.io import read, write
 
+from dael.benchmark.pools import STORED
 from dael.data.dataset import Dataset, structure_hash
+from dael.util.files import mark
 
 ANCHOR_KINDS = ("relaxed", "strain 0.95", "strain 1.05", "thermal")
 """The anchors a subset keeps, once per phase × pressure."""
@@ -70,9 +75,16 @@ def write_subset(full: Path, out: Path) -> None:
     shutil.copy(full / "labels.db", out / "labels.db")
     db = connect(out / "labels.db")
     db.delete([row.id for row in db.select() if row.key_value_pairs.get("hash") not in wanted])
-    status = [row.get("status") for row in db.select()]
-    print(", ".join(f"{name} {len(s)}" for name, s in pools.items()),
-          f"| rows {len(status)}, labelled {status.count('labeled')}, pending {status.count('pending')}")
+    print(", ".join(f"{name} {len(s)}" for name, s in pools.items()), "|", mark_if_labelled(out))
+
+
+def mark_if_labelled(folder: Path) -> str:
+    """Write folder/labels.done (what `dael benchmark --no-oracle` checks) once no row of folder/labels.db is
+    pending; the counts in words."""
+    counts = Dataset(folder / "labels.db").counts()
+    if not counts.get("pending"):
+        mark(folder / "labels.done", {"labelled": counts.get("labeled", 0), "pools": list(STORED)})
+    return f"labelled {counts.get('labeled', 0)}, pending {counts.get('pending', 0)}, failed {counts.get('failed', 0)}"
 
 
 def merge(full: Path, out: Path) -> None:
@@ -88,7 +100,7 @@ def merge(full: Path, out: Path) -> None:
                 dst.record_result(pending[row.get("hash")], row.toatoms(), results, seconds=row.get("seconds", 0.0),
                                   attempts=row.get("attempts", 1))
                 copied += 1
-    print(f"{copied} labels recorded in {full / 'labels.db'}")
+    print(f"{copied} labels recorded in {full / 'labels.db'}: {mark_if_labelled(full)}")
 
 
 def main() -> None:
