@@ -22,7 +22,8 @@ from dael.benchmark.run import folder_records  # noqa: E402
 
 SET_NAMES = {"test": "test", "indtest": "broad indtest", "test-strain": "strain probes",
              "test-equilibrium": "equilibrium probes", "holdout-entropy-accepted": "own holdout\n(accepted)",
-             "holdout-random": "random-MD holdout", "md": "own MD"}
+             "holdout-random": "random-MD holdout", "md": "own MD", "test-2000K": "thermal MD,\n2000 K",
+             "test-300K": "thermal MD,\n300 K", "test-1000K": "thermal MD,\n1000 K"}
 UNITS = {"energy_mae": "energy MAE (meV/atom)", "force_mae": "force MAE (meV/Å)", "stress_mae": "stress MAE (meV/Å³)"}
 
 
