@@ -69,6 +69,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
         ("param", "label", "params", {"system": "Fe"}), ("driver", None, "driver", "mace"),
         ("lmax", "train", "settings", {"l_max": -1}), ("order", "explore", "order", "shuffled"),
         ("shuffle", "explore", "shuffle", True), ("unstable", "explore", "unstable", -0.01),
+        ("backoff", "explore", "backoff", -1),
     ]:
         campaign_folder(tmp / f"campaign-{name}", section, key, value)
     return {"tmp": tmp, **{p.stem: p for p in tmp.iterdir()}}
@@ -94,6 +95,7 @@ TABLE = [
     (["explore", "{si}", "--driver", "reference", "--k-global", "nan"], 2, "k_global (eV)"),
     (["explore", "{si}", "--driver", "reference", "--min-gain", "nan"], 2, "--min-gain must be a number"),
     (["explore", "{si}", "--driver", "reference", "--unstable", "-1"], 2, "unstable (eV/atom) must be > 0"),
+    (["explore", "{si}", "--driver", "reference", "--backoff", "-1"], 2, "backoff (bias halvings) must be >= 0"),
     (["explore", "{si}", "--driver", "reference", "--order", "shuffled"], 2,
      "exploration order must be one of stratified, random, grid"),
     (["entropy", "{si}", "--k", "0"], 2, "--k must be >= 1"),
@@ -106,6 +108,7 @@ TABLE = [
     (["run", "--dir", "{campaign-order}"], 2, "explore.order must be one of stratified, random, grid"),
     (["run", "--dir", "{campaign-shuffle}"], 2, "explore.shuffle was replaced by explore.order"),
     (["run", "--dir", "{campaign-unstable}"], 2, "explore.unstable must be positive (eV/atom) or null"),
+    (["run", "--dir", "{campaign-backoff}"], 2, "explore.backoff (bias halvings) must be >= 0"),
     (["run", "--dir", "{campaign-nan}"], 2, "filter.min_gain"),
     (["run", "--dir", "{campaign-nosuch}"], 2, "label (oracle 'nosuch'"),
     (["run", "--dir", "{campaign-param}"], 2, "unknown reference system"),

@@ -180,6 +180,7 @@ class Campaign:
             ("explore.dt (fs)", e.dt, {"above": 0}), ("explore.friction (1/fs)", e.friction, {"low": 0}),
             ("explore.thermalize", e.thermalize, {"low": 0}), ("explore.relax_steps", e.relax_steps, {"low": 0}),
             ("explore.workers", e.workers, {"low": 1}), ("explore.vacuum (Å)", e.vacuum, {"above": 0}),
+            ("explore.backoff (bias halvings)", e.backoff, {"low": 0, "integer": True}),
             ("filter.min_gain (nats)", f.min_gain, {"infinite": True}),
             ("filter.cutoff (Å)", f.cutoff, {"above": 0}), ("filter.eps", f.eps, {"above": 0}),
             ("label.workers", lab.workers, {"low": 0}),

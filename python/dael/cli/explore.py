@@ -13,7 +13,7 @@ from dael.campaign.sections import K_GLOBAL
 from dael.cli.common import app, checked, console, done, errors, key_values, read_inputs
 from dael.explore.conditions import boxed_phases
 from dael.explore.explorer import Explorer, grid
-from dael.explore.md import UNSTABLE, MDSettings
+from dael.explore.md import BACKOFF, UNSTABLE, MDSettings
 from dael.numeric.entropy import MIN_GAIN
 from dael.numeric.natx import run_settings
 from dael.selection.pool import dataset_state
@@ -57,6 +57,9 @@ def explore(
     thermalize: Annotated[int, typer.Option(help="unbiased MD steps before the biased run")] = 100,
     unstable: Annotated[float, typer.Option(help="a phase whose thermalised cell quenches this many eV/atom below "
                                                  "its relaxed start runs unbiased (0: off)")] = UNSTABLE,
+    backoff: Annotated[int, typer.Option(help="times a biased trajectory the blow-up guard stops goes back to its "
+                                              "last sane state and runs on with its biases halved (0: it stops)")]
+    = BACKOFF,
     random: Annotated[bool, typer.Option(help="random-MD baseline: k = 0, random snapshot steps")] = False,
     dataset: Annotated[Path | None, typer.Option(help="ASE database of the labelled dataset")] = None,
     state: Annotated[Path | None, typer.Option(help="saved entropy state instead of --dataset")] = None,
@@ -84,7 +87,7 @@ def explore(
         number("--workers", workers, low=1, integer=True)
         md = MDSettings(temperature=temperature[0], ensemble=ensemble, steps=steps, snapshots=snapshots,
                         dt=dt, friction=friction, thermalize=thermalize, relax_steps=relax_steps,
-                        unstable=unstable or None, slab_cell=slab_cell)
+                        unstable=unstable or None, slab_cell=slab_cell, backoff=backoff)
         atoms_per_sphere = natx_value(natx)
         settings = run_settings(structures, cutoff, atoms_per_sphere, "s", max(pressure, default=0.0))
         current = dataset_state(dataset, state, mode, eps, settings, 500, adopt=atoms_per_sphere is None,
