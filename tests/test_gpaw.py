@@ -115,3 +115,30 @@ def test_a_campaign_round_on_a_non_preset_material_labels_with_gpaw(tmp_path):
     rows = list(Dataset(tmp_path / "al" / "dataset.db").structures("labeled"))
     assert len(rows) == 4 and {r.info["oracle"].split()[0] for r in rows} == {"gpaw"}
     assert all(-4.5 < r.get_potential_energy() / len(r) < -3.0 for r in rows)  # PBE Al, GPAW's setup scale
+
+
+def test_gpaw_labels_a_relaxed_cell_stored_at_extxyz_precision():
+    """A diamond cell relaxed by an MLIP and read back from extxyz (positions to 1e-8 Å, cell off-diagonals of
+    1e-9 Å) stopped GPAW's symmetry analysis at its default tolerance (SymmetryAnalysisBug); the oracle's
+    1e-5 Å tolerance labels it (with 24 symmetries: the k-point grid is reduced as for a perfect crystal)."""
+    from ase import Atoms
+
+    from dael.calculators.dft import GPAWOracle
+
+    cell = [[5.464198688463808, -8.328005184441352e-10, 1.252026126683718e-09],
+            [-8.32799543196363e-10, 5.464198687290867, -8.378601169511736e-10],
+            [1.2520217778119777e-09, -8.378589938311966e-10, 5.464198687702481]]
+    positions = [[0.0, 0.0, 0.0], [1.36604967, 1.36604967, 1.36604967], [0.0, 2.73209934, 2.73209934],
+                 [1.36604967, 4.09814902, 4.09814901], [2.73209935, 0.0, 2.73209935],
+                 [4.09814902, 1.36604967, 4.09814902], [2.73209935, 2.73209934, 0.0],
+                 [4.09814902, 4.09814901, 1.36604968]]
+    atoms = Atoms("Si8", positions=positions, cell=cell, pbc=True)
+    from gpaw.new.symmetry import SymmetryAnalysisBug
+
+    with pytest.raises(SymmetryAnalysisBug):  # GPAW's own default
+        GPAWOracle(ecut=150.0, kpts=(1, 1, 1), symmetry="on").get_potential_energy(atoms)
+    oracle = GPAWOracle(ecut=150.0, kpts=(1, 1, 1))  # Γ only: seconds
+    assert np.isfinite(oracle.get_potential_energy(atoms))
+    assert np.abs(oracle.get_forces(atoms)).max() < 0.01  # a crystal at rest
+    assert len(oracle.dft.dft.ibzwfs.ibz.symmetries) == 24
+
