@@ -131,7 +131,7 @@ def _print_status(state: dict) -> None:
             "label failures": state["label_failures"],
             "trajectories stopped early": ", ".join(f"{n} {k}" for k, n in stopped.items()) or 0,
             "trajectories unbiased (unstable phase)": len(state["trajectories_unbiased"]),
-            "trajectories with the bias halved (guard)": len(state.get("trajectories_bias_halved", [])),
+            "trajectories with the bias halved (guard)": len(state["trajectories_bias_halved"]),
             "stopped": state["stopped"] or "not yet"}
     labels = state.get("versions", {}).get("labels") or {}
     if labels:  # what made the labels and the latest model (dael.util.provenance)

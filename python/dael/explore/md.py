@@ -350,7 +350,7 @@ def run_md(atoms: Atoms, driver: Calculator, calc: Calculator, md: MDSettings) -
     snapshots: list[Atoms] = []
     halved: list[str] = []
     sane = (0, atoms.get_positions(), atoms.get_momenta(), atoms.get_cell())  # the last state the guard passed
-    done, factor = 0, 1.0
+    done = 0
     while done < md.steps:
         stop = next(s for s in stops if s > done)
         dyn.run(stop - done)
@@ -362,7 +362,6 @@ def run_md(atoms: Atoms, driver: Calculator, calc: Calculator, md: MDSettings) -
                 return Trajectory(snapshots, f"stopped at step {done}: {reason}{more}", done, drop, biased, halved)
             halved.append(f"step {done}: {reason}")
             halve_biases(calc)
-            factor *= 0.5
             done = sane[0]
             atoms.set_cell(sane[3], scale_atoms=False)
             atoms.set_positions(sane[1])
@@ -376,7 +375,7 @@ def run_md(atoms: Atoms, driver: Calculator, calc: Calculator, md: MDSettings) -
             driver_energy = driver.get_potential_energy(atoms) / len(atoms)
             snap.info.update({"step": int(stop), "entropy": float(calc.results.get("entropy", 0.0)),
                               "driver_energy": float(driver_energy), "relaxed_energy": float(relaxed_energy),
-                              "quench_drop": drop, "biased": biased, "bias_factor": factor})
+                              "quench_drop": drop, "biased": biased, "bias_factor": 0.5 ** len(halved)})
             snapshots.append(snap)
     return Trajectory(snapshots, "ok", done, drop, biased, halved)
 
