@@ -26,7 +26,7 @@ from ase.db import connect
 from ase.io import read, write
 
 from dael.benchmark.pools import STORED
-from dael.data.dataset import Dataset, structure_hash
+from dael.data.dataset import RESULT_KEYS, Dataset, structure_hash
 from dael.util.files import mark
 
 ANCHOR_KINDS = ("relaxed", "strain 0.95", "strain 1.05", "thermal")
@@ -96,7 +96,7 @@ def merge(full: Path, out: Path) -> None:
     with dst.transaction():
         for row in src.select(status="labeled"):
             if row.get("hash") in pending:
-                results = {key: row.get(key) for key in ("energy", "free_energy", "forces", "stress", "versions")}
+                results = {key: row.get(key) for key in (*RESULT_KEYS, "versions")}
                 dst.record_result(pending[row.get("hash")], row.toatoms(), results, seconds=row.get("seconds", 0.0),
                                   attempts=row.get("attempts", 1))
                 copied += 1

@@ -13,24 +13,19 @@ from pathlib import Path
 import numpy as np
 
 from dael.benchmark.pools import POOL_SOURCES
-from dael.calculators.deploy import load_calculator, with_calculator
+from dael.calculators.deploy import load_calculator
 from dael.data.dataset import Dataset
-from dael.train.metrics import reference_results
+from dael.train.metrics import load_structures, structure_errors
 
 
 def prior_errors(model, structures: list) -> dict[str, float]:
     """Energy MAE (meV/atom) as is and about the mean offset, the offset itself, and the force MAE (meV/Å)."""
-    de, df = [], []
-    for atoms in structures:
-        energy, forces, _ = reference_results(atoms)
-        probe = with_calculator(atoms, model)
-        de.append((probe.get_potential_energy() - energy) / len(atoms))
-        df.append(np.abs(probe.get_forces() - forces).ravel())
-    de_arr = np.array(de)
+    errors = [structure_errors(atoms, model) for atoms in load_structures(structures)]
+    de_arr = np.array([e[0] for e in errors])
     return {"structures": len(structures), "energy_mae": 1e3 * float(np.abs(de_arr).mean()),
             "offset": 1e3 * float(de_arr.mean()),
             "energy_mae_shifted": 1e3 * float(np.abs(de_arr - de_arr.mean()).mean()),
-            "force_mae": 1e3 * float(np.concatenate(df).mean())}
+            "force_mae": 1e3 * float(np.abs(np.concatenate([e[1] for e in errors])).mean())}
 
 
 def main() -> None:

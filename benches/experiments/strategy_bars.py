@@ -16,7 +16,7 @@ import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from decision import table  # noqa: E402  (benches/experiments, beside this script)
 
 from dael.benchmark.run import folder_records  # noqa: E402
 
@@ -29,15 +29,15 @@ UNITS = {"energy_mae": "energy MAE (meV/atom)", "force_mae": "force MAE (meV/Å)
 
 def bars(records: list[dict], size: int, sets: list[str], strategies: list[str], metric: str
          ) -> dict[tuple[str, str], tuple[float, float, int]]:
-    """{(set, strategy): (mean, standard error, draws)} of `metric` at `size`."""
+    """{(set, strategy): (mean, standard error, draws)} of `metric` at `size` (decision.table's; one draw: no
+    whisker)."""
+    t = table(records)
     out = {}
     for s in sets:
         for p in strategies:
-            v = [float(r[metric]) for r in records if r["set"] == s and r["pool"] == p and int(r["size"]) == size
-                 and r.get(metric) is not None and np.isfinite(float(r[metric]))]
-            if v:
-                out[(s, p)] = (float(np.mean(v)), float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0,
-                               len(v))
+            if metric in t.get((s, p, size), {}):
+                mean, se, n = t[(s, p, size)][metric]
+                out[(s, p)] = (mean, se if n > 1 else 0.0, n)
     return out
 
 

@@ -24,7 +24,7 @@ from dael.calculators.deploy import load_calculator, with_calculator
 from dael.data.structures import read_structures
 
 __all__ = ["Dataset", "MeanBaseline", "evaluate", "evaluate_sets", "load_structures", "per_type_energies",
-           "reference_results"]
+           "reference_results", "structure_errors"]
 
 Dataset = str | Path | Sequence[Atoms]
 
@@ -104,7 +104,7 @@ Errors = tuple[float, np.ndarray, np.ndarray | None]
 the structure has no reference stress)."""
 
 
-def _errors(atoms: Atoms, calc: Calculator) -> Errors:
+def structure_errors(atoms: Atoms, calc: Calculator) -> Errors:
     """The calculator's errors on one structure from `load_structures`."""
     energy, forces, stress = reference_results(atoms)
     probe = with_calculator(atoms, calc)
@@ -135,7 +135,7 @@ def evaluate(model: Calculator | str | Path, structures: Dataset) -> dict[str, A
     """
     calc = load_calculator(model) if isinstance(model, str | Path) else model
     labelled = load_structures(structures)
-    return _summary(labelled, [_errors(atoms, calc) for atoms in labelled])
+    return _summary(labelled, [structure_errors(atoms, calc) for atoms in labelled])
 
 
 def evaluate_sets(model: Calculator | str | Path, sets: dict[str, Sequence[Atoms]]) -> dict[str, dict[str, Any]]:
@@ -148,7 +148,7 @@ def evaluate_sets(model: Calculator | str | Path, sets: dict[str, Sequence[Atoms
     def one(atoms: Atoms, where: str) -> tuple[Atoms, Errors]:
         if id(atoms) not in seen:  # the sets hold every structure alive, so ids stay unique during the call
             clean = _labelled(atoms, where)
-            seen[id(atoms)] = clean, _errors(clean, calc)
+            seen[id(atoms)] = clean, structure_errors(clean, calc)
         return seen[id(atoms)]
 
     result = {}
