@@ -81,6 +81,18 @@ def test_a_pool_subset_is_balanced_and_its_labels_go_back_into_the_full_folder(t
     check_stored(tmp_path / "sub")  # a subset labelled in full is what --no-oracle needs
 
 
+def test_a_pool_subset_keeps_the_named_pools_whole(tmp_path):
+    pools = full_folder(tmp_path / "full")
+    pool_subset.write_subset(tmp_path / "full", tmp_path / "sub", whole=("entropy", "random", "anchor"))
+    sub = Dataset(tmp_path / "sub" / "labels.db")
+    # the training pools whole (8 + 8 + 6), the test set cut to its probe and its middle MD snapshot
+    assert len(sub) == 8 + 8 + 6 + 2 and sub.counts()["labeled"] == 3
+    for name in ("entropy", "random", "anchor"):
+        kept = {a.info["hash"] for a in sub.structures(None, sources=[name])}
+        assert len(kept) == len(pools[name])
+    assert len(list(sub.structures(None, sources=["test"]))) == 2
+
+
 def test_strategy_bars_average_the_draws_of_one_size():
     records = [{"set": "test", "pool": "mixed", "size": 50, "draw": d, "energy_mae": v}
                for d, v in enumerate([1.0, 2.0, 3.0])]

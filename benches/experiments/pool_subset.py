@@ -7,6 +7,9 @@ DFT labels): every structure of the subset is in the full pools, so what the sub
 - anchors: per phase × pressure the relaxed cell, the ±5 % strains and the first thermal snapshot;
 - test set: every equilibrium and strain probe, plus the middle MD snapshot of each trajectory.
 
+`--whole entropy,random,anchor` keeps the named pools whole (section 31 (ii) at N = 100: the full training pools,
+the N = 50 test subset).
+
     python benches/experiments/pool_subset.py FULL_FOLDER SUBSET_FOLDER           # write the subset folder
     python benches/experiments/pool_subset.py FULL_FOLDER SUBSET_FOLDER --merge   # labels back into FULL
 
@@ -43,8 +46,8 @@ def by_trajectory(pool: list[Atoms], pick: Callable[[list[Atoms]], list[Atoms]])
     return [a for g in groups.values() for a in pick(sorted(g, key=lambda a: a.info["step"]))]
 
 
-def subset(pools: dict[str, list[Atoms]]) -> dict[str, list[Atoms]]:
-    """The subset of each pool (module docstring)."""
+def subset(pools: dict[str, list[Atoms]], whole: tuple[str, ...] = ()) -> dict[str, list[Atoms]]:
+    """The subset of each pool (module docstring); the pools named in `whole` are kept as they are."""
     seen: set[tuple] = set()
     anchors = []
     for atoms in pools["anchor"]:
@@ -54,18 +57,19 @@ def subset(pools: dict[str, list[Atoms]]) -> dict[str, list[Atoms]]:
             anchors.append(atoms)
     probes = [a for a in pools["test"] if a.info.get("kind")]
     md = by_trajectory([a for a in pools["test"] if not a.info.get("kind")], lambda g: [g[len(g) // 2]])
-    return {"entropy": by_trajectory(pools["entropy"], lambda g: g[::2]),
-            "random": by_trajectory(pools["random"], lambda g: g[::2]),
-            "anchor": anchors, "test": probes + md}
+    cut = {"entropy": by_trajectory(pools["entropy"], lambda g: g[::2]),
+           "random": by_trajectory(pools["random"], lambda g: g[::2]),
+           "anchor": anchors, "test": probes + md}
+    return {name: pools[name] if name in whole else picked for name, picked in cut.items()}
 
 
-def write_subset(full: Path, out: Path) -> None:
+def write_subset(full: Path, out: Path, whole: tuple[str, ...] = ()) -> None:
     """The subset folder: pools/*.extxyz (an empty transfer set, the same MD starts) and labels.db holding the
-    full folder's rows of the subset (labelled or pending)."""
+    full folder's rows of the subset (labelled or pending); the pools named in `whole` are copied whole."""
     if out.exists():
         raise SystemExit(f"{out} exists: choose a new folder (or --merge to copy its labels back)")
     pools = subset({name: read(full / "pools" / f"{name}.extxyz", ":") for name in ("entropy", "random", "anchor",
-                                                                                      "test")})
+                                                                                      "test")}, whole)
     (out / "pools").mkdir(parents=True)
     for name, structures in pools.items():
         write(out / "pools" / f"{name}.extxyz", structures, format="extxyz")
@@ -108,8 +112,16 @@ def main() -> None:
     parser.add_argument("full", type=Path)
     parser.add_argument("subset", type=Path)
     parser.add_argument("--merge", action="store_true", help="copy the subset's labels back into the full folder")
+    parser.add_argument("--whole", default="", help="pools to keep whole, comma-separated (entropy,random,anchor,test)")
     args = parser.parse_args()
-    (merge if args.merge else write_subset)(args.full, args.subset)
+    whole = tuple(name for name in args.whole.split(",") if name)
+    if unknown := set(whole) - {"entropy", "random", "anchor", "test"}:
+        raise SystemExit(f"--whole {args.whole}: no pool named {', '.join(sorted(unknown))} "
+                         "(choose from entropy, random, anchor, test)")
+    if args.merge:
+        merge(args.full, args.subset)
+    else:
+        write_subset(args.full, args.subset, whole)
 
 
 if __name__ == "__main__":
