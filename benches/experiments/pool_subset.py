@@ -28,9 +28,8 @@ from ase import Atoms
 from ase.db import connect
 from ase.io import read, write
 
-from dael.benchmark.pools import STORED
+from dael.benchmark.pools import STORED, mark_labelled
 from dael.data.dataset import RESULT_KEYS, Dataset, structure_hash
-from dael.util.files import mark
 
 ANCHOR_KINDS = ("relaxed", "strain 0.95", "strain 1.05", "thermal")
 """The anchors a subset keeps, once per phase × pressure."""
@@ -85,9 +84,10 @@ def write_subset(full: Path, out: Path, whole: tuple[str, ...] = ()) -> None:
 def mark_if_labelled(folder: Path) -> str:
     """Write folder/labels.done (what `dael benchmark --no-oracle` checks) once no row of folder/labels.db is
     pending; the counts in words."""
-    counts = Dataset(folder / "labels.db").counts()
+    db = Dataset(folder / "labels.db")
+    counts = db.counts()
     if not counts.get("pending"):
-        mark(folder / "labels.done", {"labelled": counts.get("labeled", 0), "pools": list(STORED)})
+        mark_labelled(folder, db, STORED)
     return f"labelled {counts.get('labeled', 0)}, pending {counts.get('pending', 0)}, failed {counts.get('failed', 0)}"
 
 

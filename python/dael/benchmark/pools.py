@@ -159,10 +159,15 @@ def label_pools(campaign: Campaign, pools: dict[str, list], folder: Path, say: S
             db.add(structures, oracle=spec, campaign=campaign.name, source=POOL_SOURCES[name])
         say(f"benchmark: labelling {len(db.pending(spec))} structures with {lab.oracle}")
         label_dataset(db, lab.oracle, lab.params, **label_options(lab))
-        mark(folder / "labels.done", {"labelled": len(db.labelled(sources=SOURCES)),
-                                      "pools": sorted(set(pools) | set((done or {}).get("pools", [])))})
+        mark_labelled(folder, db, set(pools) | set((done or {}).get("pools", [])))
     rows = db.labelled(sources=SOURCES)
     return {name: with_tags(pools[name], rows) for name in pools}
+
+
+def mark_labelled(folder: Path, db: Dataset, pools) -> None:
+    """Write folder/labels.done, the marker that the named pools are labelled (what `check_stored` and `dael
+    benchmark --no-oracle` read): how many structures are labelled and which pools."""
+    mark(folder / "labels.done", {"labelled": len(db.labelled(sources=SOURCES)), "pools": sorted(pools)})
 
 
 STORED = ("entropy", "random", "anchor", "test", "transfer")
