@@ -1,6 +1,8 @@
 """The research scripts of benches/experiments that handle labels or results: the pool subset (its labels go back
-into the full folder, none lost) and the strategy bars (mean ± standard error over draws)."""
+into the full folder, none lost), the strategy bars (mean ± standard error over draws), joined learning curves;
+and every script of benches/ and benches/experiments imports against today's dael (experiments.md cites them)."""
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -13,7 +15,8 @@ from dael.benchmark.pools import check_stored
 from dael.data.dataset import Dataset
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benches" / "experiments"))
-import pool_subset  # noqa: E402  (benches/experiments is no package)
+import curves_by_system  # noqa: E402  (benches/experiments is no package)
+import pool_subset  # noqa: E402
 import strategy_bars  # noqa: E402
 
 ORACLE = "fake-dft"
@@ -102,3 +105,22 @@ def test_strategy_bars_average_the_draws_of_one_size():
     assert list(values) == [("test", "mixed")]
     mean, se, n = values[("test", "mixed")]
     assert (mean, n) == (2.0, 3) and se == pytest.approx(1.0 / np.sqrt(3))
+
+
+def test_joined_folders_are_one_curve_of_different_sizes():
+    a = [{"set": "test", "pool": "mixed", "size": 50, "draw": d, "energy_mae": 2.0} for d in range(3)]
+    b = [{"set": "test", "pool": "mixed", "size": 100, "draw": d, "energy_mae": 1.0} for d in range(3)]
+    assert len(curves_by_system.joined([a, b])) == 6
+    with pytest.raises(SystemExit, match=r"N = \[50\] is in two"):
+        curves_by_system.joined([a, a])
+
+
+BENCHES = Path(__file__).parents[1] / "benches"
+
+
+@pytest.mark.parametrize("script", sorted([*BENCHES.glob("*.py"), *(BENCHES / "experiments").glob("*.py")]),
+                         ids=lambda p: p.relative_to(BENCHES).as_posix())
+def test_every_bench_and_research_script_imports(script, monkeypatch):
+    monkeypatch.syspath_prepend(str(script.parent))
+    module = importlib.import_module(script.stem)
+    assert module.__file__ == str(script)

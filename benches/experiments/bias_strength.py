@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 from ase.io import read
 
-from dael.benchmark.run import _labelled, accepted_by_filter, holdout_indices, in_distribution_holdouts
+from dael.benchmark.evaluation import accepted_by_filter, holdout_indices, in_distribution_holdouts
+from dael.benchmark.pools import label_pools
 from dael.calculators.deploy import load_calculator
 from dael.campaign.folder import load
 from dael.numeric.fingerprint import fingerprint
@@ -60,7 +61,7 @@ def main() -> None:
         campaign, _ = load(campaign_folder)
         folder = Path(folder)
         pools = {name: read(folder / "pools" / f"{name}.extxyz", ":") for name in ("entropy", "random")}
-        data = _labelled(campaign, pools, folder, say=lambda line: None)
+        data = label_pools(campaign, pools, folder, say=lambda line: None)
         fps = fingerprint(data["entropy"], cutoff=campaign.filter.cutoff, natx=None)
         accepted = accepted_by_filter(campaign, data["entropy"], fps)
         holdouts = in_distribution_holdouts(data, campaign.seed, campaign.explore.window, accepted, folder)

@@ -5,8 +5,9 @@ Usage: python benches/experiments/curves_by_system.py OUT.png Si=si-bench NaCl=n
        [--sets test,test-strain,holdout-entropy-accepted,md] [--strategies mixed,random-anchored,random]
        [--metric energy_mae]
 Reads every model's evaluation.json under FOLDER/models (dael.benchmark.run.folder_records: all sizes and draws
-ever trained there). Also prints, per set and system, a markdown table of random MD's
-error over each strategy's at every N (> 1: the strategy's set is better).
+ever trained there). `Si=bench-a+bench-b` joins folders that hold different sizes on the same evaluation sets
+(experiments.md section 31 (ii): N = 50 and N = 100 on one test subset). Also prints, per set and system, a
+markdown table of random MD's error over each strategy's at every N (> 1: the strategy's set is better).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dael.benchmark.report import COLOURS, METRICS, pool_rank, ratios, summarize
+from dael.benchmark.report import METRICS, pool_rank, ratios, summarize
 from dael.benchmark.run import folder_records
+from dael.benchmark.strategies import STRATEGIES
 
 TITLES = {"test": "test set", "test-strain": "strain probes", "holdout-entropy-accepted": "own holdout, accepted",
           "md": "the model's own hot MD", "transfer": "transfer (64 atoms, off the grid)"}
@@ -42,7 +44,7 @@ def curves(systems: dict[str, list[dict]], sets: list[str], strategies: list[str
                 if sel:
                     ax.errorbar([r["size"] for r in sel], [r[metric] for r in sel],
                                 yerr=[r[metric + "_std"] for r in sel], marker="o", capsize=3,
-                                color=COLOURS.get(pool), label=pool)
+                                color=STRATEGIES[pool].colour if pool in STRATEGIES else None, label=pool)
             sizes = sorted({r["size"] for r in rows})
             ax.set_xscale("log")
             ax.set_yscale("log")
@@ -80,6 +82,19 @@ def ratio_table(systems: dict[str, list[dict]], which: str, strategies: list[str
     return "\n".join(lines) + "\n"
 
 
+def joined(folders: list[list[dict]]) -> list[dict]:
+    """The records of several folders as one system's; a size evaluated in two of them is an error (its draws
+    would mix two runs)."""
+    seen: set[int] = set()
+    for records in folders:
+        sizes = {int(r["size"]) for r in records}
+        if sizes & seen:
+            raise SystemExit(f"N = {sorted(sizes & seen)} is in two of the joined folders: join folders of "
+                             "different sizes only")
+        seen |= sizes
+    return [r for records in folders for r in records]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
@@ -91,8 +106,9 @@ def main() -> None:
     strategies, sets = args.strategies.split(","), args.sets.split(",")
     systems = {}
     for spec in args.folders:
-        system, _, folder = spec.partition("=")
-        records = [r for r in folder_records(Path(folder)) if r["pool"] in strategies]
+        system, _, folders = spec.partition("=")
+        records = joined([folder_records(Path(folder)) for folder in folders.split("+")])
+        records = [r for r in records if r["pool"] in strategies]
         systems[system] = [r for r in summarize(records) if np.isfinite(r[args.metric])]
     curves(systems, sets, strategies, args.metric, args.out)
     for which in sets:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from dael.benchmark.run import STORED_FILES, check_stored
+from dael.benchmark.pools import STORED_FILES, check_stored
 from dael.cli.common import key_values
 
 INPUTS = ("labels.db", "labels.done", "holdouts.json", "sets.json")

@@ -14,7 +14,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from dael.benchmark.run import POOL_KEYS, epochs_for
+from dael.benchmark.run import epochs_for
+from dael.benchmark.strategies import POOL_KEYS
 from dael.campaign.presets import preset
 from dael.data.dataset import Dataset
 from dael.train import TrainSettings, train

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from ase.io import read
 
-from dael.benchmark.run import _labelled
+from dael.benchmark.pools import label_pools
 from dael.calculators.deploy import load_calculator, with_calculator
 from dael.campaign.folder import load
 from dael.train.metrics import load_structures, reference_results
@@ -24,7 +24,7 @@ def main() -> None:
     campaign, _ = load(sys.argv[1])
     folder = Path(sys.argv[2])
     pool = read(folder / "pools" / "test.extxyz", ":")
-    labelled = _labelled(campaign, {"test": pool}, folder, say=lambda line: None)["test"]
+    labelled = label_pools(campaign, {"test": pool}, folder, say=lambda line: None)["test"]
     phases = np.array([str(a.info.get("phase")) for a in labelled])
     test = load_structures(labelled)
     reference = np.array([reference_results(a)[0] / len(a) for a in test])

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from ase.io import read
 
-from dael.benchmark.run import _labelled, draw_rng, pool_fingerprints, selection_pools
+from dael.benchmark.pools import label_pools, pool_fingerprints
+from dael.benchmark.sets import draw_rng, selection_pools
 from dael.benchmark.strategies import select_sets
 from dael.campaign.folder import load
 
@@ -42,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     campaign, seeds = load(args.campaign)
     pools = {name: read(args.folder / "pools" / f"{name}.extxyz", ":") for name in ("entropy", "random", "anchor")}
-    data = _labelled(campaign, pools, args.folder, say=lambda line: None)
+    data = label_pools(campaign, pools, args.folder, say=lambda line: None)
     fps = pool_fingerprints(data, campaign.filter.cutoff)
     phases = sorted(seeds)
     e = campaign.explore
