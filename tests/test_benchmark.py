@@ -325,3 +325,48 @@ def test_md_stability_without_the_oracle_reports_survival_only():
     assert result["survived"] == 1.0 and result["energy_mae"] is None and result["force_mae"] is None
     judged = md_stability(EMT(), [start], EMT(), 300.0, steps=20)
     assert judged["energy_mae"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_stored_evaluation_is_redone_only_on_sets_whose_structures_changed(tmp_path, monkeypatch):
+    """A test set labelled further after the models were trained: a rerun evaluates each model again on that set
+    (not on the others, and without retraining); a second rerun evaluates nothing."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from dael.benchmark import run
+    from dael.util.files import mark, marked
+
+    def labelled(k: int) -> Atoms:
+        atoms = bulk("Cu", "fcc", a=3.6 + 0.01 * k, cubic=True)
+        atoms.calc = SinglePointCalculator(atoms, energy=-1.0 * k, forces=np.zeros((4, 3)))
+        return atoms
+
+    job = ("mixed", 0, 16)
+    folder = tmp_path / "bench"
+    out = run.model_dir(folder, job)
+    out.mkdir(parents=True)
+    calls = []
+    monkeypatch.setattr(run, "load_calculator", lambda path, device="cpu": EMT())
+    monkeypatch.setattr(run, "evaluate_sets", lambda calc, sets: calls.append(sorted(sets)) or {
+        name: {"structures": len(s), "energy_mae": float(len(s)), "force_mae": 0.0} for name, s in sets.items()})
+
+    def evaluation(test: list[Atoms]) -> run.Evaluation:
+        return run.Evaluation(folder, {}, {}, {"test": test, "holdout-random": [labelled(9)]}, {}, None, [], None,
+                              md=False)
+
+    mark(out / "evaluation.json", {"test": {"structures": 2, "energy_mae": 2.0, "force_mae": 0.0},  # no digest
+                                   "holdout-random": {"structures": 1, "energy_mae": 1.0}})
+    said = []
+    run.evaluate_job(preset("Si"), evaluation([labelled(1), labelled(2)]), job, said.append)
+    assert calls == []  # same counts, no digest yet: kept
+    run.evaluate_job(preset("Si"), evaluation([labelled(1), labelled(2), labelled(3)]), job, said.append)
+    assert calls == [["test"]] and "evaluated again on test" in said[-2]
+    stored = marked(out / "evaluation.json")
+    assert stored["test"]["energy_mae"] == 3.0 and stored["holdout-random"]["energy_mae"] == 1.0
+    assert stored["test"]["set"] == run.set_digest([labelled(3), labelled(2), labelled(1)])  # order-free
+    run.evaluate_job(preset("Si"), evaluation([labelled(3), labelled(1), labelled(2)]), job, said.append)
+    assert calls == [["test"]]
+    # the same count, other structures: the digest tells
+    run.evaluate_job(preset("Si"), evaluation([labelled(1), labelled(2), labelled(4)]), job, said.append)
+    assert calls == [["test"], ["test"]]

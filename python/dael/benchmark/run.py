@@ -35,13 +35,14 @@ Protocol (`run_benchmark`), all in one folder, every stage resumable:
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,7 @@ from dael.campaign.agreement import describe, mismatch
 from dael.campaign.config import Campaign
 from dael.campaign.loop import fingerprint_settings
 from dael.campaign.preflight import Checked, preflight
+from dael.data.dataset import structure_hash
 from dael.explore.conditions import boxed_phases
 from dael.explore.stability import md_stability
 from dael.selection.window import in_window
@@ -131,6 +133,18 @@ class Evaluation:
     judge: Calculator | None  # the oracle checking the model's own MD; None: survival only
     md: bool  # evaluate the model's own MD (needs its MD driver: the model itself)
     robustness: Robustness | None = None  # the MD-robustness check of some sizes' models
+    digests: dict[str, str] = field(init=False)  # set_digest of each evaluation set
+
+    def __post_init__(self):
+        self.digests = {name: set_digest(structures) for name, structures in self.evaluation_sets.items()}
+
+    def stale(self, result: dict) -> list[str]:
+        """The evaluation sets whose stored result in `result` was computed on other structures (a test set
+        labelled further since, say); a result stored before digests were kept counts as stale only if its
+        structure count differs."""
+        return [name for name, digest in self.digests.items() if name in result
+                and (result[name].get("set", digest) != digest
+                     or result[name].get("structures") != len(self.evaluation_sets[name]))]
 
     def wanted(self, n: int) -> list[str]:
         """The evaluations of a model trained on n structures."""
@@ -138,9 +152,15 @@ class Evaluation:
                 *[ROBUSTNESS] * bool(self.robustness and self.robustness.wanted(n))]
 
 
+def set_digest(structures: list[Atoms]) -> str:
+    """Content digest of an evaluation set (its structures' content hashes, in any order), 16 hex digits."""
+    return hashlib.sha256("".join(sorted(structure_hash(a) for a in structures)).encode()).hexdigest()[:16]
+
+
 def evaluate_job(campaign: Campaign, ev: Evaluation, job: tuple[str, int, int], say: Say) -> list[dict]:
     """Train the model of one (strategy, draw, N) job unless it exists, evaluate it on every set it has no result
-    for yet (a rerun adds new sets, e.g. the model's own MD after a run without the oracle); its records."""
+    for yet (a rerun adds new sets, e.g. the model's own MD after a run without the oracle) or whose structures
+    changed since (Evaluation.stale); its records."""
     strategy, d, n = job
     bench = campaign.benchmark
     out = model_dir(ev.folder, job)
@@ -151,11 +171,13 @@ def evaluate_job(campaign: Campaign, ev: Evaluation, job: tuple[str, int, int], 
         train(members(ev.sets[job], ev.data), out, parent=ev.parent, settings=settings, progress=None,
               overwrite=True)
     result = marked(done) or {}
-    missing = [name for name in ev.wanted(n) if name not in result]
+    if stale := ev.stale(result):
+        say(f"benchmark: {strategy} N={n} draw {d}: evaluated again on {', '.join(stale)} (their structures changed)")
+    missing = [name for name in ev.wanted(n) if name not in result or name in stale]
     if missing:
         calc = load_calculator(out, device=ev.train_settings.get("device", "cpu"))
-        result.update(evaluate_sets(calc, {name: ev.evaluation_sets[name] for name in missing
-                                           if name in ev.evaluation_sets}))
+        result.update({name: {**errors, "set": ev.digests[name]} for name, errors in evaluate_sets(
+            calc, {name: ev.evaluation_sets[name] for name in missing if name in ev.evaluation_sets}).items()})
         if "md" in missing:
             result["md"] = md_stability(calc, ev.starts, ev.judge, max(campaign.explore.temperatures),
                                         bench.md_steps, seed=campaign.seed)
