@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dael.benchmark.report import METRICS, pool_rank, ratios, summarize
+from dael.benchmark.report import METRICS, colour, pool_rank, ratios, summarize
 from dael.benchmark.run import folder_records
-from dael.benchmark.strategies import STRATEGIES
 
 TITLES = {"test": "test set", "test-strain": "strain probes", "holdout-entropy-accepted": "own holdout, accepted",
           "md": "the model's own hot MD", "transfer": "transfer (64 atoms, off the grid)"}
@@ -44,7 +43,7 @@ def curves(systems: dict[str, list[dict]], sets: list[str], strategies: list[str
                 if sel:
                     ax.errorbar([r["size"] for r in sel], [r[metric] for r in sel],
                                 yerr=[r[metric + "_std"] for r in sel], marker="o", capsize=3,
-                                color=STRATEGIES[pool].colour if pool in STRATEGIES else None, label=pool)
+                                color=colour(pool), label=pool)
             sizes = sorted({r["size"] for r in rows})
             ax.set_xscale("log")
             ax.set_yscale("log")

@@ -31,6 +31,8 @@ from ase.io import read, write
 from dael.benchmark.pools import STORED, mark_labelled
 from dael.data.dataset import RESULT_KEYS, Dataset, structure_hash
 
+POOLS = ("entropy", "random", "anchor", "test")
+"""The pools a subset cuts (the transfer set is left empty)."""
 ANCHOR_KINDS = ("relaxed", "strain 0.95", "strain 1.05", "thermal")
 """The anchors a subset keeps, once per phase × pressure."""
 
@@ -67,8 +69,7 @@ def write_subset(full: Path, out: Path, whole: tuple[str, ...] = ()) -> None:
     full folder's rows of the subset (labelled or pending); the pools named in `whole` are copied whole."""
     if out.exists():
         raise SystemExit(f"{out} exists: choose a new folder (or --merge to copy its labels back)")
-    pools = subset({name: read(full / "pools" / f"{name}.extxyz", ":") for name in ("entropy", "random", "anchor",
-                                                                                      "test")}, whole)
+    pools = subset({name: read(full / "pools" / f"{name}.extxyz", ":") for name in POOLS}, whole)
     (out / "pools").mkdir(parents=True)
     for name, structures in pools.items():
         write(out / "pools" / f"{name}.extxyz", structures, format="extxyz")
@@ -112,12 +113,12 @@ def main() -> None:
     parser.add_argument("full", type=Path)
     parser.add_argument("subset", type=Path)
     parser.add_argument("--merge", action="store_true", help="copy the subset's labels back into the full folder")
-    parser.add_argument("--whole", default="", help="pools to keep whole, comma-separated (entropy,random,anchor,test)")
+    parser.add_argument("--whole", default="", help=f"pools to keep whole, comma-separated ({','.join(POOLS)})")
     args = parser.parse_args()
     whole = tuple(name for name in args.whole.split(",") if name)
-    if unknown := set(whole) - {"entropy", "random", "anchor", "test"}:
+    if unknown := set(whole) - set(POOLS):
         raise SystemExit(f"--whole {args.whole}: no pool named {', '.join(sorted(unknown))} "
-                         "(choose from entropy, random, anchor, test)")
+                         f"(choose from {', '.join(POOLS)})")
     if args.merge:
         merge(args.full, args.subset)
     else:

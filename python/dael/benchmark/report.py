@@ -49,6 +49,11 @@ def pool_rank(pool: str) -> int:
     return order.index(pool) if pool in order else len(order)
 
 
+def colour(pool: str) -> str | None:
+    """A pool's colour in plots (its strategy's; None for a name no strategy has: matplotlib's cycle)."""
+    return STRATEGIES[pool].colour if pool in STRATEGIES else None
+
+
 def summarize(records: Sequence[dict]) -> list[dict]:
     """Mean and standard deviation over draws of every metric, per (set, pool, size)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
@@ -153,7 +158,7 @@ def plot(rows: Sequence[dict], which: str, title: str, path: Path) -> Path:
                 continue
             x = [r["size"] for r in sel]
             ax.errorbar(x, [r[m] for r in sel], yerr=[r[m + "_std"] for r in sel], marker="o", capsize=3,
-                        color=STRATEGIES[pool].colour if pool in STRATEGIES else None, label=pool)
+                        color=colour(pool), label=pool)
         ax.set_xscale("log")
         ax.set_yscale("log")
         sizes = sorted({r["size"] for r in rows})
