@@ -154,6 +154,8 @@ def test_tiny_benchmark_reports_every_test_kind_and_resumes(tmp_path, monkeypatc
     assert {int(r["size"]) for r in records if r["set"] == "robustness"} == {16}
     assert 0 <= min(r["failure_fraction"] for r in records if r["set"] == "robustness")
     assert "MD robustness" in report.read_text() and not (tmp_path / "curves-robustness.png").exists()
+    table = (tmp_path / "results.md").read_text().split("MD robustness")[1]  # results.md has it too, a row a model
+    assert len([line for line in table.splitlines() if line.startswith("| ") and " | 16 | 1 | " in line]) == 4
     # the strategies see the explorer's tags (trajectory, step, energies), kept with the dataset's rows
     from ase.io import read
 

@@ -84,8 +84,8 @@ def ratios(rows: Sequence[dict], numerator: str = "random", denominator: str = "
     return sorted(out, key=lambda r: (r["set"], r["size"]))
 
 
-def write_tables(rows: Sequence[dict], folder: Path) -> tuple[Path, Path]:
-    """results.csv and results.md."""
+def write_tables(rows: Sequence[dict], folder: Path, appendix: str = "") -> tuple[Path, Path]:
+    """results.csv and results.md (`appendix`, a markdown block, at the end of results.md)."""
     columns = ["set", "pool", "size", "draws"] + [c for m in METRICS for c in (m, m + "_std")]
     csv_path, md_path = folder / "results.csv", folder / "results.md"
     with open(csv_path, "w", newline="") as f:
@@ -93,7 +93,8 @@ def write_tables(rows: Sequence[dict], folder: Path) -> tuple[Path, Path]:
         w.writeheader()
         for r in rows:
             w.writerow({c: r[c] for c in columns})
-    md_path.write_text(markdown_table(_without_conditions(rows)) + "".join(f"\n{t}" for t in condition_tables(rows)))
+    md_path.write_text(markdown_table(_without_conditions(rows)) + "".join(f"\n{t}" for t in condition_tables(rows))
+                       + (f"\n{appendix}" if appendix else ""))
     return csv_path, md_path
 
 
@@ -167,7 +168,8 @@ def plot(rows: Sequence[dict], which: str, title: str, path: Path) -> Path:
         ax.set_xlabel("training structures N")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend()
+    if axes[0].get_legend_handles_labels()[0]:  # a set no strategy has a positive error on has no curves
+        axes[0].legend()
     fig.suptitle(title)
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -236,7 +238,7 @@ def write_report(records: Sequence[dict], folder: str | os.PathLike, title: str,
     folder.mkdir(parents=True, exist_ok=True)
     summary = summarize(records)
     everything = [r for r in summary if r["set"] != ROBUSTNESS]  # errors; robustness has its own table
-    write_tables(everything, folder)
+    write_tables(everything, folder, robustness_markdown(summary))
     rows = _without_conditions(everything)
     sets = sorted({r["set"] for r in rows})
     images = [plot(rows, s, f"{title}: {s} set", folder / f"curves-{s}.png") for s in sets]
@@ -282,23 +284,39 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><b
     return out
 
 
-def robustness_html(rows: Sequence[dict]) -> str:
-    """The report's table of the MD-robustness check per strategy and N (mean over draws; none: '')."""
-    robust = [r for r in rows if r["set"] == ROBUSTNESS]
-    if not robust:
-        return ""
+ROBUSTNESS_TITLE = ("MD robustness (the model's own MD, 64-atom cells, the hottest temperature at the highest "
+                    "pressure and one step beyond; dael check)")
+ROBUSTNESS_HEADS = ("strategy", "N", "draws", "trajectories that failed (share)",
+                    "median time to failure (ps; – none failed)")
+
+
+def robustness_rows(rows: Sequence[dict]) -> list[list[str]]:
+    """The cells of the MD-robustness table per strategy and N (mean ± standard deviation over draws)."""
 
     def cell(value: float, std: float) -> str:
         return "–" if not np.isfinite(value) else f"{value:.2f} ± {std:.2f}"
 
-    body = "".join(f"<tr><td>{r['pool']}</td><td>{r['size']}</td><td>{r['draws']}</td>"
-                   f"<td>{cell(r['failure_fraction'], r['failure_fraction_std'])}</td>"
-                   f"<td>{cell(r['median_time_to_failure_ps'], r['median_time_to_failure_ps_std'])}</td></tr>"
-                   for r in robust)
-    return ("<h2>MD robustness (the model's own MD, 64-atom cells, the hottest temperature at the highest "
-            "pressure and one step beyond; dael check)</h2><table><tr><th>strategy</th><th>N</th><th>draws</th>"
-            "<th>trajectories that failed (share)</th><th>median time to failure (ps; – none failed)</th></tr>"
-            f"{body}</table>")
+    return [[r["pool"], f"{r['size']:g}", str(r["draws"]), cell(r["failure_fraction"], r["failure_fraction_std"]),
+             cell(r["median_time_to_failure_ps"], r["median_time_to_failure_ps_std"])]
+            for r in rows if r["set"] == ROBUSTNESS]
+
+
+def robustness_html(rows: Sequence[dict]) -> str:
+    """The report's table of the MD-robustness check ('' when no model ran it)."""
+    if not (body := robustness_rows(rows)):
+        return ""
+    heads = "".join(f"<th>{html.escape(h)}</th>" for h in ROBUSTNESS_HEADS)
+    cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
+    return f"<h2>{html.escape(ROBUSTNESS_TITLE)}</h2><table><tr>{heads}</tr>{cells}</table>"
+
+
+def robustness_markdown(rows: Sequence[dict]) -> str:
+    """results.md's table of the MD-robustness check ('' when no model ran it)."""
+    if not (body := robustness_rows(rows)):
+        return ""
+    lines = [f"{ROBUSTNESS_TITLE}:", "", "| " + " | ".join(ROBUSTNESS_HEADS) + " |",
+             "|---|---:|---:|---:|---:|", *("| " + " | ".join(row) + " |" for row in body)]
+    return "\n".join(lines) + "\n"
 
 
 def records_from_csv(path: str | os.PathLike) -> list[dict]:
