@@ -20,29 +20,58 @@ from dael.selection.stream import filter_rows
 from dael.selection.window import in_window
 from dael.util.files import write_atomic
 
+HELD = ("entropy", "random")
+"""The pools with an in-distribution holdout."""
+
 
 def holdout_indices(data: dict[str, list], seed: int, folder: Path | None = None) -> dict[str, np.ndarray]:
     """The in-distribution holdout: 10 % (at least one) of the entropy and of the random pool, as indices into
     `data`'s labelled lists. A pool's holdout is its structures with the smallest seed-keyed digest of their
     content hash, so it depends on that pool alone (not on how many structures of another pool the oracle
-    labelled). With `folder` it is kept in folder/holdouts.json (as content hashes) and read back on reruns.
-    A folder with training sets (sets.json) but no holdouts.json was written by an older dael: one ValueError
-    says how to redraw its sets."""
+    labelled). With `folder` it is kept in folder/holdouts.json (as content hashes, with those of the structures
+    it was drawn from) and read back on reruns; structures a pool gained since (more repeats explored) add 10 %
+    of themselves, so that no training set drawn before holds a held-out structure. A folder with training sets
+    (sets.json) but no holdouts.json was written by an older dael: one ValueError says how to redraw its sets."""
     path = None if folder is None else Path(folder) / "holdouts.json"
     if path is not None and path.exists():
         held = json.loads(path.read_text())
+    elif path is not None and (path.parent / "sets.json").exists():
+        raise ValueError(f"{path.parent}: its training sets were drawn by an older dael against a holdout it "
+                         "did not keep; remove sets.json and models/ from the folder and rerun the same `dael "
+                         "benchmark` command to redraw and retrain them on the stored, labelled pools")
     else:
-        if path is not None and (path.parent / "sets.json").exists():
-            raise ValueError(f"{path.parent}: its training sets were drawn by an older dael against a holdout it "
-                             "did not keep; remove sets.json and models/ from the folder and rerun the same `dael "
-                             "benchmark` command to redraw and retrain them on the stored, labelled pools")
-        picks = {name: _smallest_digests(data[name], seed) for name in ("entropy", "random")}
-        held = {name: [data[name][i].info["hash"] for i in idx] for name, idx in picks.items()}
-        if path is not None:
-            write_atomic(path, json.dumps(held).encode())
-    sets = {name: set(hashes) for name, hashes in held.items()}
+        held = {name: [] for name in HELD} | {"seen": {name: [] for name in HELD}}
+    seen = held.setdefault("seen", {})
+    grown = not set(HELD) <= set(seen)
+    for name in HELD:
+        # a holdout kept before "seen" was: drawn from the structures labelled now (remember_pool, called before
+        # a pool grows, records the stored ones in time)
+        seen.setdefault(name, [a.info["hash"] for a in data[name]])
+        known = set(seen[name])
+        new = [a for a in data[name] if a.info["hash"] not in known]
+        if new:
+            held[name] += [new[i].info["hash"] for i in _smallest_digests(new, seed)]
+            seen[name] += [a.info["hash"] for a in new]
+            grown = True
+    if path is not None and (grown or not path.exists()):
+        write_atomic(path, json.dumps(held).encode())
+    sets = {name: set(held[name]) for name in HELD}
     return {name: np.array([i for i, a in enumerate(data[name]) if a.info["hash"] in sets[name]], dtype=np.int64)
-            for name in sets}
+            for name in HELD}
+
+
+def remember_pool(folder: Path, name: str, structures: list[Atoms]) -> None:
+    """Before pool `name` of a benchmark folder grows: record in its holdouts.json, if one was kept before
+    holdouts.json listed the structures each holdout was drawn from, that `structures` (the pool as stored,
+    content hashes) are those, so that holdout_indices treats only the added ones as new."""
+    path = Path(folder) / "holdouts.json"
+    if not path.exists():
+        return
+    held = json.loads(path.read_text())
+    if name in held.get("seen", {}):
+        return
+    held.setdefault("seen", {})[name] = [structure_hash(a) for a in structures]
+    write_atomic(path, json.dumps(held).encode())
 
 
 def _holdout_size(n: int) -> int:

@@ -11,6 +11,7 @@ import numpy as np
 from ase import Atoms
 from ase.io import read, write
 
+from dael.benchmark.evaluation import remember_pool
 from dael.benchmark.strategies import (
     DRAW_SHARE,
 )
@@ -24,6 +25,7 @@ from dael.explore.stability import md_starts
 from dael.label.labelling import label_dataset, label_options
 from dael.numeric.entropy import GlobalEntropy
 from dael.numeric.fingerprint import Fingerprints, fingerprint
+from dael.numeric.natx import fingerprint_for
 from dael.util import periodicity
 from dael.util.files import mark, marked
 
@@ -45,32 +47,9 @@ def explore_pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, set
     e, bench = campaign.explore, campaign.benchmark
     out = folder / "pools"
     out.mkdir(parents=True, exist_ok=True)
-    pools: dict[str, list] = {}
-    md = e.md(snapshots=bench.snapshots)
-    for name, random in (("entropy", False), ("random", True)):
-        path = out / f"{name}.extxyz"
-        if not path.exists():
-            offset = campaign.seed + (5000 if random else 0)
-            jobs = [job for rep in range(bench.repeats)
-                    for job in grid(seeds, e.pressures, e.temperatures, e.k_global, e.k_local, md,
-                                    random_baseline=random, seed=offset + 10_000 * rep, bias_scale=e.bias_scale)]
-            say(f"benchmark: {name} pool, {len(jobs)} trajectories")
-            state = GlobalEntropy("atom", campaign.filter.eps, settings)
-            Explorer(driver, state, out / f"{name}-md", min_gain=-np.inf, workers=e.workers,
-                     driver_params=campaign.driver_params).run(jobs)
-            snaps = read(out / f"{name}-md" / "snapshots.extxyz", ":")
-            write(path, snaps, format="extxyz")
-        pools[name] = read(path, ":")
-    path = out / "anchor.extxyz"
-    if not path.exists():
-        # enough that the mixed pool's largest set holds its anchor share after a draw's subsample
-        need = bench.anchor_fraction * max(bench.sizes) / DRAW_SHARE
-        thermal = max(2, int(np.ceil(need / (len(seeds) * len(e.pressures)))) - len(ANCHOR_STRAINS) - 1)
-        say(f"benchmark: anchors ({thermal} thermal snapshots per phase and pressure)")
-        write(path, anchors(seeds, driver, e.pressures, thermal=thermal, seed=campaign.seed,
-                            driver_params=campaign.driver_params, slab_cell=e.slab_cell),
-              format="extxyz")
-    pools["anchor"] = read(path, ":")
+    pools: dict[str, list] = {name: md_pool(campaign, seeds, out, settings, driver, name, say)
+                              for name in ("entropy", "random")}
+    pools["anchor"] = anchor_pool(campaign, seeds, out, driver, say)
     path = out / "test.extxyz"
     if not path.exists():
         say("benchmark: independent test set")
@@ -104,6 +83,74 @@ def explore_pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, set
     if not path.exists():  # relaxed by the test sets' MD driver (the oracle unless it is too costly for MD)
         write(path, md_starts(seeds, make_calculator(test_driver), max(e.pressures)), format="extxyz")
     return pools
+
+
+def md_pool(campaign: Campaign, seeds: dict[str, Atoms], out: Path, settings, driver: str, name: str,
+            say: Say) -> list[Atoms]:
+    """The stored biased-MD ('entropy') or plain-MD ('random') pool out/NAME.extxyz, explored by `driver` over the
+    grid, benchmark.repeats trajectories per grid point. A rerun with more repeats explores only the new
+    repeats (the biased trajectories against a state that holds the stored pool) and appends their snapshots:
+    the stored structures (a subset of their trajectories' snapshots, perhaps) stay first and unchanged, so
+    training sets, holdouts and labels keep addressing them, and the folder's labels.done is removed so that
+    the new ones are labelled. out/NAME.json records the repeats explored (a pool stored without it counts
+    the repeats its snapshots' trajectory tags name; one without tags counts as complete)."""
+    e, bench = campaign.explore, campaign.benchmark
+    path, log = out / f"{name}.extxyz", out / f"{name}.json"
+    random = name == "random"
+    offset = campaign.seed + (5000 if random else 0)
+    reps = [grid(seeds, e.pressures, e.temperatures, e.k_global, e.k_local, e.md(snapshots=bench.snapshots),
+                 random_baseline=random, seed=offset + 10_000 * rep, bias_scale=e.bias_scale)
+            for rep in range(bench.repeats)]
+    stored = read(path, ":") if path.exists() else []
+    if log.exists():
+        done = marked(log)["repeats"]
+    else:
+        tags = {a.info.get("trajectory") for a in stored} - {None}
+        done = sum(any(job.name in tags for job in jobs) for jobs in reps) if tags else len(reps) * bool(stored)
+    todo = [job for jobs in reps[done:] for job in jobs]
+    if not todo and path.exists():
+        return stored
+    say(f"benchmark: {name} pool, {len(todo)} trajectories" + (f" added to the {len(stored)} stored structures "
+                                                               f"(repeats {done} → {bench.repeats})" * bool(stored)))
+    remember_pool(out.parent, name, stored)  # the holdout grows by the new structures only
+    state = GlobalEntropy("atom", campaign.filter.eps, settings)
+    folder = out / f"{name}-md"
+    if stored and not (folder / "state.npz").exists():  # the stored pool, explored elsewhere: bias against it
+        state.add(fingerprint_for(state, stored))
+    Explorer(driver, state, folder, min_gain=-np.inf, workers=e.workers,
+             driver_params=campaign.driver_params).run(todo)
+    names = {job.name for job in todo}
+    new = [a for a in read(folder / "snapshots.extxyz", ":") if a.info.get("trajectory") in names]
+    write(path, stored + new, format="extxyz")
+    mark(log, {"repeats": bench.repeats})
+    if stored:
+        (out.parent / "labels.done").unlink(missing_ok=True)
+        say(f"benchmark: {name} pool grown from {len(stored)} to {len(stored) + len(new)} structures")
+    return stored + new
+
+
+def anchor_pool(campaign: Campaign, seeds: dict[str, Atoms], out: Path, driver: str, say: Say) -> list[Atoms]:
+    """The stored anchors out/anchor.extxyz: each phase relaxed by `driver` at each pressure, its strains and
+    enough thermal snapshots that the mixed pool's largest set holds its anchor share after a draw's subsample.
+    A rerun with a larger N appends the thermal snapshots it lacks (new seeds; labels.done removed)."""
+    e, bench = campaign.explore, campaign.benchmark
+    path = out / "anchor.extxyz"
+    groups = len(seeds) * len(e.pressures)
+    need = bench.anchor_fraction * max(bench.sizes) / DRAW_SHARE
+    thermal = max(2, int(np.ceil(need / groups)) - len(ANCHOR_STRAINS) - 1)
+    stored = read(path, ":") if path.exists() else []
+    have = sum(a.info.get("kind") == "thermal" for a in stored) // groups
+    if stored and have >= thermal:
+        return stored
+    say(f"benchmark: anchors ({thermal - have} thermal snapshots per phase and pressure"
+        + (f" added to the {len(stored)} stored)" if stored else ")"))
+    more = anchors(seeds, driver, e.pressures, strains=() if stored else ANCHOR_STRAINS, thermal=thermal - have,
+                   relaxed=not stored, seed=campaign.seed + 100_000 * have, driver_params=campaign.driver_params,
+                   slab_cell=e.slab_cell)
+    write(path, stored + more, format="extxyz")
+    if stored:
+        (out.parent / "labels.done").unlink(missing_ok=True)
+    return stored + more
 
 
 def read_pool(path: Path) -> list[Atoms]:

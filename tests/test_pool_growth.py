@@ -1,0 +1,78 @@
+"""A benchmark's pools grow with benchmark.repeats and sizes: only the new trajectories and anchors are explored,
+the stored structures stay first and unchanged, the labels marker is dropped, and the holdout takes 10 % of the
+new structures only (a holdouts.json kept before it listed its structures included)."""
+
+import json
+
+from ase.io import read
+
+from dael.benchmark.evaluation import holdout_indices
+from dael.benchmark.pools import explore_pools
+from dael.campaign.config import Benchmark
+from dael.campaign.loop import fingerprint_settings
+from dael.campaign.presets import phases, preset
+from dael.data.dataset import structure_hash
+from dael.explore.anchors import ANCHOR_STRAINS
+from dael.util.files import mark
+
+
+def _labelled(structures):
+    """Stand-ins for a pool's labelled rows: copies carrying their content hash (as labels.db rows do)."""
+    out = [a.copy() for a in structures]
+    for a in out:
+        a.info["hash"] = structure_hash(a)
+    return out
+
+
+def test_more_repeats_and_a_larger_n_grow_the_stored_pools(tmp_path):
+    campaign = preset("Si")
+    e = campaign.explore
+    e.pressures, e.temperatures, e.k_global, e.steps, e.thermalize, e.relax_steps = [0.0], [900.0], [0.25], 30, 5, 5
+    campaign.benchmark = Benchmark(sizes=[8], draws=1, repeats=1, snapshots=3, test_repeats=1, transfer_labels=0)
+    seeds = phases("Si")
+    settings = fingerprint_settings(campaign, seeds)
+    said = []
+    first = explore_pools(campaign, seeds, tmp_path, settings, "reference", "reference", said.append)
+    jobs = len(seeds)  # one trajectory per phase at one pressure, temperature and bias
+    assert len(first["entropy"]) == len(first["random"]) == 3 * jobs
+    assert json.loads((tmp_path / "pools" / "entropy.json").read_text()) == {"repeats": 1}
+    thermal = [a for a in first["anchor"] if a.info["kind"] == "thermal"]
+    assert len(thermal) == 2 * jobs and len(first["anchor"]) == jobs * (1 + len(ANCHOR_STRAINS) + 2)
+
+    # a folder as an older dael left it: holdouts.json without the structures it was drawn from
+    data = {name: _labelled(first[name]) for name in ("entropy", "random")}
+    held = holdout_indices(data, campaign.seed, tmp_path)
+    kept = json.loads((tmp_path / "holdouts.json").read_text())
+    (tmp_path / "holdouts.json").write_text(json.dumps({name: kept[name] for name in ("entropy", "random")}))
+    mark(tmp_path / "labels.done", {"labelled": 0, "pools": ["entropy", "random", "anchor", "test", "transfer"]})
+
+    campaign.benchmark.repeats, campaign.benchmark.sizes = 2, [80]
+    said.clear()
+    grown = explore_pools(campaign, seeds, tmp_path, settings, "reference", "reference", said.append)
+    for name in ("entropy", "random", "anchor"):
+        assert len(grown[name]) > len(first[name])
+        assert [structure_hash(a) for a in grown[name][:len(first[name])]] == [
+            structure_hash(a) for a in first[name]], name  # the stored ones first, unchanged
+    assert len(grown["entropy"]) == len(grown["random"]) == 2 * 3 * jobs
+    new_names = {a.info["trajectory"] for a in grown["entropy"][len(first["entropy"]):]}
+    assert not new_names & {a.info["trajectory"] for a in first["entropy"]}  # new seeds, not the old runs again
+    # N = 80: 20 % anchors over 0.8 of the pool → 20 anchors over 2 groups → 5 thermal snapshots each
+    assert sum(a.info["kind"] == "thermal" for a in grown["anchor"]) == 5 * jobs
+    assert not (tmp_path / "labels.done").exists()  # the new structures get labelled
+    assert any("grown from 6 to 12" in line for line in said)
+
+    # the holdout keeps what it held and takes 10 % (at least one) of the new structures of each pool
+    data = {name: _labelled(grown[name]) for name in ("entropy", "random")}
+    again = holdout_indices(data, campaign.seed, tmp_path)
+    for name in ("entropy", "random"):
+        old = {data[name][i].info["hash"] for i in held[name]}
+        now = {data[name][i].info["hash"] for i in again[name]}
+        assert old < now and len(now - old) == 1
+        assert all(i >= len(first[name]) for i in again[name] if data[name][i].info["hash"] not in old)
+
+    # a rerun explores nothing; a stored pool without its record counts the repeats its trajectory tags name
+    (tmp_path / "pools" / "random.json").unlink()
+    said.clear()
+    same = explore_pools(campaign, seeds, tmp_path, settings, "reference", "reference", said.append)
+    assert not said and {k: len(v) for k, v in same.items()} == {k: len(v) for k, v in grown.items()}
+    assert len(read(tmp_path / "pools" / "entropy.extxyz", ":")) == 12
