@@ -3,6 +3,7 @@ into the full folder, none lost), the strategy bars (mean ± standard error over
 and every script of benches/ and benches/experiments imports against today's dael (experiments.md cites them)."""
 
 import importlib
+import json
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from dael.data.dataset import Dataset
 sys.path.insert(0, str(Path(__file__).parents[1] / "benches" / "experiments"))
 import curves_by_system  # noqa: E402  (benches/experiments is no package)
 import pool_subset  # noqa: E402
+import robustness_table  # noqa: E402
 import strategy_bars  # noqa: E402
 
 ORACLE = "fake-dft"
@@ -113,6 +115,26 @@ def test_joined_folders_are_one_curve_of_different_sizes():
     assert len(curves_by_system.joined([a, b])) == 6
     with pytest.raises(SystemExit, match=r"N = \[50\] is in two"):
         curves_by_system.joined([a, a])
+
+
+
+def test_robustness_table_pools_the_draws_runs_per_condition(tmp_path):
+    def run(phase, failed, t=None, kind=None):
+        return {"phase": phase, "pressure_GPa": 15.0, "temperature_K": 2000.0, "failed": failed, "kind": kind,
+                "time_to_failure_ps": t, "ps": 1.0}
+
+    for d, runs in enumerate([[run("diamond", False), run("beta-tin", True, 0.4, "close contact")],
+                              [run("diamond", True, 0.2, "energy drop"), run("beta-tin", True, 0.6, "close contact")]]):
+        (tmp_path / "models" / f"random-anchored-N100-d{d}").mkdir(parents=True)
+        (tmp_path / "models" / f"random-anchored-N100-d{d}" / "evaluation.json").write_text(
+            json.dumps({"robustness": {"runs": runs}}))
+    (tmp_path / "models" / "random-N100-d0").mkdir()
+    (tmp_path / "models" / "random-N100-d0" / "evaluation.json").write_text("{}")  # no robustness: left out
+    runs = robustness_table.pooled(tmp_path)
+    assert list(runs) == [("random-anchored", 100)] and len(runs[("random-anchored", 100)]) == 4
+    row = robustness_table.table(runs).splitlines()[-1]
+    assert row.startswith("| random-anchored | 100 | 3/4 | 1 | 2/2 | 1/2 |")  # beta-tin, then diamond
+    assert "close contact 2, energy drop 1" in row and "median 0.40 (0.20, 0.40, 0.60)" in row
 
 
 BENCHES = Path(__file__).parents[1] / "benches"
