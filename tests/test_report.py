@@ -59,7 +59,8 @@ def test_condition_tables_say_where_on_the_grid_each_set_errs(tmp_path):
 
 def test_the_robustness_check_is_tabled_per_strategy_and_size_not_plotted(tmp_path):
     """Records of the 'robustness' set (failure fraction, median time to failure of the models' own MD) get their
-    own table in report.html, mean ± std over draws, '–' where no trajectory failed; no curve, no error table."""
+    own table in report.html and results.md, mean ± std over draws, '–' where no trajectory failed; no curve, no
+    row in the error tables."""
     records = [{"pool": "random", "size": 20, "draw": d, "set": "test", "energy_mae": 2.0, "force_mae": 1.0,
                 "stress_mae": 1.0} for d in range(2)]
     records += [{"pool": "random", "size": 20, "draw": d, "set": "robustness", "failure_fraction": f,
@@ -71,5 +72,7 @@ def test_the_robustness_check_is_tabled_per_strategy_and_size_not_plotted(tmp_pa
     assert "<td>random</td><td>20</td><td>2</td><td>0.38 ± 0.12</td><td>3.00 ± 1.00</td>" in html
     assert "<td>mixed</td><td>20</td><td>1</td><td>0.00 ± 0.00</td><td>–</td>" in html
     assert not (tmp_path / "curves-robustness.png").exists()
-    assert "robustness" not in (tmp_path / "results.md").read_text()
+    errors, robust = (tmp_path / "results.md").read_text().split("MD robustness")  # its own table, after the errors
+    assert "robustness" not in errors and "| random | 20 | 2 | 0.38 ± 0.12 | 3.00 ± 1.00 |" in robust
+    assert "| mixed | 20 | 1 | 0.00 ± 0.00 | – |" in robust
     assert "MD robustness" not in write_report(records[:2], tmp_path / "none", "t", {}).read_text()
