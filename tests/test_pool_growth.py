@@ -1,9 +1,11 @@
 """A benchmark's pools grow with benchmark.repeats and sizes: only the new trajectories and anchors are explored,
 the stored structures stay first and unchanged, the labels marker is dropped, and the holdout takes 10 % of the
-new structures only (a holdouts.json kept before it listed its structures included)."""
+new structures only (a holdouts.json kept before it listed its structures included); a run without the oracle
+does not grow them."""
 
 import json
 
+import pytest
 from ase.io import read
 
 from dael.benchmark.evaluation import holdout_indices
@@ -76,3 +78,12 @@ def test_more_repeats_and_a_larger_n_grow_the_stored_pools(tmp_path):
     same = explore_pools(campaign, seeds, tmp_path, settings, "reference", "reference", said.append)
     assert not said and {k: len(v) for k, v in same.items()} == {k: len(v) for k, v in grown.items()}
     assert len(read(tmp_path / "pools" / "entropy.extxyz", ":")) == 12
+
+    # without the oracle (grow False) a campaign asking for more is one error, before any MD
+    campaign.benchmark.repeats = 3
+    with pytest.raises(ValueError, match=r"benchmark.repeats 3 asks for more structures .* \(repeats 2\)"):
+        explore_pools(campaign, seeds, tmp_path, settings, "reference", "reference", said.append, grow=False)
+    campaign.benchmark.repeats, campaign.benchmark.sizes = 2, [160]
+    with pytest.raises(ValueError, match=r"N = 160 asks .*\(5 thermal anchors per phase and pressure, not 15\)"):
+        explore_pools(campaign, seeds, tmp_path, settings, "reference", "reference", said.append, grow=False)
+    assert not list((tmp_path / "pools" / "entropy-md" / "trajectories").glob("*_s20000.extxyz"))

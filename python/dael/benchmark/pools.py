@@ -41,15 +41,17 @@ EQUILIBRIUM_RATTLE = 0.01
 """Gaussian σ (Å) of the test set's equilibrium probes: the relaxed phases, rattled."""
 
 def explore_pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, settings, driver: str, test_driver: str,
-           say: Say) -> dict[str, list]:
+           say: Say, grow: bool = True) -> dict[str, list]:
     """Explore (biased and plain MD with `driver`, a registry name), anchors (relaxed by `driver`), test and
-    transfer structures (MD with `test_driver`); cached as extxyz in folder/pools."""
+    transfer structures (MD with `test_driver`); cached as extxyz in folder/pools. `grow` False (a run without
+    the oracle, which could not label new structures): stored pools that the campaign asks to grow are one
+    ValueError."""
     e, bench = campaign.explore, campaign.benchmark
     out = folder / "pools"
     out.mkdir(parents=True, exist_ok=True)
-    pools: dict[str, list] = {name: md_pool(campaign, seeds, out, settings, driver, name, say)
+    pools: dict[str, list] = {name: md_pool(campaign, seeds, out, settings, driver, name, say, grow)
                               for name in ("entropy", "random")}
-    pools["anchor"] = anchor_pool(campaign, seeds, out, driver, say)
+    pools["anchor"] = anchor_pool(campaign, seeds, out, driver, say, grow)
     path = out / "test.extxyz"
     if not path.exists():
         say("benchmark: independent test set")
@@ -86,7 +88,7 @@ def explore_pools(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, set
 
 
 def md_pool(campaign: Campaign, seeds: dict[str, Atoms], out: Path, settings, driver: str, name: str,
-            say: Say) -> list[Atoms]:
+            say: Say, grow: bool = True) -> list[Atoms]:
     """The stored biased-MD ('entropy') or plain-MD ('random') pool out/NAME.extxyz, explored by `driver` over the
     grid, benchmark.repeats trajectories per grid point. A rerun with more repeats explores only the new
     repeats (the biased trajectories against a state that holds the stored pool) and appends their snapshots:
@@ -110,6 +112,8 @@ def md_pool(campaign: Campaign, seeds: dict[str, Atoms], out: Path, settings, dr
     todo = [job for jobs in reps[done:] for job in jobs]
     if not todo and path.exists():
         return stored
+    if stored and not grow:
+        raise ungrown(path, f"benchmark.repeats {bench.repeats}", f"repeats {done}")
     say(f"benchmark: {name} pool, {len(todo)} trajectories" + (f" added to the {len(stored)} stored structures "
                                                                f"(repeats {done} → {bench.repeats})" * bool(stored)))
     remember_pool(out.parent, name, stored)  # the holdout grows by the new structures only
@@ -129,7 +133,8 @@ def md_pool(campaign: Campaign, seeds: dict[str, Atoms], out: Path, settings, dr
     return stored + new
 
 
-def anchor_pool(campaign: Campaign, seeds: dict[str, Atoms], out: Path, driver: str, say: Say) -> list[Atoms]:
+def anchor_pool(campaign: Campaign, seeds: dict[str, Atoms], out: Path, driver: str, say: Say,
+                grow: bool = True) -> list[Atoms]:
     """The stored anchors out/anchor.extxyz: each phase relaxed by `driver` at each pressure, its strains and
     enough thermal snapshots that the mixed pool's largest set holds its anchor share after a draw's subsample.
     A rerun with a larger N appends the thermal snapshots it lacks (new seeds; labels.done removed)."""
@@ -142,6 +147,8 @@ def anchor_pool(campaign: Campaign, seeds: dict[str, Atoms], out: Path, driver: 
     have = sum(a.info.get("kind") == "thermal" for a in stored) // groups
     if stored and have >= thermal:
         return stored
+    if stored and not grow:
+        raise ungrown(path, f"N = {max(bench.sizes)}", f"{have} thermal anchors per phase and pressure, not {thermal}")
     say(f"benchmark: anchors ({thermal - have} thermal snapshots per phase and pressure"
         + (f" added to the {len(stored)} stored)" if stored else ")"))
     more = anchors(seeds, driver, e.pressures, strains=() if stored else ANCHOR_STRAINS, thermal=thermal - have,
@@ -151,6 +158,13 @@ def anchor_pool(campaign: Campaign, seeds: dict[str, Atoms], out: Path, driver: 
     if stored:
         (out.parent / "labels.done").unlink(missing_ok=True)
     return stored + more
+
+
+def ungrown(path: Path, asked: str, stored: str) -> ValueError:
+    """The error of a run without the oracle whose campaign asks for more than the stored pool `path` holds."""
+    return ValueError(f"{path}: the campaign's {asked} asks for more structures than this stored pool holds "
+                      f"({stored}), and new structures need the oracle's labels: run `dael benchmark` with the "
+                      "oracle to grow the pools, or ask for what is stored")
 
 
 def read_pool(path: Path) -> list[Atoms]:

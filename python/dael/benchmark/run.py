@@ -292,7 +292,7 @@ def _run(campaign: Campaign, seeds: dict[str, Atoms], folder: Path, say: Say, po
     bench = campaign.benchmark
     settings = fingerprint_settings(campaign, seeds)
     start = time.perf_counter()
-    pools = explore_pools(campaign, seeds, folder, settings, driver, test_driver, say)
+    pools = explore_pools(campaign, seeds, folder, settings, driver, test_driver, say, grow=oracle)
     data = label_pools(campaign, pools, folder, say)
     disagreement = describe(mismatch(data["anchor"]), driver)
     if disagreement:
