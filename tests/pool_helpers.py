@@ -6,12 +6,21 @@ from ase.build import bulk
 
 import dael
 from dael.benchmark.strategies import Pools
+from dael.data.dataset import structure_hash
 
 from conftest import skewed
 
 
 def si_cells(n, rng, rattle=0.1, cubic=True):
     return [skewed(bulk("Si", "diamond", a=5.43, cubic=cubic), rng, strain=0.02, rattle=rattle) for _ in range(n)]
+
+
+def labelled_copies(structures):
+    """Stand-ins for a pool's labelled rows: copies carrying their content hash (as labels.db rows do)."""
+    out = [a.copy() for a in structures]
+    for a in out:
+        a.info["hash"] = structure_hash(a)
+    return out
 
 
 def synthetic_pools(rng, n=60):

@@ -14,7 +14,7 @@ from dael.campaign.config import Benchmark
 from dael.campaign.presets import phases, preset
 from dael.train.training import still_improving
 
-from pool_helpers import synthetic_pools
+from pool_helpers import labelled_copies, synthetic_pools
 
 
 def test_the_filter_accepts_in_pool_order_inside_the_window(rng):
@@ -266,7 +266,6 @@ def test_spread_keeps_every_condition_and_broad_indtest_follows_the_authors(tmp_
 
     from dael.benchmark.evaluation import broad_indtest
     from dael.benchmark.pools import spread
-    from dael.data.dataset import structure_hash
 
     made = iter(range(10**6))
 
@@ -288,10 +287,7 @@ def test_spread_keeps_every_condition_and_broad_indtest_follows_the_authors(tmp_
     assert spread(many, 100, seed=0) == spread(many, 100, seed=0) and len(spread(many, 100, seed=0)) == len(many)
     test = many + [snap(ph, p, None, 10 + k, kind) for ph in "ab" for p in (0.0, 5.0)
                    for k, kind in enumerate(("strain 0.92", "strain 1.08", "equilibrium"))]
-    labelled = [a.copy() for a in test]
-    for a in labelled:
-        a.info["hash"] = structure_hash(a)
-    chosen = broad_indtest(test, labelled, seed=0)
+    chosen = broad_indtest(test, labelled_copies(test), seed=0)
     kinds = [a.info.get("kind") or ("hot" if a.info["temperature_K"] == 900.0 else "cool") for a in chosen]
     assert kinds.count("strain 0.92") == kinds.count("strain 1.08") == 4 and "equilibrium" not in kinds
     assert kinds.count("hot") == 10 and "cool" not in kinds

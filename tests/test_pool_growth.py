@@ -17,13 +17,7 @@ from dael.data.dataset import structure_hash
 from dael.explore.anchors import ANCHOR_STRAINS
 from dael.util.files import mark
 
-
-def _labelled(structures):
-    """Stand-ins for a pool's labelled rows: copies carrying their content hash (as labels.db rows do)."""
-    out = [a.copy() for a in structures]
-    for a in out:
-        a.info["hash"] = structure_hash(a)
-    return out
+from pool_helpers import labelled_copies
 
 
 def test_more_repeats_and_a_larger_n_grow_the_stored_pools(tmp_path):
@@ -42,7 +36,7 @@ def test_more_repeats_and_a_larger_n_grow_the_stored_pools(tmp_path):
     assert len(thermal) == 2 * jobs and len(first["anchor"]) == jobs * (1 + len(ANCHOR_STRAINS) + 2)
 
     # a folder as an older dael left it: holdouts.json without the structures it was drawn from
-    data = {name: _labelled(first[name]) for name in ("entropy", "random")}
+    data = {name: labelled_copies(first[name]) for name in ("entropy", "random")}
     held = holdout_indices(data, campaign.seed, tmp_path)
     kept = json.loads((tmp_path / "holdouts.json").read_text())
     (tmp_path / "holdouts.json").write_text(json.dumps({name: kept[name] for name in ("entropy", "random")}))
@@ -64,7 +58,7 @@ def test_more_repeats_and_a_larger_n_grow_the_stored_pools(tmp_path):
     assert any("grown from 6 to 12" in line for line in said)
 
     # the holdout keeps what it held and takes 10 % (at least one) of the new structures of each pool
-    data = {name: _labelled(grown[name]) for name in ("entropy", "random")}
+    data = {name: labelled_copies(grown[name]) for name in ("entropy", "random")}
     again = holdout_indices(data, campaign.seed, tmp_path)
     for name in ("entropy", "random"):
         old = {data[name][i].info["hash"] for i in held[name]}

@@ -116,11 +116,12 @@ def md_pool(campaign: Campaign, seeds: dict[str, Atoms], out: Path, settings, dr
         raise ungrown(path, f"benchmark.repeats {bench.repeats}", f"repeats {done}")
     say(f"benchmark: {name} pool, {len(todo)} trajectories" + (f" added to the {len(stored)} stored structures "
                                                                f"(repeats {done} → {bench.repeats})" * bool(stored)))
-    remember_pool(out.parent, name, stored)  # the holdout grows by the new structures only
     state = GlobalEntropy("atom", campaign.filter.eps, settings)
     folder = out / f"{name}-md"
-    if stored and not (folder / "state.npz").exists():  # the stored pool, explored elsewhere: bias against it
-        state.add(fingerprint_for(state, stored))
+    if stored:
+        remember_pool(out.parent, name, stored)  # the holdout grows by the new structures only
+        if not (folder / "state.npz").exists():  # the stored pool, explored elsewhere: bias against it
+            state.add(fingerprint_for(state, stored))
     Explorer(driver, state, folder, min_gain=-np.inf, workers=e.workers,
              driver_params=campaign.driver_params).run(todo)
     names = {job.name for job in todo}
