@@ -13,7 +13,7 @@ from ase.build import bulk
 from ase.io import write
 
 from dael.benchmark.pools import check_stored
-from dael.data.dataset import Dataset
+from dael.data.dataset import Dataset, structure_hash
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benches" / "experiments"))
 import curves_by_system  # noqa: E402  (benches/experiments is no package)
@@ -31,12 +31,14 @@ def cell(k: int, **info):
     return atoms
 
 
-def full_folder(folder: Path) -> dict[str, list]:
-    """A benchmark folder of small pools (two trajectories of 4 snapshots per pool, anchors, a test set) whose
-    labels.db holds every structure, the first three entropy snapshots labelled by a fake oracle."""
+def full_folder(folder: Path, repeats: int = 1) -> dict[str, list]:
+    """A benchmark folder of small pools (per repeat two trajectories of 4 snapshots per MD pool, named with
+    their seeds as the benchmark's are; anchors, a test set) whose labels.db holds every structure, the first
+    three entropy snapshots labelled by a fake oracle."""
     k = iter(range(1000))
-    traj = [cell(next(k), phase="diamond", pressure_GPa=0.0, temperature_K=t, trajectory=f"t{t}", step=s)
-            for t in (300.0, 1000.0) for s in (10, 20, 30, 40)]
+    traj = [cell(next(k), phase="diamond", pressure_GPa=0.0, temperature_K=t,
+                 trajectory=f"t{t:g}_s{7 + n + 10_000 * rep}", step=s)
+            for rep in range(repeats) for n, t in enumerate((300.0, 1000.0)) for s in (10, 20, 30, 40)]
     pools = {"entropy": traj,
              "random": [cell(next(k), **{**a.info, "trajectory": "r" + a.info["trajectory"]}) for a in traj],
              "anchor": [cell(next(k), phase="diamond", pressure_GPa=0.0, kind=kind)
@@ -96,6 +98,21 @@ def test_a_pool_subset_keeps_the_named_pools_whole(tmp_path):
         kept = {a.info["hash"] for a in sub.structures(None, sources=[name])}
         assert len(kept) == len(pools[name])
     assert len(list(sub.structures(None, sources=["test"]))) == 2
+
+
+def test_a_grown_folder_cut_to_its_first_repeat_is_the_folder_before_it_grew(tmp_path):
+    before = full_folder(tmp_path / "one")
+    grown = full_folder(tmp_path / "full", repeats=3)
+    assert len(grown["entropy"]) == 3 * len(before["entropy"])
+    everything = ("entropy", "random", "anchor", "test")
+    for repeats in (1, 2):
+        pool_subset.write_subset(tmp_path / "full", tmp_path / f"sub{repeats}", whole=everything, repeats=repeats)
+    cut = {name: [a.info["hash"] for a in Dataset(tmp_path / "sub1" / "labels.db").structures(None, sources=[name])]
+           for name in everything}
+    assert cut == {name: [structure_hash(a) for a in grown[name][:len(before[name])]] for name in everything}
+    two = Dataset(tmp_path / "sub2" / "labels.db")
+    assert {a.info["trajectory"] for a in two.structures(None, sources=["random"])} == {
+        "rt300_s7", "rt1000_s8", "rt300_s10007", "rt1000_s10008"}
 
 
 def test_strategy_bars_average_the_draws_of_one_size():

@@ -6,7 +6,7 @@ does not grow them."""
 import json
 
 import pytest
-from ase.io import read
+from ase.io import read, write
 
 from dael.benchmark.evaluation import holdout_indices
 from dael.benchmark.pools import explore_pools
@@ -78,6 +78,16 @@ def test_more_repeats_and_a_larger_n_grow_the_stored_pools(tmp_path):
     with pytest.raises(ValueError, match=r"benchmark.repeats 3 asks for more structures .* \(repeats 2\)"):
         explore_pools(campaign, seeds, tmp_path, settings, "reference", "reference", said.append, grow=False)
     campaign.benchmark.repeats, campaign.benchmark.sizes = 2, [160]
-    with pytest.raises(ValueError, match=r"N = 160 asks .*\(5 thermal anchors per phase and pressure, not 15\)"):
+    with pytest.raises(ValueError, match=r"N = 160 asks .*\(20 anchors, 5 thermal per phase and pressure; "
+                                         r"40 anchors need 15\)"):
+        explore_pools(campaign, seeds, tmp_path, settings, "reference", "reference", said.append, grow=False)
+    # a subset folder's anchors, cut to one thermal snapshot per phase and pressure, serve an N they suffice for
+    cut = [a for a in grown["anchor"] if a.info["kind"] != "thermal"] + thermal[::2]
+    write(tmp_path / "pools" / "anchor.extxyz", cut, format="extxyz")
+    campaign.benchmark.sizes = [len(cut) * 4]  # 20 % of N over 0.8 of the pool: exactly the stored anchors
+    assert len(explore_pools(campaign, seeds, tmp_path, settings, "reference", "reference", said.append,
+                             grow=False)["anchor"]) == len(cut)
+    campaign.benchmark.sizes = [len(cut) * 4 + 4]
+    with pytest.raises(ValueError, match=r"asks for more structures .*\(12 anchors, 1 thermal per phase"):
         explore_pools(campaign, seeds, tmp_path, settings, "reference", "reference", said.append, grow=False)
     assert not list((tmp_path / "pools" / "entropy-md" / "trajectories").glob("*_s20000.extxyz"))

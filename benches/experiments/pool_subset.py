@@ -8,10 +8,12 @@ DFT labels): every structure of the subset is in the full pools, so what the sub
 - test set: every equilibrium and strain probe, plus the middle MD snapshot of each trajectory.
 
 `--whole entropy,random,anchor` keeps the named pools whole (section 31 (ii) at N = 100: the full training pools,
-the N = 50 test subset).
+the N = 50 test subset). `--repeats R` first cuts the MD pools of a folder whose pools grew since (more
+`benchmark.repeats`) back to the snapshots of their first R repeats, by the trajectories' seeds.
 
     python benches/experiments/pool_subset.py FULL_FOLDER SUBSET_FOLDER           # write the subset folder
     python benches/experiments/pool_subset.py FULL_FOLDER SUBSET_FOLDER --merge   # labels back into FULL
+    python benches/experiments/pool_subset.py FULL_FOLDER OUT --repeats 1 --whole entropy,random,anchor,test
 
 A folder none of whose rows is pending gets its labels.done marker, so `dael benchmark --no-oracle` can retrain
 and re-evaluate it without the oracle.
@@ -28,7 +30,7 @@ from ase import Atoms
 from ase.db import connect
 from ase.io import read, write
 
-from dael.benchmark.pools import STORED, mark_labelled
+from dael.benchmark.pools import REPEAT_SEED_STRIDE, STORED, mark_labelled
 from dael.data.dataset import RESULT_KEYS, Dataset, structure_hash
 
 POOLS = ("entropy", "random", "anchor", "test")
@@ -45,6 +47,14 @@ def by_trajectory(pool: list[Atoms], pick: Callable[[list[Atoms]], list[Atoms]])
         groups.setdefault((i.get("phase"), i.get("pressure_GPa"), i.get("temperature_K"), i.get("trajectory")),
                           []).append(atoms)
     return [a for g in groups.values() for a in pick(sorted(g, key=lambda a: a.info["step"]))]
+
+
+def first_repeats(pool: list[Atoms], repeats: int) -> list[Atoms]:
+    """The snapshots of an MD pool's first `repeats` repeats: its trajectories' seeds (the `_s<seed>` that ends
+    their names) step by REPEAT_SEED_STRIDE from one repeat to the next."""
+    seeds = [int(a.info["trajectory"].rsplit("_s", 1)[1]) for a in pool]
+    low = min(seeds)
+    return [a for a, seed in zip(pool, seeds, strict=True) if round((seed - low) / REPEAT_SEED_STRIDE) < repeats]
 
 
 def subset(pools: dict[str, list[Atoms]], whole: tuple[str, ...] = ()) -> dict[str, list[Atoms]]:
@@ -64,12 +74,16 @@ def subset(pools: dict[str, list[Atoms]], whole: tuple[str, ...] = ()) -> dict[s
     return {name: pools[name] if name in whole else picked for name, picked in cut.items()}
 
 
-def write_subset(full: Path, out: Path, whole: tuple[str, ...] = ()) -> None:
+def write_subset(full: Path, out: Path, whole: tuple[str, ...] = (), repeats: int | None = None) -> None:
     """The subset folder: pools/*.extxyz (an empty transfer set, the same MD starts) and labels.db holding the
-    full folder's rows of the subset (labelled or pending); the pools named in `whole` are copied whole."""
+    full folder's rows of the subset (labelled or pending); the pools named in `whole` are copied whole, the
+    MD pools cut to their first `repeats` repeats first."""
     if out.exists():
         raise SystemExit(f"{out} exists: choose a new folder (or --merge to copy its labels back)")
-    pools = subset({name: read(full / "pools" / f"{name}.extxyz", ":") for name in POOLS}, whole)
+    pools = {name: read(full / "pools" / f"{name}.extxyz", ":") for name in POOLS}
+    if repeats is not None:
+        pools |= {name: first_repeats(pools[name], repeats) for name in ("entropy", "random")}
+    pools = subset(pools, whole)
     (out / "pools").mkdir(parents=True)
     for name, structures in pools.items():
         write(out / "pools" / f"{name}.extxyz", structures, format="extxyz")
@@ -114,6 +128,8 @@ def main() -> None:
     parser.add_argument("subset", type=Path)
     parser.add_argument("--merge", action="store_true", help="copy the subset's labels back into the full folder")
     parser.add_argument("--whole", default="", help=f"pools to keep whole, comma-separated ({','.join(POOLS)})")
+    parser.add_argument("--repeats", type=int, help="keep the first REPEATS MD repeats of the entropy and random "
+                        "pools (a folder whose pools grew since)")
     args = parser.parse_args()
     whole = tuple(name for name in args.whole.split(",") if name)
     if unknown := set(whole) - set(POOLS):
@@ -122,7 +138,7 @@ def main() -> None:
     if args.merge:
         merge(args.full, args.subset)
     else:
-        write_subset(args.full, args.subset, whole)
+        write_subset(args.full, args.subset, whole, args.repeats)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ Say = Callable[[str], None]
 
 
 POOL_SOURCES = {"entropy": "entropy", "random": "random", "anchor": "anchor", "test": "test", "transfer": "test"}
+REPEAT_SEED_STRIDE = 10_000
+"""Seed step between an MD pool's repeats: repeat r's trajectories get seeds offset + r·stride + n (n < grid size)."""
 TRANSFER_REPEAT = (2, 2, 2)
 """Supercell of each seed phase in the transfer set (8× the atoms the pools were explored with)."""
 TEST_STRAINS = (0.92, 1.08)
@@ -101,7 +103,7 @@ def md_pool(campaign: Campaign, seeds: dict[str, Atoms], out: Path, settings, dr
     random = name == "random"
     offset = campaign.seed + (5000 if random else 0)
     reps = [grid(seeds, e.pressures, e.temperatures, e.k_global, e.k_local, e.md(snapshots=bench.snapshots),
-                 random_baseline=random, seed=offset + 10_000 * rep, bias_scale=e.bias_scale)
+                 random_baseline=random, seed=offset + REPEAT_SEED_STRIDE * rep, bias_scale=e.bias_scale)
             for rep in range(bench.repeats)]
     stored = read(path, ":") if path.exists() else []
     if log.exists():
@@ -138,18 +140,21 @@ def anchor_pool(campaign: Campaign, seeds: dict[str, Atoms], out: Path, driver: 
                 grow: bool = True) -> list[Atoms]:
     """The stored anchors out/anchor.extxyz: each phase relaxed by `driver` at each pressure, its strains and
     enough thermal snapshots that the mixed pool's largest set holds its anchor share after a draw's subsample.
-    A rerun with a larger N appends the thermal snapshots it lacks (new seeds; labels.done removed)."""
+    A rerun with a larger N that the stored anchors cannot serve (fewer than that share needs) appends the thermal
+    snapshots it lacks (new seeds; labels.done removed); a stored pool cut to fewer thermal snapshots per phase and
+    pressure (a subset folder) that still holds enough is used as it is."""
     e, bench = campaign.explore, campaign.benchmark
     path = out / "anchor.extxyz"
     groups = len(seeds) * len(e.pressures)
-    need = bench.anchor_fraction * max(bench.sizes) / DRAW_SHARE
+    need = int(np.ceil(bench.anchor_fraction * max(bench.sizes) / DRAW_SHARE - 1e-9))  # anchors (no float excess)
     thermal = max(2, int(np.ceil(need / groups)) - len(ANCHOR_STRAINS) - 1)
     stored = read(path, ":") if path.exists() else []
     have = sum(a.info.get("kind") == "thermal" for a in stored) // groups
-    if stored and have >= thermal:
+    if stored and (have >= thermal or len(stored) >= need):
         return stored
     if stored and not grow:
-        raise ungrown(path, f"N = {max(bench.sizes)}", f"{have} thermal anchors per phase and pressure, not {thermal}")
+        raise ungrown(path, f"N = {max(bench.sizes)}", f"{len(stored)} anchors, {have} thermal per phase and "
+                      f"pressure; {need} anchors need {thermal}")
     say(f"benchmark: anchors ({thermal - have} thermal snapshots per phase and pressure"
         + (f" added to the {len(stored)} stored)" if stored else ")"))
     more = anchors(seeds, driver, e.pressures, strains=() if stored else ANCHOR_STRAINS, thermal=thermal - have,
