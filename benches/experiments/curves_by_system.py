@@ -21,7 +21,8 @@ from dael.benchmark.report import METRICS, colour, pool_rank, ratios, summarize
 from dael.benchmark.run import folder_records
 
 TITLES = {"test": "test set", "test-strain": "strain probes", "holdout-entropy-accepted": "own holdout, accepted",
-          "md": "the model's own hot MD", "transfer": "transfer (64 atoms, off the grid)"}
+          "md": "the model's own hot MD", "transfer": "transfer (64 atoms, off the grid)",
+          "indtest": "broad indtest", "test-2000K": "thermal MD at 2000 K"}
 
 
 def curves(systems: dict[str, list[dict]], sets: list[str], strategies: list[str], metric: str, out: Path) -> None:
