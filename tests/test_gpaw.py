@@ -89,6 +89,41 @@ def test_gpaw_oracle_turns_spin_polarisation_on_for_initial_moments_unless_told(
         assert [p.get("spinpol", False) for p in built] == expected  # rebuilt only when the spin changes
 
 
+def test_gpaw_oracle_computes_a_structures_forces_and_stress_from_the_scf_of_its_energy(tmp_path):
+    """Labelling asks for energy, then forces, then stress of one structure in its folder: one GPAW calculator
+    (one SCF) serves all three; the next structure's folder gets a new one, and so does a retry after a
+    failure."""
+    from types import SimpleNamespace
+
+    from ase.calculators.emt import EMT
+
+    from dael.calculators.dft import GPAWOracle
+    from dael.label.calculation import compute
+
+    built = []
+
+    def fake_gpaw(**params):
+        built.append(params)
+        return EMT()
+
+    oracle = GPAWOracle()
+    oracle._gpaw = SimpleNamespace(GPAW=fake_gpaw)
+    cu = bulk("Cu", "fcc", a=3.6, cubic=True)
+    for k, name in enumerate(("a", "b")):
+        oracle.directory = str(tmp_path / name)
+        cu.positions[0, 0] += 0.01 * k  # another structure in another folder
+        results = compute(oracle, cu)
+        assert set(results) == {"energy", "free_energy", "forces", "stress"}
+    assert [p["txt"] for p in built] == [str(tmp_path / "a" / "gpaw.txt"), str(tmp_path / "b" / "gpaw.txt")]
+    oracle.dft.get_potential_energy = None  # the kept calculator breaks: the next call raises
+    cu.positions[0, 0] += 0.01
+    with pytest.raises(TypeError):
+        compute(oracle, cu)
+    assert oracle.dft is None
+    compute(oracle, cu)
+    assert len(built) == 3
+
+
 def test_a_campaign_round_on_a_non_preset_material_labels_with_gpaw(tmp_path):
     """dael init --structures with the gpaw oracle at a low cut-off and Γ-centred 2×2×2 k-points, EMT driving
     the MD: round 0 labels the seed, round 1 labels what the filter took (about a minute on one core)."""

@@ -130,10 +130,12 @@ class GPAWOracle(OracleCalculator):
     magnetic moments (``atoms.set_initial_magnetic_moments``; extxyz ``initial_magmoms``), unless ``spinpol`` is
     given.
 
-    One GPAW calculator is kept (and rebuilt when the element set or the spin changes, e.g. Si then C needs a
-    higher cut-off). Results: ``energy`` (extrapolated to zero smearing) and ``free_energy`` (eV), ``forces``
-    (eV/Å), and for 3-D periodic cells only ``stress`` (eV/Å³, Voigt, ASE sign): a slab's or a molecule's cell
-    stress is averaged over its vacuum box and labels nothing (the k-points along a non-periodic axis are 1).
+    One GPAW calculator is kept (and rebuilt when the element set or the spin changes, e.g. Si then C needs a higher
+    cut-off, or the log moves to another structure's folder): the forces and stress of a structure come from the
+    same converged SCF as its energy, and a failed calculation is never reused. Results: ``energy`` (extrapolated to
+    zero smearing) and ``free_energy`` (eV), ``forces`` (eV/Å), and for 3-D periodic cells only ``stress`` (eV/Å³,
+    Voigt, ASE sign): a slab's or a molecule's cell stress is averaged over its vacuum box and labels nothing (the
+    k-points along a non-periodic axis are 1).
     With ``directory`` set (labelling gives each structure a folder, dael.label.calculation) GPAW's log goes
     to ``directory/gpaw.txt``.
     """
@@ -146,7 +148,7 @@ class GPAWOracle(OracleCalculator):
         super().__init__()
         self.overrides = overrides
         self.dft: Any = None  # the GPAW calculator in use
-        self._kind: tuple[frozenset[str], bool] | None = None  # its element set and spin polarisation
+        self._kind: tuple[frozenset[str], bool, str | None] | None = None  # its elements, spin polarisation, log
 
     def code_version(self) -> str:
         """'GPAW VERSION' (provenance of the labels)."""
@@ -157,18 +159,23 @@ class GPAWOracle(OracleCalculator):
         spin = bool(np.any(atoms.get_initial_magnetic_moments()))
         log = {} if str(self.directory) in ("", ".") or "txt" in self.overrides else \
             {"txt": str(Path(self.directory) / "gpaw.txt")}
-        if self.dft is None or (elements, spin) != self._kind or log:  # a new log: a new calculator
+        kind = (elements, spin, log.get("txt"))
+        if self.dft is None or kind != self._kind:  # the same structure asked for forces after its energy: kept
             extra = {"spinpol": True} if spin and "spinpol" not in self.overrides else {}
             self.dft = self._gpaw.GPAW(**gpaw_parameters(sorted(elements), **extra, **self.overrides, **log))
-            self._kind = (elements, spin)
+            self._kind = kind
         work = atoms.copy()
         work.calc = self.dft
-        self.results["energy"] = work.get_potential_energy()
-        self.results["free_energy"] = float(self.dft.results.get("free_energy", self.results["energy"]))
-        if "forces" in properties:
-            self.results["forces"] = work.get_forces()
-        if "stress" in properties and atoms.pbc.all():
-            self.results["stress"] = work.get_stress()
+        try:
+            self.results["energy"] = work.get_potential_energy()
+            self.results["free_energy"] = float(self.dft.results.get("free_energy", self.results["energy"]))
+            if "forces" in properties:
+                self.results["forces"] = work.get_forces()
+            if "stress" in properties and atoms.pbc.all():
+                self.results["stress"] = work.get_stress()
+        except BaseException:
+            self.dft = None  # a retry starts afresh, not from a failed SCF
+            raise
 
 
 def dft_keywords(code: str) -> tuple[frozenset[str], bool]:
