@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "benches" / "experiments"))
 import curves_by_system  # noqa: E402  (benches/experiments is no package)
 import pool_subset  # noqa: E402
 import robustness_table  # noqa: E402
+import set_composition  # noqa: E402
 import strategy_bars  # noqa: E402
 
 ORACLE = "fake-dft"
@@ -163,3 +164,24 @@ def test_every_bench_and_research_script_imports(script, monkeypatch):
     monkeypatch.syspath_prepend(str(script.parent))
     module = importlib.import_module(script.stem)
     assert module.__file__ == str(script)
+
+
+def test_set_composition_counts_a_models_structures_by_pool_and_condition_beside_its_test_error(tmp_path):
+    pools = full_folder(tmp_path)
+    model = tmp_path / "models" / "mixed-N4-d0"
+    (model / "data").mkdir(parents=True)
+    stranger = cell(999)
+    write(model / "data" / "train.extxyz", [pools["entropy"][0], pools["entropy"][5], pools["anchor"][1]],
+          format="extxyz")
+    write(model / "data" / "val.extxyz", [pools["random"][6], stranger], format="extxyz")
+    (model / "evaluation.json").write_text(json.dumps({
+        "test": {"energy_mae": 9.0}, "test@diamond 0 GPa 1000 K": {"energy_mae": 3.5},
+        "test@diamond 0 GPa 300 K": {"energy_mae": 1.25}, "test@diamond 0 GPa strains": {"energy_mae": 7.0}}))
+    counts = set_composition.composition(model, set_composition.pool_index(tmp_path))
+    assert counts == {("entropy", "diamond", 0.0, 300): 1, ("entropy", "diamond", 0.0, 1000): 1,
+                      ("anchor", "diamond", 0.0, "strain 0.95"): 1, ("random", "diamond", 0.0, 1000): 1,
+                      ("unknown",): 1}
+    assert set_composition.condition_errors(model) == {("diamond", 0.0, 1000): 3.5, ("diamond", 0.0, 300): 1.25}
+    text = set_composition.tables(tmp_path, 4, 1000)
+    assert "| 0 | 2 / 3.50 | strain 0.95 1 |" in text  # one entropy and one random-MD snapshot at 1000 K
+    assert "| 0 | 1 / 1.25 | strain 0.95 1 |" in set_composition.tables(tmp_path, 4, 300)
