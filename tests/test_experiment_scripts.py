@@ -114,6 +114,8 @@ def test_a_grown_folder_cut_to_its_first_repeat_is_the_folder_before_it_grew(tmp
     two = Dataset(tmp_path / "sub2" / "labels.db")
     assert {a.info["trajectory"] for a in two.structures(None, sources=["random"])} == {
         "rt300_s7", "rt1000_s8", "rt300_s10007", "rt1000_s10008"}
+    with pytest.raises(SystemExit, match="'t300' does not end in _s<seed>"):
+        pool_subset.first_repeats([cell(0, trajectory="t300")], 1)
 
 
 def test_strategy_bars_average_the_draws_of_one_size():

@@ -52,8 +52,12 @@ def by_trajectory(pool: list[Atoms], pick: Callable[[list[Atoms]], list[Atoms]])
 def first_repeats(pool: list[Atoms], repeats: int) -> list[Atoms]:
     """The snapshots of an MD pool's first `repeats` repeats: its trajectories' seeds (the `_s<seed>` that ends
     their names) step by REPEAT_SEED_STRIDE from one repeat to the next."""
-    seeds = [int(a.info["trajectory"].rsplit("_s", 1)[1]) for a in pool]
-    low = min(seeds)
+    names = [str(a.info.get("trajectory")) for a in pool]
+    if bad := [name for name in names if not name.rpartition("_s")[2].isdigit()]:
+        raise SystemExit(f"--repeats: trajectory {bad[0]!r} does not end in _s<seed>; only pools explored by "
+                         "`dael benchmark` can be cut by repeat")
+    seeds = [int(name.rpartition("_s")[2]) for name in names]
+    low = min(seeds, default=0)
     return [a for a, seed in zip(pool, seeds, strict=True) if round((seed - low) / REPEAT_SEED_STRIDE) < repeats]
 
 
@@ -131,6 +135,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, help="keep the first REPEATS MD repeats of the entropy and random "
                         "pools (a folder whose pools grew since)")
     args = parser.parse_args()
+    if args.repeats is not None and args.repeats < 1:
+        raise SystemExit(f"--repeats {args.repeats}: give 1 or more")
     whole = tuple(name for name in args.whole.split(",") if name)
     if unknown := set(whole) - set(POOLS):
         raise SystemExit(f"--whole {args.whole}: no pool named {', '.join(sorted(unknown))} "
