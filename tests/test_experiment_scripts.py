@@ -180,10 +180,11 @@ def test_set_composition_counts_a_models_structures_by_pool_and_condition_beside
         "test": {"energy_mae": 9.0}, "test@diamond 0 GPa 1000 K": {"energy_mae": 3.5},
         "test@diamond 0 GPa 300 K": {"energy_mae": 1.25}, "test@diamond 0 GPa strains": {"energy_mae": 7.0}}))
     counts = set_composition.composition(model, set_composition.pool_index(tmp_path))
-    assert counts == {("entropy", "diamond", 0.0, 300): 1, ("entropy", "diamond", 0.0, 1000): 1,
-                      ("anchor", "diamond", 0.0, "strain 0.95"): 1, ("random", "diamond", 0.0, 1000): 1,
-                      ("unknown",): 1}
-    assert set_composition.condition_errors(model) == {("diamond", 0.0, 1000): 3.5, ("diamond", 0.0, 300): 1.25}
+    assert counts == {("entropy", "test@diamond 0 GPa 300 K"): 1, ("entropy", "test@diamond 0 GPa 1000 K"): 1,
+                      ("anchor", "strain 0.95"): 1, ("random", "test@diamond 0 GPa 1000 K"): 1, ("unknown", None): 1}
+    assert set_composition.condition_errors(model) == {"test@diamond 0 GPa 1000 K": 3.5,
+                                                       "test@diamond 0 GPa 300 K": 1.25,
+                                                       "test@diamond 0 GPa strains": 7.0}
     text = set_composition.tables(tmp_path, 4, 1000)
     assert "| 0 | 2 / 3.50 | strain 0.95 1 |" in text  # one entropy and one random-MD snapshot at 1000 K
     assert "| 0 | 1 / 1.25 | strain 0.95 1 |" in set_composition.tables(tmp_path, 4, 300)

@@ -17,10 +17,12 @@ from pathlib import Path
 
 from ase.io import read
 
-from dael.benchmark.report import pool_rank
+from dael.benchmark.evaluation import condition_name
+from dael.benchmark.report import CONDITION, pool_rank
 from dael.data.dataset import structure_hash
 
 POOLS = ("entropy", "random", "anchor")
+MD_POOLS = ("entropy", "random")
 
 
 def pool_index(folder: Path) -> dict[str, tuple[str, dict]]:
@@ -30,53 +32,47 @@ def pool_index(folder: Path) -> dict[str, tuple[str, dict]]:
 
 
 def composition(model: Path, index: dict[str, tuple[str, dict]]) -> Counter:
-    """Counts of a model's training and validation structures by (pool, phase, pressure GPa, temperature K) for
-    MD snapshots and (pool, phase, pressure GPa, kind) for anchors; ('unknown',) for ones in no pool."""
+    """Counts of a model's training and validation structures by (pool, the test condition an MD snapshot's
+    info names, as the benchmark's per-condition sets do) and (pool, kind) for anchors; ('unknown', None) for
+    ones in no pool."""
     counts: Counter = Counter()
     for part in ("train", "val"):
         for atoms in read(model / "data" / f"{part}.extxyz", ":"):
             pool, info = index.get(structure_hash(atoms), ("unknown", None))
-            if info is None:
-                counts[("unknown",)] += 1
-                continue
-            last = info.get("kind") if pool == "anchor" else int(info["temperature_K"])
-            counts[(pool, info["phase"], float(info["pressure_GPa"]), last)] += 1
+            what = None if info is None else info.get("kind") if pool == "anchor" else condition_name(info)
+            counts[(pool, what)] += 1
     return counts
 
 
-def condition_errors(model: Path) -> dict[tuple[str, float, int], float]:
-    """{(phase, pressure GPa, temperature K): energy MAE (meV/atom)} of the model's per-condition test sets."""
-    out = {}
-    for key, value in json.loads((model / "evaluation.json").read_text()).items():
-        parts = key.removeprefix("test@").split(" ")
-        if key.startswith("test@") and len(parts) == 5 and parts[2] == "GPa" and parts[4] == "K":
-            out[(parts[0], float(parts[1]), int(float(parts[3])))] = value["energy_mae"]
-    return out
+def condition_errors(model: Path) -> dict[str, float]:
+    """{per-condition test set: energy MAE (meV/atom)} of the model (its evaluation.json)."""
+    return {key: value["energy_mae"] for key, value in json.loads((model / "evaluation.json").read_text()).items()
+            if key.startswith(CONDITION)}
 
 
 def tables(folder: Path, size: int, temperature: int) -> str:
     """Per strategy a table: rows = draws, columns = the test conditions at `temperature`."""
     index = pool_index(folder)
     models = sorted(folder.glob(f"models/*-N{size}-d*"), key=lambda m: (pool_rank(m.name.rsplit("-", 2)[0]), m.name))
+    suffix = f" {temperature} K"
+    grid = {condition_name(info): (info["phase"], float(info["pressure_GPa"]))  # columns in pressure order
+            for pool, info in index.values() if pool in MD_POOLS}
     lines = []
     for strategy in dict.fromkeys(m.name.rsplit("-", 2)[0] for m in models):
         mine = [m for m in models if m.name.rsplit("-", 2)[0] == strategy]
         errors = {m: condition_errors(m) for m in mine}
-        conditions = sorted({c for e in errors.values() for c in e if c[2] == temperature})
+        conditions = sorted({c for e in errors.values() for c in e if c.endswith(suffix)},
+                            key=lambda c: (grid.get(c, (c, 0.0)), c))
         lines += [f"{strategy}, N = {size}, {temperature} K: MD snapshots of the condition in the set / test energy "
-                  "MAE (meV/atom)", "| draw | " + " | ".join(f"{p} {g:g} GPa" for p, g, _ in conditions)
+                  "MAE (meV/atom)",
+                  "| draw | " + " | ".join(c.removeprefix(CONDITION).removesuffix(suffix) for c in conditions)
                   + " | anchors by kind |", "|---|" + "---:|" * len(conditions) + "---|"]
         for m in mine:
             counts = composition(m, index)
-            md, kinds = Counter(), Counter()
-            for k, v in counts.items():
-                if k[0] in ("entropy", "random"):
-                    md[k[1:]] += v
-                elif k[0] == "anchor":
-                    kinds[k[3]] += v
-            cells = [f"{md[c]} / {errors[m][c]:.2f}" for c in conditions]
+            kinds = {what: n for (pool, what), n in sorted(counts.items(), key=str) if pool == "anchor"}
+            cells = [f"{sum(counts[(pool, c)] for pool in MD_POOLS)} / {errors[m][c]:.2f}" for c in conditions]
             lines.append(f"| {m.name.rsplit('-d', 1)[1]} | " + " | ".join(cells) + " | "
-                         + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) + " |")
+                         + ", ".join(f"{k} {v}" for k, v in kinds.items()) + " |")
         lines.append("")
     return "\n".join(lines)
 

@@ -146,17 +146,17 @@ def by_test_kind(pool: list[Atoms], labelled: list[Atoms]) -> dict[str, list[Ato
                     else f"test-{float(info['temperature_K']):.0f}K")
 
 
-def by_condition(pool: list[Atoms], labelled: list[Atoms]) -> dict[str, list[Atoms]]:
-    """The labelled test structures by condition: 'test@<phase> <P> GPa <T> K' (thermal MD of that phase at
-    that pressure and temperature), 'test@<phase> <P> GPa strains' and '... equilibrium': where on the grid a
-    model errs."""
-    def name(info: dict) -> str:
-        kind = probe_kind(info)
-        return (f"{CONDITION}{info.get('phase')} {float(info['pressure_GPa']):g} GPa "
-                + (f"{float(info['temperature_K']):.0f} K" if kind is None else
-                   "strains" if kind == "strain" else kind))
+def condition_name(info: dict) -> str:
+    """The per-condition set a structure's info places it in: 'test@<phase> <P> GPa <T> K' (an MD snapshot of that
+    phase at that pressure and temperature), 'test@<phase> <P> GPa strains' or '... equilibrium' (a probe)."""
+    kind = probe_kind(info)
+    return (f"{CONDITION}{info.get('phase')} {float(info['pressure_GPa']):g} GPa "
+            + (f"{float(info['temperature_K']):.0f} K" if kind is None else "strains" if kind == "strain" else kind))
 
-    return _grouped(pool, labelled, name)
+
+def by_condition(pool: list[Atoms], labelled: list[Atoms]) -> dict[str, list[Atoms]]:
+    """The labelled test structures by condition (condition_name): where on the grid a model errs."""
+    return _grouped(pool, labelled, condition_name)
 
 
 def _grouped(pool: list[Atoms], labelled: list[Atoms], name: Callable[[dict], str]) -> dict[str, list[Atoms]]:
