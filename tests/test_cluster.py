@@ -2,9 +2,12 @@
 submits, a stand-in SLURM (sbatch runs the job script here) with a job killed mid-labelling, a LocalCluster with a
 worker killed mid-labelling, and the errors of a cluster that cannot start."""
 
+import json
 import os
 import signal
 import stat
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -223,32 +226,46 @@ def test_slurm_jobs_label_everything_once_when_a_job_dies(tmp_path, fake_slurm, 
 
 
 def test_a_worker_killed_during_labelling_loses_nothing(tmp_path):
-    """A LocalCluster of two worker processes; one is killed (SIGKILL) while it computes: its structure is
-    computed again on the other worker (or the restarted one), every structure is stored once."""
-    import psutil
-
+    """A Dask scheduler and two nanny-kept worker processes, started as `dask` commands outside this process
+    (so the only event loop here is the labelling client's); one worker is killed (SIGKILL) inside its second
+    call: its structure is computed again on the other worker (or the restarted one), every structure is stored
+    once."""
     log = tmp_path / "calls.log"
     params = {"delay": 1.5, "log": str(log)}
     dataset = Dataset(tmp_path / "d.db")
     dataset.add(fake_batch([None] * 6), oracle=oracle_spec(FAKE, params))
+    scheduler_file = tmp_path / "scheduler.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    dask = [str(Path(sys.executable).parent / "dask")]
+    common = ["--scheduler-file", str(scheduler_file), "--no-dashboard"]
+    processes = [subprocess.Popen(dask + ["scheduler", *common], env=env, stderr=subprocess.DEVNULL)]
     killed = []
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
 
-        def kill_a_busy_worker():
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and not killed:
-                busy = [w for w, tasks in client.processing().items() if tasks]
-                if len(busy) == 2 and log.exists():  # both have finished a call and are inside the next
-                    pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
-                    psutil.Process(pid).kill()
-                    killed.append(pid)
-                time.sleep(0.2)
+    def kill_a_busy_worker():  # each worker logs its pid after a call: both logged -> both are in their second
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            pids = {int(line.split()[0]) for line in log.read_text().splitlines()} if log.exists() else set()
+            if len(pids) == 2:
+                victim = min(pids)
+                os.kill(victim, signal.SIGKILL)
+                killed.append(victim)
+            time.sleep(0.1)
 
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        processes.append(subprocess.Popen(dask + ["worker", *common, "--nworkers", "2", "--nthreads", "1"],
+                                          env=env, stderr=subprocess.DEVNULL))
+        address = json.loads(scheduler_file.read_text())["address"]
         killer = threading.Thread(target=kill_a_busy_worker, daemon=True)
         killer.start()
-        summary = label_dataset(dataset, FAKE, params, dask=cluster.scheduler_address)
+        summary = label_dataset(dataset, FAKE, params, dask=address)
         killer.join()
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            process.wait(timeout=30)
     assert killed, "no worker was killed: the test did not test anything"
     assert summary.labeled == 6 and summary.failed == 0, summary.errors
     assert dataset.counts() == {"labeled": 6}
