@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase.build import bulk
+from ase.calculators.calculator import Calculator, all_changes
 from ase.io import write
 
 from dael.benchmark.pools import check_stored
@@ -20,6 +21,7 @@ import curves_by_system  # noqa: E402  (benches/experiments is no package)
 import pool_subset  # noqa: E402
 import robustness_table  # noqa: E402
 import set_composition  # noqa: E402
+import signed_errors  # noqa: E402
 import strategy_bars  # noqa: E402
 
 ORACLE = "fake-dft"
@@ -57,6 +59,41 @@ def full_folder(folder: Path, repeats: int = 1) -> dict[str, list]:
     for i, (row, atoms) in enumerate(db.pending()[:3]):
         db.record_result(row, atoms, {"energy": -1.0 - i, "forces": np.zeros((8, 3))}, seconds=5.0)
     return pools
+
+
+class PerAtom(Calculator):
+    """A stand-in model: the same energy per atom (eV) for every structure."""
+
+    implemented_properties = ["energy"]
+
+    def __init__(self, value: float):
+        super().__init__()
+        self.value = value
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        self.results = {"energy": self.value * len(atoms)}
+
+
+def test_signed_errors_give_each_models_error_per_test_structure_beside_its_oracle_energy(tmp_path):
+    pools = full_folder(tmp_path)
+    db = Dataset(tmp_path / "labels.db")
+    pending = {structure_hash(atoms): (row, atoms) for row, atoms in db.pending()}
+    hot = [pending[structure_hash(a)] for a in pools["test"] if a.info.get("temperature_K") == 2000.0]
+    for (row, atoms), e in zip(hot, (-1.0, -0.95, -0.9), strict=True):  # eV/atom
+        db.record_result(row, atoms, {"energy": 8 * e, "forces": np.zeros((8, 3))}, seconds=5.0)
+    for name in ("random-N4-d0", "mixed-N4-d0", "mixed-N8-d0"):
+        (tmp_path / "models" / name).mkdir(parents=True)
+    models = {"mixed-N4-d0": PerAtom(-1.0), "random-N4-d0": PerAtom(-0.9)}
+    text = signed_errors.table(tmp_path, "diamond 0 GPa 2000 K", 4, lambda path: models[path.parent.name])
+    lines = text.splitlines()
+    assert lines[1] == "| model | 0 | 50 | 100 | mean |"
+    assert lines[3] == "| mixed-N4-d0 | +0.0 | -50.0 | -100.0 | -50.0 |"  # mixed before random; N = 8 left out
+    assert lines[4] == "| random-N4-d0 | +100.0 | +50.0 | +0.0 | +50.0 |"
+    with pytest.raises(SystemExit, match="no test structure"):
+        signed_errors.table(tmp_path, "diamond 8 GPa 2000 K", 4, lambda path: models[path.parent.name])
+    with pytest.raises(SystemExit, match="no label"):  # the 300 K test structures: none here, the strain probe
+        signed_errors.condition_structures(tmp_path, "diamond 0 GPa strains")
 
 
 def test_a_pool_subset_is_balanced_and_its_labels_go_back_into_the_full_folder(tmp_path):

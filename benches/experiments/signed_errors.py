@@ -1,0 +1,85 @@
+"""Signed energy errors at one test condition: for each structure of the benchmark's per-condition test set
+(experiments.md section 31 (ii): 'diamond 15 GPa 1000 K'), each model's energy minus the oracle's (meV/atom),
+beside the oracle energy above the set's lowest (meV/atom). Tells an offset from an error that grows with how far
+a snapshot is from the lattice.
+
+    python benches/experiments/signed_errors.py BENCHMARK_FOLDER "diamond 15 GPa 1000 K" --size 200
+
+Reads FOLDER/pools/test.extxyz, its labels in FOLDER/labels.db (matched by content hash) and every model
+FOLDER/models/*-N{size}-d*/model.nequip.zip.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+from ase.io import read
+
+from dael.benchmark.evaluation import condition_name
+from dael.benchmark.report import CONDITION, pool_rank
+from dael.data.dataset import Dataset, structure_hash
+
+
+def condition_structures(folder: Path, condition: str) -> list[Atoms]:
+    """The labelled test structures of `condition` ('diamond 15 GPa 1000 K'), in the test pool's order."""
+    labels = {a.info["hash"]: a for a in Dataset(folder / "labels.db").structures()}
+    chosen = [a for a in read(folder / "pools" / "test.extxyz", ":") if condition_name(a.info) == CONDITION + condition]
+    if not chosen:
+        raise SystemExit(f"no test structure of condition {condition!r} in {folder / 'pools' / 'test.extxyz'}: "
+                         "give one the benchmark's per-condition tables name, e.g. 'diamond 15 GPa 1000 K'")
+    missing = [structure_hash(a) for a in chosen if structure_hash(a) not in labels]
+    if missing:
+        raise SystemExit(f"{len(missing)} test structures of {condition!r} have no label in {folder / 'labels.db'}")
+    return [labels[structure_hash(a)] for a in chosen]
+
+
+def per_atom(atoms: Atoms, calc: Calculator) -> float:
+    """Energy per atom (eV) of `atoms` under `calc`."""
+    copy = atoms.copy()
+    copy.calc = calc
+    return copy.get_potential_energy() / len(copy)
+
+
+def errors(structures: list[Atoms], calc: Calculator) -> np.ndarray:
+    """Model minus oracle energy per atom, meV/atom, one per structure."""
+    return np.array([1000.0 * (per_atom(a, calc) - a.get_potential_energy() / len(a)) for a in structures])
+
+
+def table(folder: Path, condition: str, size: int, load: Callable[[Path], Calculator]) -> str:
+    """A markdown table: one column per structure (headed by its oracle energy above the set's lowest), one row
+    per model, its signed errors and their mean."""
+    structures = condition_structures(folder, condition)
+    oracle = np.array([a.get_potential_energy() / len(a) for a in structures])
+    above = 1000.0 * (oracle - oracle.min())
+    models = sorted(Path(folder).glob(f"models/*-N{size}-d*"), key=lambda m: (pool_rank(m.name.rsplit("-", 2)[0]),
+                                                                              m.name))
+    if not models:
+        raise SystemExit(f"no model of N = {size} under {Path(folder) / 'models'}")
+    lines = [f"{condition}, N = {size}: model - oracle energy (meV/atom) per test structure; header: the oracle "
+             "energy above the set's lowest (meV/atom)",
+             "| model | " + " | ".join(f"{e:.0f}" for e in above) + " | mean |",
+             "|---|" + "---:|" * (len(structures) + 1)]
+    for model in models:
+        d = errors(structures, load(model / "model.nequip.zip"))
+        lines.append(f"| {model.name} | " + " | ".join(f"{x:+.1f}" for x in d) + f" | {d.mean():+.1f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    from dael.calculators.deploy import load_calculator
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("condition", help="as the per-condition tables name it: 'diamond 15 GPa 1000 K'")
+    parser.add_argument("--size", type=int, required=True, help="N of the models")
+    args = parser.parse_args()
+    print(table(args.folder, args.condition, args.size, load_calculator))
+
+
+if __name__ == "__main__":
+    main()
