@@ -153,6 +153,12 @@ def test_a_grown_folder_cut_to_its_first_repeat_is_the_folder_before_it_grew(tmp
         "rt300_s7", "rt1000_s8", "rt300_s10007", "rt1000_s10008"}
     with pytest.raises(SystemExit, match="'t300' does not end in _s<seed>"):
         pool_subset.first_repeats([cell(0, trajectory="t300")], 1)
+    # a grown anchor pool appends: --anchors keeps the first ones, in stored order
+    pool_subset.write_subset(tmp_path / "full", tmp_path / "sub-a4", whole=everything, repeats=2, anchors=4)
+    kept = [a.info["hash"] for a in Dataset(tmp_path / "sub-a4" / "labels.db").structures(None, sources=["anchor"])]
+    assert kept == [structure_hash(a) for a in grown["anchor"][:4]]
+    with pytest.raises(SystemExit, match="--anchors 7: .* holds 6"):
+        pool_subset.write_subset(tmp_path / "full", tmp_path / "sub-a7", whole=everything, anchors=7)
 
 
 def test_strategy_bars_average_the_draws_of_one_size():

@@ -9,11 +9,14 @@ DFT labels): every structure of the subset is in the full pools, so what the sub
 
 `--whole entropy,random,anchor` keeps the named pools whole (section 31 (ii) at N = 100: the full training pools,
 the N = 50 test subset). `--repeats R` first cuts the MD pools of a folder whose pools grew since (more
-`benchmark.repeats`) back to the snapshots of their first R repeats, by the trajectories' seeds.
+`benchmark.repeats`) back to the snapshots of their first R repeats, by the trajectories' seeds; `--anchors K`
+cuts the anchor pool back to its first K anchors (a grown pool appends its new anchors: data/si-gpaw's N = 200
+folder is the first 54 of the three-repeat pool's 102).
 
     python benches/experiments/pool_subset.py FULL_FOLDER SUBSET_FOLDER           # write the subset folder
     python benches/experiments/pool_subset.py FULL_FOLDER SUBSET_FOLDER --merge   # labels back into FULL
     python benches/experiments/pool_subset.py FULL_FOLDER OUT --repeats 1 --whole entropy,random,anchor,test
+    python benches/experiments/pool_subset.py FULL OUT --repeats 2 --anchors 54 --whole entropy,random,anchor,test
 
 A folder none of whose rows is pending gets its labels.done marker, so `dael benchmark --no-oracle` can retrain
 and re-evaluate it without the oracle.
@@ -78,15 +81,20 @@ def subset(pools: dict[str, list[Atoms]], whole: tuple[str, ...] = ()) -> dict[s
     return {name: pools[name] if name in whole else picked for name, picked in cut.items()}
 
 
-def write_subset(full: Path, out: Path, whole: tuple[str, ...] = (), repeats: int | None = None) -> None:
+def write_subset(full: Path, out: Path, whole: tuple[str, ...] = (), repeats: int | None = None,
+                 anchors: int | None = None) -> None:
     """The subset folder: pools/*.extxyz (an empty transfer set, the same MD starts) and labels.db holding the
     full folder's rows of the subset (labelled or pending); the pools named in `whole` are copied whole, the
-    MD pools cut to their first `repeats` repeats first."""
+    MD pools cut to their first `repeats` repeats and the anchors to the first `anchors` first."""
     if out.exists():
         raise SystemExit(f"{out} exists: choose a new folder (or --merge to copy its labels back)")
     pools = {name: read(full / "pools" / f"{name}.extxyz", ":") for name in POOLS}
     if repeats is not None:
         pools |= {name: first_repeats(pools[name], repeats) for name in ("entropy", "random")}
+    if anchors is not None:
+        if anchors > len(pools["anchor"]):
+            raise SystemExit(f"--anchors {anchors}: {full / 'pools' / 'anchor.extxyz'} holds {len(pools['anchor'])}")
+        pools["anchor"] = pools["anchor"][:anchors]
     pools = subset(pools, whole)
     (out / "pools").mkdir(parents=True)
     for name, structures in pools.items():
@@ -134,9 +142,11 @@ def main() -> None:
     parser.add_argument("--whole", default="", help=f"pools to keep whole, comma-separated ({','.join(POOLS)})")
     parser.add_argument("--repeats", type=int, help="keep the first REPEATS MD repeats of the entropy and random "
                         "pools (a folder whose pools grew since)")
+    parser.add_argument("--anchors", type=int, help="keep the first ANCHORS anchors (a grown anchor pool)")
     args = parser.parse_args()
-    if args.repeats is not None and args.repeats < 1:
-        raise SystemExit(f"--repeats {args.repeats}: give 1 or more")
+    for flag, value in (("--repeats", args.repeats), ("--anchors", args.anchors)):
+        if value is not None and value < 1:
+            raise SystemExit(f"{flag} {value}: give 1 or more")
     whole = tuple(name for name in args.whole.split(",") if name)
     if unknown := set(whole) - set(POOLS):
         raise SystemExit(f"--whole {args.whole}: no pool named {', '.join(sorted(unknown))} "
@@ -144,7 +154,7 @@ def main() -> None:
     if args.merge:
         merge(args.full, args.subset)
     else:
-        write_subset(args.full, args.subset, whole, args.repeats)
+        write_subset(args.full, args.subset, whole, args.repeats, args.anchors)
 
 
 if __name__ == "__main__":
