@@ -90,6 +90,10 @@ def test_signed_errors_give_each_models_error_per_test_structure_beside_its_orac
     assert lines[1] == "| model | 0 | 50 | 100 | mean |"
     assert lines[3] == "| mixed-N4-d0 | +0.0 | -50.0 | -100.0 | -50.0 |"  # mixed before random; N = 8 left out
     assert lines[4] == "| random-N4-d0 | +100.0 | +50.0 | +0.0 | +50.0 |"
+    assert lines[5].startswith("entropy pool at diamond 0 GPa 2000 K") and lines[5].endswith(": []")  # none there
+    # the three labelled entropy snapshots at 300 K (-1, -2, -3 eV per 8 atoms), above -0.5 eV/atom
+    assert signed_errors.pool_energies(tmp_path, "diamond 0 GPa 300 K", -0.5) == {"entropy": [125, 250, 375],
+                                                                                   "random": []}
     with pytest.raises(SystemExit, match="no test structure"):
         signed_errors.table(tmp_path, "diamond 8 GPa 2000 K", 4, lambda path: models[path.parent.name])
     with pytest.raises(SystemExit, match="no label"):  # the 300 K test structures: none here, the strain probe

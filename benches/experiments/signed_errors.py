@@ -1,7 +1,8 @@
 """Signed energy errors at one test condition: for each structure of the benchmark's per-condition test set
 (experiments.md section 31 (ii): 'diamond 15 GPa 1000 K'), each model's energy minus the oracle's (meV/atom),
 beside the oracle energy above the set's lowest (meV/atom). Tells an offset from an error that grows with how far
-a snapshot is from the lattice.
+a snapshot is from the lattice. Below the table, the oracle energies (above the same lowest) of the entropy and
+random-MD pools' snapshots at that condition: where the training pools sit against the test structures.
 
     python benches/experiments/signed_errors.py BENCHMARK_FOLDER "diamond 15 GPa 1000 K" --size 200
 
@@ -38,6 +39,25 @@ def condition_structures(folder: Path, condition: str) -> list[Atoms]:
     return [labels[structure_hash(a)] for a in chosen]
 
 
+def labelled_energies(folder: Path, structures: list[Atoms]) -> np.ndarray:
+    """The oracle energy per atom (eV) of each of `structures` by its label in folder/labels.db (matched by
+    content hash); NaN for one not labelled."""
+    labels = {a.info["hash"]: a.get_potential_energy() / len(a) for a in Dataset(folder / "labels.db").structures()}
+    return np.array([labels.get(structure_hash(a), np.nan) for a in structures])
+
+
+def pool_energies(folder: Path, condition: str, lowest: float) -> dict[str, list[int]]:
+    """{pool: sorted oracle energies above `lowest` (eV/atom), meV/atom} of the entropy and random-MD pools'
+    labelled snapshots at `condition`."""
+    out = {}
+    for pool in ("entropy", "random"):
+        structures = read(folder / "pools" / f"{pool}.extxyz", ":")
+        at = [a for a in structures if condition_name(a.info) == CONDITION + condition]
+        e = labelled_energies(folder, at)
+        out[pool] = sorted(round(1000.0 * (x - lowest)) for x in e[np.isfinite(e)])
+    return out
+
+
 def per_atom(atoms: Atoms, calc: Calculator) -> float:
     """Energy per atom (eV) of `atoms` under `calc`."""
     copy = atoms.copy()
@@ -67,6 +87,8 @@ def table(folder: Path, condition: str, size: int, load: Callable[[Path], Calcul
     for model in models:
         d = errors(structures, load(model / "model.nequip.zip"))
         lines.append(f"| {model.name} | " + " | ".join(f"{x:+.1f}" for x in d) + f" | {d.mean():+.1f} |")
+    lines += [f"{pool} pool at {condition}, above the same lowest (meV/atom): {energies}"
+              for pool, energies in pool_energies(folder, condition, oracle.min()).items()]
     return "\n".join(lines)
 
 
