@@ -52,6 +52,11 @@ exit 0
 """
 
 
+def tests_on_pythonpath() -> str:
+    """PYTHONPATH with tests/ first, so that worker processes import the tests' fake oracle."""
+    return os.pathsep.join([str(TESTS), *os.environ.get("PYTHONPATH", "").split(os.pathsep)]).rstrip(os.pathsep)
+
+
 @pytest.fixture
 def fake_slurm(tmp_path, monkeypatch):
     """sbatch and scancel on PATH that run and end job scripts on this machine; the workers import the tests'
@@ -63,8 +68,7 @@ def fake_slurm(tmp_path, monkeypatch):
         (folder / name).chmod((folder / name).stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_SLURM", str(folder))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), *os.environ.get("PYTHONPATH", "").split(
-        os.pathsep)]).rstrip(os.pathsep))
+    monkeypatch.setenv("PYTHONPATH", tests_on_pythonpath())
     yield folder
     for pid in _jobs(folder):  # whatever a failed test left running
         try:
@@ -235,7 +239,7 @@ def test_a_worker_killed_during_labelling_loses_nothing(tmp_path):
     dataset = Dataset(tmp_path / "d.db")
     dataset.add(fake_batch([None] * 6), oracle=oracle_spec(FAKE, params))
     scheduler_file = tmp_path / "scheduler.json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": tests_on_pythonpath()}
     dask = [str(Path(sys.executable).parent / "dask")]
     common = ["--scheduler-file", str(scheduler_file), "--no-dashboard"]
     processes = [subprocess.Popen(dask + ["scheduler", *common], env=env, stderr=subprocess.DEVNULL)]

@@ -50,10 +50,16 @@ def condition_errors(model: Path) -> dict[str, float]:
             if key.startswith(CONDITION)}
 
 
+def models_of(folder: Path, size: int) -> list[Path]:
+    """The folder's models of N = `size` (models/STRATEGY-N{size}-dDRAW), strategies in the report's order."""
+    return sorted(Path(folder).glob(f"models/*-N{size}-d*"), key=lambda m: (pool_rank(m.name.rsplit("-", 2)[0]),
+                                                                            m.name))
+
+
 def tables(folder: Path, size: int, temperature: int) -> str:
     """Per strategy a table: rows = draws, columns = the test conditions at `temperature`."""
     index = pool_index(folder)
-    models = sorted(folder.glob(f"models/*-N{size}-d*"), key=lambda m: (pool_rank(m.name.rsplit("-", 2)[0]), m.name))
+    models = models_of(folder, size)
     suffix = f" {temperature} K"
     grid = {condition_name(info): (info["phase"], float(info["pressure_GPa"]))  # columns in pressure order
             for pool, info in index.values() if pool in MD_POOLS}

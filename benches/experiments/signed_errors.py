@@ -20,16 +20,27 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.io import read
+from set_composition import models_of  # benches/experiments, beside this script
 
 from dael.benchmark.evaluation import condition_name
-from dael.benchmark.report import CONDITION, pool_rank
+from dael.benchmark.report import CONDITION
 from dael.data.dataset import Dataset, structure_hash
 
 
-def condition_structures(folder: Path, condition: str) -> list[Atoms]:
+def labels_by_hash(folder: Path) -> dict[str, Atoms]:
+    """Every labelled structure of folder/labels.db by its content hash."""
+    return {a.info["hash"]: a for a in Dataset(folder / "labels.db").structures()}
+
+
+def at_condition(structures: list[Atoms], condition: str) -> list[Atoms]:
+    """The structures whose info places them in the per-condition set `condition` ('diamond 15 GPa 1000 K')."""
+    return [a for a in structures if condition_name(a.info) == CONDITION + condition]
+
+
+def condition_structures(folder: Path, condition: str, labels: dict[str, Atoms] | None = None) -> list[Atoms]:
     """The labelled test structures of `condition` ('diamond 15 GPa 1000 K'), in the test pool's order."""
-    labels = {a.info["hash"]: a for a in Dataset(folder / "labels.db").structures()}
-    chosen = [a for a in read(folder / "pools" / "test.extxyz", ":") if condition_name(a.info) == CONDITION + condition]
+    labels = labels_by_hash(folder) if labels is None else labels
+    chosen = at_condition(read(folder / "pools" / "test.extxyz", ":"), condition)
     if not chosen:
         raise SystemExit(f"no test structure of condition {condition!r} in {folder / 'pools' / 'test.extxyz'}: "
                          "give one the benchmark's per-condition tables name, e.g. 'diamond 15 GPa 1000 K'")
@@ -39,23 +50,22 @@ def condition_structures(folder: Path, condition: str) -> list[Atoms]:
     return [labels[structure_hash(a)] for a in chosen]
 
 
-def labelled_energies(folder: Path, structures: list[Atoms]) -> np.ndarray:
-    """The oracle energy per atom (eV) of each of `structures` by its label in folder/labels.db (matched by
-    content hash); NaN for one not labelled."""
-    labels = {a.info["hash"]: a.get_potential_energy() / len(a) for a in Dataset(folder / "labels.db").structures()}
-    return np.array([labels.get(structure_hash(a), np.nan) for a in structures])
-
-
-def pool_energies(folder: Path, condition: str, lowest: float) -> dict[str, list[int]]:
+def pool_energies(folder: Path, condition: str, lowest: float,
+                  labels: dict[str, Atoms] | None = None) -> dict[str, list[int]]:
     """{pool: sorted oracle energies above `lowest` (eV/atom), meV/atom} of the entropy and random-MD pools'
     labelled snapshots at `condition`."""
+    labels = labels_by_hash(folder) if labels is None else labels
     out = {}
     for pool in ("entropy", "random"):
-        structures = read(folder / "pools" / f"{pool}.extxyz", ":")
-        at = [a for a in structures if condition_name(a.info) == CONDITION + condition]
-        e = labelled_energies(folder, at)
-        out[pool] = sorted(round(1000.0 * (x - lowest)) for x in e[np.isfinite(e)])
+        at = [labels.get(structure_hash(a)) for a in at_condition(read(folder / "pools" / f"{pool}.extxyz", ":"),
+                                                                     condition)]
+        out[pool] = sorted(round(1000.0 * (oracle_per_atom(a) - lowest)) for a in at if a is not None)
     return out
+
+
+def oracle_per_atom(atoms: Atoms) -> float:
+    """The labelled (oracle) energy per atom, eV."""
+    return atoms.get_potential_energy() / len(atoms)
 
 
 def per_atom(atoms: Atoms, calc: Calculator) -> float:
@@ -67,17 +77,17 @@ def per_atom(atoms: Atoms, calc: Calculator) -> float:
 
 def errors(structures: list[Atoms], calc: Calculator) -> np.ndarray:
     """Model minus oracle energy per atom, meV/atom, one per structure."""
-    return np.array([1000.0 * (per_atom(a, calc) - a.get_potential_energy() / len(a)) for a in structures])
+    return np.array([1000.0 * (per_atom(a, calc) - oracle_per_atom(a)) for a in structures])
 
 
 def table(folder: Path, condition: str, size: int, load: Callable[[Path], Calculator]) -> str:
     """A markdown table: one column per structure (headed by its oracle energy above the set's lowest), one row
     per model, its signed errors and their mean."""
-    structures = condition_structures(folder, condition)
-    oracle = np.array([a.get_potential_energy() / len(a) for a in structures])
+    labels = labels_by_hash(folder)
+    structures = condition_structures(folder, condition, labels)
+    oracle = np.array([oracle_per_atom(a) for a in structures])
     above = 1000.0 * (oracle - oracle.min())
-    models = sorted(Path(folder).glob(f"models/*-N{size}-d*"), key=lambda m: (pool_rank(m.name.rsplit("-", 2)[0]),
-                                                                              m.name))
+    models = models_of(folder, size)
     if not models:
         raise SystemExit(f"no model of N = {size} under {Path(folder) / 'models'}")
     lines = [f"{condition}, N = {size}: model - oracle energy (meV/atom) per test structure; header: the oracle "
@@ -88,7 +98,7 @@ def table(folder: Path, condition: str, size: int, load: Callable[[Path], Calcul
         d = errors(structures, load(model / "model.nequip.zip"))
         lines.append(f"| {model.name} | " + " | ".join(f"{x:+.1f}" for x in d) + f" | {d.mean():+.1f} |")
     lines += [f"{pool} pool at {condition}, above the same lowest (meV/atom): {energies}"
-              for pool, energies in pool_energies(folder, condition, oracle.min()).items()]
+              for pool, energies in pool_energies(folder, condition, oracle.min(), labels).items()]
     return "\n".join(lines)
 
 
