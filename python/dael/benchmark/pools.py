@@ -128,12 +128,12 @@ def md_pool(campaign: Campaign, seeds: dict[str, Atoms], out: Path, settings, dr
              driver_params=campaign.driver_params).run(todo)
     names = {job.name for job in todo}
     new = [a for a in read(folder / "snapshots.extxyz", ":") if a.info.get("trajectory") in names]
-    write(path, stored + new, format="extxyz")
+    pool = write_pool(path, stored + new)
     mark(log, {"repeats": bench.repeats})
     if stored:
         (out.parent / "labels.done").unlink(missing_ok=True)
-        say(f"benchmark: {name} pool grown from {len(stored)} to {len(stored) + len(new)} structures")
-    return stored + new
+        say(f"benchmark: {name} pool grown from {len(stored)} to {len(pool)} structures")
+    return pool
 
 
 def anchor_pool(campaign: Campaign, seeds: dict[str, Atoms], out: Path, driver: str, say: Say,
@@ -160,10 +160,18 @@ def anchor_pool(campaign: Campaign, seeds: dict[str, Atoms], out: Path, driver: 
     more = anchors(seeds, driver, e.pressures, strains=() if stored else ANCHOR_STRAINS, thermal=thermal - have,
                    relaxed=not stored, seed=campaign.seed + 100_000 * have, driver_params=campaign.driver_params,
                    slab_cell=e.slab_cell)
-    write(path, stored + more, format="extxyz")
+    pool = write_pool(path, stored + more)
     if stored:
         (out.parent / "labels.done").unlink(missing_ok=True)
-    return stored + more
+    return pool
+
+
+def write_pool(path: Path, structures: list[Atoms]) -> list[Atoms]:
+    """Write `structures` to the extxyz file `path` and return them as read back. A pool's content hashes key
+    its labels, and a later run reads the stored file, whose positions carry 8 decimals: a structure hashed
+    before it was written can round across a 10^-5 Å step there and lose its label (one anchor of 102 did)."""
+    write(path, structures, format="extxyz")
+    return read(path, ":")
 
 
 def ungrown(path: Path, asked: str, stored: str) -> ValueError:
