@@ -9,8 +9,9 @@ import pytest
 from ase import Atoms
 from ase.io import read, write
 
+from dael.benchmark import pools
 from dael.benchmark.evaluation import holdout_indices
-from dael.benchmark.pools import explore_pools, write_pool
+from dael.benchmark.pools import explore_pools
 from dael.campaign.config import Benchmark
 from dael.campaign.loop import fingerprint_settings
 from dael.campaign.presets import phases, preset
@@ -94,12 +95,15 @@ def test_more_repeats_and_a_larger_n_grow_the_stored_pools(tmp_path):
     assert not list((tmp_path / "pools" / "entropy-md" / "trajectories").glob("*_s20000.extxyz"))
 
 
-def test_a_written_pool_hashes_as_its_file_reads_back(tmp_path):
+
+def test_a_new_anchor_pool_hashes_as_its_file_reads_back(tmp_path, monkeypatch):
     # 1.2345650001 Å rounds to 1.23457 at the hash's 5 decimals, but extxyz stores 1.23456500, which rounds to
-    # 1.23456: hashed before writing, this structure would miss its label on the next run
-    atoms = Atoms("Si2", positions=[[0, 0, 0], [1.2345650001, 1.3, 1.4]], cell=[5.43] * 3, pbc=True)
-    path = tmp_path / "anchor.extxyz"
-    pool = write_pool(path, [atoms])
-    stored = read(path, ":")
-    assert structure_hash(atoms) != structure_hash(stored[0])  # the case the helper exists for
-    assert [structure_hash(a) for a in pool] == [structure_hash(a) for a in stored]
+    # 1.23456: an anchor hashed before it was written would miss its label when the next run reads the file
+    atoms = Atoms("Si2", positions=[[0, 0, 0], [1.2345650001, 1.3, 1.4]], cell=[5.43] * 3, pbc=True,
+                  info={"kind": "thermal"})
+    monkeypatch.setattr(pools, "anchors", lambda *args, **kwargs: [atoms.copy()])
+    campaign = preset("Si")
+    returned = pools.anchor_pool(campaign, phases("Si"), tmp_path, "reference", lambda line: None)
+    stored = read(tmp_path / "anchor.extxyz", ":")
+    assert structure_hash(atoms) != structure_hash(stored[0])  # the case write_pool exists for
+    assert [structure_hash(a) for a in returned] == [structure_hash(a) for a in stored]
