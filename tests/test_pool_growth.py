@@ -95,7 +95,6 @@ def test_more_repeats_and_a_larger_n_grow_the_stored_pools(tmp_path):
     assert not list((tmp_path / "pools" / "entropy-md" / "trajectories").glob("*_s20000.extxyz"))
 
 
-
 def test_a_new_anchor_pool_hashes_as_its_file_reads_back(tmp_path, monkeypatch):
     # 1.2345650001 Å rounds to 1.23457 at the hash's 5 decimals, but extxyz stores 1.23456500, which rounds to
     # 1.23456: an anchor hashed before it was written would miss its label when the next run reads the file

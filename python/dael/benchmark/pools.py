@@ -27,7 +27,7 @@ from dael.numeric.entropy import GlobalEntropy
 from dael.numeric.fingerprint import Fingerprints, fingerprint
 from dael.numeric.natx import fingerprint_for
 from dael.util import periodicity
-from dael.util.files import mark, marked
+from dael.util.files import mark, marked, write_extxyz
 
 Say = Callable[[str], None]
 
@@ -169,8 +169,9 @@ def anchor_pool(campaign: Campaign, seeds: dict[str, Atoms], out: Path, driver: 
 def write_pool(path: Path, structures: list[Atoms]) -> list[Atoms]:
     """Write `structures` to the extxyz file `path` and return them as read back. A pool's content hashes key
     its labels, and a later run reads the stored file, whose positions carry 8 decimals: a structure hashed
-    before it was written can round across a 10^-5 Å step there and lose its label (one anchor of 102 did)."""
-    write(path, structures, format="extxyz")
+    before it was written can round across a 10^-5 Å step there and lose its label (one anchor of 102 did).
+    The file is replaced whole (a killed run leaves the old pool, not half of a new one)."""
+    write_extxyz(path, structures)
     return read(path, ":")
 
 
