@@ -75,11 +75,56 @@ def test_trajectories_run_in_worker_processes_from_a_registry_name(monkeypatch):
     settings = CheckSettings(**TINY, workers=2)
     parallel = md_robustness("ase:ase.calculators.emt:EMT", CU, [0.0], [600.0], settings)
     serial = md_robustness(EMT(), CU, [0.0], [600.0], CheckSettings(**TINY))
-    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in serial["runs"]]
-    assert [{k: v for k, v in r.items() if k != "seconds"} for r in parallel["runs"]] == strip
+    assert _without_seconds(parallel) == _without_seconds(serial)
     assert AtOnce.submitted == ["ase:ase.calculators.emt:EMT"] * 2
     with pytest.raises(ValueError, match="registry name"):
         md_robustness(EMT(), CU, [0.0], [600.0], settings)
+
+
+def _without_seconds(result: dict) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in result["runs"]]
+
+
+def test_an_interrupted_md_check_resumes_from_its_journal(tmp_path, monkeypatch):
+    """Each finished run is in the journal at once; a rerun after a kill (two runs and a half-written line
+    left) runs only the missing two and returns what the uninterrupted check returns; a journal of another model
+    or other MD settings is refused."""
+    journal = tmp_path / "check.runs.jsonl"
+    settings = CheckSettings(md_ps=0.05, seeds=2, atoms=32)
+    whole = md_robustness(EMT(), CU, [0.0], [600.0], settings, journal=journal, identity="emt")
+    lines = journal.read_text().splitlines()
+    assert len(lines) == 5 and json.loads(lines[0])["settings"]["md_ps"] == 0.05
+    journal.write_text("\n".join(lines[:3]) + "\n" + lines[3][:40])
+    ran = []
+    import dael.check.robustness as robustness
+    real = robustness.run_one
+    monkeypatch.setattr(robustness, "run_one", lambda *args: ran.append(args[5]) or real(*args))
+    resumed = md_robustness(EMT(), CU, [0.0], [600.0], settings, journal=journal, identity="emt")
+    assert sorted(ran) == sorted(r["seed"] for r in whole["runs"] if json.dumps(r) not in lines[1:3])
+    assert len(ran) == 2 and _without_seconds(resumed) == _without_seconds(whole)
+    assert len(journal.read_text().splitlines()) == 5
+    ran.clear()
+    again = md_robustness(EMT(), CU, [0.0], [600.0], settings, journal=journal, identity="emt")
+    assert ran == [] and again["runs"] == resumed["runs"]
+    with pytest.raises(ValueError, match="other MD settings \\(md_ps\\)"):
+        md_robustness(EMT(), CU, [0.0], [600.0], CheckSettings(md_ps=0.1, seeds=2, atoms=32), journal=journal,
+                      identity="emt")
+    with pytest.raises(ValueError, match="another model"):
+        md_robustness(EMT(), CU, [0.0], [600.0], settings, journal=journal, identity="lj")
+
+
+def test_a_model_file_rewritten_in_place_is_another_model_to_its_journal(tmp_path):
+    import os
+
+    from dael.check.journal import identity, journal_of
+
+    model = tmp_path / "model.nequip.zip"
+    model.write_bytes(b"weights")
+    first = identity(f"allegro:{model}")
+    assert identity(f"allegro:{model}") == first and identity("reference") == {"name": "reference"}
+    os.utime(model, ns=(1, 1))
+    assert identity(f"allegro:{model}") != first
+    assert journal_of(tmp_path / "check.json") == tmp_path / "check.runs.jsonl"
 
 
 def _frame(atoms: Atoms, energy: float) -> Atoms:
@@ -178,7 +223,7 @@ def test_dael_check_exit_codes(tmp_path):
     broken = runner.invoke(app, ["check", "ase:ase.calculators.lj:LennardJones", *quick, "--checks", "md",
                                  "--json", *[x for k, v in SOFT.items() for x in ("--param", f"{k}={json.dumps(v)}")]])
     assert broken.exit_code == 1, broken.output
-    result = json.loads(broken.output)
+    result = json.loads(broken.stdout)
     assert result["failed"] == ["md"] and result["md"]["by_kind"] == {"close contact": 2}
     for args, message in ((["check", "ase:ase.calculators.emt:EMT", *quick, "--checks", "md,dft"], "checks must be"),
                           (["check", "ase:ase.calculators.emt:EMT"], "--campaign is needed"),
@@ -201,3 +246,21 @@ def test_dael_check_of_a_model_folder_finds_its_campaign_and_writes_check_json(t
     saved = json.loads((folder / "check.json").read_text())
     assert saved["model"] == f"allegro:{folder}" and saved["passed"] and saved["grid"]["temperatures_K"] == [2000.0]
     assert f"-> {folder / 'check.json'}" in result.output
+
+
+def test_dael_check_out_writes_the_result_and_resumes_its_md(tmp_path):
+    """--out: the result and the MD runs' journal beside it; the same command again reads the runs back (to
+    stderr under --json, stdout stays one JSON object); other MD settings on the same --out: exit 2, nothing run."""
+    runner = CliRunner()
+    out = tmp_path / "emt-check.json"
+    args = ["check", "ase:ase.calculators.emt:EMT", "--campaign", _campaign(tmp_path), "--ps", "0.05", "--seeds",
+            "1", "--atoms", "32", "--checks", "md", "--out", str(out)]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    journal = tmp_path / "emt-check.runs.jsonl"
+    assert json.loads(out.read_text())["md"]["trajectories"] == 2 and len(journal.read_text().splitlines()) == 3
+    again = runner.invoke(app, [*args, "--json"])
+    assert again.exit_code == 0 and "2 trajectories read back" in again.stderr
+    assert json.loads(again.stdout)["md"]["runs"] == json.loads(out.read_text())["md"]["runs"]
+    other = runner.invoke(app, [*args[:4], "--ps", "0.1", *args[6:]])
+    assert other.exit_code == 2 and "other MD settings (md_ps)" in other.output, other.output

@@ -1,5 +1,6 @@
 """The check of a round's model (campaign.yaml's model_check; dael.check): run after the round's training, its
-whole result kept as models/round-NN/check.json, a summary returned for the round's log entry."""
+whole result kept as models/round-NN/check.json (its MD runs journalled in check.runs.jsonl as they finish, so a
+campaign killed inside the check resumes it), a summary returned for the round's log entry."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ase import Atoms
 
 from dael.campaign.config import Campaign
 from dael.check import check_model, headline, lines
+from dael.check.journal import identity, journal_of
 from dael.util.files import write_atomic
 
 REPORT = "check.json"
@@ -25,7 +27,8 @@ def check_round(campaign: Campaign, seeds: dict[str, Atoms], model: Path, say: C
     say(f"checking {model} ({', '.join(c.checks)}; {c.seeds} × {c.md_ps:g} ps MD per phase and condition)")
     name = f"allegro:{model}"
     result = check_model(name, seeds, campaign.explore.pressures, campaign.explore.temperatures,
-                         c.check_settings(), reference=c.reference)
+                         c.check_settings(), reference=c.reference, journal=journal_of(Path(model) / REPORT),
+                         identity=identity(name))
     result["model"] = name
     write_atomic(Path(model) / REPORT, json.dumps(result, indent=1, allow_nan=False))
     summary = lines(result)

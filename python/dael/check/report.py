@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ase import Atoms
@@ -21,13 +22,15 @@ Say = Callable[[str], None]
 def check_model(model: str | Calculator, seeds: dict[str, Atoms], pressures: list[float],
                 temperatures: list[float], settings: CheckSettings | None = None,
                 reference: str | Calculator | None = None, params: dict[str, Any] | None = None,
-                say: Say | None = None) -> dict:
+                say: Say | None = None, journal: Path | None = None, identity: Any = None) -> dict:
     """Run settings.checks on `model` (a calculator, or a registry name built with `params`) for the seed phases
     and the grid `pressures` (GPa) × `temperatures` (K): 'md' (dael.check.robustness.md_robustness), 'phases',
     'eos', 'phonons' (dael.check.physics). `reference` (a calculator or a registry name, e.g. the oracle when it
     is cheap): the phases and phonons it gives are what the model must reproduce (a phase the reference itself
     does not keep, or finds unstable, is expected to behave so); None: every seed phase must keep its space
     group and be free of imaginary phonons at every pressure.
+    `journal`, `identity`: the MD runs' journal file and what names the model in it (md_robustness): an
+    interrupted check rerun with the same journal runs only the trajectories not yet run.
 
     Returns a JSON-ready dict (no NaN or infinity): passed, failed (the names of the checks that failed), one
     entry per check run (each with its own passed), seconds per check, and the settings, grid and reference."""
@@ -44,7 +47,7 @@ def check_model(model: str | Calculator, seeds: dict[str, Atoms], pressures: lis
             say(f"check {name}")
         if name == "md":
             out[name] = md_robustness(model if s.workers > 1 else calc, seeds, pressures, temperatures, s,
-                                      params=params, say=say)
+                                      params=params, say=say, journal=journal, identity=identity)
         elif name == "phases":
             out[name] = phase_retention(calc, seeds, pressures, s, ref, say)
         elif name == "eos":

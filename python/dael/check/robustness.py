@@ -6,7 +6,8 @@ least `atoms` atoms (dael.explore.stability.md_starts) runs `seeds` Langevin tra
 model (NVT at the relaxed cell, or isotropic NPT at the pressure; dael.explore.md.run_md). The start is checked,
 then the run every 10 fs by `FailureGuard`; the first failure ends the run. Reported per run: failed or not, why
 (`kind` and the guard's sentence) and the time to failure (ps, the check that saw it); in all: the failure
-fraction and the median time to failure of the runs that failed.
+fraction and the median time to failure of the runs that failed. With a `journal` file each finished run is
+appended to it at once, and a rerun with the same journal runs only the trajectories it does not hold yet.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import as_completed
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,7 @@ from ase.calculators.calculator import Calculator
 from ase.data import covalent_radii
 
 from dael.calculators.registry import make_calculator
+from dael.check.journal import Journal, journal_header, key, read_journal
 from dael.check.settings import CheckSettings, conditions
 from dael.explore.md import Guard, MDSettings, run_md
 from dael.explore.stability import md_starts
@@ -154,39 +157,56 @@ def run_one(model: str | Calculator, params: dict[str, Any], start: Atoms, press
 
 def md_robustness(model: str | Calculator, seeds: dict[str, Atoms], pressures: list[float],
                   temperatures: list[float], settings: CheckSettings | None = None,
-                  params: dict[str, Any] | None = None, say: Callable[[str], None] | None = None) -> dict:
+                  params: dict[str, Any] | None = None, say: Callable[[str], None] | None = None,
+                  journal: Path | None = None, identity: Any = None) -> dict:
     """MD robustness of `model` (a calculator, or a registry name built with `params`; a name is needed for
     settings.workers > 1) on the seed phases at the conditions of the grid `pressures` (GPa) × `temperatures`
     (K). Returns (JSON-ready, no NaN): passed (no run failed), trajectories, failed, failure_fraction,
     median_time_to_failure_ps (None when none failed), by_kind (failures per kind), conditions, ps, and runs
-    (one record per trajectory, run_one's)."""
+    (one record per trajectory, run_one's). `journal`: a file each finished run is appended to; the runs it
+    already holds are not run again (its first line records `identity`, what names the model, and the MD
+    settings: a journal of another model or settings is an error)."""
     s = settings or CheckSettings()
     params = params or {}
     if s.workers > 1 and not isinstance(model, str):
         raise ValueError("MD robustness with several workers needs the model as a registry name (e.g. "
                          "allegro:PATH), which each worker process builds")
+    header = journal_header(s, identity)
+    done = read_journal(Path(journal), header) if journal is not None else {}
     calc = _model(model, params)
-    jobs, runs = [], []
+    jobs, runs = [], list(done.values())
     for n, (pressure, temperature) in enumerate(conditions(pressures, temperatures, s.beyond)):
         for phase, seed in seeds.items():
+            todo = [s.seed + 1000 * n + k for k in range(s.seeds)
+                    if key(phase, pressure, temperature, s.seed + 1000 * n + k) not in done]
+            if not todo:
+                continue
             try:
                 start = md_starts({phase: seed}, calc, pressure, s.atoms)[0]
             except Exception as exc:  # the model cannot even relax the phase: every run fails at t = 0
                 runs += [{"phase": phase, "pressure_GPa": pressure, "temperature_K": temperature, "seed": k,
                           "atoms": None, "failed": True, "kind": "error", "reason": f"relaxation: "
                           f"{type(exc).__name__}: {exc}", "time_to_failure_ps": 0.0, "ps": 0.0, "seconds": 0.0}
-                         for k in range(s.seeds)]
+                         for k in todo]
                 continue
-            jobs += [(start, pressure, temperature, s.seed + 1000 * n + k) for k in range(s.seeds)]
-    if s.workers == 1:
-        for job in jobs:
-            runs.append(run_one(calc, params, *job, s))
-            _progress(runs[-1], say)
-    else:
-        with process_pool(s.workers) as pool:
-            for fut in as_completed([pool.submit(run_one, model, params, *job, s) for job in jobs]):
-                runs.append(fut.result())
+            jobs += [(start, pressure, temperature, k) for k in todo]
+    if done and say is not None:
+        say(f"  md: {len(done)} trajectories read back from {journal}, {len(jobs)} to run")
+    log = Journal(None if journal is None else Path(journal), header, list(done.values()))
+    try:
+        if s.workers == 1:
+            for job in jobs:
+                runs.append(run_one(calc, params, *job, s))
+                log.write(runs[-1])
                 _progress(runs[-1], say)
+        else:
+            with process_pool(s.workers) as pool:
+                for fut in as_completed([pool.submit(run_one, model, params, *job, s) for job in jobs]):
+                    runs.append(fut.result())
+                    log.write(runs[-1])
+                    _progress(runs[-1], say)
+    finally:
+        log.close()
     runs.sort(key=lambda r: (r["pressure_GPa"], r["temperature_K"], str(r["phase"]), r["seed"]))
     return summary(runs, s, pressures, temperatures)
 

@@ -13,7 +13,8 @@ from dael.calculators.registry import check_calculator, make_calculator
 from dael.campaign.config import CONFIG
 from dael.campaign.folder import load_or_preset
 from dael.check import CHECKS, CheckSettings, check_model, lines
-from dael.cli.common import app, console, done, fail, print_json
+from dael.check.journal import identity, journal_header, journal_of, read_journal
+from dael.cli.common import app, console, done, errors, fail, print_json
 from dael.cli.label import key_values
 from dael.util.files import write_atomic
 
@@ -60,12 +61,17 @@ def check(
     param: Annotated[list[str] | None, typer.Option(
         help="parameter of the model's calculator, key=value (value read as JSON); repeatable")] = None,
     workers: Annotated[int, typer.Option(help="MD trajectories run in parallel (processes)")] = 1,
+    out: Annotated[Path | None, typer.Option(
+        help="write the result to this JSON file (default: check.json in a model folder); the MD runs are "
+             "recorded as they finish beside it (NAME.runs.jsonl), and the same command again runs only those "
+             "not yet run")] = None,
     json_: Annotated[bool, typer.Option("--json", help="print the whole result as one JSON object")] = False,
 ) -> None:
     """Check a model: the failure fraction and time to failure of its own MD (64-atom cells, the hottest
     temperature at the highest pressure and one step beyond), and whether each seed phase keeps its space group
     under its relaxation at each pressure, has a smooth equation of state with one minimum and no imaginary
-    phonon. Writes check.json into a model folder; exit 1 when a check fails."""
+    phonon. Writes check.json into a model folder (or --out); an interrupted check resumes from its finished
+    MD runs; exit 1 when a check fails."""
     params = key_values(param, example="--param sigma=2.0")
     try:
         name, folder = model_name(model)
@@ -84,15 +90,19 @@ def check(
             reference = None
         if reference is not None:
             check_calculator(reference)
+        out = out if out is not None else None if folder is None else folder / REPORT
+        journal = None if out is None or "md" not in settings.checks else journal_of(out)
+        if journal is not None:  # a journal of another model or other settings is refused before any check runs
+            read_journal(journal, journal_header(settings, identity(name)))
     except (ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from exc
-    say = None if json_ else console.print
+    say = errors.print if json_ else console.print
     result = check_model(name if workers > 1 else calc, phases, config.explore.pressures,
-                         config.explore.temperatures, settings,
-                         reference=reference, params=params, say=say)
+                         config.explore.temperatures, settings, reference=reference, params=params, say=say,
+                         journal=journal, identity=identity(name))
     result["model"] = name
-    if folder is not None:
-        write_atomic(folder / REPORT, json.dumps(result, indent=1, allow_nan=False))
+    if out is not None:
+        write_atomic(out, json.dumps(result, indent=1, allow_nan=False))
     if json_:
         print_json(result)
     else:
@@ -102,6 +112,6 @@ def check(
             verdict = "failed" if check_name in result["failed"] else "passed"
             table.add_row(check_name, verdict, text, f"{result['seconds'][check_name]:.0f} s")
         console.print(table)
-        if folder is not None:
-            console.print(f"-> {folder / REPORT}")
+        if out is not None:
+            console.print(f"-> {out}")
     done(len(result["failed"]))
