@@ -326,9 +326,19 @@ def test_dael_run_checks_each_rounds_model_once_and_status_shows_it(tmp_path, mo
     before = stages()
     run(tmp_path, say=lambda _: None, max_rounds=1)
     assert stages() == before + ["end"] and before.count("check") == 1  # resumed: checked once
-    (paths.round(1) / "done-check").unlink()  # as if killed before the check finished; now the model is broken
-    model["calc"] = LennardJones(sigma=1.5, epsilon=0.01, rc=4.0, smooth=True)
+    (paths.round(1) / "done-check").unlink()  # as if killed after the MD runs, before the check's end
+    ran = []
+    monkeypatch.setattr("dael.check.robustness.run_one", lambda *args: ran.append(args) or {})
     run(tmp_path, say=lambda _: None, max_rounds=1)
+    assert ran == [] and json.loads((paths.model(1) / "check.json").read_text())["md"] == saved["md"]  # read back
+    monkeypatch.undo()
+    monkeypatch.setattr("dael.check.report.make_calculator", lambda name, **kw: model["calc"])
+    (paths.round(1) / "done-check").unlink()  # the round's model trained again (another file): now it is broken
+    (paths.model(1) / "model.nequip.zip").write_bytes(b"retrained")
+    model["calc"] = LennardJones(sigma=1.5, epsilon=0.01, rc=4.0, smooth=True)
+    said = []
+    run(tmp_path, say=said.append, max_rounds=1)
+    assert any("made with another model: checking afresh" in line for line in said), said
     check = campaign_status(tmp_path)["check"]
     assert not check["passed"] and check["failed"] == ["md"] and check["md"]["failure_fraction"] == 1.0
     table = CliRunner().invoke(app, ["status", "--dir", str(tmp_path)])

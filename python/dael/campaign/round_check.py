@@ -12,7 +12,7 @@ from ase import Atoms
 
 from dael.campaign.config import Campaign
 from dael.check import check_model, headline, lines
-from dael.check.journal import identity, journal_of
+from dael.check.journal import identity, journal_header, journal_of, read_journal
 from dael.util.files import write_atomic
 
 REPORT = "check.json"
@@ -26,9 +26,14 @@ def check_round(campaign: Campaign, seeds: dict[str, Atoms], model: Path, say: C
     c = campaign.model_check
     say(f"checking {model} ({', '.join(c.checks)}; {c.seeds} × {c.md_ps:g} ps MD per phase and condition)")
     name = f"allegro:{model}"
-    result = check_model(name, seeds, campaign.explore.pressures, campaign.explore.temperatures,
-                         c.check_settings(), reference=c.reference, journal=journal_of(Path(model) / REPORT),
-                         identity=identity(name))
+    settings, journal = c.check_settings(), journal_of(Path(model) / REPORT)
+    try:
+        read_journal(journal, journal_header(settings, identity(name)))
+    except ValueError as exc:  # the round's model was trained again, or model_check edited: its runs are stale
+        say(f"  {exc.args[0].split(';')[0]}: checking afresh")
+        journal.unlink()
+    result = check_model(name, seeds, campaign.explore.pressures, campaign.explore.temperatures, settings,
+                         reference=c.reference, journal=journal, identity=identity(name))
     result["model"] = name
     write_atomic(Path(model) / REPORT, json.dumps(result, indent=1, allow_nan=False))
     summary = lines(result)
