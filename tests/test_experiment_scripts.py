@@ -17,7 +17,8 @@ from dael.benchmark.pools import check_stored
 from dael.data.dataset import Dataset, structure_hash
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benches" / "experiments"))
-import curves_by_system  # noqa: E402  (benches/experiments is no package)
+import check_table  # noqa: E402  (benches/experiments is no package)
+import curves_by_system  # noqa: E402
 import pool_subset  # noqa: E402
 import robustness_table  # noqa: E402
 import set_composition  # noqa: E402
@@ -202,6 +203,32 @@ def test_robustness_table_pools_the_draws_runs_per_condition(tmp_path):
     row = robustness_table.table(runs).splitlines()[-1]
     assert row.startswith("| random-anchored | 100 | 3/4 | 1 | 2/2 | 1/2 |")  # beta-tin, then diamond
     assert "close contact 2, energy drop 1" in row and "median 0.40 (0.20, 0.40, 0.60)" in row
+
+
+def test_check_table_pools_the_md_and_lists_each_models_physics(tmp_path):
+    """Two `dael check` results of one model (md, physics: EMT on fcc Cu) and a second draw whose phase was lost
+    (edited, as a model that relaxed it into another space group): the MD runs pooled, one physics row a draw."""
+    from ase.calculators.emt import EMT
+
+    from dael.check import CheckSettings, check_model
+
+    cu = {"fcc": bulk("Cu", "fcc", a=3.6, cubic=True)}
+    md = check_model(EMT(), cu, [0.0], [600.0], CheckSettings(checks=["md"], md_ps=0.02, seeds=1, atoms=4))
+    physics = check_model(EMT(), cu, [0.0], [600.0], CheckSettings(checks=["phases", "eos", "phonons"],
+                                                                   phonon_atoms=4))
+    (tmp_path / "mixed-N400-d0-md.json").write_text(json.dumps(md))
+    (tmp_path / "mixed-N400-d0-physics.json").write_text(json.dumps(physics))
+    physics["phases"]["phases"][0] |= {"kept": False, "relaxed": "P6/mmm (191)"}
+    (tmp_path / "mixed-N400-d1-physics.json").write_text(json.dumps(physics))
+    checks = check_table.results(sorted(tmp_path.glob("*.json")))
+    assert set(checks) == {("mixed", 400, 0), ("mixed", 400, 1)} and "md" in checks[("mixed", 400, 0)]
+    rows = check_table.physics(checks).splitlines()[2:]
+    assert rows[0].startswith("| mixed | 400 | 0 | 1/1 | – | smooth, one minimum | ")
+    assert rows[1].startswith("| mixed | 400 | 1 | 0/1 | fcc 0 → P6/mmm (191) | ")
+    lowest = min(e["lowest_cm1"] for e in physics["phonons"]["phases"])
+    assert rows[0].endswith(f"| {lowest:.1f} |")
+    with pytest.raises(SystemExit, match="not named"):
+        check_table.results([tmp_path / "x.json"])
 
 
 BENCHES = Path(__file__).parents[1] / "benches"
