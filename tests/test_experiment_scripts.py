@@ -17,7 +17,8 @@ from dael.benchmark.pools import check_stored
 from dael.data.dataset import Dataset, structure_hash
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benches" / "experiments"))
-import check_table  # noqa: E402  (benches/experiments is no package)
+import beta_tin_pbe  # noqa: E402  (benches/experiments is no package)
+import check_table  # noqa: E402
 import curves_by_system  # noqa: E402
 import pool_subset  # noqa: E402
 import robustness_table  # noqa: E402
@@ -229,6 +230,26 @@ def test_check_table_pools_the_md_and_lists_each_models_physics(tmp_path):
     assert rows[0].endswith(f"| {lowest:.1f} |")
     with pytest.raises(SystemExit, match="not named"):
         check_table.results([tmp_path / "x.json"])
+
+
+def test_beta_tin_strained_is_imma_and_its_primitive_cell_keeps_it_and_the_table_reads_rows():
+    """β-tin Si (a = 4.686, c = 2.585 Å, 4 atoms): a ±1 % a/b strain lowers I4_1/amd to Imma, which its
+    primitive cell (2 atoms) keeps; the table gives each start's enthalpy above the seed group's."""
+    from ase.spacegroup import crystal
+
+    from dael.check.physics import space_group
+
+    tin = crystal("Si", [(0, 0, 0)], spacegroup=141, cellpar=[4.686, 4.686, 2.585, 90, 90, 90])  # 4a, 4 atoms
+    assert space_group(tin, 0.01) == "I4_1/amd (141)"
+    strained = beta_tin_pbe.strained(tin, 0.01, 0.1)
+    assert space_group(strained, 1e-3) == "Imma (74)" and len(strained) == 4
+    assert len(beta_tin_pbe.primitive(strained, 1e-4)) == 2
+    assert space_group(beta_tin_pbe.primitive(tin, 0.1), 1e-3) == "I4_1/amd (141)"
+    assert beta_tin_pbe.split({"abc": [4.64, 4.73, 2.58]}) == pytest.approx(0.09)
+    row = {"space_group": "I4_1/amd (141)", "abc": [4.7, 4.7, 2.6], "pressure_GPa": 15.0}
+    rows = [{**row, "by": "gpaw", "from": "I4_1/amd (141)", "enthalpy_eV_atom": -3.742},
+            {**row, "by": "gpaw", "from": "P6/mmm (191)", "space_group": "P6/mmm (191)", "enthalpy_eV_atom": -3.758}]
+    assert beta_tin_pbe.enthalpy_table(rows).splitlines()[-1] == "| gpaw | 15 | P6/mmm (191) (0.000), -16.0 |"
 
 
 BENCHES = Path(__file__).parents[1] / "benches"
