@@ -177,8 +177,8 @@ def md_robustness(model: str | Calculator, seeds: dict[str, Atoms], pressures: l
     jobs, runs = [], list(done.values())
     for n, (pressure, temperature) in enumerate(conditions(pressures, temperatures, s.beyond)):
         for phase, seed in seeds.items():
-            todo = [s.seed + 1000 * n + k for k in range(s.seeds)
-                    if key(phase, pressure, temperature, s.seed + 1000 * n + k) not in done]
+            todo = [k for k in range(s.seed + 1000 * n, s.seed + 1000 * n + s.seeds)
+                    if key(phase, pressure, temperature, k) not in done]
             if not todo:
                 continue
             try:

@@ -90,16 +90,18 @@ def check(
             reference = None
         if reference is not None:
             check_calculator(reference)
-        out = out if out is not None else None if folder is None else folder / REPORT
+        if out is None and folder is not None:
+            out = folder / REPORT
         journal = None if out is None or "md" not in settings.checks else journal_of(out)
+        model_id = identity(name)
         if journal is not None:  # a journal of another model or other settings is refused before any check runs
-            read_journal(journal, journal_header(settings, identity(name)))
+            read_journal(journal, journal_header(settings, model_id))
     except (ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from exc
     say = errors.print if json_ else console.print
     result = check_model(name if workers > 1 else calc, phases, config.explore.pressures,
                          config.explore.temperatures, settings, reference=reference, params=params, say=say,
-                         journal=journal, identity=identity(name))
+                         journal=journal, identity=model_id)
     result["model"] = name
     if out is not None:
         write_atomic(out, json.dumps(result, indent=1, allow_nan=False))
