@@ -250,6 +250,10 @@ def test_beta_tin_strained_is_imma_and_its_primitive_cell_keeps_it_and_the_table
     rows = [{**row, "by": "gpaw", "from": "I4_1/amd (141)", "enthalpy_eV_atom": -3.742},
             {**row, "by": "gpaw", "from": "P6/mmm (191)", "space_group": "P6/mmm (191)", "enthalpy_eV_atom": -3.758}]
     assert beta_tin_pbe.enthalpy_table(rows).splitlines()[-1] == "| gpaw | 15 | P6/mmm (191) (0.000), -16.0 |"
+    strained_first = [{**rows[0], "from": "I4_1/amd (141) strained ±0.01", "enthalpy_eV_atom": -3.7425}, *rows]
+    table = beta_tin_pbe.enthalpy_table(strained_first).splitlines()  # files read strained-rows first
+    assert table[0].count("from ") == 2
+    assert table[-1] == "| gpaw | 15 | I4_1/amd (141) (0.000), -0.5 | P6/mmm (191) (0.000), -16.0 |"
 
 
 BENCHES = Path(__file__).parents[1] / "benches"

@@ -36,23 +36,27 @@ from dael.calculators.registry import make_calculator
 from dael.campaign.folder import load_or_preset
 from dael.check.physics import perturbed, space_group
 from dael.check.settings import CheckSettings
+from dael.cli.check import model_name
 from dael.cli.label import key_values
 from dael.explore.md import enthalpy, relax
 
 
-def primitive(atoms: Atoms, symprec: float) -> Atoms:
-    """The idealised primitive cell spglib finds at tolerance `symprec` Å."""
+def standard(atoms: Atoms, symprec: float, to_primitive: bool = False) -> Atoms:
+    """The idealised conventional (or primitive) standard cell spglib finds at tolerance `symprec` Å."""
     cell, positions, numbers = spglib.standardize_cell(
-        (atoms.cell.array, atoms.get_scaled_positions(wrap=True), atoms.numbers), to_primitive=True,
+        (atoms.cell.array, atoms.get_scaled_positions(wrap=True), atoms.numbers), to_primitive=to_primitive,
         symprec=symprec)
     return Atoms(numbers=numbers, cell=cell, scaled_positions=positions, pbc=True)
 
 
+def primitive(atoms: Atoms, symprec: float) -> Atoms:
+    """The idealised primitive cell spglib finds at tolerance `symprec` Å."""
+    return standard(atoms, symprec, to_primitive=True)
+
+
 def conventional_abc(atoms: Atoms, symprec: float) -> list[float]:
     """a, b, c (Å) of the conventional standard cell spglib finds."""
-    cell, _, _ = spglib.standardize_cell(
-        (atoms.cell.array, atoms.get_scaled_positions(wrap=True), atoms.numbers), symprec=symprec)
-    return [round(float(x), 4) for x in np.linalg.norm(cell, axis=1)]
+    return [round(float(x), 4) for x in standard(atoms, symprec).cell.lengths()]
 
 
 def describe(atoms: Atoms, pressure: float, s: CheckSettings) -> dict:
@@ -83,7 +87,9 @@ def enthalpy_table(rows: list[dict]) -> str:
         if "from" in row:
             by.setdefault((row["by"], row["pressure_GPa"]), {})[row["from"]] = row
     starts = list(dict.fromkeys(g for v in by.values() for g in v))
-    own = starts[0]
+    # the seed's own group: the one a strained start is named after, else the first found (the rows of one run)
+    own = next((g.split(" strained ")[0] for g in starts if " strained " in g), starts[0])
+    starts = [own, *(g for g in starts if g != own)]
     lines = ["| calculator | GPa | " + " | ".join(f"from {g}: ends in (\\|a − b\\|, Å), ΔH (meV/atom)"
                                                  for g in starts[1:]) + " |",
              "|---|---:|" + "---|" * (len(starts) - 1)]
@@ -121,20 +127,24 @@ def main() -> None:
     config, seeds = load_or_preset(args.campaign)
     s = CheckSettings()
     grid = [float(p) for p in config.explore.pressures]
+    models = {model: make_calculator(model_name(model)[0]) for model in args.models}
     found: dict[tuple[float, str], tuple[Atoms, float]] = {}  # a start and the tolerance that idealises it
     for pressure in args.pressures:
         n = list(product(seeds, grid)).index((args.phase, pressure))  # the check's random stream for this start
         start = perturbed(seeds[args.phase], s.rattle, s.strain, np.random.default_rng([s.seed, n]))
-        for model in args.models:
-            atoms = relax(start, make_calculator(model_name(model)), pressure, fmax=s.relax_fmax, steps=s.relax_steps)
+        for model, calc in models.items():
+            atoms = relax(start, calc, pressure, fmax=s.relax_fmax, steps=s.relax_steps)
             row = {"by": label(model), "pressure_GPa": pressure, **describe(atoms, pressure, s)}
             print(json.dumps(row), flush=True)
             found.setdefault((pressure, row["space_group"]), (atoms, s.symprec))
         if args.strain:
             own = space_group(seeds[args.phase], s.symprec)
-            mine = next(a for (p, g), (a, _) in found.items() if p == pressure and g == own)
+            mine = next((a for (p, g), (a, _) in found.items() if p == pressure and g == own), None)
+            if mine is None:
+                raise SystemExit(f"--strain: no model of {', '.join(args.models)} keeps {own} at {pressure:g} GPa "
+                                 "under the check's relaxation; give one that does (its β-tin is the strained start)")
             found[(pressure, f"{own} strained ±{args.strain:g}")] = (strained(mine, args.strain, s.symprec), 1e-4)
-    calcs = {} if args.only == "oracle" else {model: make_calculator(model_name(model)) for model in args.models}
+    calcs = {} if args.only == "oracle" else dict(models)
     if args.oracle is not None and args.only != "models":
         calcs[args.oracle] = make_calculator(args.oracle, **key_values(args.param, example="--param ecut=300"))
     for by, calc in calcs.items():
@@ -148,15 +158,9 @@ def main() -> None:
 def strained(atoms: Atoms, strain: float, symprec: float) -> Atoms:
     """The conventional standard cell of `atoms` with a multiplied by 1 - strain and b by 1 + strain (atoms at
     their fractional positions)."""
-    cell, positions, numbers = spglib.standardize_cell(
-        (atoms.cell.array, atoms.get_scaled_positions(wrap=True), atoms.numbers), symprec=symprec)
-    return Atoms(numbers=numbers, cell=np.diag([1 - strain, 1 + strain, 1.0]) @ cell, scaled_positions=positions,
-                 pbc=True)
-
-
-def model_name(model: str) -> str:
-    """A model file's registry name (allegro:PATH); a calculator name as it is."""
-    return f"allegro:{model}" if model.endswith((".zip", ".ckpt")) else model
+    cell = standard(atoms, symprec)
+    cell.set_cell(np.diag([1 - strain, 1 + strain, 1.0]) @ cell.cell.array, scale_atoms=True)
+    return cell
 
 
 def symmetric(atoms: Atoms, tolerance: float, calc, pressure: float, s: CheckSettings, fmax: float,
@@ -172,6 +176,7 @@ def symmetric(atoms: Atoms, tolerance: float, calc, pressure: float, s: CheckSet
             "max_force_eV_A": round(float(np.abs(relaxed.get_forces()).max()), 4),
             "pressure_diag_GPa": np.round(-relaxed.get_stress(voigt=True)[:3] / GPa, 3).tolist(),
             "seconds": round(time.perf_counter() - began, 1)}
+
 
 if __name__ == "__main__":
     main()
