@@ -20,6 +20,8 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "benches" / "experiments"))
 import beta_tin_pbe  # noqa: E402  (benches/experiments is no package)
 import check_table  # noqa: E402
 import curves_by_system  # noqa: E402
+import decision  # noqa: E402
+import local_term  # noqa: E402
 import pool_subset  # noqa: E402
 import robustness_table  # noqa: E402
 import set_composition  # noqa: E402
@@ -176,6 +178,32 @@ def test_strategy_bars_average_the_draws_of_one_size():
     assert list(values) == [("test", "mixed")]
     mean, se, n = values[("test", "mixed")]
     assert (mean, n) == (2.0, 3) and se == pytest.approx(1.0 / np.sqrt(3))
+
+
+def test_the_local_term_is_adopted_only_if_mixed_keeps_the_test_and_gains_on_the_holdout_or_its_own_md():
+    def folder(test, held_mixed, held_random, md):
+        values = {("test", "mixed"): test, ("holdout-entropy-accepted", "mixed"): held_mixed,
+                  ("holdout-entropy-accepted", "random"): held_random, ("md", "mixed"): md}
+        return decision.table([{"set": s, "pool": p, "size": 400, "draw": d, "energy_mae": v[d]}
+                               for (s, p), v in values.items() for d in range(2)])
+
+    without = folder([5.0, 5.2], [4.0, 4.2], [8.0, 8.4], [10.0, 10.4])   # held ratio 2.0
+    gains = folder([5.2, 5.4], [2.0, 2.2], [8.0, 8.4], [10.0, 10.4])     # test 0.96x, held ratio 3.9
+    assert local_term.verdict(without, gains, 400).endswith("k_l > 0 for this system")
+    costs = folder([7.0, 7.2], [2.0, 2.2], [8.0, 8.4], [4.0, 4.2])       # test 0.72x, outside the errors
+    assert "-> worse" in local_term.verdict(without, costs, 400)
+    assert local_term.verdict(without, costs, 400).endswith("k_l = 0 stays for this system")
+    level = folder([5.0, 5.2], [4.0, 4.4], [8.0, 8.4], [9.8, 10.6])      # gains within the errors
+    assert local_term.verdict(without, level, 400).endswith("k_l = 0 stays for this system")
+    md_only = folder([5.0, 5.2], [4.0, 4.2], [8.0, 8.4], [6.0, 6.2])
+    assert "own MD energy of mixed 10.20 ± 0.20 without, 6.10 ± 0.10 with -> better" in local_term.verdict(
+        without, md_only, 400)
+    r, se = local_term.ratio((8.2, 0.2, 2), (4.1, 0.1, 2))
+    assert r == pytest.approx(2.0) and se == pytest.approx(2.0 * np.hypot(0.2 / 8.2, 0.1 / 4.1))
+    with pytest.raises(SystemExit, match=r"not evaluated: md of mixed \(with the local term\)"):
+        local_term.verdict(without, folder([5.0, 5.2], [4.0, 4.2], [8.0, 8.4], [float("nan")] * 2), 400)
+    table = local_term.rows(without, gains, 400, sets=("test",))
+    assert table[2] == "| test | mixed | 5.10 ± 0.10 | – | 5.30 ± 0.10 | – |"
 
 
 def test_joined_folders_are_one_curve_of_different_sizes():
