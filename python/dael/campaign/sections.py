@@ -38,7 +38,8 @@ class Explore:
     temperatures: list[float] = field(default_factory=lambda: [300.0, 1000.0])
     #: global bias strengths, in k_B·T per atom (bias_scale kT) or eV (paper); several: a grid axis; 0: plain MD
     k_global: list[float] = field(default_factory=lambda: [K_GLOBAL])
-    #: local bias strengths, eV (diversity within the configuration; 0: off)
+    #: local bias strengths, eV (diversity within the configuration; 0: off, the presets' choice, see
+    #: docs/results.md "The local term")
     k_local: list[float] = field(default_factory=lambda: [0.0])
     #: 'kT' (the same push per atom whatever the cell and dataset size) or 'paper' (E − k·log det, k in eV)
     bias_scale: str = "kT"
