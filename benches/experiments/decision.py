@@ -33,13 +33,16 @@ def table(records: list[dict]) -> dict[tuple[str, str, int], dict[str, tuple[flo
     return out
 
 
+def energy(t: dict, name: str, pool: str, n: int) -> tuple[float, float, int] | None:
+    """The energy MAE (mean, standard error, draws) of one set, strategy and size of a :func:`table`, or None."""
+    return t.get((name, pool, n), {}).get("energy_mae")
+
+
 def verdict(t: dict, n: int) -> str:
     """(a) and (b) at size n, in words."""
-    def energy(s: str, p: str) -> tuple[float, float, int] | None:
-        return t.get((s, p, n), {}).get("energy_mae")
-
-    held_r, held_m = energy("holdout-entropy-accepted", "random"), energy("holdout-entropy-accepted", "mixed")
-    test_m, test_a = energy("test", "mixed"), energy("test", "random-anchored")
+    held = "holdout-entropy-accepted"
+    held_r, held_m = energy(t, held, "random", n), energy(t, held, "mixed", n)
+    test_m, test_a = energy(t, "test", "mixed", n), energy(t, "test", "random-anchored", n)
     if None in (held_r, held_m, test_m, test_a):
         return f"N = {n}: not every set was trained"
     a = held_r[0] / held_m[0]
@@ -70,7 +73,7 @@ def main() -> None:
         print("| N | strategy | draws | E | F | S | random / strategy (E) |")
         print("|---:|---|---:|---:|---:|---:|---:|")
         for n in sizes:
-            ref = t.get((name, "random", n), {}).get("energy_mae")
+            ref = energy(t, name, "random", n)
             for p in strategies:
                 row = t.get((name, p, n))
                 if not row:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from decision import table
+from decision import energy, table
 
 from dael.benchmark.run import folder_records
 
@@ -24,10 +24,6 @@ def ratio(num: Stat, den: Stat) -> tuple[float, float]:
     """num / den and its standard error, propagated from both (first order)."""
     r = num[0] / den[0]
     return r, abs(r) * float(np.hypot(num[1] / num[0], den[1] / den[0]))
-
-
-def energy(t: dict, name: str, pool: str, n: int) -> Stat | None:
-    return t.get((name, pool, n), {}).get("energy_mae")
 
 
 def verdict(without: dict, with_: dict, n: int) -> str:
