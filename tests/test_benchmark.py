@@ -368,3 +368,55 @@ def test_a_stored_evaluation_is_redone_only_on_sets_whose_structures_changed(tmp
     # the same count, other structures: the digest tells
     run.evaluate_job(preset("Si"), evaluation([labelled(1), labelled(2), labelled(4)]), job, said.append)
     assert calls == [["test"], ["test"]]
+
+
+def test_a_model_trained_before_an_interruption_is_evaluated_not_trained_again(tmp_path, monkeypatch):
+    """Training finished, evaluation cut off (no evaluation.json): a rerun evaluates the stored model; a changed
+    training set or epoch count trains again."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from dael.benchmark import run
+
+    def labelled(k: int) -> Atoms:
+        atoms = bulk("Cu", "fcc", a=3.6 + 0.01 * k, cubic=True)
+        atoms.calc = SinglePointCalculator(atoms, energy=-1.0 * k, forces=np.zeros((4, 3)))
+        return atoms
+
+    job = ("mixed", 0, 2)
+    folder = tmp_path / "bench"
+    trained, interrupt = [], [True]
+
+    def fake_train(structures, out, **kwargs):
+        trained.append((len(structures), kwargs["settings"].epochs))
+        Path(out).mkdir(parents=True, exist_ok=True)
+
+    def fake_evaluate(calc, sets):
+        if interrupt[0]:
+            raise KeyboardInterrupt
+        return {name: {"structures": len(s), "energy_mae": 1.0, "force_mae": 0.0} for name, s in sets.items()}
+
+    monkeypatch.setattr(run, "train", fake_train)
+    monkeypatch.setattr(run, "load_calculator", lambda path, device="cpu": EMT())
+    monkeypatch.setattr(run, "evaluate_sets", fake_evaluate)
+    data = {"random": [labelled(1), labelled(2), labelled(3)]}
+    campaign = preset("Si")
+
+    def evaluation(keys: list[str]) -> run.Evaluation:
+        return run.Evaluation(folder, data, {job: keys}, {"test": [labelled(5)]}, {}, None, [], None, md=False)
+
+    with pytest.raises(KeyboardInterrupt):
+        run.evaluate_job(campaign, evaluation(["r0", "r1"]), job, print)
+    assert len(trained) == 1 and not (run.model_dir(folder, job) / "evaluation.json").exists()
+    interrupt[0] = False
+    run.evaluate_job(campaign, evaluation(["r0", "r1"]), job, print)
+    assert len(trained) == 1  # resumed at the evaluation
+    assert (run.model_dir(folder, job) / "evaluation.json").exists()
+    (run.model_dir(folder, job) / "evaluation.json").unlink()
+    run.evaluate_job(campaign, evaluation(["r0", "r2"]), job, print)  # another training set
+    assert len(trained) == 2
+    campaign.benchmark.min_steps += 500  # sets the epochs of so small a set
+    (run.model_dir(folder, job) / "evaluation.json").unlink()
+    run.evaluate_job(campaign, evaluation(["r0", "r2"]), job, print)  # other epochs
+    assert len(trained) == 3 and trained[-1][1] > trained[-2][1]

@@ -160,7 +160,8 @@ def set_digest(structures: list[Atoms]) -> str:
 def evaluate_job(campaign: Campaign, ev: Evaluation, job: tuple[str, int, int], say: Say) -> list[dict]:
     """Train the model of one (strategy, draw, N) job unless it exists, evaluate it on every set it has no result
     for yet (a rerun adds new sets, e.g. the model's own MD after a run without the oracle) or whose structures
-    changed since (Evaluation.stale); its records."""
+    changed since (Evaluation.stale); its records. A model whose training finished (trained.json: its training
+    set's digest, epochs and parent) but whose evaluation was cut off is evaluated, not trained again."""
     strategy, d, n = job
     bench = campaign.benchmark
     out = model_dir(ev.folder, job)
@@ -168,8 +169,12 @@ def evaluate_job(campaign: Campaign, ev: Evaluation, job: tuple[str, int, int], 
     if not done.exists():
         settings = TrainSettings(**ev.train_settings)
         settings.epochs = epochs_for(n, settings, bench.epochs, bench.min_steps)
-        train(members(ev.sets[job], ev.data), out, parent=ev.parent, settings=settings, progress=None,
-              overwrite=True)
+        structures = members(ev.sets[job], ev.data)
+        trained = {"set": set_digest(structures), "epochs": settings.epochs, "parent": str(ev.parent)}
+        if marked(out / "trained.json") != trained:
+            (out / "trained.json").unlink(missing_ok=True)
+            train(structures, out, parent=ev.parent, settings=settings, progress=None, overwrite=True)
+            mark(out / "trained.json", trained)
     result = marked(done) or {}
     if stale := ev.stale(result):
         say(f"benchmark: {strategy} N={n} draw {d}: evaluated again on {', '.join(stale)} (their structures changed)")
