@@ -17,6 +17,16 @@ from dael.train.training import still_improving
 from pool_helpers import labelled_copies, synthetic_pools
 
 
+def labelled(k: int) -> Atoms:
+    """A 4-atom Cu cell (a = 3.6 + 0.01 k Å) labelled with energy -k eV and zero forces."""
+    from ase.build import bulk
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    atoms = bulk("Cu", "fcc", a=3.6 + 0.01 * k, cubic=True)
+    atoms.calc = SinglePointCalculator(atoms, energy=-1.0 * k, forces=np.zeros((4, 3)))
+    return atoms
+
+
 def test_the_filter_accepts_in_pool_order_inside_the_window(rng):
     """The paper's holdout subset: what a campaign's filter accepts in exploration (pool) order — never a
     snapshot outside the window, the first one always, the rejected ones never changing what follows (the
@@ -328,17 +338,10 @@ def test_md_stability_without_the_oracle_reports_survival_only():
 def test_a_stored_evaluation_is_redone_only_on_sets_whose_structures_changed(tmp_path, monkeypatch):
     """A test set labelled further after the models were trained: a rerun evaluates each model again on that set
     (not on the others, and without retraining); a second rerun evaluates nothing."""
-    from ase.build import bulk
     from ase.calculators.emt import EMT
-    from ase.calculators.singlepoint import SinglePointCalculator
 
     from dael.benchmark import run
     from dael.util.files import mark, marked
-
-    def labelled(k: int) -> Atoms:
-        atoms = bulk("Cu", "fcc", a=3.6 + 0.01 * k, cubic=True)
-        atoms.calc = SinglePointCalculator(atoms, energy=-1.0 * k, forces=np.zeros((4, 3)))
-        return atoms
 
     job = ("mixed", 0, 16)
     folder = tmp_path / "bench"
@@ -373,16 +376,9 @@ def test_a_stored_evaluation_is_redone_only_on_sets_whose_structures_changed(tmp
 def test_a_model_trained_before_an_interruption_is_evaluated_not_trained_again(tmp_path, monkeypatch):
     """Training finished, evaluation cut off (no evaluation.json): a rerun evaluates the stored model; a changed
     training set or epoch count trains again."""
-    from ase.build import bulk
     from ase.calculators.emt import EMT
-    from ase.calculators.singlepoint import SinglePointCalculator
 
     from dael.benchmark import run
-
-    def labelled(k: int) -> Atoms:
-        atoms = bulk("Cu", "fcc", a=3.6 + 0.01 * k, cubic=True)
-        atoms.calc = SinglePointCalculator(atoms, energy=-1.0 * k, forces=np.zeros((4, 3)))
-        return atoms
 
     job = ("mixed", 0, 2)
     folder = tmp_path / "bench"
