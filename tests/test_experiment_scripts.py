@@ -204,6 +204,9 @@ def test_the_local_term_is_adopted_only_if_mixed_keeps_the_test_and_gains_on_the
         local_term.verdict(without, folder([5.0, 5.2], [4.0, 4.2], [8.0, 8.4], [float("nan")] * 2), 400)
     table = local_term.rows(without, gains, 400, sets=("test",))
     assert table[2] == "| test | mixed | 5.10 ± 0.10 | – | 5.30 ± 0.10 | – |"
+    hot = {("test-3000K", "mixed", 400): {}, ("test-300K", "mixed", 400): {}}
+    assert local_term.by_temperature(hot, {("test-1500K", "random", 400): {}, ("test", "mixed", 400): {}}) == [
+        "test-300K", "test-1500K", "test-3000K"]  # C's grid: by temperature, not by name
 
 
 def test_joined_folders_are_one_curve_of_different_sizes():

@@ -9,6 +9,7 @@ the accepted own holdout's ratio to random MD, or the model's own MD energy erro
 from __future__ import annotations
 
 import argparse
+import re
 
 import numpy as np
 from decision import energy, table
@@ -16,8 +17,8 @@ from decision import energy, table
 from dael.benchmark.run import folder_records
 
 Stat = tuple[float, float, int]
-SETS = ("test", "test-strain", "test-300K", "test-1000K", "test-2000K", "holdout-entropy-accepted", "holdout-random",
-        "md", "transfer")
+SETS = ("test", "test-strain", "holdout-entropy-accepted", "holdout-random", "md", "transfer")
+"""The table's sets; each test temperature's set (test-300K, ...) follows test-strain."""
 
 
 def ratio(num: Stat, den: Stat) -> tuple[float, float]:
@@ -54,9 +55,18 @@ def verdict(without: dict, with_: dict, n: int) -> str:
             f": {'k_l > 0 for this system' if adopt else 'k_l = 0 stays for this system'}")
 
 
-def rows(without: dict, with_: dict, n: int, sets: tuple[str, ...] = SETS) -> list[str]:
-    """A markdown table: energy MAE (mean ± standard error over draws) per set, strategy and k_l, and random MD's
-    error over it (> 1: better than random MD in the same folder)."""
+def by_temperature(*tables: dict) -> list[str]:
+    """The per-temperature test sets ('test-300K', ...) of the tables, coldest first."""
+    names = {name for t in tables for name, _, _ in t if re.fullmatch(r"test-\d+K", name)}
+    return sorted(names, key=lambda name: int(name[5:-1]))
+
+
+def rows(without: dict, with_: dict, n: int, sets: tuple[str, ...] | None = None) -> list[str]:
+    """A markdown table: energy MAE (mean ± standard error over draws) per set (default: SETS with the test
+    temperatures the tables hold), strategy and k_l, and random MD's error over it (> 1: better than random MD in
+    the same folder)."""
+    if sets is None:
+        sets = (*SETS[:2], *by_temperature(without, with_), *SETS[2:])
     out = ["| set | strategy | k_l = 0 | random / it | k_l > 0 | random / it |", "|---|---|---:|---:|---:|---:|"]
     pools = sorted({p for t in (without, with_) for _, p, m in t if m == n and p != "random"}) + ["random"]
     for name in sets:
