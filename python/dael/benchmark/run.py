@@ -23,13 +23,14 @@ Protocol (`run_benchmark`), all in one folder, every stage resumable:
    windowed strategy or a campaign could label) and on the snapshots of it that the streaming filter accepts
    in exploration order ('holdout-entropy-accepted': the paper's holdout, 10 % of its accepted dataset).
 4. Training sets per strategy and draw (`dael.benchmark.strategies`; the default `stream` is what `dael run` labels).
-5. One model per (strategy, N, draw), trained identically (dael.train.training, from scratch, at least `epochs` and
-   at least `min_steps` optimizer steps), run in parallel single-thread processes. Each is evaluated on the
-   entropy pool's holdout (whole and within the window), the random pool's holdout, their union, the test
-   set and each kind of test structure (thermal MD per temperature, strain probes), the transfer set, and by
-   MD stability (`dael.explore.stability`: 64-atom cells at the hottest temperature and highest pressure) and,
-   for the sizes in benchmark.robustness_sizes, by the MD-robustness check of `dael check`
-   (`dael.benchmark.robustness`: failure fraction and time to failure); records.csv, then the report.
+5. One model per (strategy, N, draw), trained identically (dael.train.training, from scratch or fine-tuned from the
+   `base`, at least `epochs` and at least `min_steps` optimizer steps), run in parallel single-thread
+   processes. Each is evaluated on the entropy pool's holdout (whole and within the window), the random
+   pool's holdout, their union, the test set and each kind of test structure (thermal MD per temperature,
+   strain probes), the transfer set, and by MD stability (`dael.explore.stability`: 64-atom cells at the
+   hottest temperature and highest pressure) and, for the sizes in benchmark.robustness_sizes, by the
+   MD-robustness check of `dael check` (`dael.benchmark.robustness`: failure fraction and time to failure);
+   records.csv, then the report.
 """
 
 from __future__ import annotations
