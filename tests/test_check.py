@@ -228,6 +228,8 @@ def test_dael_check_exit_codes(tmp_path):
     for args, message in ((["check", "ase:ase.calculators.emt:EMT", *quick, "--checks", "md,dft"], "checks must be"),
                           (["check", "ase:ase.calculators.emt:EMT"], "--campaign is needed"),
                           (["check", "nosuchmodel", *quick], "unknown calculator"),
+                          (["check", "ase:ase.calculators.emt:EMT", *quick, "--compile"],
+                           "--compile needs a trained model"),
                           (["check", str(tmp_path), *quick], "not a trained model directory")):
         bad = runner.invoke(app, args)
         assert bad.exit_code == 2 and message in bad.output, bad.output

@@ -67,6 +67,28 @@ def test_deploy_for_ase_builds_what_the_compiled_calculator_loads(model):
     assert model_versions(model.model_dir).startswith("dael ")  # and the model records what made it
 
 
+def test_dael_check_compile_checks_the_compiled_model_that_agrees_with_the_eager_one(model, tmp_path):
+    """`dael check MODEL --compile`: the compiled build (reused from `dael deploy` when there) is measured against
+    the eager model and then checked; its file is the model the MD journal names. The compiled file itself is a
+    model `allegro:PATH` loads, and one that `dael deploy` refuses to compile again."""
+    import json
+
+    out = tmp_path / "check.json"
+    res = runner.invoke(app, ["check", str(model.model_dir), "--compile", "--campaign", "Si", "--checks", "md",
+                              "--ps", "0.005", "--seeds", "1", "--atoms", "8", "--out", str(out), "--json"])
+    assert res.exit_code in (0, 1), res.output  # a 2-epoch model may fail its MD; the check ran either way
+    result = json.loads(res.stdout)
+    build = result["compiled"]
+    assert build["model"] == f"allegro:{model.model_dir / 'model.nequip.pt2'}" and build["atoms"] == 8
+    assert build["energy_meV_per_atom"] < 0.01 and build["force_meV_per_A"] < 0.1 and build["stress_GPa"] < 1e-3
+    assert build["ms_compiled"] > 0 and result["model"] == f"allegro:{model.model_dir}"
+    assert result["md"]["trajectories"] == 2 * len(result["grid"]["phases"])  # 2 conditions, 1 seed
+    header = json.loads((tmp_path / "check.runs.jsonl").read_text().splitlines()[0])
+    assert header["model"]["name"] == build["model"]
+    again = runner.invoke(app, ["deploy", str(model.model_dir / "model.nequip.pt2")])
+    assert again.exit_code == 2 and "is compiled already" in again.output, again.output
+
+
 @pytest.mark.parametrize("args, message", [(["nothing"], "nothing: no such model"),
                                            (["MODEL", "--target", "gromacs"], "--target must be one of ase, lammps"),
                                            (["MODEL", "--out", "x.pt"], "must end in .nequip.pt2")])

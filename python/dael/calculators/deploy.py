@@ -1,9 +1,10 @@
 """Trained models on disk and as ASE calculators (nequip 0.19; `pip install "dael[train]"`).
 
-A model is a dael model directory (its `model.nequip.zip`, else `run/best.ckpt`), a `.nequip.zip` package or a
-`.ckpt` checkpoint. `resolve_parent` finds a warm-start model, `package` packages a checkpoint (`nequip-package`),
-`load_calculator` loads a model as an ASE calculator (eagerly, or AOTInductor-compiled), `time_calls` measures it,
-`compile_model` builds it for ASE or for LAMMPS' `pair_style allegro` (`dael deploy`).
+A model is a dael model directory (its `model.nequip.zip`, else `run/best.ckpt`), a `.nequip.zip` package, a
+`.ckpt` checkpoint or a compiled `.nequip.pt2` (ASE target). `resolve_parent` finds a warm-start model, `package`
+packages a checkpoint (`nequip-package`), `load_calculator` loads a model as an ASE calculator (eagerly, or
+AOTInductor-compiled), `time_calls` measures it, `compile_model` builds it for ASE or for LAMMPS' `pair_style
+allegro` (`dael deploy`), `compiled_agreement` measures a compiled model against its eager self.
 nequip's console scripts run through `run_logged`, with their output in a log file.
 
 Foundation models come only from nequip.net, which dael never contacts: download the `.nequip.zip` where there
@@ -30,10 +31,13 @@ from ase.calculators.calculator import Calculator
 
 from dael.util.threads import thread_env
 
-__all__ = ["NO_HUB", "PACKAGE", "TARGETS", "compile_model", "compiled_metadata", "lammps_lines", "load_calculator",
+__all__ = ["COMPILED", "NO_HUB", "PACKAGE", "TARGETS", "compile_model", "compiled_agreement", "compiled_metadata",
+           "lammps_lines", "load_calculator",
            "nequip_script", "package", "resolve_parent", "run_logged", "time_calls", "with_calculator"]
 
 PACKAGE = "model.nequip.zip"
+COMPILED = ".nequip.pt2"
+"""The suffix of an AOTInductor-compiled model (nequip-compile)."""
 NO_HUB = ("foundation models (e.g. Allegro-OAM-L) are published on nequip.net, which dael never contacts: "
           "download the .nequip.zip on a machine with internet access and pass its local path")
 
@@ -119,6 +123,9 @@ def compile_model(model: str | Path, target: str = "ase", out: str | Path | None
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}; got {target!r}")
     source = _model_file(model)
+    if source.name.endswith(COMPILED):
+        raise ValueError(f"{source} is compiled already: compile the model it was built from (a model folder, "
+                         ".nequip.zip or .ckpt)")
     stem = source.name.removesuffix(".nequip.zip").removesuffix(".ckpt")
     out = Path(out) if out is not None else source.with_name(f"{stem}{'-lammps' * (target == 'lammps')}.nequip.pt2")
     if not out.name.endswith(".nequip.pt2"):
@@ -154,22 +161,36 @@ def lammps_lines(path: str | Path) -> str:
 def load_calculator(model: str | Path, device: str = "cpu", threads: int | None = 1,
                     compile: bool = False) -> Calculator:
     """An ASE calculator (energy eV, forces eV/Å, stress eV/Å³) of a dael model directory, a `.nequip.zip`
-    package or a `.ckpt` checkpoint, loaded eagerly. `threads`: torch intra-op threads of this process (None
-    leaves them as they are). `compile=True` builds and loads an AOTInductor model instead (needs g++; takes
-    minutes; TorchScript is refused by torch >= 2.10)."""
+    package or a `.ckpt` checkpoint, loaded eagerly, or of a compiled `.nequip.pt2` (ASE target). `threads`: torch
+    intra-op threads of this process (None leaves them as they are). `compile=True` builds and loads an
+    AOTInductor model instead (needs g++; takes minutes; TorchScript is refused by torch >= 2.10)."""
     path = _model_file(model)
     import torch
     from nequip.integrations.ase import NequIPCalculator
 
     if threads is not None:
         torch.set_num_threads(threads)
-    if compile:
-        compiled = compile_model(path, "ase", threads=threads or 1)
+    if compile or path.name.endswith(COMPILED):
+        compiled = path if path.name.endswith(COMPILED) else compile_model(path, "ase", threads=threads or 1)
         return NequIPCalculator.from_compiled_model(str(compiled), device=device,
                                                     chemical_species_to_atom_type_map=True)
     # set_global_state() is called inside: nequip's float64 defaults and TF32 off
     return NequIPCalculator._from_saved_model(str(path), device=device,
                                               chemical_species_to_atom_type_map=True)
+
+
+def compiled_agreement(eager: Calculator, compiled: Calculator, atoms: Atoms, calls: int = 5) -> dict[str, float]:
+    """How closely a compiled model reproduces its eager self on `atoms`, and how much faster it is: the largest
+    differences in energy (meV/atom), force components (meV/Å) and stress components (GPa), and the median
+    milliseconds per energy + forces + stress call of each (`time_calls`)."""
+    from ase.units import GPa
+
+    a, b = with_calculator(atoms, eager), with_calculator(atoms, compiled)
+    n = len(atoms)
+    return {"energy_meV_per_atom": 1e3 * abs(a.get_potential_energy() - b.get_potential_energy()) / n,
+            "force_meV_per_A": 1e3 * float(np.abs(a.get_forces() - b.get_forces()).max()),
+            "stress_GPa": float(np.abs(a.get_stress() - b.get_stress()).max() / GPa),
+            "ms_eager": time_calls(eager, atoms, calls), "ms_compiled": time_calls(compiled, atoms, calls)}
 
 
 def with_calculator(atoms: Atoms, calc: Calculator) -> Atoms:

@@ -9,8 +9,9 @@ name                       calculator
 ``gpaw``, ``vasp``, ``qe`` real DFT (:mod:`dael.calculators.dft`; parameters override the defaults there)
 ``chgnet``                 CHGNet 0.3 universal potential (weights ship with the PyPI package)
 ``sevennet``               SevenNet 7net-0 universal potential (weights ship with the PyPI package)
-``allegro:PATH``           a model trained or packaged by dael/nequip: a model folder, ``.nequip.zip`` or
-                           ``.ckpt`` (an Allegro-OAM-L package works the same way)
+``allegro:PATH``           a model trained or packaged by dael/nequip: a model folder, ``.nequip.zip``,
+                           ``.ckpt`` or compiled ``.nequip.pt2`` (``dael deploy``; an Allegro-OAM-L package
+                           works the same way)
 ``ase:module:Class``       any ASE calculator class, built as ``Class(**params)``
 =========================  ===========================================================================
 
@@ -138,7 +139,8 @@ def _check_torch(name: str, kind: str, arg: str, params: dict[str, Any]) -> None
     if kind == "allegro":
         require("train", f"calculator {name!r}")
         if not Path(arg).expanduser().exists():
-            raise ValueError(f"calculator {name!r}: {arg} does not exist (a model folder, .nequip.zip or .ckpt)")
+            raise ValueError(f"calculator {name!r}: {arg} does not exist (a model folder, .nequip.zip, .ckpt or "
+                             ".nequip.pt2)")
         return
     package = _PACKAGES[arg]
     if importlib.util.find_spec(package) is None:
