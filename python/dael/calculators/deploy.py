@@ -187,7 +187,7 @@ def compiled_agreement(eager: Calculator, compiled: Calculator, atoms: Atoms, ca
 
     a, b = with_calculator(atoms, eager), with_calculator(atoms, compiled)
     n = len(atoms)
-    return {"energy_meV_per_atom": 1e3 * abs(a.get_potential_energy() - b.get_potential_energy()) / n,
+    return {"energy_meV_per_atom": float(1e3 * abs(a.get_potential_energy() - b.get_potential_energy()) / n),
             "force_meV_per_A": 1e3 * float(np.abs(a.get_forces() - b.get_forces()).max()),
             "stress_GPa": float(np.abs(a.get_stress() - b.get_stress()).max() / GPa),
             "ms_eager": time_calls(eager, atoms, calls), "ms_compiled": time_calls(compiled, atoms, calls)}

@@ -102,7 +102,7 @@ def check(
         help="parameter of the model's calculator, key=value (value read as JSON); repeatable")] = None,
     workers: Annotated[int, typer.Option(help="MD trajectories run in parallel (processes)")] = 1,
     compile_: Annotated[bool, typer.Option(
-        "--compile", help="check the model compiled with AOTInductor (as `dael deploy`, beside the model; about 3× "
+        "--compile", help="check the model compiled with AOTInductor (as `dael deploy`, beside the model; about 1.5× "
                           "faster MD on a CPU), after checking that it gives the eager model's energies and forces")]
     = False,
     out: Annotated[Path | None, typer.Option(
