@@ -11,6 +11,7 @@ import typer
 from ase.calculators.calculator import Calculator
 from rich.table import Table
 
+from dael.calculators.deploy import compile_model, compiled_agreement
 from dael.calculators.registry import check_calculator, make_calculator
 from dael.campaign.config import CONFIG
 from dael.campaign.folder import load_or_preset
@@ -36,8 +37,6 @@ def compiled(name: str, eager: Calculator, phases: dict, atoms: int, say: Callab
     (dael.calculators.deploy.compiled_agreement) on the first seed phase, repeated to at least `atoms` atoms and
     rattled by 0.05 Å. A model that is not a trained allegro model, or a build that disagrees (AGREEMENT), is a
     ValueError."""
-    from dael.calculators.deploy import compile_model, compiled_agreement
-
     kind, _, path = name.partition(":")
     if kind != "allegro" or path.endswith(".nequip.pt2"):
         raise ValueError(f"--compile needs a trained model to compile (a model folder, .nequip.zip or .ckpt); "
