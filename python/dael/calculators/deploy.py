@@ -28,12 +28,13 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
+from ase.units import GPa
 
 from dael.util.threads import thread_env
 
 __all__ = ["COMPILED", "NO_HUB", "PACKAGE", "TARGETS", "compile_model", "compiled_agreement", "compiled_metadata",
-           "lammps_lines", "load_calculator",
-           "nequip_script", "package", "resolve_parent", "run_logged", "time_calls", "with_calculator"]
+           "lammps_lines", "load_calculator", "nequip_script", "package", "resolve_parent", "run_logged", "time_calls",
+           "with_calculator"]
 
 PACKAGE = "model.nequip.zip"
 COMPILED = ".nequip.pt2"
@@ -183,8 +184,6 @@ def compiled_agreement(eager: Calculator, compiled: Calculator, atoms: Atoms, ca
     """How closely a compiled model reproduces its eager self on `atoms`, and how much faster it is: the largest
     differences in energy (meV/atom), force components (meV/Å) and stress components (GPa), and the median
     milliseconds per energy + forces + stress call of each (`time_calls`)."""
-    from ase.units import GPa
-
     a, b = with_calculator(atoms, eager), with_calculator(atoms, compiled)
     n = len(atoms)
     return {"energy_meV_per_atom": float(1e3 * abs(a.get_potential_energy() - b.get_potential_energy()) / n),
