@@ -38,7 +38,7 @@ def compiled(name: str, eager: Calculator, phases: dict, atoms: int, say: Callab
     rattled by 0.05 Å. A model that is not a trained allegro model, or a build that disagrees (AGREEMENT), is a
     ValueError."""
     kind, _, path = name.partition(":")
-    if kind != "allegro" or path.endswith(".nequip.pt2"):
+    if kind != "allegro":  # a compiled .nequip.pt2 is refused by compile_model itself
         raise ValueError(f"--compile needs a trained model to compile (a model folder, .nequip.zip or .ckpt); "
                          f"got {name!r}")
     say(f"compiling {path} (AOTInductor, minutes)")
